@@ -1,0 +1,40 @@
+# distsys: PGXS build of the extension, the relay daemon and the test targets.
+#
+#   make            build distsys.so, distsys-relay and distsys-kafka-mock
+#   make install    install them into the PostgreSQL found by pg_config
+#   make test       every test on throwaway clusters (see tools/test.sh)
+#   make demo       a walk-through on throwaway clusters (see tools/demo.sh)
+
+EXTENSION   = distsys
+MODULE_big  = distsys
+DATA        = distsys--1.0.sql
+PGFILEDESC  = "distsys - distributed systems primitives inside PostgreSQL"
+
+EXT_SRCS    = $(sort $(wildcard extension/*.c))
+OBJS        = $(EXT_SRCS:.c=.o)
+
+PG_CONFIG  ?= pg_config
+PGXS       := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
+
+# 'make test' and 'make demo' install what is missing (PGXS included) before
+# they build, so only the build targets need PGXS at parse time.
+ifneq ($(PGXS),)
+include $(PGXS)
+
+PG_CFLAGS  += -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
+
+include relay/relay.mk
+
+all: relay
+install: install-relay
+EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log
+else ifeq ($(filter test demo,$(MAKECMDGOALS)),)
+$(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
+endif
+
+.PHONY: test demo sim
+test:
+	tools/test.sh
+
+demo:
+	tools/demo.sh

@@ -1,0 +1,135 @@
+-- distsys--1.0.sql: install script of distsys 1.0 (never edit once released;
+-- later versions add distsys--1.0--1.1.sql and so on).
+
+\echo Use "CREATE EXTENSION distsys" to load this file. \quit
+
+CREATE FUNCTION version() RETURNS text
+	AS 'MODULE_PATHNAME', 'distsys_version'
+	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION version() IS 'version of the loaded distsys library';
+
+------------------------------------------------------------------------------
+-- Distributed locks
+------------------------------------------------------------------------------
+
+-- The durable copy of application-owned grants.  Shared memory decides who
+-- holds a lock while the server runs; this table brings the grants back
+-- after a restart.  One row per holder; the unique index on the name of
+-- exclusive grants is the classic "unique-index lock table".
+CREATE TABLE dlock_leases (
+	name		text NOT NULL,
+	owner		text NOT NULL,
+	mode		text NOT NULL CHECK (mode IN ('exclusive', 'shared')),
+	token		bigint NOT NULL,
+	depth		integer NOT NULL CHECK (depth > 0),
+	granted_at	timestamptz NOT NULL,
+	expires_at	timestamptz NOT NULL,
+	PRIMARY KEY (name, owner)
+) WITH (fillfactor = 80);
+CREATE UNIQUE INDEX dlock_leases_exclusive_name ON dlock_leases (name)
+	WHERE mode = 'exclusive';
+REVOKE ALL ON dlock_leases FROM PUBLIC;
+GRANT SELECT ON dlock_leases TO PUBLIC;
+COMMENT ON TABLE dlock_leases IS 'durable application-owned lock grants (written by the dlock_* functions)';
+
+-- Members of this role may break locks they do not hold.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'distsys_lock_admin') THEN
+		CREATE ROLE distsys_lock_admin NOLOGIN;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION dlock_try(name text, ttl interval DEFAULT '30 seconds',
+						  owner text DEFAULT NULL, mode text DEFAULT 'exclusive')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'dlock_try'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_try(text, interval, text, text) IS
+	'take a lock without waiting: its fencing token, or NULL if another owner holds it';
+
+CREATE FUNCTION dlock_acquire(name text, ttl interval DEFAULT '30 seconds',
+							  timeout interval DEFAULT NULL, owner text DEFAULT NULL,
+							  mode text DEFAULT 'exclusive')
+	RETURNS bigint
+	AS 'MODULE_PATHNAME', 'dlock_acquire'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_acquire(text, interval, interval, text, text) IS
+	'take a lock, waiting in FIFO order: its fencing token, or NULL after the timeout';
+
+CREATE FUNCTION dlock_release(name text, owner text DEFAULT NULL) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'dlock_release'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_release(text, text) IS
+	'release one level of a held lock: false if the caller did not hold it';
+
+CREATE FUNCTION dlock_renew(name text, ttl interval DEFAULT '30 seconds',
+							owner text DEFAULT NULL) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'dlock_renew'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_renew(text, interval, text) IS
+	'set the lease of a held lock to end ttl from now: false if it expired or was taken over';
+
+CREATE FUNCTION dlock_check(name text, token bigint) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'dlock_check'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_check(text, bigint) IS
+	'whether token is the current, unexpired grant of the lock';
+
+CREATE FUNCTION dlock_assert(name text, token bigint) RETURNS void
+	AS 'MODULE_PATHNAME', 'dlock_assert'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_assert(text, bigint) IS
+	'raise SQLSTATE DL001 unless token is the current grant; fences the rest of the transaction';
+
+CREATE FUNCTION dlock_break(name text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'dlock_break'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION dlock_break(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dlock_break(text) TO distsys_lock_admin;
+COMMENT ON FUNCTION dlock_break(text) IS
+	'forcibly end every grant of a lock (superusers and distsys_lock_admin)';
+
+CREATE FUNCTION dlock_cleanup() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'dlock_cleanup'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dlock_cleanup() IS
+	'delete expired rows from dlock_leases: how many';
+
+CREATE FUNCTION dlock_locks(OUT name text, OUT mode text, OUT owner text, OUT pid integer,
+							OUT token bigint, OUT depth integer, OUT granted_at timestamptz,
+							OUT expires_at timestamptz, OUT waiters integer)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'dlock_locks'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE VIEW dlocks AS SELECT * FROM dlock_locks();
+COMMENT ON VIEW dlocks IS 'current unexpired lock grants of this database, one row per holder';
+
+CREATE FUNCTION dlock_waiter_list(OUT name text, OUT mode text, OUT owner text, OUT pid integer,
+								  OUT "position" integer, OUT waiting_since timestamptz)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'dlock_waiter_list'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE VIEW dlock_waiters AS SELECT * FROM dlock_waiter_list();
+COMMENT ON VIEW dlock_waiters IS 'sessions waiting in dlock_acquire, in queue order per lock';
+
+CREATE FUNCTION dlock_stats(OUT grants bigint, OUT releases bigint, OUT expiries bigint,
+							OUT waits bigint, OUT wakeups bigint, OUT timeouts bigint,
+							OUT breaks bigint)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'dlock_stats'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW dlock_stats AS
+	SELECT s.*, CASE WHEN s.waits > 0 THEN round(s.wakeups::numeric / s.waits, 3) END
+		AS wakeups_per_wait
+	FROM dlock_stats() s;
+COMMENT ON VIEW dlock_stats IS 'lock manager counters of the whole server since start or reset';
+
+CREATE FUNCTION dlock_stats_reset() RETURNS void
+	AS 'MODULE_PATHNAME', 'dlock_stats_reset'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION dlock_stats_reset() FROM PUBLIC;

@@ -1,0 +1,73 @@
+/*-------------------------------------------------------------------------
+ *
+ * distsys.c
+ *	  Entry point of distsys.so: module magic, _PG_init and version().
+ *
+ * _PG_init runs in the postmaster when distsys is in
+ * shared_preload_libraries, and in a backend when a distsys function is
+ * first called otherwise.  In the second case there is no shared memory and
+ * no background worker; functions that need them raise a clear error (see
+ * distsys_require_preload) while the rest keeps working.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "distsys.h"
+#include "dlock.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+bool		distsys_preloaded = false;
+
+/*
+ * _PG_init: define the settings; when preloaded, also claim shared memory.
+ */
+void
+_PG_init(void)
+{
+	distsys_define_gucs();
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	distsys_preloaded = true;
+	distsys_shmem_install_hooks();
+	dlock_worker_register();
+	dlock_xact_init();
+}
+
+/*
+ * distsys_require_preload: raise an error unless distsys was loaded through
+ * shared_preload_libraries.  "what" names the feature for the message.
+ */
+void
+distsys_require_preload(const char *what)
+{
+	if (distsys_preloaded)
+		return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("%s requires distsys to be loaded via shared_preload_libraries", what),
+			 errdetail("distsys keeps this state in shared memory, which is set up only when the server starts."),
+			 errhint("Add distsys to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+PG_FUNCTION_INFO_V1(distsys_version);
+
+/*
+ * distsys_version: the version of the loaded library, which may differ from
+ * the installed SQL version after an upgrade that has not been applied.
+ */
+Datum
+distsys_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(DISTSYS_VERSION));
+}

@@ -1,0 +1,21 @@
+/*-------------------------------------------------------------------------
+ *
+ * distsys.h
+ *	  Declarations shared by the subsystems of distsys.so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DISTSYS_H
+#define DISTSYS_H
+
+#define DISTSYS_VERSION "1.0.0"
+
+/* guc.c: every distsys.* setting, defined in one place */
+extern void distsys_define_gucs(void);
+
+/* shmem.c: shared memory of all subsystems, requested once at preload */
+extern void distsys_shmem_install_hooks(void);
+extern bool distsys_preloaded;
+extern void distsys_require_preload(const char *what);
+
+#endif							/* DISTSYS_H */

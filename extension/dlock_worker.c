@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * dlock_worker.c
+ *	  The expiry worker: hands an expired lock to its next waiter at expiry
+ *	  time, without anyone calling a function.
+ *
+ * Waiters never set timers for their holders' leases (that would wake every
+ * waiter at each expiry).  Instead this one worker sleeps until the earliest
+ * lease of any lock that has waiters ends, then expires those holders and
+ * grants the lock through dlock_grant_waiters, which wakes only the waiters
+ * granted.  dlock_enqueue and dlock_renew poke its latch when they change
+ * that earliest time.  It also keeps the reserve of fencing tokens filled,
+ * so grants made in commit callbacks never run out.
+ *
+ * It needs no database connection: everything it touches is in shared
+ * memory.  If it dies it is restarted after a second; meanwhile expired
+ * locks are still taken over by the next dlock_try or dlock_acquire.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+
+#include "dlock.h"
+
+PGDLLEXPORT void dlock_worker_main(Datum arg);
+
+/*
+ * dlock_worker_register: from _PG_init, when preloaded.
+ */
+void
+dlock_worker_register(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strlcpy(worker.bgw_library_name, "distsys", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "dlock_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, "distsys lock expiry worker", BGW_MAXLEN);
+	strlcpy(worker.bgw_type, "distsys lock expiry worker", BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+static void
+dlock_worker_detach(int code, Datum arg)
+{
+	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+	dlock_shared->worker_latch = NULL;
+	LWLockRelease(dlock_shared->lock);
+}
+
+/*
+ * one_pass: expire and hand on; returns how long to sleep, in ms.
+ */
+static long
+one_pass(void)
+{
+	TimestampTz now;
+	TimestampTz wake;
+
+	dlock_reserve_tokens();
+	now = GetCurrentTimestamp();
+	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+	wake = dlock_expire_waited(now);
+	LWLockRelease(dlock_shared->lock);
+	if (wake == DT_NOEND)
+		return 60 * 1000L;
+	return Max(1L, (long) ((wake - now + 999) / 1000));
+}
+
+void
+dlock_worker_main(Datum arg)
+{
+	pqsignal(SIGTERM, die);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+
+	before_shmem_exit(dlock_worker_detach, (Datum) 0);
+	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+	dlock_shared->worker_latch = MyLatch;
+	LWLockRelease(dlock_shared->lock);
+
+	for (;;)
+	{
+		long		sleep_ms;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		sleep_ms = one_pass();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}

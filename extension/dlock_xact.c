@@ -1,0 +1,188 @@
+/*-------------------------------------------------------------------------
+ *
+ * dlock_xact.c
+ *	  Commit and abort effects of application-owned lock operations.
+ *
+ * An application-owned grant is durable through its row in
+ * distsys.dlock_leases, written in the caller's transaction.  Shared memory
+ * must end up agreeing with whatever that transaction does:
+ *
+ *	- a grant or a change (reentry, renewal, a release that leaves depth > 0)
+ *	  takes effect in shared memory at once, and is undone if the
+ *	  transaction (or the savepoint it ran under) rolls back;
+ *	- a final release or a break frees the lock only when the transaction
+ *	  commits, because until then its row still exists.
+ *
+ * The list of pending operations is backend-local; the shared state it
+ * touches is changed under dlock_shared->lock like everywhere else.
+ * Session-owned locks are not transactional (like pg_advisory_lock) and
+ * never appear here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "dlock.h"
+
+typedef struct DLockPending
+{
+	DLockPendingKind kind;
+	int			level;			/* transaction nesting level */
+	DLockKey	key;
+	int64		token;
+	int32		depth;			/* previous values, for DLOCK_UNDO_CHANGE */
+	bool		releasing;
+	TimestampTz expires_at;
+} DLockPending;
+
+static DLockPending *pending = NULL;
+static int	npending = 0;
+static int	maxpending = 0;
+
+/*
+ * dlock_xact_remember: note an operation whose effect depends on how the
+ * current (sub)transaction ends.  For DLOCK_UNDO_CHANGE, holder is the state
+ * to restore.
+ */
+void
+dlock_xact_remember(DLockPendingKind kind, const DLockKey *key,
+					const DLockHolder *holder)
+{
+	DLockPending *p;
+
+	if (npending == maxpending)
+	{
+		maxpending = Max(16, maxpending * 2);
+		pending = pending
+			? repalloc(pending, maxpending * sizeof(DLockPending))
+			: MemoryContextAlloc(TopMemoryContext, maxpending * sizeof(DLockPending));
+	}
+	p = &pending[npending++];
+	p->kind = kind;
+	p->level = GetCurrentTransactionNestLevel();
+	p->key = *key;
+	p->token = holder->token;
+	p->depth = holder->depth;
+	p->releasing = holder->releasing;
+	p->expires_at = holder->expires_at;
+}
+
+/*
+ * apply_pending: carry out one operation at commit or abort.  Runs under the
+ * exclusive lock and never raises an error.
+ */
+static void
+apply_pending(DLockPending *p, bool commit, TimestampTz now)
+{
+	DLockEntry *entry = dlock_entry_lookup(&p->key, false);
+	DLockHolder *h = entry ? dlock_holder_by_token(entry, p->token) : NULL;
+
+	if (h == NULL)
+		return;					/* expired or broken meanwhile */
+	if (commit && ((p->kind == DLOCK_DEFER_RELEASE && h->releasing) ||
+				   p->kind == DLOCK_DEFER_BREAK))
+	{
+		dlock_remove_holder(h);
+		if (p->kind == DLOCK_DEFER_BREAK)
+			dlock_shared->counters.breaks++;
+		else
+			dlock_shared->counters.releases++;
+	}
+	else if (!commit && p->kind == DLOCK_UNDO_GRANT)
+		dlock_remove_holder(h);
+	else if (!commit && p->kind == DLOCK_UNDO_CHANGE)
+	{
+		h->depth = p->depth;
+		h->releasing = p->releasing;
+		h->expires_at = p->expires_at;
+		return;
+	}
+	else
+		return;
+	dlock_grant_waiters(entry, now);
+	dlock_entry_forget_if_unused(entry);
+}
+
+/*
+ * finish_pending: apply the operations at nesting level >= level, newest
+ * first on abort so that undo records restore the oldest state last.
+ */
+static void
+finish_pending(bool commit, int level)
+{
+	TimestampTz now;
+	int			keep = 0;
+
+	if (npending == 0)
+		return;
+	now = GetCurrentTimestamp();
+	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+	if (commit)
+		for (int i = 0; i < npending; i++)
+			apply_pending(&pending[i], true, now);
+	else
+		for (int i = npending - 1; i >= 0; i--)
+			if (pending[i].level >= level)
+				apply_pending(&pending[i], false, now);
+	LWLockRelease(dlock_shared->lock);
+
+	for (int i = 0; i < npending && !commit; i++)
+		if (pending[i].level < level)
+			pending[keep++] = pending[i];
+	npending = keep;
+}
+
+static void
+dlock_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			if (npending > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that took or released application-owned distributed locks"),
+						 errhint("Take and release application-owned locks outside the prepared transaction.")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			finish_pending(true, 0);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			finish_pending(false, 0);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+dlock_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		finish_pending(false, level);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		for (int i = 0; i < npending; i++)
+			if (pending[i].level >= level)
+				pending[i].level = level - 1;
+	}
+}
+
+/*
+ * dlock_xact_init: register the callbacks (once per backend, from _PG_init).
+ */
+void
+dlock_xact_init(void)
+{
+	RegisterXactCallback(dlock_xact_callback, NULL);
+	RegisterSubXactCallback(dlock_subxact_callback, NULL);
+}

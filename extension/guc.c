@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * guc.c
+ *	  Every distsys.* setting, defined in one place.
+ *
+ * Subsystems read the variables declared in guc.h; nothing else defines a
+ * setting.  The "distsys" prefix is reserved, so a misspelt distsys.*
+ * setting in postgresql.conf is reported instead of silently ignored.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "distsys.h"
+#include "guc.h"
+
+int			distsys_max_locks = 4096;
+int			distsys_max_lock_holders = 8192;
+int			distsys_lock_max_ttl_s = 7 * 24 * 3600;
+
+/*
+ * distsys_define_gucs: register the settings and reserve the prefix.
+ */
+void
+distsys_define_gucs(void)
+{
+	DefineCustomIntVariable("distsys.max_locks",
+							"Maximum number of lock names held or waited for at once.",
+							"Sizes shared memory at server start.",
+							&distsys_max_locks,
+							4096, 16, 1000000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("distsys.max_lock_holders",
+							"Maximum number of lock grants held at once, counting every shared holder.",
+							"Sizes shared memory at server start.",
+							&distsys_max_lock_holders,
+							8192, 16, 4000000,
+							PGC_POSTMASTER, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("distsys.lock_max_ttl",
+							"Longest lease a lock may be granted or renewed for.",
+							NULL,
+							&distsys_lock_max_ttl_s,
+							7 * 24 * 3600, 1, 365 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("distsys");
+}

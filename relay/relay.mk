@@ -1,0 +1,32 @@
+# relay/relay.mk: builds distsys-relay and distsys-kafka-mock.
+#
+# Included from the root Makefile.  These are ordinary client programs: they
+# link libpq and librdkafka and never include postgres.h.
+
+RELAY_CC      ?= $(CC)
+RELAY_CFLAGS  = -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 \
+				-I$(shell $(PG_CONFIG) --includedir) \
+				$(shell pkg-config --cflags rdkafka 2>/dev/null)
+RELAY_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq \
+				$(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka) -lpthread
+
+RELAY_COMMON  = relay/log.o relay/options.o
+RELAY_OBJS    = relay/main.o relay/relay.o $(RELAY_COMMON)
+MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o
+RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock
+
+relay/%.o: relay/%.c $(wildcard relay/*.h)
+	$(RELAY_CC) $(RELAY_CFLAGS) -c -o $@ $<
+
+relay/distsys-relay: $(RELAY_OBJS)
+	$(RELAY_CC) -o $@ $^ $(RELAY_LIBS)
+
+relay/distsys-kafka-mock: $(MOCK_OBJS)
+	$(RELAY_CC) -o $@ $^ $(RELAY_LIBS)
+
+.PHONY: relay install-relay
+relay: $(RELAY_BINS)
+
+install-relay: $(RELAY_BINS)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(RELAY_BINS) '$(DESTDIR)$(bindir)/'

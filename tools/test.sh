@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# tools/test.sh: 'make test' - every test of distsys on throwaway clusters.
+#
+# pg_regress (sql/, expected/), pg_isolation_regress (specs/), the TAP tests
+# (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
+# and the Raft simulator when it exists.  Ends with one line
+# "N passed, N failed" and exits non-zero on any failure.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+PASSED=0
+FAILED=0
+
+# count_regress LOG: add the "... ok" and "... FAILED" lines of a pg_regress run.
+count_regress() {
+	local ok bad
+	ok=$(grep -cE '\.\.\. ok|^ok [0-9]+' "$1" || true)
+	bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+' "$1" || true)
+	PASSED=$((PASSED + ok))
+	FAILED=$((FAILED + bad))
+	if [ "$2" -ne 0 ] && [ "$bad" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+	return 0
+}
+
+# run_regress KIND PROGRAM TESTS...: one suite on its own temporary instance.
+run_regress() {
+	local kind=$1 prog=$2 rc=0
+	shift 2
+	[ $# -gt 0 ] || return 0
+	ds_say "$kind: $*"
+	(cd "$DS_WORK/tests" && ds_runuser "$prog" \
+		--temp-instance="$DS_WORK/$kind-instance" --temp-config="$DS_TEMP_CONFIG" \
+		--bindir="$DS_BIN" --inputdir=. --outputdir="$DS_WORK/$kind-out" \
+		--dbname=contrib_regression "$@") 2>&1 | tee "$DS_WORK/$kind.log" || rc=$?
+	if [ $rc -ne 0 ] && [ -f "$DS_WORK/$kind-out/regression.diffs" ]; then
+		head -c 20000 "$DS_WORK/$kind-out/regression.diffs"
+	fi
+	count_regress "$DS_WORK/$kind.log" "$rc"
+}
+
+# run_tap DIR...: the TAP files of each directory, counted by tools/prove.pl.
+run_tap() {
+	local files=() rc=0 counts
+	for d in "$@"; do
+		for f in "$DS_WORK/tests/$d"/*.pl; do [ -f "$f" ] && files+=("$f"); done
+	done
+	[ ${#files[@]} -gt 0 ] || return 0
+	ds_say "TAP: ${files[*]##*/}"
+	(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$DS_WORK/tap" \
+		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
+		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 \
+		perl "$DS_TOP/tools/prove.pl" "$DS_WORK/tap.count" "${files[@]}") || rc=$?
+	if [ -f "$DS_WORK/tap.count" ]; then
+		read -r p f < "$DS_WORK/tap.count"
+		PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+	else
+		FAILED=$((FAILED + 1))
+	fi
+	if [ $rc -ne 0 ]; then
+		tail -n 60 "$DS_WORK"/tap/tmp_check/log/regress_log_* 2>/dev/null | head -c 20000 || true
+	fi
+	return 0
+}
+
+# run_counted NAME COMMAND...: a test program whose last line is "N passed, N failed".
+run_counted() {
+	local name=$1 rc=0 last
+	shift
+	ds_say "$name"
+	"$@" 2>&1 | tee "$DS_WORK/$name.log" || rc=$?
+	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$DS_WORK/$name.log" | tail -n 1 || true)
+	if [ -n "$last" ]; then
+		PASSED=$((PASSED + $(echo "$last" | cut -d' ' -f1)))
+		FAILED=$((FAILED + $(echo "$last" | cut -d' ' -f3)))
+	fi
+	if [ $rc -ne 0 ] && [ -z "$last" ]; then FAILED=$((FAILED + 1)); fi
+	return 0
+}
+
+ds_setup
+mkdir -p "$DS_WORK/tests/relay"
+cp -a "$DS_TOP/sql" "$DS_TOP/expected" "$DS_TOP/specs" "$DS_TOP/t" "$DS_WORK/tests/"
+cp -a "$DS_TOP/relay/t" "$DS_WORK/tests/relay/"
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
+
+regress_tests=$(ls "$DS_TOP"/sql/*.sql 2>/dev/null | xargs -rn1 basename | sed 's/\.sql$//' | sort)
+isolation_tests=$(ls "$DS_TOP"/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+
+# shellcheck disable=SC2086
+run_regress regress "$DS_PGXS_TEST/regress/pg_regress" $regress_tests
+# shellcheck disable=SC2086
+run_regress isolation "$DS_PGXS_TEST/isolation/pg_isolation_regress" $isolation_tests
+run_tap t relay/t
+if grep -q '^sim:' "$DS_TOP/Makefile"; then
+	run_counted simulator make -C "$DS_TOP" -s sim
+fi
+
+echo
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
