@@ -3,6 +3,10 @@
 
 \echo Use "CREATE EXTENSION distsys" to load this file. \quit
 
+-- Any role may use distsys (take locks, send messages); what needs more is
+-- restricted function by function below.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+
 CREATE FUNCTION version() RETURNS text
 	AS 'MODULE_PATHNAME', 'distsys_version'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -555,24 +555,30 @@ dlock_dequeue(DLockProc *me, TimestampTz now)
 }
 
 /*
+ * earliest_expiry: when the first holder of entry's lease ends.
+ */
+static TimestampTz
+earliest_expiry(DLockEntry *entry)
+{
+	TimestampTz next = DT_NOEND;
+	dlist_iter	it;
+
+	dlist_foreach(it, &entry->holders)
+		next = Min(next, dlist_container(DLockHolder, node, it.cur)->expires_at);
+	return next;
+}
+
+/*
  * dlock_poke_worker: wake the expiry worker if this entry's holders expire
  * before it planned to look (entry NULL: wake it now).
  */
 void
 dlock_poke_worker(DLockEntry *entry)
 {
-	TimestampTz next = DT_NOEND;
-	dlist_iter	it;
-
 	if (dlock_shared->worker_latch == NULL)
 		return;
-	if (entry != NULL)
-	{
-		dlist_foreach(it, &entry->holders)
-			next = Min(next, dlist_container(DLockHolder, node, it.cur)->expires_at);
-		if (next >= dlock_shared->worker_wake_at)
-			return;
-	}
+	if (entry != NULL && earliest_expiry(entry) >= dlock_shared->worker_wake_at)
+		return;
 	dlock_shared->worker_wake_at = 0;
 	SetLatch(dlock_shared->worker_latch);
 }
@@ -595,8 +601,9 @@ dlock_expire_waited(TimestampTz now)
 
 		dlock_expire(entry, now, &next);
 		dlock_grant_waiters(entry, now);
+		/* a fenced holder asks for a quick look; new holders count too */
 		if (entry->nwaiters > 0)
-			wake = Min(wake, next);
+			wake = Min(wake, Min(next, earliest_expiry(entry)));
 	}
 	dlock_shared->worker_wake_at = wake;
 	return wake;

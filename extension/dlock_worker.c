@@ -12,8 +12,8 @@
  * that earliest time.  It also keeps the reserve of fencing tokens filled,
  * so grants made in commit callbacks never run out.
  *
- * It needs no database connection: everything it touches is in shared
- * memory.  If it dies it is restarted after a second; meanwhile expired
+ * It opens no database (everything it touches is in shared memory); it
+ * attaches to the server only so that pg_stat_activity shows it.  If it dies it is restarted after a second; meanwhile expired
  * locks are still taken over by the next dlock_try or dlock_acquire.
  *
  *-------------------------------------------------------------------------
@@ -44,7 +44,7 @@ dlock_worker_register(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = 1;
 	strlcpy(worker.bgw_library_name, "distsys", BGW_MAXLEN);
@@ -87,6 +87,8 @@ dlock_worker_main(Datum arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	BackgroundWorkerUnblockSignals();
+	/* no database: only so that pg_stat_activity shows the worker */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
 	before_shmem_exit(dlock_worker_detach, (Datum) 0);
 	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);

@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "distsys.h"
@@ -20,12 +21,39 @@ int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;
 int			distsys_lock_max_ttl_s = 7 * 24 * 3600;
 
+static void distsys_define_startup_gucs(void);
+
 /*
  * distsys_define_gucs: register the settings and reserve the prefix.
  */
 void
 distsys_define_gucs(void)
 {
+	distsys_define_startup_gucs();
+
+	DefineCustomIntVariable("distsys.lock_max_ttl",
+							"Longest lease a lock may be granted or renewed for.",
+							NULL,
+							&distsys_lock_max_ttl_s,
+							7 * 24 * 3600, 1, 365 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("distsys");
+}
+
+/*
+ * distsys_define_startup_gucs: the settings that size shared memory.  They
+ * can only be defined while preloading (defining a PGC_POSTMASTER setting
+ * later is FATAL); without preloading their defaults are shown nowhere and
+ * used by nothing, because nothing that needs shared memory runs.
+ */
+static void
+distsys_define_startup_gucs(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("distsys.max_locks",
 							"Maximum number of lock names held or waited for at once.",
 							"Sizes shared memory at server start.",
@@ -41,14 +69,4 @@ distsys_define_gucs(void)
 							8192, 16, 4000000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-
-	DefineCustomIntVariable("distsys.lock_max_ttl",
-							"Longest lease a lock may be granted or renewed for.",
-							NULL,
-							&distsys_lock_max_ttl_s,
-							7 * 24 * 3600, 1, 365 * 24 * 3600,
-							PGC_SUSET, GUC_UNIT_S,
-							NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("distsys");
 }

@@ -46,6 +46,8 @@ run_tap() {
 	done
 	[ ${#files[@]} -gt 0 ] || return 0
 	ds_say "TAP: ${files[*]##*/}"
+	mkdir -p "$DS_WORK/tap/tmp_check"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/tap"
 	(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$DS_WORK/tap" \
 		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
 		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 \

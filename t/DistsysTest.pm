@@ -1,0 +1,121 @@
+# DistsysTest.pm: helpers shared by the TAP tests of distsys.
+#
+# Nodes get shared_preload_libraries = 'distsys' and the other settings the
+# tests need from TEMP_CONFIG (see tools/test.sh); these helpers only add
+# what is specific to one test.
+package DistsysTest;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Exporter 'import';
+
+our @EXPORT = qw(distsys_node bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+
+# distsys_node(NAME, CONF): a started node with the extension created.
+sub distsys_node
+{
+	my ($name, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $conf) if $conf;
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION distsys');
+	return $node;
+}
+
+# alive(PID): whether PID runs (a zombie does not count).
+sub alive
+{
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/stat" or return 0;
+	my $stat = <$fh>;
+	return $stat !~ /^\d+ \(.*\) Z/;
+}
+
+# crash_postmaster(NODE): kill -9 the postmaster and start the node again
+# once every process of the old one is gone.  The killed postmaster may stay
+# a zombie (nothing here reaps orphans), and its lock file then names a pid
+# that still exists, so it and the socket's lock file are removed once that
+# pid is dead.
+sub crash_postmaster
+{
+	my ($node) = @_;
+	my $pid = $node->{_pid};
+	my $name = $node->name;
+	$node->kill9;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		my @left = grep { alive($_) && slurp("/proc/$_/cmdline") =~ /^postgres: \Q$name\E: / }
+		  map { m{/proc/(\d+)} ? $1 : () } glob('/proc/[0-9]*');
+		last if !alive($pid) && !@left;
+		select(undef, undef, undef, 0.05);
+	}
+	unlink($node->data_dir . '/postmaster.pid',
+		$node->host . '/.s.PGSQL.' . $node->port . '.lock');
+	$node->start;
+}
+
+sub slurp
+{
+	my ($file) = @_;
+	open my $fh, '<', $file or return '';
+	local $/;
+	return <$fh> // '';
+}
+
+# bg_session(NODE): a background psql session whose timeout applies to
+# each query, not to the session's whole life.
+sub bg_session
+{
+	my ($node, %params) = @_;
+	my $bg = $node->background_psql('postgres', %params);
+	$bg->set_query_timer_restart;
+	return $bg;
+}
+
+# start_waiter(NODE, SQL): a background session that runs SQL (which may
+# block) and prints "done:" and its result when it returns.  Returns the
+# session and its backend pid.
+sub start_waiter
+{
+	my ($node, $sql) = @_;
+	my $bg = bg_session($node, on_error_stop => 0);
+	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+	$bg->query_until(qr/sent/, "\\echo sent\nSELECT 'done:' || coalesce(($sql)::text, 'null');\n");
+	return ($bg, $pid);
+}
+
+# finish_waiter(BG): wait for the blocked statement to return; its result.
+sub finish_waiter
+{
+	my ($bg) = @_;
+	my $out = $bg->query_until(qr/done:\S*\n/, '');
+	my ($result) = $out =~ /done:(\S*)\n/;
+	return $result;
+}
+
+# wait_for_error(BG, REGEX): until the background session prints an error
+# matching REGEX on stderr.
+sub wait_for_error
+{
+	my ($bg, $re) = @_;
+	pump_until($bg->{run}, $bg->{timeout}, \$bg->{stderr}, $re);
+	my $ok = $bg->{stderr} =~ $re;
+	$bg->{stderr} = '';
+	return $ok;
+}
+
+# wait_for_queue(NODE, LOCK, N): until N sessions wait for LOCK.
+sub wait_for_queue
+{
+	my ($node, $lock, $n) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT count(*) >= $n FROM distsys.dlock_waiters WHERE name = '$lock'")
+	  or die "timed out waiting for $n waiters on $lock";
+}
+
+1;
