@@ -409,6 +409,8 @@ lock_common(DLockRequest *req, int64 timeout_us)
 	me->since = now;
 	me->pid = MyProcPid;
 	me->latch = MyLatch;
+	/* whatever set the latch before we queued was not a grant of ours */
+	ResetLatch(MyLatch);
 	dlock_enqueue(entry, me);
 	LWLockRelease(dlock_shared->lock);
 	return wait_for_grant(req, me, timeout_us < 0 ? 0 : now + timeout_us);
