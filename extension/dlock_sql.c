@@ -477,6 +477,48 @@ dlock_acquire(PG_FUNCTION_ARGS)
 }
 
 /*
+ * release_held: one level of a release of holder h, which this caller
+ * holds.  Caller holds the exclusive lock; it is released here.
+ *
+ * A session-owned lock is freed (and handed on) at once.  For an
+ * application-owned one, a depth decrement happens at once but the final
+ * release only when this transaction commits, because its row still
+ * exists until then; both are undone if the transaction rolls back.
+ */
+static void
+release_held(const DLockKey *key, DLockEntry *entry, DLockHolder *h,
+			 const char *owner, TimestampTz now)
+{
+	DLockHolder before = *h;
+	DLockHolder after;
+
+	if (owner == NULL && h->depth == 1)
+	{
+		dlock_remove_holder(h);
+		dlock_shared->counters.releases++;
+		dlock_grant_waiters(entry, now);
+		dlock_entry_forget_if_unused(entry);
+	}
+	else if (h->depth > 1)
+		h->depth--;
+	else
+		h->releasing = true;
+	after = *h;
+	LWLockRelease(dlock_shared->lock);
+	if (owner == NULL)
+		return;
+
+	dlock_xact_remember(DLOCK_UNDO_CHANGE, key, &before);
+	if (after.releasing)
+	{
+		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &after);
+		dlock_table_delete(key->name, owner, after.token);
+	}
+	else
+		dlock_table_write(key->name, &after, now);
+}
+
+/*
  * dlock_release(name, owner): true if the caller held the lock.  At depth 0
  * the lock goes to the next waiter at once (for an application-owned lock,
  * when the releasing transaction commits).
@@ -489,7 +531,6 @@ dlock_release(PG_FUNCTION_ARGS)
 	TimestampTz now;
 	DLockEntry *entry;
 	DLockHolder *h;
-	DLockHolder before;
 
 	parse_name(fcinfo, 0, &key);
 	owner = parse_owner(fcinfo, 1);
@@ -505,35 +546,7 @@ dlock_release(PG_FUNCTION_ARGS)
 		LWLockRelease(dlock_shared->lock);
 		PG_RETURN_BOOL(false);
 	}
-	before = *h;
-	if (h->depth > 1)
-		h->depth--;
-	else if (owner == NULL)
-	{
-		dlock_remove_holder(h);
-		dlock_shared->counters.releases++;
-		dlock_grant_waiters(entry, now);
-		dlock_entry_forget_if_unused(entry);
-		LWLockRelease(dlock_shared->lock);
-		PG_RETURN_BOOL(true);
-	}
-	else
-		h->releasing = true;
-	{
-		DLockHolder after = *h;
-
-		LWLockRelease(dlock_shared->lock);
-		if (owner == NULL)
-			PG_RETURN_BOOL(true);
-		dlock_xact_remember(DLOCK_UNDO_CHANGE, &key, &before);
-		if (after.releasing)
-		{
-			dlock_xact_remember(DLOCK_DEFER_RELEASE, &key, &after);
-			dlock_table_delete(key.name, owner, after.token);
-		}
-		else
-			dlock_table_write(key.name, &after, now);
-	}
+	release_held(&key, entry, h, owner, now);
 	PG_RETURN_BOOL(true);
 }
 
@@ -576,13 +589,13 @@ dlock_renew(PG_FUNCTION_ARGS)
 }
 
 /*
- * check_token: whether token is a current, unexpired grant of the lock; if
- * fence_xid is valid, also fence that transaction on the grant.
+ * check_token: whether token is a current, unexpired grant of the lock; with
+ * fence, also fence the calling transaction on the grant.
  */
 static bool
-check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token,
-			TransactionId fence_xid)
+check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token, bool fence)
 {
+	TransactionId xid = InvalidTransactionId;
 	DLockEntry *entry;
 	DLockHolder *h;
 	bool		ok;
@@ -590,15 +603,14 @@ check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token,
 	parse_name(fcinfo, 0, key);
 	*token = parse_token(fcinfo, 1);
 	lock_begin();
-	if (fence_xid != InvalidTransactionId)
-		fence_xid = GetTopTransactionId();
-	LWLockAcquire(dlock_shared->lock,
-				  fence_xid != InvalidTransactionId ? LW_EXCLUSIVE : LW_SHARED);
+	if (fence)
+		xid = GetTopTransactionId();	/* before the lock: it may do I/O */
+	LWLockAcquire(dlock_shared->lock, fence ? LW_EXCLUSIVE : LW_SHARED);
 	entry = dlock_entry_lookup(key, false);
 	h = entry ? dlock_holder_by_token(entry, *token) : NULL;
 	ok = h != NULL && dlock_holder_live(h, GetCurrentTimestamp());
-	if (ok && fence_xid != InvalidTransactionId)
-		dlock_fence(h, fence_xid);
+	if (ok && fence)
+		dlock_fence(h, xid);
 	LWLockRelease(dlock_shared->lock);
 	return ok;
 }
@@ -609,7 +621,7 @@ dlock_check(PG_FUNCTION_ARGS)
 	DLockKey	key;
 	int64		token;
 
-	PG_RETURN_BOOL(check_token(fcinfo, &key, &token, InvalidTransactionId));
+	PG_RETURN_BOOL(check_token(fcinfo, &key, &token, false));
 }
 
 /*
@@ -623,7 +635,7 @@ dlock_assert(PG_FUNCTION_ARGS)
 	DLockKey	key;
 	int64		token;
 
-	if (!check_token(fcinfo, &key, &token, FrozenTransactionId))
+	if (!check_token(fcinfo, &key, &token, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_DLOCK_STALE_TOKEN),
 				 errmsg("fencing token " INT64_FORMAT " is not the current grant of lock \"%s\"",
@@ -658,7 +670,7 @@ dlock_break(PG_FUNCTION_ARGS)
 	DLockEntry *entry;
 	dlist_mutable_iter it;
 	TimestampTz now;
-	DLockHolder durable[64];
+	DLockHolder *durable = NULL;
 	int			ndurable = 0;
 	bool		any = false;
 
@@ -670,6 +682,8 @@ dlock_break(PG_FUNCTION_ARGS)
 	entry = lookup_live(&key, false, now);
 	if (entry != NULL)
 	{
+		/* palloc under an LWLock is fine: an error releases it on abort */
+		durable = palloc(Max(1, entry->nholders) * sizeof(DLockHolder));
 		dlist_foreach_modify(it, &entry->holders)
 		{
 			DLockHolder *h = dlist_container(DLockHolder, node, it.cur);
@@ -680,7 +694,7 @@ dlock_break(PG_FUNCTION_ARGS)
 				dlock_remove_holder(h);
 				dlock_shared->counters.breaks++;
 			}
-			else if (ndurable < lengthof(durable))
+			else
 				durable[ndurable++] = *h;
 		}
 		dlock_grant_waiters(entry, now);

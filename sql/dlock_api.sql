@@ -131,6 +131,12 @@ SELECT dlock_break('brk2') AS broken_by_superuser, dlock_break('brk2') AS nothin
 SELECT count(*) AS left_after_break FROM dlocks WHERE name IN ('brk', 'brk2');
 SELECT count(*) AS rows_after_break FROM dlock_leases WHERE name = 'brk';
 SELECT dlock_release('brk2') AS release_after_break;
+-- a break ends every grant, however many shared owners hold it
+SELECT count(*) AS shared_holders FROM generate_series(1, 70) g
+ WHERE dlock_try('many', owner => 'reader-' || g, mode => 'shared') IS NOT NULL;
+SELECT dlock_break('many') AS broken_many;
+SELECT count(*) AS grants_left FROM dlocks WHERE name = 'many';
+SELECT count(*) AS rows_left FROM dlock_leases WHERE name = 'many';
 DROP ROLE regress_dlock_user;
 DROP ROLE regress_dlock_admin;
 
