@@ -137,3 +137,136 @@ CREATE FUNCTION dlock_stats_reset() RETURNS void
 	AS 'MODULE_PATHNAME', 'dlock_stats_reset'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION dlock_stats_reset() FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Transactional outbox
+------------------------------------------------------------------------------
+
+-- Messages written with the business data in one transaction, relayed to
+-- Kafka by distsys-relay and deleted once the broker acknowledged them.
+-- Insert-heavy and delete-on-ack: autovacuum is told to visit the table
+-- after a fixed number of dead rows rather than a fraction of its size, so
+-- it keeps up however small the table stays; the relay reads by keyset
+-- (id > last id seen), never scanning over the dead rows at the head.
+CREATE SEQUENCE outbox_id_seq AS bigint;
+CREATE TABLE outbox (
+	id			bigint PRIMARY KEY DEFAULT nextval('outbox_id_seq'),
+	lane		smallint NOT NULL CHECK (lane BETWEEN 0 AND 1023),
+	topic		text NOT NULL,
+	key			text,
+	payload		bytea,
+	payload_type text NOT NULL CHECK (payload_type IN ('json', 'text', 'bytes')),
+	headers		jsonb NOT NULL DEFAULT '{}',
+	message_id	text NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	attempts	integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz,
+	last_error	text
+) WITH (fillfactor = 90,
+		autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+		autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 100000,
+		autovacuum_vacuum_cost_delay = 0);
+ALTER SEQUENCE outbox_id_seq OWNED BY outbox.id;
+CREATE INDEX outbox_lane_id ON outbox (lane, id);
+REVOKE ALL ON outbox FROM PUBLIC;
+COMMENT ON TABLE outbox IS 'messages waiting for distsys-relay (write them with outbox_send)';
+
+-- Messages the broker refused permanently or that failed too often.
+CREATE TABLE outbox_dead (
+	id			bigint PRIMARY KEY,
+	lane		smallint NOT NULL,
+	topic		text NOT NULL,
+	key			text,
+	payload		bytea,
+	payload_type text NOT NULL,
+	headers		jsonb NOT NULL,
+	message_id	text NOT NULL,
+	created_at	timestamptz NOT NULL,
+	attempts	integer NOT NULL,
+	error		text NOT NULL,
+	failed_at	timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+REVOKE ALL ON outbox_dead FROM PUBLIC;
+COMMENT ON TABLE outbox_dead IS 'dead-lettered outbox messages, with the error (requeue with outbox_requeue)';
+
+CREATE FUNCTION outbox_send(topic text, payload jsonb, key text DEFAULT NULL,
+							headers jsonb DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'outbox_send_jsonb'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION outbox_send(topic text, payload text, key text DEFAULT NULL,
+							headers jsonb DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'outbox_send_text'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION outbox_send(topic text, payload bytea, key text DEFAULT NULL,
+							headers jsonb DEFAULT NULL) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'outbox_send_bytea'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION outbox_send(text, jsonb, text, jsonb) IS
+	'queue a message in the caller''s transaction: its outbox id';
+
+-- What the relay calls.  Only the relay's role (and the owner) needs them.
+CREATE FUNCTION outbox_ack(ids bigint[]) RETURNS bigint
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog
+	AS $$
+	WITH d AS (DELETE FROM distsys.outbox WHERE id = ANY (ids) RETURNING 1)
+	SELECT count(*) FROM d
+$$;
+COMMENT ON FUNCTION outbox_ack(bigint[]) IS
+	'delete messages the broker acknowledged: how many';
+
+CREATE FUNCTION outbox_fail(msg_id bigint, error text, permanent boolean,
+							max_attempts integer, backoff interval) RETURNS text
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog
+	AS $$
+DECLARE
+	m distsys.outbox;
+BEGIN
+	UPDATE distsys.outbox SET attempts = attempts + 1, last_error = error,
+		   next_attempt_at = clock_timestamp() + backoff
+	 WHERE id = msg_id RETURNING * INTO m;
+	IF NOT FOUND THEN
+		RETURN 'gone';
+	END IF;
+	IF permanent OR m.attempts >= max_attempts THEN
+		DELETE FROM distsys.outbox WHERE id = msg_id;
+		INSERT INTO distsys.outbox_dead (id, lane, topic, key, payload, payload_type,
+										 headers, message_id, created_at, attempts, error)
+		VALUES (m.id, m.lane, m.topic, m.key, m.payload, m.payload_type,
+				m.headers, m.message_id, m.created_at, m.attempts, error);
+		RETURN 'dead';
+	END IF;
+	RETURN 'retry';
+END
+$$;
+COMMENT ON FUNCTION outbox_fail(bigint, text, boolean, integer, interval) IS
+	'record a failed delivery: retry (after backoff) or dead-letter it';
+
+CREATE FUNCTION outbox_requeue(ids bigint[] DEFAULT NULL) RETURNS bigint
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog
+	AS $$
+	WITH d AS (DELETE FROM distsys.outbox_dead WHERE ids IS NULL OR id = ANY (ids) RETURNING *),
+	i AS (INSERT INTO distsys.outbox (lane, topic, key, payload, payload_type, headers, message_id)
+		  SELECT lane, topic, key, payload, payload_type, headers, message_id FROM d ORDER BY id
+		  RETURNING 1)
+	SELECT count(*) FROM i
+$$;
+COMMENT ON FUNCTION outbox_requeue(bigint[]) IS
+	'move dead-lettered messages (NULL: all) back to the end of the outbox, same message ids';
+REVOKE ALL ON FUNCTION outbox_ack(bigint[]), outbox_fail(bigint, text, boolean, integer, interval),
+	outbox_requeue(bigint[]) FROM PUBLIC;
+
+CREATE VIEW outbox_backlog AS
+	SELECT topic, count(*) AS messages,
+		   clock_timestamp() - min(created_at) AS oldest_age,
+		   count(*) FILTER (WHERE attempts > 0) AS retrying
+	  FROM outbox GROUP BY topic;
+COMMENT ON VIEW outbox_backlog IS 'messages waiting per topic, the age of the oldest, how many are being retried';
+
+CREATE VIEW outbox_status AS
+	SELECT (SELECT count(*) FROM outbox) AS backlog,
+		   (SELECT clock_timestamp() - min(created_at) FROM outbox) AS oldest_age,
+		   (SELECT count(*) FROM outbox_dead) AS dead;
+COMMENT ON VIEW outbox_status IS 'outbox backlog, age of its oldest message, dead-lettered messages';

@@ -12,25 +12,22 @@
  * Each row mirrors one holder.  Rows whose lease has passed are deleted by
  * the next durable grant of the same name (in the same statement, so the
  * unique index on the name of exclusive grants never sees two of them) and
- * by dlock_cleanup().  Statements run as the owner of the table, so any
- * role allowed to call the lock functions can take application-owned locks
- * without privileges on the table itself.
+ * by dlock_cleanup().  Statements run as the extension's owner (see
+ * spi_util.c), so any role allowed to call the lock functions can take
+ * application-owned locks without privileges on the table itself.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
-#include "utils/syscache.h"
-#include "catalog/pg_class.h"
 #include "utils/timestamp.h"
 
 #include "dlock.h"
+#include "spi_util.h"
 
 static const char *const load_sql =
 "SELECT name, owner, mode, token, depth, granted_at, expires_at"
@@ -54,65 +51,6 @@ static const char *const cleanup_sql =
 
 static SPIPlanPtr load_plan, write_plan, delete_plan, cleanup_plan;
 static Oid	loaded_dbid = InvalidOid;
-
-/*
- * table_owner: the role that owns distsys.dlock_leases (looked up once per
- * backend and database).
- */
-static Oid
-table_owner(void)
-{
-	static Oid	owner = InvalidOid;
-	static Oid	owner_db = InvalidOid;
-	Oid			relid;
-	HeapTuple	tup;
-
-	if (owner_db == MyDatabaseId)
-		return owner;
-	relid = get_relname_relid("dlock_leases", get_namespace_oid("distsys", false));
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("table distsys.dlock_leases does not exist"),
-				 errhint("Run CREATE EXTENSION distsys in this database.")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	owner_db = MyDatabaseId;
-	return owner;
-}
-
-/*
- * spi_run: run a kept plan as the table owner; returns rows processed.
- */
-static uint64
-spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
-		Datum *values, const char *nulls, bool read_only)
-{
-	Oid			save_user;
-	int			save_sec;
-	int			rc;
-
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(table_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	if (*plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*plan = p;
-	}
-	rc = SPI_execute_plan(*plan, values, nulls, read_only, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	SetUserIdAndSecContext(save_user, save_sec);
-	return SPI_processed;
-}
 
 static void
 restore_row(HeapTuple tup, TupleDesc desc)
@@ -167,7 +105,7 @@ dlock_table_ensure_loaded(void)
 	{
 		values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 		SPI_connect();
-		spi_run(&load_plan, load_sql, 1, types, values, NULL, true);
+		distsys_spi_run(&load_plan, load_sql, 1, types, values, NULL, true);
 		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
 		if (dlock_mark_loaded(MyDatabaseId))
 			for (uint64 i = 0; i < SPI_processed; i++)
@@ -197,7 +135,7 @@ dlock_table_write(const char *name, const DLockHolder *h, TimestampTz now)
 	values[6] = TimestampTzGetDatum(h->expires_at);
 	values[7] = TimestampTzGetDatum(now);
 	SPI_connect();
-	spi_run(&write_plan, write_sql, 8, types, values, NULL, false);
+	distsys_spi_run(&write_plan, write_sql, 8, types, values, NULL, false);
 	SPI_finish();
 }
 
@@ -214,7 +152,7 @@ dlock_table_delete(const char *name, const char *owner, int64 token)
 	values[1] = CStringGetTextDatum(owner);
 	values[2] = Int64GetDatum(token);
 	SPI_connect();
-	spi_run(&delete_plan, delete_sql, 3, types, values, NULL, false);
+	distsys_spi_run(&delete_plan, delete_sql, 3, types, values, NULL, false);
 	SPI_finish();
 }
 
@@ -230,7 +168,7 @@ dlock_table_cleanup(void)
 
 	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 	SPI_connect();
-	n = spi_run(&cleanup_plan, cleanup_sql, 1, types, values, NULL, false);
+	n = distsys_spi_run(&cleanup_plan, cleanup_sql, 1, types, values, NULL, false);
 	SPI_finish();
 	return (int64) n;
 }

@@ -1,0 +1,227 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  outbox_send: queue a message in the caller's transaction.
+ *
+ * The message is a row of distsys.outbox, inserted in the caller's
+ * transaction, so it exists exactly when the business write it goes with
+ * commits.  distsys-relay publishes it to Kafka and deletes it once the
+ * broker acknowledged it.
+ *
+ * Per-key order.  The relay publishes the rows of one key in id order, so
+ * ids of one key must be assigned in the order the transactions commit.
+ * outbox_send therefore takes a transaction-level lock on the key (an
+ * advisory lock tag of its own, on a 64-bit hash of the key) before drawing
+ * the id: a second transaction sending the same key waits until the first
+ * has committed or aborted, and then draws a larger id.  Transactions
+ * sending different keys never wait for each other (barring a 64-bit hash
+ * collision, which only serializes them).  Messages without a key have no
+ * order and take no lock.
+ *
+ * Each message carries a globally unique id, "<system identifier>-<database
+ * oid>-<outbox id>", which consumers deduplicate on (see inbox_claim); it is
+ * sent as the Kafka header distsys-message-id.  A commit notifies channel
+ * distsys_outbox once per transaction, which wakes the relay.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+
+#include "spi_util.h"
+
+#define OUTBOX_LANES		1024
+#define OUTBOX_TOPIC_MAX	249 /* Kafka's limit */
+#define OUTBOX_LOCK_CLASS	0x4453	/* advisory tag field4: "DS", unlike
+									 * pg_advisory_lock's 1 and 2 */
+#define OUTBOX_CHANNEL		"distsys_outbox"
+
+static const char *const insert_sql =
+"INSERT INTO distsys.outbox"
+"       (id, lane, topic, key, payload, payload_type, headers, message_id)"
+" SELECT n, CASE WHEN $3 IS NULL THEN n % 1024 ELSE $1 END, $2, $3, $4, $5,"
+"        coalesce($6, '{}'), $7 || n"
+"   FROM nextval('distsys.outbox_id_seq') AS n"
+" RETURNING id";
+
+static SPIPlanPtr insert_plan = NULL;
+
+static void
+bad_message(const char *msg, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", msg),
+			 detail ? errdetail("%s", detail) : 0));
+}
+
+/*
+ * check_topic: Kafka's rules for topic names.
+ */
+static void
+check_topic(const char *topic)
+{
+	size_t		len = strlen(topic);
+
+	if (len == 0)
+		bad_message("outbox topic must not be empty", NULL);
+	if (len > OUTBOX_TOPIC_MAX)
+		bad_message("outbox topic is too long",
+					"Kafka topic names have at most 249 characters.");
+	if (strcmp(topic, ".") == 0 || strcmp(topic, "..") == 0)
+		bad_message("outbox topic must not be \".\" or \"..\"", NULL);
+	for (const char *c = topic; *c; c++)
+		if (!isalnum((unsigned char) *c) && *c != '.' && *c != '_' && *c != '-')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("outbox topic \"%s\" contains an invalid character", topic),
+					 errdetail("Kafka topic names use only ASCII letters, digits, '.', '_' and '-'.")));
+}
+
+/*
+ * check_headers: a JSON object whose values are strings (or null): Kafka
+ * headers are named byte strings.
+ */
+static void
+check_headers(Jsonb *headers)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+
+	if (!JB_ROOT_IS_OBJECT(headers) || JB_ROOT_IS_SCALAR(headers))
+		bad_message("outbox headers must be a JSON object",
+					"Pass headers such as '{\"trace-id\": \"abc\"}'.");
+	it = JsonbIteratorInit(&headers->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_VALUE && v.type != jbvString && v.type != jbvNull)
+			bad_message("outbox header values must be strings",
+						"Kafka headers are byte strings; convert numbers and objects to text.");
+	}
+}
+
+/*
+ * message_id_prefix: "<system identifier>-<database oid>-", unique to this
+ * database of this cluster.
+ */
+static const char *
+message_id_prefix(void)
+{
+	static char prefix[64];
+	static Oid	prefix_db = InvalidOid;
+
+	if (prefix_db != MyDatabaseId)
+	{
+		snprintf(prefix, sizeof(prefix), UINT64_FORMAT "-%u-",
+				 GetSystemIdentifier(), MyDatabaseId);
+		prefix_db = MyDatabaseId;
+	}
+	return prefix;
+}
+
+/*
+ * lock_key: serialize the transactions that send this key (see banner);
+ * returns the key's lane.
+ */
+static int
+lock_key(const char *key)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 OUTBOX_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	return (int) (h % OUTBOX_LANES);
+}
+
+/*
+ * outbox_send_common: validate, lock the key, insert, notify.
+ */
+static int64
+outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
+{
+	Oid			types[7] = {INT4OID, TEXTOID, TEXTOID, BYTEAOID, TEXTOID, JSONBOID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+	char	   *topic;
+	char	   *key = NULL;
+	int64		id;
+	bool		isnull;
+
+	if (PG_ARGISNULL(0))
+		bad_message("outbox topic must not be null", NULL);
+	topic = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	check_topic(topic);
+	if (!PG_ARGISNULL(2))
+		key = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		check_headers(PG_GETARG_JSONB_P(3));
+
+	values[0] = Int32GetDatum(key ? lock_key(key) : 0);
+	values[1] = CStringGetTextDatum(topic);
+	values[2] = key ? CStringGetTextDatum(key) : (Datum) 0;
+	nulls[2] = key ? ' ' : 'n';
+	values[3] = payload;
+	nulls[3] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[4] = CStringGetTextDatum(type);
+	values[5] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[5] = PG_ARGISNULL(3) ? 'n' : ' ';
+	values[6] = CStringGetTextDatum(message_id_prefix());
+
+	SPI_connect();
+	distsys_spi_run(&insert_plan, insert_sql, 7, types, values, nulls, false);
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	Async_Notify(OUTBOX_CHANNEL, "");
+	return id;
+}
+
+PG_FUNCTION_INFO_V1(outbox_send_jsonb);
+PG_FUNCTION_INFO_V1(outbox_send_text);
+PG_FUNCTION_INFO_V1(outbox_send_bytea);
+
+/* outbox_send(topic, payload jsonb, key, headers): the JSON text is sent */
+Datum
+outbox_send_jsonb(PG_FUNCTION_ARGS)
+{
+	Datum		payload = (Datum) 0;
+
+	if (!PG_ARGISNULL(1))
+	{
+		Jsonb	   *j = PG_GETARG_JSONB_P(1);
+		char	   *s = JsonbToCString(NULL, &j->root, VARSIZE(j));
+
+		payload = PointerGetDatum(cstring_to_text(s));	/* text and bytea share a layout */
+	}
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "json"));
+}
+
+/* outbox_send(topic, payload text, key, headers): the text's bytes */
+Datum
+outbox_send_text(PG_FUNCTION_ARGS)
+{
+	Datum		payload = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "text"));
+}
+
+/* outbox_send(topic, payload bytea, key, headers): the bytes as they are */
+Datum
+outbox_send_bytea(PG_FUNCTION_ARGS)
+{
+	Datum		payload = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "bytes"));
+}

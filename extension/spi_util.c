@@ -1,0 +1,84 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *	  Running the extension's own statements on its own tables.
+ *
+ * The tables of distsys (lock leases, outbox, ...) are not writable by
+ * PUBLIC; the SQL functions that write them run their statements as the
+ * owner of schema distsys (the role that created the extension), the way a
+ * SECURITY DEFINER function would, but only for these fixed statements.
+ * Plans are prepared once per backend and kept; PostgreSQL's plan cache
+ * replans them if the tables change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/syscache.h"
+
+#include "spi_util.h"
+
+/*
+ * distsys_owner: the owner of schema distsys in this database (looked up
+ * once per backend and database).
+ */
+Oid
+distsys_owner(void)
+{
+	static Oid	owner = InvalidOid;
+	static Oid	owner_db = InvalidOid;
+	Oid			nsp;
+	HeapTuple	tup;
+
+	if (owner_db == MyDatabaseId)
+		return owner;
+	nsp = get_namespace_oid("distsys", true);
+	if (!OidIsValid(nsp))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("schema distsys does not exist"),
+				 errhint("Run CREATE EXTENSION distsys in this database.")));
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	owner_db = MyDatabaseId;
+	return owner;
+}
+
+/*
+ * distsys_spi_run: run one of the extension's statements as the owner of
+ * schema distsys, preparing and keeping its plan on first use.  The caller
+ * has done SPI_connect.  Returns the number of rows processed.
+ */
+uint64
+distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+				Datum *values, const char *nulls, bool read_only)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(distsys_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	rc = SPI_execute_plan(*plan, values, nulls, read_only, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	SetUserIdAndSecContext(save_user, save_sec);
+	return SPI_processed;
+}

@@ -1,0 +1,75 @@
+-- outbox_send: rows in the caller's transaction, message ids, lanes, errors.
+CREATE EXTENSION IF NOT EXISTS distsys;
+SET search_path = distsys, public;
+
+-- a committed send is a row; a rolled-back one never existed
+SELECT outbox_send('orders', '{"order": 1, "sku": "A-100"}'::jsonb, 'order-1') AS id1 \gset
+BEGIN;
+SELECT outbox_send('orders', '{"order": 2}'::jsonb, 'order-2') IS NOT NULL AS sent;
+ROLLBACK;
+SELECT topic, key, convert_from(payload, 'UTF8') AS payload, payload_type, headers, attempts
+  FROM outbox ORDER BY id;
+
+-- text and bytea payloads, headers, a NULL payload (a Kafka tombstone)
+SELECT outbox_send('events', 'plain text'::text, 'k', '{"trace-id": "t-1"}') IS NOT NULL,
+       outbox_send('events', '\x00ff10'::bytea) IS NOT NULL,
+       outbox_send('events', NULL::jsonb, 'k') IS NOT NULL;
+SELECT key, payload, payload_type, headers FROM outbox WHERE topic = 'events' ORDER BY id;
+
+-- message ids: "<system identifier>-<database oid>-<id>", unique
+SELECT message_id = (SELECT system_identifier FROM pg_control_system())::text || '-'
+       || (SELECT oid FROM pg_database WHERE datname = current_database()) || '-' || id
+       AS message_id_format
+  FROM outbox WHERE id = :id1;
+SELECT count(DISTINCT message_id) = count(*) AS unique_ids FROM outbox;
+
+-- lanes: one key always maps to one lane, in 0..1023
+SELECT outbox_send('orders', '{}'::jsonb, 'order-1') IS NOT NULL;
+SELECT count(DISTINCT lane) AS lanes_of_one_key FROM outbox WHERE key = 'order-1';
+SELECT bool_and(lane BETWEEN 0 AND 1023) AS lanes_in_range FROM outbox;
+
+-- a message without a key takes no lock and still gets a lane
+SELECT outbox_send('orders', '{}'::jsonb) IS NOT NULL;
+
+-- backlog views
+SELECT topic, messages, retrying, oldest_age > '0' AS has_age FROM outbox_backlog ORDER BY topic;
+SELECT backlog, dead FROM outbox_status;
+
+-- the relay's side: ack deletes, fail retries and then dead-letters
+SELECT outbox_ack(ARRAY[:id1]) AS acked, outbox_ack(ARRAY[:id1]) AS acked_again;
+SELECT min(id) AS victim FROM outbox \gset
+SELECT outbox_fail(:victim, 'broker timeout', false, 2, '1 second') AS first_failure;
+SELECT attempts, last_error, next_attempt_at > now() AS backing_off FROM outbox WHERE id = :victim;
+SELECT outbox_fail(:victim, 'broker timeout', false, 2, '1 second') AS second_failure;
+SELECT count(*) AS still_in_outbox FROM outbox WHERE id = :victim;
+SELECT topic, attempts, error FROM outbox_dead;
+SELECT outbox_fail(:victim, 'again', false, 2, '1 second') AS unknown_now;
+SELECT min(id) AS victim2 FROM outbox \gset
+SELECT outbox_fail(:victim2, 'MSG_SIZE_TOO_LARGE', true, 10, '1 second') AS permanent;
+SELECT count(*) AS dead FROM outbox_dead;
+SELECT outbox_requeue() AS requeued;
+SELECT count(*) AS dead_after_requeue FROM outbox_dead;
+SELECT count(*) FILTER (WHERE id > :victim2) AS requeued_at_the_end,
+       count(DISTINCT message_id) = count(*) AS ids_still_unique FROM outbox;
+
+-- bad input: clear errors, nothing written
+\set VERBOSITY verbose
+SELECT outbox_send(NULL, '{}'::jsonb);
+SELECT outbox_send('', '{}'::jsonb);
+SELECT outbox_send('bad topic!', '{}'::jsonb);
+SELECT outbox_send(repeat('t', 250), '{}'::jsonb);
+SELECT outbox_send('..', '{}'::jsonb);
+SELECT outbox_send('t', '{}'::jsonb, 'k', '[1, 2]');
+SELECT outbox_send('t', '{}'::jsonb, 'k', '"scalar"');
+SELECT outbox_send('t', '{}'::jsonb, 'k', '{"n": 1}');
+\set VERBOSITY default
+SELECT count(*) AS rows_for_t FROM outbox WHERE topic = 't';
+
+-- ordinary roles may send but not read or change the outbox directly
+CREATE ROLE regress_outbox_user;
+SET ROLE regress_outbox_user;
+SELECT outbox_send('orders', '{"from": "user"}'::jsonb, 'u') IS NOT NULL AS user_can_send;
+SELECT count(*) FROM outbox;
+SELECT outbox_ack(ARRAY[1::bigint]);
+RESET ROLE;
+DROP ROLE regress_outbox_user;
