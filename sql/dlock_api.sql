@@ -1,5 +1,7 @@
 -- Every lock function, its results and its errors.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS distsys;
+RESET client_min_messages;
 SET search_path = distsys, public;
 \set VERBOSITY default
 

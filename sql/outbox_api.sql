@@ -1,5 +1,7 @@
 -- outbox_send: rows in the caller's transaction, message ids, lanes, errors.
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS distsys;
+RESET client_min_messages;
 SET search_path = distsys, public;
 
 -- a committed send is a row; a rolled-back one never existed
