@@ -18,6 +18,12 @@
  * collision, which only serializes them).  Messages without a key have no
  * order and take no lock.
  *
+ * Gaps.  Ids are drawn before commit, so a row with a smaller id can become
+ * visible after a larger one.  The transaction takes its xid before drawing
+ * the id, which lets the relay tell when no such late row can remain: all
+ * ids below the largest one a snapshot S showed are settled once a later
+ * snapshot's xmin reaches S's xmax.
+ *
  * Each message carries a globally unique id, "<system identifier>-<database
  * oid>-<outbox id>", which consumers deduplicate on (see inbox_claim); it is
  * sent as the Kafka header distsys-message-id.  A commit notifies channel
@@ -27,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -169,6 +176,13 @@ outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
 	if (!PG_ARGISNULL(3))
 		check_headers(PG_GETARG_JSONB_P(3));
 
+	/*
+	 * Take an xid before drawing the id.  Then a transaction holding an id
+	 * that a relay's snapshot did not show has an xid below that
+	 * snapshot's xmax, and the relay knows no smaller id can still appear
+	 * once its xmin has passed that xmax (the relay's safe cursor, see relay/outbox.c).
+	 */
+	(void) GetTopTransactionId();
 	values[0] = Int32GetDatum(key ? lock_key(key) : 0);
 	values[1] = CStringGetTextDatum(topic);
 	values[2] = key ? CStringGetTextDatum(key) : (Datum) 0;
