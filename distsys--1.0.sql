@@ -18,8 +18,9 @@ COMMENT ON FUNCTION version() IS 'version of the loaded distsys library';
 
 -- The durable copy of application-owned grants.  Shared memory decides who
 -- holds a lock while the server runs; this table brings the grants back
--- after a restart.  One row per holder; the unique index on the name of
--- exclusive grants is the classic "unique-index lock table".
+-- after a restart.  One row per holder.  The unique index on the name of
+-- exclusive grants is the classic "unique-index lock table"; shared grants
+-- are unique per (name, owner).  Each grant inserts into exactly one index.
 CREATE TABLE dlock_leases (
 	name		text NOT NULL,
 	owner		text NOT NULL,
@@ -27,11 +28,12 @@ CREATE TABLE dlock_leases (
 	token		bigint NOT NULL,
 	depth		integer NOT NULL CHECK (depth > 0),
 	granted_at	timestamptz NOT NULL,
-	expires_at	timestamptz NOT NULL,
-	PRIMARY KEY (name, owner)
+	expires_at	timestamptz NOT NULL
 ) WITH (fillfactor = 80);
-CREATE UNIQUE INDEX dlock_leases_exclusive_name ON dlock_leases (name)
+CREATE UNIQUE INDEX dlock_leases_exclusive ON dlock_leases (name)
 	WHERE mode = 'exclusive';
+CREATE UNIQUE INDEX dlock_leases_shared ON dlock_leases (name, owner)
+	WHERE mode = 'shared';
 REVOKE ALL ON dlock_leases FROM PUBLIC;
 GRANT SELECT ON dlock_leases TO PUBLIC;
 COMMENT ON TABLE dlock_leases IS 'durable application-owned lock grants (written by the dlock_* functions)';

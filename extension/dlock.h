@@ -159,8 +159,9 @@ extern bool dlock_mark_loaded(Oid dbid);
 
 /* dlock_table.c: the durable lease table, in the caller's transaction */
 extern void dlock_table_ensure_loaded(void);
-extern void dlock_table_write(const char *name, const DLockHolder *h, TimestampTz now);
-extern void dlock_table_delete(const char *name, const char *owner, int64 token);
+extern void dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now);
+extern void dlock_table_update(const char *name, const DLockHolder *h);
+extern void dlock_table_delete(const char *name, const DLockHolder *h);
 extern int64 dlock_table_cleanup(void);
 
 /* dlock_xact.c: commit and abort effects of application-owned operations */

@@ -187,17 +187,20 @@ lookup_live(const DLockKey *key, bool create, TimestampTz now)
 
 /*
  * durable_commit: after a change to an application-owned holder, write its
- * row.  "before" is the state to restore on abort, or NULL for a new grant.
+ * row.  "before" is the state to restore on abort, or NULL for a new grant;
+ * row_exists says whether the holder's row is there to update (it is not
+ * for a new grant, nor after a release earlier in this transaction).
  */
 static void
 durable_commit(const DLockKey *key, const DLockHolder *after,
-			   const DLockHolder *before, TimestampTz now)
+			   const DLockHolder *before, bool row_exists, TimestampTz now)
 {
-	if (before)
-		dlock_xact_remember(DLOCK_UNDO_CHANGE, key, before);
+	dlock_xact_remember(before ? DLOCK_UNDO_CHANGE : DLOCK_UNDO_GRANT, key,
+						before ? before : after);
+	if (row_exists)
+		dlock_table_update(key->name, after);
 	else
-		dlock_xact_remember(DLOCK_UNDO_GRANT, key, after);
-	dlock_table_write(key->name, after, now);
+		dlock_table_insert(key->name, after, now);
 }
 
 /*
@@ -236,7 +239,7 @@ reenter(DLockRequest *req, DLockHolder *h, TimestampTz now)
 	after = *h;
 	LWLockRelease(dlock_shared->lock);
 	if (req->owner)
-		durable_commit(&req->key, &after, &before, now);
+		durable_commit(&req->key, &after, &before, !before.releasing, now);
 	return after.token;
 }
 
@@ -262,7 +265,7 @@ take_grant(DLockRequest *req, DLockHolder *h, TimestampTz now)
 
 	LWLockRelease(dlock_shared->lock);
 	if (req->owner)
-		durable_commit(&req->key, &after, NULL, now);
+		durable_commit(&req->key, &after, NULL, false, now);
 	return after.token;
 }
 
@@ -512,10 +515,10 @@ release_held(const DLockKey *key, DLockEntry *entry, DLockHolder *h,
 	if (after.releasing)
 	{
 		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &after);
-		dlock_table_delete(key->name, owner, after.token);
+		dlock_table_delete(key->name, &after);
 	}
 	else
-		dlock_table_write(key->name, &after, now);
+		dlock_table_update(key->name, &after);
 }
 
 /*
@@ -584,7 +587,7 @@ dlock_renew(PG_FUNCTION_ARGS)
 		dlock_poke_worker(NULL);	/* its planned expiry pass is early now */
 	LWLockRelease(dlock_shared->lock);
 	if (req.owner)
-		durable_commit(&req.key, &after, &before, now);
+		durable_commit(&req.key, &after, &before, true, now);
 	PG_RETURN_BOOL(true);
 }
 
@@ -704,7 +707,7 @@ dlock_break(PG_FUNCTION_ARGS)
 	for (int i = 0; i < ndurable; i++)
 	{
 		dlock_xact_remember(DLOCK_DEFER_BREAK, &key, &durable[i]);
-		dlock_table_delete(key.name, durable[i].owner, durable[i].token);
+		dlock_table_delete(key.name, &durable[i]);
 	}
 	PG_RETURN_BOOL(any);
 }

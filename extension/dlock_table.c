@@ -9,10 +9,12 @@
  * transaction commits.  It is read back into shared memory by the first lock
  * call in each database after a start or crash restart.
  *
- * Each row mirrors one holder.  Rows whose lease has passed are deleted by
- * the next durable grant of the same name (in the same statement, so the
- * unique index on the name of exclusive grants never sees two of them) and
- * by dlock_cleanup().  Statements run as the extension's owner (see
+ * Each row mirrors one holder.  A new grant is a plain INSERT, preceded by
+ * a DELETE of expired rows that would collide with it on the unique index
+ * of its mode (which finds nothing, and writes nothing, unless a lease
+ * expired unreleased); a reentry, renewal or depth change is an UPDATE of
+ * non-indexed columns (a HOT update); a final release is a DELETE.  The
+ * remaining expired rows go with dlock_cleanup().  Statements run as the extension's owner (see
  * spi_util.c), so any role allowed to call the lock functions can take
  * application-owned locks without privileges on the table itself.
  *
@@ -33,24 +35,56 @@ static const char *const load_sql =
 "SELECT name, owner, mode, token, depth, granted_at, expires_at"
 "  FROM distsys.dlock_leases WHERE expires_at > $1";
 
-static const char *const write_sql =
-"WITH stale AS (DELETE FROM distsys.dlock_leases"
-"               WHERE name = $1 AND token < $4 AND expires_at <= $8 RETURNING 1)"
-" INSERT INTO distsys.dlock_leases AS l"
-"        (name, owner, mode, token, depth, granted_at, expires_at)"
-" SELECT $1, $2, $3, $4, $5, $6, $7 FROM (SELECT count(*) FROM stale) s"
-" ON CONFLICT (name, owner) DO UPDATE SET mode = EXCLUDED.mode,"
-"        token = EXCLUDED.token, depth = EXCLUDED.depth,"
-"        granted_at = EXCLUDED.granted_at, expires_at = EXCLUDED.expires_at";
+/*
+ * The write statements come in one variant per mode, with the mode written
+ * out, so that their generic plans can use the partial unique index of that
+ * mode.  %s is the mode; the shared variants also match on the owner.
+ */
+static const char *const stale_sql =
+"DELETE FROM distsys.dlock_leases WHERE name = $1 AND mode = '%s'%s"
+"   AND token < $3 AND expires_at <= $4";
+
+static const char *const insert_sql =
+"INSERT INTO distsys.dlock_leases"
+"       (name, owner, mode, token, depth, granted_at, expires_at)"
+" VALUES ($1, $2, '%s', $3, $4, $5, $6)";
+
+static const char *const update_sql =
+"UPDATE distsys.dlock_leases SET depth = $3, expires_at = $4"
+" WHERE name = $1 AND mode = '%s'%s AND token = $5";
 
 static const char *const delete_sql =
-"DELETE FROM distsys.dlock_leases WHERE name = $1 AND owner = $2 AND token = $3";
+"DELETE FROM distsys.dlock_leases WHERE name = $1 AND mode = '%s'%s AND token = $3";
 
 static const char *const cleanup_sql =
 "DELETE FROM distsys.dlock_leases WHERE expires_at <= $1";
 
-static SPIPlanPtr load_plan, write_plan, delete_plan, cleanup_plan;
+#define OWNER_MATCH " AND owner = $2"
+
+static SPIPlanPtr load_plan, cleanup_plan;
+static SPIPlanPtr stale_plan[2], insert_plan[2], update_plan[2], delete_plan[2];
 static Oid	loaded_dbid = InvalidOid;
+
+static const char *
+mode_text(DLockMode mode)
+{
+	return mode == DLOCK_SHARED ? "shared" : "exclusive";
+}
+
+/*
+ * run_for_mode: run the variant of sql_fmt for this mode (see above).
+ */
+static uint64
+run_for_mode(SPIPlanPtr *plans, const char *sql_fmt, DLockMode mode,
+			 int nargs, Oid *types, Datum *values)
+{
+	char		sql[512];
+
+	if (plans[mode] == NULL)
+		snprintf(sql, sizeof(sql), sql_fmt, mode_text(mode),
+				 mode == DLOCK_SHARED ? OWNER_MATCH : " AND $2::text IS NOT NULL");
+	return distsys_spi_run(&plans[mode], sql, nargs, types, values, NULL, false);
+}
 
 static void
 restore_row(HeapTuple tup, TupleDesc desc)
@@ -117,42 +151,64 @@ dlock_table_ensure_loaded(void)
 }
 
 /*
- * dlock_table_write: make the row of holder h say what h says now.
+ * dlock_table_insert: the row of a new grant h.  Expired rows that would
+ * collide with it on the unique index of its mode go first; finding none
+ * (the common case) writes nothing.
  */
 void
-dlock_table_write(const char *name, const DLockHolder *h, TimestampTz now)
+dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, INT4OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[8];
+	Oid			stale_types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Oid			insert_types[6] = {TEXTOID, TEXTOID, INT8OID, INT4OID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[6];
 
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(h->owner);
-	values[2] = CStringGetTextDatum(h->mode == DLOCK_SHARED ? "shared" : "exclusive");
-	values[3] = Int64GetDatum(h->token);
-	values[4] = Int32GetDatum(h->depth);
-	values[5] = TimestampTzGetDatum(h->granted_at);
-	values[6] = TimestampTzGetDatum(h->expires_at);
-	values[7] = TimestampTzGetDatum(now);
+	values[2] = Int64GetDatum(h->token);
+	values[3] = TimestampTzGetDatum(now);
 	SPI_connect();
-	distsys_spi_run(&write_plan, write_sql, 8, types, values, NULL, false);
+	run_for_mode(stale_plan, stale_sql, h->mode, 4, stale_types, values);
+	values[3] = Int32GetDatum(h->depth);
+	values[4] = TimestampTzGetDatum(h->granted_at);
+	values[5] = TimestampTzGetDatum(h->expires_at);
+	run_for_mode(insert_plan, insert_sql, h->mode, 6, insert_types, values);
 	SPI_finish();
 }
 
 /*
- * dlock_table_delete: remove the row of one grant.
+ * dlock_table_update: the depth and lease of an existing grant h.
  */
 void
-dlock_table_delete(const char *name, const char *owner, int64 token)
+dlock_table_update(const char *name, const DLockHolder *h)
+{
+	Oid			types[5] = {TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, INT8OID};
+	Datum		values[5];
+
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(h->owner);
+	values[2] = Int32GetDatum(h->depth);
+	values[3] = TimestampTzGetDatum(h->expires_at);
+	values[4] = Int64GetDatum(h->token);
+	SPI_connect();
+	run_for_mode(update_plan, update_sql, h->mode, 5, types, values);
+	SPI_finish();
+}
+
+/*
+ * dlock_table_delete: remove the row of grant h.
+ */
+void
+dlock_table_delete(const char *name, const DLockHolder *h)
 {
 	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
 	Datum		values[3];
 
 	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(owner);
-	values[2] = Int64GetDatum(token);
+	values[1] = CStringGetTextDatum(h->owner);
+	values[2] = Int64GetDatum(h->token);
 	SPI_connect();
-	distsys_spi_run(&delete_plan, delete_sql, 3, types, values, NULL, false);
+	run_for_mode(delete_plan, delete_sql, h->mode, 3, types, values);
 	SPI_finish();
 }
 

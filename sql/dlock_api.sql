@@ -59,6 +59,13 @@ SELECT dlock_release('tx', 'w') AS released;
 SELECT dlock_release('tx', 'w') AS released_again_in_same_tx;
 ROLLBACK;
 SELECT dlock_try('tx', owner => 'other') IS NULL AS still_held_after_rollback;
+-- taking it back after a release in the same transaction cancels the release
+BEGIN;
+SELECT dlock_release('tx', 'w') AS released;
+SELECT dlock_try('tx', owner => 'w') IS NOT NULL AS taken_back;
+COMMIT;
+SELECT owner, depth FROM dlock_leases WHERE name = 'tx';
+SELECT dlock_try('tx', owner => 'other') IS NULL AS still_held_after_take_back;
 BEGIN;
 SELECT dlock_release('tx', 'w') AS released;
 COMMIT;
@@ -157,24 +164,38 @@ SELECT name FROM dlock_leases ORDER BY name;
 SELECT dlock_release('live', 'here');
 
 -- Bad input: a clear error with SQLSTATE, and nothing changes.
-\set VERBOSITY verbose
 SELECT dlock_try(NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try(repeat('x', 256));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', '0');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', '-1 second');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', '1 year');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', mode => 'exclusiv');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', mode => NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', owner => '');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_try('x', owner => repeat('o', 128));
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_acquire('x', timeout => '-1 second');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_check('x', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_assert(NULL, 1);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_release(NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT dlock_renew('x', '0');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT count(*) AS nothing_held FROM dlocks;
 SELECT dlock_try(repeat('x', 255)) IS NOT NULL AS longest_name_ok;
 SELECT dlock_release(repeat('x', 255));

@@ -55,16 +55,22 @@ SELECT count(*) FILTER (WHERE id > :victim2) AS requeued_at_the_end,
        count(DISTINCT message_id) = count(*) AS ids_still_unique FROM outbox;
 
 -- bad input: clear errors, nothing written
-\set VERBOSITY verbose
 SELECT outbox_send(NULL, '{}'::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('', '{}'::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('bad topic!', '{}'::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send(repeat('t', 250), '{}'::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('..', '{}'::jsonb);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('t', '{}'::jsonb, 'k', '[1, 2]');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('t', '{}'::jsonb, 'k', '"scalar"');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT outbox_send('t', '{}'::jsonb, 'k', '{"n": 1}');
-\set VERBOSITY default
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT count(*) AS rows_for_t FROM outbox WHERE topic = 't';
 
 -- ordinary roles may send but not read or change the outbox directly

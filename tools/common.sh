@@ -100,6 +100,7 @@ ds_start_node() {
 # ds_cleanup: stop every cluster and process started here, remove DS_WORK.
 ds_cleanup() {
 	local pid d
+	set +e	# an EXIT trap must finish, whatever the killed processes return
 	for pid in "${DS_PIDS[@]}"; do
 		kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	done
