@@ -119,6 +119,7 @@ typedef struct DLockShared
 	DLockCounters counters;
 	int			nloaded;		/* databases whose durable grants are loaded */
 	Oid			loaded[64];
+	bool		stale_rows[64]; /* expired rows may be left in its table */
 	int			nprocs;
 	DLockProc	procs[FLEXIBLE_ARRAY_MEMBER];
 } DLockShared;
@@ -155,7 +156,8 @@ extern void dlock_fence(DLockHolder *holder, TransactionId xid);
 extern void dlock_restore_holder(DLockEntry *entry, const DLockHolder *saved);
 extern void dlock_reserve_tokens(void);
 extern bool dlock_is_loaded(Oid dbid);
-extern bool dlock_mark_loaded(Oid dbid);
+extern bool dlock_mark_loaded(Oid dbid, bool stale_rows);
+extern bool dlock_stale_rows(Oid dbid);
 
 /* dlock_table.c: the durable lease table, in the caller's transaction */
 extern void dlock_table_ensure_loaded(void);

@@ -56,6 +56,7 @@ static HTAB *dlock_hash = NULL;
 static LWLock *dlock_token_lock = NULL;
 
 static void dlock_proc_exit(int code, Datum arg);
+static void note_stale_row(DLockHolder *h);
 
 HTAB *
 dlock_hash_table(void)
@@ -472,6 +473,7 @@ dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next)
 			*next = Min(*next, now + 10 * 1000);
 		else
 		{
+			note_stale_row(h);
 			dlock_remove_holder(h);
 			dlock_shared->counters.expiries++;
 			n++;
@@ -609,13 +611,46 @@ dlock_expire_waited(TimestampTz now)
 	return wake;
 }
 
-bool
-dlock_is_loaded(Oid dbid)
+static int
+loaded_index(Oid dbid)
 {
 	for (int i = 0; i < dlock_shared->nloaded; i++)
 		if (dlock_shared->loaded[i] == dbid)
-			return true;
-	return false;
+			return i;
+	return -1;
+}
+
+bool
+dlock_is_loaded(Oid dbid)
+{
+	return loaded_index(dbid) >= 0;
+}
+
+/*
+ * dlock_stale_rows: whether dbid's lease table may hold rows of leases that
+ * expired unreleased.  Until one does, a durable grant skips the delete of
+ * colliding expired rows.  The flag is set under the exclusive lock before
+ * any grant that could collide with such a row, so reading it without the
+ * lock after that grant is safe.
+ */
+bool
+dlock_stale_rows(Oid dbid)
+{
+	int			i = loaded_index(dbid);
+
+	return i < 0 || dlock_shared->stale_rows[i];
+}
+
+static void
+note_stale_row(DLockHolder *h)
+{
+	int			i;
+
+	if (h->procno >= 0)
+		return;					/* session-owned: no row */
+	i = loaded_index(h->entry->key.dbid);
+	if (i >= 0)
+		dlock_shared->stale_rows[i] = true;
 }
 
 /*
@@ -623,7 +658,7 @@ dlock_is_loaded(Oid dbid)
  * Returns false if another backend did it first.
  */
 bool
-dlock_mark_loaded(Oid dbid)
+dlock_mark_loaded(Oid dbid, bool stale_rows)
 {
 	if (dlock_is_loaded(dbid))
 		return false;
@@ -633,6 +668,7 @@ dlock_mark_loaded(Oid dbid)
 				 errmsg("distributed locks are in use in too many databases"),
 				 errdetail("At most %d databases of one server can use distsys locks.",
 						   (int) lengthof(dlock_shared->loaded))));
+	dlock_shared->stale_rows[dlock_shared->nloaded] = stale_rows;
 	dlock_shared->loaded[dlock_shared->nloaded++] = dbid;
 	return true;
 }

@@ -35,6 +35,9 @@ static const char *const load_sql =
 "SELECT name, owner, mode, token, depth, granted_at, expires_at"
 "  FROM distsys.dlock_leases WHERE expires_at > $1";
 
+static const char *const any_stale_sql =
+"SELECT 1 FROM distsys.dlock_leases WHERE expires_at <= $1 LIMIT 1";
+
 /*
  * The write statements come in one variant per mode, with the mode written
  * out, so that their generic plans can use the partial unique index of that
@@ -61,7 +64,7 @@ static const char *const cleanup_sql =
 
 #define OWNER_MATCH " AND owner = $2"
 
-static SPIPlanPtr load_plan, cleanup_plan;
+static SPIPlanPtr load_plan, any_stale_plan, cleanup_plan;
 static SPIPlanPtr stale_plan[2], insert_plan[2], update_plan[2], delete_plan[2];
 static Oid	loaded_dbid = InvalidOid;
 
@@ -137,11 +140,15 @@ dlock_table_ensure_loaded(void)
 	LWLockRelease(dlock_shared->lock);
 	if (!loaded)
 	{
+		bool		stale;
+
 		values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 		SPI_connect();
+		stale = distsys_spi_run(&any_stale_plan, any_stale_sql, 1, types, values,
+								NULL, true) > 0;
 		distsys_spi_run(&load_plan, load_sql, 1, types, values, NULL, true);
 		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-		if (dlock_mark_loaded(MyDatabaseId))
+		if (dlock_mark_loaded(MyDatabaseId, stale))
 			for (uint64 i = 0; i < SPI_processed; i++)
 				restore_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		LWLockRelease(dlock_shared->lock);
@@ -152,8 +159,9 @@ dlock_table_ensure_loaded(void)
 
 /*
  * dlock_table_insert: the row of a new grant h.  Expired rows that would
- * collide with it on the unique index of its mode go first; finding none
- * (the common case) writes nothing.
+ * collide with it on the unique index of its mode go first, but only in a
+ * database where a lease has expired unreleased since the start (see
+ * dlock_stale_rows); elsewhere there can be none.
  */
 void
 dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now)
@@ -168,7 +176,8 @@ dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now)
 	values[2] = Int64GetDatum(h->token);
 	values[3] = TimestampTzGetDatum(now);
 	SPI_connect();
-	run_for_mode(stale_plan, stale_sql, h->mode, 4, stale_types, values);
+	if (dlock_stale_rows(MyDatabaseId))
+		run_for_mode(stale_plan, stale_sql, h->mode, 4, stale_types, values);
 	values[3] = Int32GetDatum(h->depth);
 	values[4] = TimestampTzGetDatum(h->granted_at);
 	values[5] = TimestampTzGetDatum(h->expires_at);

@@ -51,7 +51,18 @@ my $t_late = sql("SELECT token FROM distsys.dlocks WHERE name = 'short'");
 cmp_ok($t_late, '>', $t_short, 'the lease expired after the restart and was taken over');
 cmp_ok($t_late, '>', $max_token, 'tokens kept increasing across the postmaster crash');
 
-# 3. A clean restart and a renewal: still the same grant.
+# 3. A lease that ends while the server is down leaves its row behind; the
+# next grant of that name (another owner) replaces it.
+sql("SELECT distsys.dlock_try('downtime', '1 second', 'svc')");
+$node->stop;
+sleep 2;	# the lease must end while no server runs; nothing to poll
+$node->start;
+ok(sql("SELECT distsys.dlock_try('downtime', owner => 'next') IS NOT NULL") eq 't',
+	'a lease that expired during the downtime is free after the restart');
+is(sql("SELECT string_agg(owner, ',') FROM distsys.dlock_leases WHERE name = 'downtime'"), 'next',
+	'and its stale row was replaced');
+
+# 4. A clean restart and a renewal: still the same grant.
 is(sql("SELECT distsys.dlock_renew('durable', '2 hours', 'svc')"), 't', 'renewal by the owner works');
 $node->restart;
 is(sql("SELECT expires_at > now() + interval '90 minutes' FROM distsys.dlocks WHERE name = 'durable'"),
