@@ -1,0 +1,188 @@
+# report.awk: the lock benchmark's report, in Markdown, from results.tsv.
+#
+# Input (tab-separated, one line per cell and round, written by
+# run-locks.sh): scenario, row key, label, client library, where a grant is
+# kept, and the driver's
+# "key=value ..." line, or "na=REASON".  The rounds of a row are added up:
+# operations and seconds for the rate, histogram buckets (HIST_BASE in
+# lockbench.h) for the percentiles, counters for the rest.  Ratios are taken
+# against the pg_advisory_lock row ("adv") of the same scenario, and for the
+# durable distsys rows also against the unique-index row.
+
+BEGIN { HIST_BASE = 1.02 }
+
+function field(s, r, k) { return ((s, r, k) in v) ? v[s, r, k] : "" }
+function has(s, r) { return field(s, r, "secs") + 0 > 0 }
+function ops_s(s, r) { return field(s, r, "ops") / field(s, r, "secs") }
+function ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.3f", us / 1000) }
+function ratio(s, r, ref) {
+	if (!has(s, r) || !has(s, ref) || ops_s(s, ref) == 0)
+		return "n/a"
+	return sprintf("%.2f", ops_s(s, r) / ops_s(s, ref))
+}
+function verdict(ok, known) { return known ? (ok ? "**met**" : "**not met**") : "n/a (not measured)" }
+
+# add_hist: add "i:n,i:n" to the histogram named h of row (s, r)
+function add_hist(s, r, h, text,   n, i, parts, bn) {
+	if (text == "-")
+		return
+	n = split(text, parts, ",")
+	for (i = 1; i <= n; i++) {
+		split(parts[i], bn, ":")
+		hist[s, r, h, bn[1] + 0] += bn[2]
+		total[s, r, h] += bn[2]
+		if (!((s, r, h) in lo) || bn[1] + 0 < lo[s, r, h]) lo[s, r, h] = bn[1] + 0
+		if (!((s, r, h) in hi) || bn[1] + 0 > hi[s, r, h]) hi[s, r, h] = bn[1] + 0
+	}
+}
+
+# pct: nearest-rank percentile p of histogram h, in microseconds (bucket midpoint)
+function pct(s, r, h, p,   rank, seen, b) {
+	if (!((s, r, h) in total) || total[s, r, h] == 0)
+		return -1
+	rank = int(p / 100 * total[s, r, h] + 0.999999)
+	if (rank < 1) rank = 1
+	seen = 0
+	for (b = lo[s, r, h]; b <= hi[s, r, h]; b++) {
+		seen += hist[s, r, h, b]
+		if (seen >= rank)
+			return exp((b + 0.5) * log(HIST_BASE)) / 1000
+	}
+	return -1
+}
+
+{
+	s = $1; r = $2
+	if (!((s, r) in label)) order[s, ++nrows[s]] = r
+	label[s, r] = $3; client[s, r] = $4; kept[s, r] = $5
+	if (substr($6, 1, 3) == "na=") {
+		na[s, r] = substr($6, 4)
+		next
+	}
+	rounds[s, r]++
+	n = split($6, kv, " ")
+	for (i = 1; i <= n; i++) {
+		eq = index(kv[i], "=")
+		if (eq == 0) continue
+		k = substr(kv[i], 1, eq - 1); val = substr(kv[i], eq + 1)
+		if (k ~ /_hist$/)
+			add_hist(s, r, k, val)
+		else if (k ~ /^(secs|ops|busy|errors|handoffs|self_regrants|violations|stat_.*)$/)
+			v[s, r, k] += val
+	}
+}
+
+function notes(s, r,   t) {
+	if ((s, r) in na)
+		t = na[s, r] == "distsys" ? "distsys not measured (see above)" : \
+			"failed: " na[s, r] (has(s, r) ? " (in some rounds)" : "")
+	if (field(s, r, "errors") + 0 > 0)
+		t = t (t ? "; " : "") field(s, r, "errors") " errors"
+	if (field(s, r, "violations") + 0 > 0)
+		t = t (t ? "; " : "") "**" field(s, r, "violations") " mutual-exclusion violations**"
+	return t
+}
+
+function uncontended(s, title,   i, r) {
+	print "### " title
+	print ""
+	print "| lock | client | grant kept in | pairs/s | p50 ms | p99 ms | × pg_advisory_lock | notes |"
+	print "|---|---|---|---:|---:|---:|---:|---|"
+	for (i = 1; i <= nrows[s]; i++) {
+		r = order[s, i]
+		if (has(s, r))
+			printf "| %s | %s | %s | %.0f | %s | %s | %s | %s |\n", label[s, r], client[s, r], kept[s, r],
+				ops_s(s, r), ms(pct(s, r, "pair_hist", 50)), ms(pct(s, r, "pair_hist", 99)),
+				ratio(s, r, "adv"), notes(s, r)
+		else
+			printf "| %s | %s | %s | n/a | n/a | n/a | n/a | %s |\n", label[s, r], client[s, r],
+				kept[s, r], notes(s, r)
+	}
+	print ""
+	printf "distsys dlock_try ÷ pg_try_advisory_lock (try vs try): %s×; ", ratio(s, "dlock_try", "adv_try")
+	printf "app-owned ÷ unique index (same durability): %s×\n\n", ratio(s, "app", "uniq")
+}
+
+function share(s, r,   h, self) {
+	h = field(s, r, "handoffs") + 0; self = field(s, r, "self_regrants") + 0
+	return (h + self) ? sprintf("%.0f%%", 100 * h / (h + self)) : "n/a"
+}
+
+function per(s, r, num, den,   d) {
+	d = field(s, r, "stat_" den)
+	if (d == "" || d == 0) return "n/a"
+	return sprintf("%.2f", field(s, r, "stat_" num) / d)
+}
+
+function counters(s, r) {
+	return sprintf("wakeups %s, grants %s, waits %s", field(s, r, "stat_wakeups"),
+		field(s, r, "stat_grants"), field(s, r, "stat_waits"))
+}
+
+function contended(s, title,   i, r) {
+	print "### " title
+	print ""
+	print "Pair = from sending the acquire to the release returning, so it includes the wait in the queue."
+	print "Hand-off = from the releasing client's clock reading just before it sends its release to the"
+	print "next holder's acquire returning in another client (CLOCK_MONOTONIC, same machine); grants that"
+	print "went straight back to the client that released are counted apart (\"to another client\")."
+	print ""
+	print "| lock | client | grant kept in | grants/s | pair p50 ms | pair p99 ms | × pg_advisory_lock | hand-off p50 ms | hand-off p99 ms | to another client | notes |"
+	print "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+	for (i = 1; i <= nrows[s]; i++) {
+		r = order[s, i]
+		if (has(s, r))
+			printf "| %s | %s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s |\n", label[s, r],
+				client[s, r], kept[s, r],
+				ops_s(s, r), ms(pct(s, r, "pair_hist", 50)), ms(pct(s, r, "pair_hist", 99)),
+				ratio(s, r, "adv"), ms(pct(s, r, "ho_hist", 50)), ms(pct(s, r, "ho_hist", 99)),
+				share(s, r), notes(s, r)
+		else
+			printf "| %s | %s | %s | n/a | n/a | n/a | n/a | n/a | n/a | n/a | %s |\n", label[s, r],
+				client[s, r], kept[s, r], notes(s, r)
+	}
+	print ""
+	printf "distsys wakeups per grant under 8-way contention (distsys.dlock_stats deltas over the recording windows): "
+	printf "session %s per grant, %s per wait (%s); ", per(s, "dlock_acq", "wakeups", "grants"),
+		per(s, "dlock_acq", "wakeups", "waits"), counters(s, "dlock_acq")
+	printf "app-owned %s per grant, %s per wait (%s). ", per(s, "app_acq", "wakeups", "grants"),
+		per(s, "app_acq", "wakeups", "waits"), counters(s, "app_acq")
+	printf "App-owned ÷ unique index: %s×\n\n", ratio(s, "app_acq", "uniq")
+}
+
+# targets: the issue's targets, each with the figure it was judged on.
+function targets(   s, t, x, y, ho, w) {
+	print "### Targets (issue 3)"
+	print ""
+	print "| target | figure | verdict |"
+	print "|---|---|---|"
+	for (t = 1; t <= 2; t++) {
+		s = t == 1 ? "A" : "B"
+		x = ratio(s, "dlock_try", "adv"); y = ratio(s, "dlock_try", "adv_try")
+		printf "| session dlock_try+release ≥ 0.8× advisory pair, %s | %s× pg_advisory_lock, %s× pg_try_advisory_lock | %s |\n",
+			s == "A" ? "1 client" : "8 clients", x, y,
+			verdict(x >= 0.8 && y >= 0.8, x != "n/a" && y != "n/a")
+	}
+	for (t = 1; t <= 2; t++) {
+		s = t == 1 ? "A" : "B"
+		x = ratio(s, "app", "uniq")
+		printf "| app-owned ≥ 1.0× unique index (same durability), %s | %s× | %s |\n",
+			s == "A" ? "1 client" : "8 clients", x, verdict(x >= 1.0, x != "n/a")
+	}
+	x = ratio("C", "app_acq", "uniq")
+	printf "| app-owned ≥ 1.0× unique index, 8 clients on one name | %s× | %s |\n", x, verdict(x >= 1.0, x != "n/a")
+	ho = pct("C", "dlock_acq", "ho_hist", 50)
+	printf "| contended hand-off p50 < 0.5 ms (session dlock_acquire) | %s ms | %s |\n",
+		ms(ho), verdict(ho >= 0 && ho < 500, ho >= 0)
+	w = per("C", "dlock_acq", "wakeups", "grants")
+	printf "| wakeups per grant ≈ 1.0 under 8-way contention (0.9-1.1) | %s | %s |\n",
+		w, verdict(w >= 0.9 && w <= 1.1, w != "n/a")
+	print ""
+}
+
+END {
+	uncontended("A", "A: 1 client (acquire + release, one name)")
+	uncontended("B", "B: 8 clients, each on its own name")
+	contended("C", "C and D: 8 clients contending for one name (blocking acquire where the peer has one), hand-off latency")
+	targets()
+}
