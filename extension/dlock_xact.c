@@ -111,25 +111,38 @@ apply_pending(DLockPending *p, bool commit, TimestampTz now)
  * finish_pending: apply the operations at nesting level >= level, newest
  * first on abort so that undo records restore the oldest state last.
  */
+static bool
+applies(const DLockPending *p, bool commit, int level)
+{
+	bool		deferred = p->kind == DLOCK_DEFER_RELEASE || p->kind == DLOCK_DEFER_BREAK;
+
+	return commit ? deferred : (!deferred && p->level >= level);
+}
+
 static void
 finish_pending(bool commit, int level)
 {
-	TimestampTz now;
 	int			keep = 0;
+	bool		any = false;
 
-	if (npending == 0)
-		return;
-	now = GetCurrentTimestamp();
-	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	if (commit)
-		for (int i = 0; i < npending; i++)
-			apply_pending(&pending[i], true, now);
-	else
-		for (int i = npending - 1; i >= 0; i--)
-			if (pending[i].level >= level)
-				apply_pending(&pending[i], false, now);
-	LWLockRelease(dlock_shared->lock);
+	for (int i = 0; i < npending && !any; i++)
+		any = applies(&pending[i], commit, level);
+	if (any)					/* else: say, the commit of grants only */
+	{
+		TimestampTz now = GetCurrentTimestamp();
 
+		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+		if (commit)
+			for (int i = 0; i < npending; i++)
+				apply_pending(&pending[i], true, now);
+		else
+			for (int i = npending - 1; i >= 0; i--)
+				if (pending[i].level >= level)
+					apply_pending(&pending[i], false, now);
+		LWLockRelease(dlock_shared->lock);
+	}
+
+	/* a commit ends them all; a (sub)abort ends those at its level */
 	for (int i = 0; i < npending && !commit; i++)
 		if (pending[i].level < level)
 			pending[keep++] = pending[i];
