@@ -20,9 +20,11 @@
  *
  * Gaps.  Ids are drawn before commit, so a row with a smaller id can become
  * visible after a larger one.  The transaction takes its xid before drawing
- * the id, which lets the relay tell when no such late row can remain: all
- * ids below the largest one a snapshot S showed are settled once a later
- * snapshot's xmin reaches S's xmax.
+ * the id, which lets the relay tell when no such late row can remain: a
+ * relay fetch takes an xid X of its own, and once a later snapshot's xmin
+ * is above X, every id up to the largest that fetch saw is settled (see
+ * relay/outbox.c; a snapshot's xmax is not such a bound, because a running
+ * transaction's xid can be at or above it).
  *
  * Each message carries a globally unique id, "<system identifier>-<database
  * oid>-<outbox id>", which consumers deduplicate on (see inbox_claim); it is
@@ -177,10 +179,9 @@ outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
 		check_headers(PG_GETARG_JSONB_P(3));
 
 	/*
-	 * Take an xid before drawing the id.  Then a transaction holding an id
-	 * that a relay's snapshot did not show has an xid below that
-	 * snapshot's xmax, and the relay knows no smaller id can still appear
-	 * once its xmin has passed that xmax (the relay's safe cursor, see relay/outbox.c).
+	 * Take an xid before drawing the id: then a transaction holding an id a
+	 * relay's fetch did not see has an xid below the xid that fetch took,
+	 * and the relay's safe cursor can wait for it (see relay/outbox.c).
 	 */
 	(void) GetTopTransactionId();
 	values[0] = Int32GetDatum(key ? lock_key(key) : 0);

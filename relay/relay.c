@@ -1,52 +1,500 @@
 /*-------------------------------------------------------------------------
  *
  * relay.c
- *	  The publish command of distsys-relay.
+ *	  The publish command of distsys-relay: the main loop that moves
+ *	  outbox rows of the owned lanes to Kafka and deletes them once the
+ *	  broker acknowledged them.
  *
- * For now this checks what the relay needs before it can start: a database
- * and a broker list, a reachable database, and the distsys extension in it.
- * The loop that moves outbox rows to Kafka comes in a later version.
- * Logging must be set up (log_setup) before relay_run is called.
+ * One thread does everything (librdkafka's own threads aside): a poll()
+ * on the database socket (NOTIFY distsys_outbox wakes it on commit), the
+ * producer's wake-up pipe (a delivery report is waiting), the signal pipe
+ * and the metrics sockets, with a timeout for the 1 s fallback fetch and
+ * the lane tick.  Each turn:
+ *	 1. (re)connect the database when it is down, with exponential backoff;
+ *	 2. renew and rebalance lanes (lanes.c); a change resets the cursor and
+ *		forgets queued rows of lanes no longer owned;
+ *	 3. serve delivery reports: persisted rows join the ack batch, failed
+ *		ones go to outbox_fail (retry after backoff, or dead-letter);
+ *	 4. delete the ack batch with one outbox_ack;
+ *	 5. fetch new rows when woken, every second, or while a fetch came back
+ *		full; at most a window of rows is held in memory;
+ *	 6. produce every queued row whose key has nothing queued before it and
+ *		is not waiting for a retry (queue.c keeps id order per key).
+ * A row is deleted only after its delivery report said persisted.
  *
  *-------------------------------------------------------------------------
  */
-#include <stdbool.h>
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
 
-#include <libpq-fe.h>
-
+#include "lanes.h"
 #include "log.h"
+#include "metrics.h"
+#include "outbox.h"
+#include "producer.h"
 #include "relay.h"
 
-/*
- * one_line: turn a multi-line libpq message into one line, in place, so
- * that it fits one log line.
- */
-static char *
-one_line(char *msg)
-{
-	char	   *out = msg;
-	bool		space = false;
+#define FALLBACK_FETCH_S	1.0
+#define BACKLOG_EVERY_S		5.0
+#define DRAIN_S				10.0
 
-	for (const char *c = msg; *c; c++)
-	{
-		if (*c == '\n' || *c == '\t' || *c == ' ')
-			space = out != msg;
-		else
-		{
-			if (space)
-				*out++ = ' ';
-			*out++ = *c;
-			space = false;
-		}
-	}
-	*out = '\0';
-	return msg;
+typedef struct Relay
+{
+	const RelayOptions *opts;
+	OutboxDb	db;
+	MsgQueue	q;
+	Lanes		lanes;
+	char	   *lanes_lit;		/* table lanes owned, array literal */
+	int64_t    *acks;			/* persisted, not yet deleted */
+	int			nacks;
+	int			window;			/* most rows held in memory */
+	bool		wake;			/* notified, or a fetch came back full */
+	unsigned	pass;
+	int			connect_backoff_ms;
+	bool		db_logged;		/* the failure to connect was logged */
+	double		next_connect;
+	double		next_lanes;
+	double		next_fetch;
+	double		next_backlog;
+	double		next_ack;		/* after a failed outbox_ack */
+} Relay;
+
+static void db_check(Relay *r);
+
+static volatile sig_atomic_t stop_requested = 0;
+static int	signal_pipe[2] = {-1, -1};
+
+static double
+now_s(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return tv.tv_sec + tv.tv_usec / 1e6;
+}
+
+static void
+on_signal(int sig)
+{
+	int			save = errno;
+
+	stop_requested = 1;
+	if (write(signal_pipe[1], "x", 1) < 0)
+		(void) 0;
+	errno = save;
+}
+
+static void
+setup_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+		exit(RELAY_EXIT_FAILURE);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 }
 
 /*
- * require_setting: log an error and return false when value is empty.
+ * backoff_ms: the delay before attempt number attempts + 1.
  */
+static int
+backoff_ms(const RelayOptions *opts, int attempts)
+{
+	double		ms = opts->retry_backoff_ms * pow(2, attempts > 0 ? attempts - 1 : 0);
+
+	return ms > opts->retry_backoff_max_ms ? opts->retry_backoff_max_ms : (int) ms;
+}
+
+/*
+ * retry_later: m goes back to its queue; it and its key wait delay_ms.
+ */
+static void
+retry_later(OutboxMsg *m, int delay_ms)
+{
+	m->state = MSG_QUEUED;
+	m->not_before = now_s() + delay_ms / 1000.0;
+	if (m->ks)
+		m->ks->blocked_until = m->not_before;
+}
+
+/*
+ * record_failure: a delivery of m failed with err: dead-letter it
+ * (permanent error, or too many attempts) or schedule its retry.
+ */
+static void
+record_failure(Relay *r, OutboxMsg *m, rd_kafka_resp_err_t err)
+{
+	bool		permanent = producer_error_is_permanent(err);
+	int			delay = backoff_ms(r->opts, m->attempts + 1);
+	const char *outcome = NULL;
+	char		error[256];
+
+	metrics.failed++;
+	snprintf(error, sizeof(error), "%s: %s", rd_kafka_err2name(err), rd_kafka_err2str(err));
+	if (r->db.conn != NULL)
+		outcome = outbox_fail(&r->db, m, error, permanent,
+							  r->opts->dead_letter_after, delay);
+	if (outcome == NULL)
+	{
+		retry_later(m, delay);
+		db_check(r);			/* may free queued messages, m too */
+		return;
+	}
+	m->attempts++;
+	if (strcmp(outcome, "retry") == 0)
+	{
+		log_warning("delivery of outbox row %lld (key %s) failed: %s; retry %d in %d ms",
+					(long long) m->id, msg_key(m) ? msg_key(m) : "(none)", error,
+					m->attempts, delay);
+		retry_later(m, delay);
+		return;
+	}
+	if (strcmp(outcome, "dead") == 0)
+	{
+		metrics.dead_lettered++;
+		log_error("outbox row %lld (topic %s) dead-lettered after %d attempts: %s",
+				  (long long) m->id, m->topic, m->attempts, error);
+	}
+	if (m->ks)
+		m->ks->blocked_until = 0;	/* the key's next message may go now */
+	queue_remove(&r->q, m);
+}
+
+/*
+ * forget_if_unowned: a message that came back to the queue after its lane
+ * was lost is left to the lane's new owner.
+ */
+static void
+forget_if_unowned(Relay *r, int64_t id, int lane)
+{
+	OutboxMsg  *m = queue_find(&r->q, id);	/* m may have been freed */
+
+	if (m != NULL && m->state == MSG_QUEUED && !lanes_owns_table_lane(lane, &r->lanes))
+		queue_remove(&r->q, m);
+}
+
+/*
+ * on_delivery: a delivery report (run on the main thread by
+ * producer_poll).  Only "no error" proves persistence.
+ */
+static void
+on_delivery(OutboxMsg *m, rd_kafka_resp_err_t err, void *arg)
+{
+	Relay	   *r = arg;
+	int64_t		id = m->id;
+	int			lane = m->lane;
+
+	r->q.inflight--;
+	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		m->state = MSG_ACKED;
+		r->acks[r->nacks++] = m->id;
+		metrics.relayed++;
+		metrics_observe_latency(now_s() - m->created_at);
+	}
+	else if (producer_error_is_local(err))
+		m->state = MSG_QUEUED;	/* the producer gave it up: send again */
+	else
+		record_failure(r, m, err);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		forget_if_unowned(r, id, lane);
+}
+
+/*
+ * flush_acks: step 4; the acked rows leave memory once deleted.
+ */
+static void
+flush_acks(Relay *r)
+{
+	if (r->nacks == 0 || r->db.conn == NULL || now_s() < r->next_ack)
+		return;
+	if (!outbox_ack(&r->db, r->acks, r->nacks))
+	{
+		r->next_ack = now_s() + FALLBACK_FETCH_S;	/* no busy loop on an SQL error */
+		db_check(r);
+		return;
+	}
+	for (int i = 0; i < r->nacks; i++)
+	{
+		OutboxMsg  *m = queue_find(&r->q, r->acks[i]);
+
+		if (m != NULL)
+			queue_remove(&r->q, m);
+	}
+	r->nacks = 0;
+}
+
+/*
+ * lanes_changed: forget queued rows of lanes no longer owned and read the
+ * owned lanes from the start again.
+ */
+static void
+lanes_changed(Relay *r)
+{
+	queue_drop_queued(&r->q, lanes_owns_table_lane, &r->lanes);
+	free(r->lanes_lit);
+	r->lanes_lit = lanes_table_literal(&r->lanes);
+	outbox_reset_cursor(&r->db);
+	r->wake = true;
+}
+
+/*
+ * db_lost: the connection is gone, and the lanes with it.
+ */
+static void
+db_lost(Relay *r, double now)
+{
+	if (r->db.conn != NULL)
+		outbox_disconnect(&r->db);
+	lanes_forget(&r->lanes);
+	lanes_changed(r);
+	r->next_connect = now;
+	r->db_logged = true;
+}
+
+/*
+ * db_check: after a failed command: when the connection is gone, so are
+ * the lanes.
+ */
+static void
+db_check(Relay *r)
+{
+	if (!outbox_check_conn(&r->db))
+		db_lost(r, now_s());
+}
+
+/*
+ * step_connect: step 1.
+ */
+static void
+step_connect(Relay *r, double now)
+{
+	if (r->db.conn != NULL || now < r->next_connect)
+		return;
+	if (outbox_connect(&r->db, r->opts->db, r->db_logged))
+	{
+		r->db_logged = false;
+		r->connect_backoff_ms = r->opts->retry_backoff_ms;
+		r->next_lanes = now;
+		return;
+	}
+	if (!r->db_logged)
+		r->db_logged = true;
+	else
+		log_debug("database still unreachable; next attempt in %d ms", r->connect_backoff_ms);
+	r->next_connect = now + r->connect_backoff_ms / 1000.0;
+	r->connect_backoff_ms = r->connect_backoff_ms * 2 > r->opts->retry_backoff_max_ms ?
+		r->opts->retry_backoff_max_ms : r->connect_backoff_ms * 2;
+}
+
+/*
+ * step_lanes: step 2, and the backlog gauge.
+ */
+static void
+step_lanes(Relay *r, double now)
+{
+	int			rc;
+
+	if (r->db.conn == NULL || now < r->next_lanes)
+		return;
+	r->next_lanes = now + LANES_TICK_MS / 1000.0;
+	if ((rc = lanes_tick(&r->lanes, r->db.conn, &r->q)) < 0)
+	{
+		db_check(r);
+		return;
+	}
+	if (rc != 0)
+		lanes_changed(r);
+	if (now >= r->next_backlog)
+	{
+		r->next_backlog = now + BACKLOG_EVERY_S;
+		outbox_backlog(&r->db, r->lanes_lit, &metrics.backlog, &metrics.oldest_age);
+	}
+}
+
+/*
+ * step_fetch: step 5.
+ */
+static void
+step_fetch(Relay *r, double now)
+{
+	bool		more = false;
+	int			room = r->window - r->q.count;
+
+	if (r->db.conn == NULL || r->lanes.owned_count == 0 || room <= 0 ||
+		(!r->wake && now < r->next_fetch))
+		return;
+	if (outbox_fetch(&r->db, &r->q, r->lanes_lit,
+					 room < r->opts->batch_size ? room : r->opts->batch_size, &more) < 0)
+	{
+		r->wake = false;		/* a failing query is retried by the fallback */
+		r->next_fetch = now + FALLBACK_FETCH_S;
+		db_check(r);
+		return;
+	}
+	r->wake = more;
+	r->next_fetch = now + FALLBACK_FETCH_S;
+}
+
+/*
+ * may_produce: whether queued m may go now: it is due, its lane is owned,
+ * and no earlier message of its key is held back in this pass.
+ */
+static bool
+may_produce(Relay *r, OutboxMsg *m, double now)
+{
+	KeyState   *ks = m->ks;
+
+	if (!lanes_owns_table_lane(m->lane, &r->lanes))
+		return false;
+	if (ks == NULL)
+		return m->not_before <= now;
+	if (ks->stalled_pass == r->pass || ks->blocked_until > now || m->not_before > now)
+	{
+		ks->stalled_pass = r->pass;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * step_produce: step 6.
+ */
+static void
+step_produce(Relay *r, double now)
+{
+	r->pass++;
+	for (OutboxMsg *m = r->q.head, *next; m != NULL; m = next)
+	{
+		rd_kafka_resp_err_t err;
+
+		next = m->next;
+		if (m->state != MSG_QUEUED || !may_produce(r, m, now))
+			continue;
+		err = producer_send(m);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			break;
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			if (m->ks)
+				m->ks->stalled_pass = r->pass;
+			record_failure(r, m, err);
+			if (r->db.conn == NULL)
+				break;			/* queued messages, next too, were dropped */
+			continue;
+		}
+		m->state = MSG_INFLIGHT;
+		r->q.inflight++;
+	}
+}
+
+/*
+ * next_timeout_ms: how long poll() may sleep.
+ */
+static int
+next_timeout_ms(Relay *r, double now)
+{
+	double		t = r->next_lanes;
+
+	if (r->wake && r->db.conn != NULL)
+		return 0;
+	if (r->next_fetch < t)
+		t = r->next_fetch;
+	if (r->db.conn == NULL && r->next_connect < t)
+		t = r->next_connect;
+	for (OutboxMsg *m = r->q.head; m != NULL; m = m->next)
+		if (m->state == MSG_QUEUED && m->not_before > now && m->not_before < t)
+			t = m->not_before;
+	t -= now;
+	return t <= 0 ? 0 : t > 1.0 ? 1000 : (int) (t * 1000) + 1;
+}
+
+/*
+ * wait_events: sleep in poll() until something happens; a NOTIFY sets wake.
+ */
+static void
+wait_events(Relay *r, int timeout_ms)
+{
+	struct pollfd fds[16];
+	int			n = 0,
+				nm;
+
+	fds[n++] = (struct pollfd) {.fd = signal_pipe[0], .events = POLLIN};
+	fds[n++] = (struct pollfd) {.fd = producer_wakeup_fd(), .events = POLLIN};
+	fds[n++] = (struct pollfd) {.fd = r->db.conn ? PQsocket(r->db.conn) : -1, .events = POLLIN};
+	nm = metrics_pollfds(fds + n, 16 - n);
+	if (poll(fds, n + nm, timeout_ms) < 0)
+		return;
+	if (r->db.conn != NULL && (fds[2].revents & (POLLIN | POLLERR | POLLHUP)))
+	{
+		if (outbox_notified(&r->db))
+			r->wake = true;
+		else
+			db_check(r);
+	}
+	metrics_serve(fds + 3, nm);
+}
+
+/*
+ * shutdown_relay: SIGTERM: stop fetching, wait (bounded) for outstanding
+ * delivery reports, delete what was acked, release the lanes.
+ */
+static void
+shutdown_relay(Relay *r)
+{
+	double		deadline = now_s() + DRAIN_S;
+
+	log_info("stopping: waiting up to %.0f s for %d delivery reports (%d rows in memory)",
+			 DRAIN_S, r->q.inflight, r->q.count);
+	while (r->q.inflight > 0 && now_s() < deadline && !producer_failed())
+	{
+		producer_poll();
+		flush_acks(r);
+		if (r->q.inflight > 0)
+			wait_events(r, 50);
+	}
+	producer_stop(0);
+	flush_acks(r);
+	if (r->nacks > 0)
+		log_warning("%d delivered rows could not be deleted; they will be sent again", r->nacks);
+	if (r->db.conn != NULL)
+		outbox_disconnect(&r->db);
+	log_info("stopped: released %d lanes", r->lanes.owned_count);
+}
+
+/*
+ * relay_init: the initial state; false when the configuration is refused.
+ */
+static bool
+relay_init(Relay *r, const RelayOptions *opts)
+{
+	memset(r, 0, sizeof(*r));
+	r->opts = opts;
+	r->window = opts->batch_size * 10 < 10000 ? 10000 : opts->batch_size * 10;
+	r->acks = malloc(sizeof(int64_t) * r->window);
+	r->connect_backoff_ms = opts->retry_backoff_ms;
+	queue_init(&r->q);
+	lanes_init(&r->lanes, opts->lanes);
+	r->lanes_lit = lanes_table_literal(&r->lanes);
+	setup_signals();
+	if (opts->metrics_addr != NULL && opts->metrics_addr[0] != '\0' &&
+		!metrics_listen(opts->metrics_addr))
+		return false;
+	return producer_start(opts, on_delivery, r);
+}
+
 static bool
 require_setting(const char *value, const char *name, const char *env)
 {
@@ -58,74 +506,36 @@ require_setting(const char *value, const char *name, const char *env)
 }
 
 /*
- * connect_database: open a connection with the conninfo of --db, or log
- * libpq's reason and return NULL.
- */
-static PGconn *
-connect_database(const char *conninfo)
-{
-	const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-	const char *const values[] = {conninfo, "distsys-relay", NULL};
-	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
-
-	if (conn != NULL && PQstatus(conn) == CONNECTION_OK)
-		return conn;
-	log_error("could not connect to the database: %s",
-			  conn ? one_line(PQerrorMessage(conn)) : "out of memory");
-	PQfinish(conn);
-	return NULL;
-}
-
-/*
- * check_extension: log the version of the distsys extension installed in
- * the database.  Returns RELAY_EXIT_FAILURE when it is missing or the
- * query fails.
- */
-static int
-check_extension(PGconn *conn)
-{
-	PGresult   *res;
-	int			rc = RELAY_EXIT_FAILURE;
-
-	res = PQexec(conn, "SELECT extversion FROM pg_catalog.pg_extension "
-				 "WHERE extname = 'distsys'");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		log_error("could not look up the distsys extension: %s",
-				  one_line(PQerrorMessage(conn)));
-	else if (PQntuples(res) == 0)
-		log_error("the distsys extension is not installed in database \"%s\" "
-				  "on %s:%s: run CREATE EXTENSION distsys there",
-				  PQdb(conn), PQhost(conn), PQport(conn));
-	else
-	{
-		log_info("connected to database \"%s\" on %s:%s, distsys extension %s",
-				 PQdb(conn), PQhost(conn), PQport(conn),
-				 PQgetvalue(res, 0, 0));
-		rc = RELAY_EXIT_OK;
-	}
-	PQclear(res);
-	return rc;
-}
-
-/*
  * relay_run: the publish command.  Returns the process exit code:
  * RELAY_EXIT_USAGE when --db or --brokers is missing, RELAY_EXIT_FAILURE
- * when the database cannot be used.
+ * when the producer cannot be configured, RELAY_EXIT_OK after SIGTERM.
  */
 int
 relay_run(const RelayOptions *opts)
 {
-	PGconn	   *conn;
-	int			rc;
+	Relay		r;
 
 	if (!require_setting(opts->db, "db", "DISTSYS_DB") ||
 		!require_setting(opts->brokers, "brokers", "DISTSYS_BROKERS"))
 		return RELAY_EXIT_USAGE;
-	if ((conn = connect_database(opts->db)) == NULL)
+	if (!relay_init(&r, opts))
 		return RELAY_EXIT_FAILURE;
-	rc = check_extension(conn);
-	PQfinish(conn);
-	if (rc == RELAY_EXIT_OK)
-		log_info("the outbox relay loop is added by a later version; exiting");
-	return rc;
+	log_info("relaying the outbox to %s with %d lanes", opts->brokers, opts->lanes);
+	while (!stop_requested)
+	{
+		double		now = now_s();
+
+		step_connect(&r, now);
+		step_lanes(&r, now);
+		producer_poll();
+		if (producer_failed())
+			producer_restart(opts);
+		flush_acks(&r);
+		step_fetch(&r, now);
+		step_produce(&r, now);
+		wait_events(&r, next_timeout_ms(&r, now_s()));
+	}
+	shutdown_relay(&r);
+	metrics_close();
+	return RELAY_EXIT_OK;
 }

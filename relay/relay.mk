@@ -8,10 +8,11 @@ RELAY_CFLAGS  = -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 \
 				-I$(shell $(PG_CONFIG) --includedir) \
 				$(shell pkg-config --cflags rdkafka 2>/dev/null)
 RELAY_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq \
-				$(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka) -lpthread
+				$(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka) -lpthread -lm
 
 RELAY_COMMON  = relay/log.o relay/options.o
-RELAY_OBJS    = relay/main.o relay/relay.o $(RELAY_COMMON)
+RELAY_OBJS    = relay/main.o relay/relay.o relay/outbox.o relay/producer.o \
+				relay/lanes.o relay/metrics.o relay/queue.o $(RELAY_COMMON)
 MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o
 RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock
 

@@ -12,6 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
+our @EXPORT_OK = qw(slurp);
 our @EXPORT = qw(distsys_node bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # distsys_node(NAME, CONF): a started node with the extension created.
@@ -59,6 +60,8 @@ sub crash_postmaster
 	$node->start;
 }
 
+# slurp(FILE): its contents, or '' if it cannot be read (a /proc entry of
+# a process that just ended).
 sub slurp
 {
 	my ($file) = @_;

@@ -90,8 +90,24 @@ distsys-relay --version | sed 's/^/    /'
 printf '\n  \033[36m%s\033[0m\n' "distsys-relay --db ... --brokers $BROKERS --print-config"
 distsys-relay --db "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" \
 	--brokers "$BROKERS" --print-config | sed 's/^/    /'
-printf '\n  \033[36m%s\033[0m\n' "distsys-relay --db ... --brokers $BROKERS"
+
+ds_say "7. The transactional outbox, relayed to Kafka"
+printf '\n  \033[36m%s\033[0m\n' "distsys-relay --db ... --brokers $BROKERS --lanes 4 &"
 distsys-relay --db "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" \
-	--brokers "$BROKERS" 2>&1 | sed 's/^/    /' || true
+	--brokers "$BROKERS" --lanes 4 > "$DS_WORK/relay.log" 2>&1 &
+RELAY_PID=$!
+DS_PIDS+=("$RELAY_PID")
+show "BEGIN; SELECT distsys.outbox_send('orders', '{\"sku\": \"A-100\", \"qty\": 2}'::jsonb, 'order-1'); SELECT distsys.outbox_send('orders', '{\"status\": \"paid\"}'::jsonb, 'order-1', '{\"trace\": \"t-1\"}'); COMMIT"
+show "BEGIN; SELECT distsys.outbox_send('orders', '{\"sku\": \"B-200\"}'::jsonb, 'order-2'); ROLLBACK"
+for _ in $(seq 100); do
+	[ "$(psql -X -At -c 'SELECT count(*) FROM distsys.outbox')" = 0 ] && break
+	sleep 0.1
+done
+echo "  The committed messages reach Kafka (the rolled-back one never does):"
+kcat -C -b "$BROKERS" -t orders -o beginning -e -q -f '    key=%k value=%s headers=%h\n' 2>/dev/null
+show "SELECT * FROM distsys.outbox_status"
+kill -TERM "$RELAY_PID" && wait "$RELAY_PID" || true
+echo "  The relay's log (SIGTERM: it drains, releases its lanes and exits 0):"
+sed 's/^/    /' "$DS_WORK/relay.log"
 
 ds_say "Done. Everything started here is stopped and removed now."

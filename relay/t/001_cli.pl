@@ -12,6 +12,7 @@ use warnings;
 use File::Spec;
 use File::Temp qw(tempdir);
 use IPC::Run qw(run);
+use IPC::Run ();
 use Test::More;
 
 my $relay = find_program('distsys-relay')
@@ -341,21 +342,46 @@ usage_error_log([ '--brokers', 'k:9092' ], {}, qr/--db is required/,
 usage_error_log([ '--db', 'host=127.0.0.1 port=1' ], {}, qr/--brokers is required/,
 	'missing --brokers');
 
+# An unreachable database is not fatal: the relay says so in one line and
+# keeps retrying with backoff until it is stopped; SIGTERM then exits 0.
+# relay_until(\@args, qr/line/, ENV => value, ...): start the relay, wait
+# (bounded) for the pattern on stderr, check it still runs, SIGTERM it;
+# returns its exit code and stderr.
+sub relay_until
+{
+	my ($args, $pattern, %env) = @_;
+	my ($out, $err) = ('', '');
+	my $timer = IPC::Run::timer(30);
+
+	local %ENV = (%ENV, %env);
+	my $h = IPC::Run::start([ $relay, @$args ], '<', \undef, '>', \$out, '2>', \$err, $timer);
+	$h->pump until $err =~ $pattern || $timer->is_expired || !$h->pumpable;
+	my $running = $h->pumpable;
+	$h->signal('TERM');
+	$timer->start(30);
+	$h->pump while $h->pumpable && !$timer->is_expired;
+	$h->kill_kill if $h->pumpable;
+	$h->finish;
+	return ($running, $h->result(0), $err);
+}
+
 {
 	my @args = ('--db', 'host=127.0.0.1 port=1 connect_timeout=2',
-		'--brokers', 'localhost:9092');
-	my ($rc, $out, $err) = relay(\@args);
+		'--brokers', 'localhost:9092', '--retry-backoff', '50ms');
+	my ($running, $rc, $err) = relay_until(\@args, qr/could not connect/);
 
-	is($rc, 1, 'unreachable database exits 1');
-	is(scalar(split /\n/, $err), 1, 'unreachable database gives one line');
-	like($err, qr/error: could not connect to the database: .*port 1 failed/,
-		'the line says the connection failed and where');
+	ok($running, 'unreachable database: the relay keeps retrying');
+	is($rc, 0, 'and exits 0 on SIGTERM');
+	my @lines = grep { /could not connect/ } split /\n/, $err;
+	is(scalar(@lines), 1, 'unreachable database gives one line, not one per attempt');
+	like($err, qr/error: could not connect to the database: .*port 1 failed.*retrying/,
+		'the line says the connection failed, where, and that it retries');
 
-	($rc, $out, $err) = relay(\@args, DISTSYS_LOG_FORMAT => 'json');
-	like($err, qr/^\{"ts":"[^"]+","program":"distsys-relay","level":"error","msg":"could not connect/,
+	($running, $rc, $err) = relay_until(\@args, qr/could not connect/,
+		DISTSYS_LOG_FORMAT => 'json');
+	like($err, qr/^\{"ts":"[^"]+","program":"distsys-relay","level":"error","msg":"could not connect/m,
 		'--log-format from the environment applies to the log');
-	($rc, $out, $err) = relay([ @args, '--log-level', 'error' ]);
-	is($rc, 1, 'log level error still exits 1');
+	($running, $rc, $err) = relay_until([ @args, '--log-level', 'error' ], qr/could not connect/);
 	like($err, qr/could not connect/, 'log level error still shows errors');
 }
 

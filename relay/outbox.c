@@ -1,0 +1,422 @@
+/*-------------------------------------------------------------------------
+ *
+ * outbox.c
+ *	  The relay's database side: one connection that LISTENs on
+ *	  distsys_outbox, fetches new rows of the owned lanes, deletes the
+ *	  acknowledged ones (outbox_ack) and records failures (outbox_fail).
+ *
+ * The safe cursor.  Ids are drawn before commit, so a row with a smaller id
+ * may become visible after a larger one (different keys).  outbox_send
+ * takes its xid before it draws the id, so a transaction T that drew an id
+ * at or below the largest id M a fetch F saw has an xid below any xid
+ * assigned after F's snapshot S was taken.  F therefore assigns itself an
+ * xid X_F (pg_current_xact_id(), during the statement, so after S) and
+ * leaves a "cut" (M, X_F + 1):
+ *	 1. each fetch reads rows with id > safe, minus the ids already in
+ *		memory (in flight, acked, waiting for their key), in id order;
+ *	 2. it also reads its snapshot's xmin and assigns itself an xid;
+ *	 3. a pending cut whose bound <= this xmin is settled: F's transaction
+ *		has ended, so this snapshot's xmax is above X_F, hence above T's
+ *		xid, and an xmin above X_F means T has ended too: T's row is visible
+ *		to this fetch, which returned it, unless the fetch stopped at its
+ *		LIMIT below M; then the cut waits;
+ *	 4. settling sets safe = M, so dead rows at the head are not scanned
+ *		again and the exclusion list stays short.
+ * The snapshot's own xmax would not do as the bound: it is the latest
+ * completed xid + 1, and a transaction with a larger xid that is still
+ * running lowers no snapshot's xmin (it is not in the snapshot at all).
+ * The xid costs one commit record per fetch, no WAL flush (nothing else
+ * was written) and one xid per fetch: at most one per batch under load.
+ * Taking or losing lanes resets the cursor to 0 (the rows of a new lane may
+ * lie anywhere below it).
+ *
+ * Threads: main thread only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "outbox.h"
+
+#define OUTBOX_CHANNEL "distsys_outbox"
+
+static const char *const fetch_sql =
+"SELECT pg_snapshot_xmin(s.s)::text, (s.x::text::bigint + 1)::text,"
+"       o.id::text, o.lane::text, o.topic, o.key, o.payload, o.payload_type,"
+"       o.message_id, extract(epoch FROM o.created_at)::text, o.attempts::text,"
+"       (SELECT string_agg(encode(convert_to(k, 'UTF8'), 'hex') || ':' ||"
+"                          encode(convert_to(v, 'UTF8'), 'hex'), ',')"
+"          FROM jsonb_each_text(o.headers) AS h(k, v))"
+"  FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id() AS x) s"
+"  LEFT JOIN LATERAL (SELECT * FROM distsys.outbox"
+"                      WHERE id > $1 AND lane = ANY ($2::smallint[])"
+"                        AND NOT id = ANY ($3::bigint[])"
+"                      ORDER BY id LIMIT $4) o ON true"
+" ORDER BY o.id";
+
+/*
+ * db_one_line: turn a multi-line libpq message into one line, in place.
+ */
+char *
+db_one_line(char *msg)
+{
+	char	   *out = msg;
+	bool		space = false;
+
+	for (const char *c = msg; *c; c++)
+	{
+		if (*c == '\n' || *c == '\t' || *c == ' ')
+			space = out != msg;
+		else
+		{
+			if (space)
+				*out++ = ' ';
+			*out++ = *c;
+			space = false;
+		}
+	}
+	*out = '\0';
+	return msg;
+}
+
+/*
+ * outbox_connect: connect, check the extension and LISTEN.  Returns false
+ * (logging why, unless quiet) when the database cannot be used yet.
+ */
+bool
+outbox_connect(OutboxDb *db, const char *conninfo, bool quiet)
+{
+	const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
+	const char *const values[] = {conninfo, "distsys-relay", NULL};
+	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
+	PGresult   *res = NULL;
+	bool		ok = false;
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		if (!quiet)
+			log_error("could not connect to the database: %s; retrying",
+					  conn ? db_one_line(PQerrorMessage(conn)) : "out of memory");
+	}
+	else if (PQresultStatus(res = PQexec(conn, "SELECT extversion FROM pg_catalog.pg_extension"
+										  " WHERE extname = 'distsys'")) != PGRES_TUPLES_OK ||
+			 PQntuples(res) == 0)
+	{
+		if (!quiet)
+			log_error("the distsys extension is not installed in database \"%s\" on %s:%s: "
+					  "run CREATE EXTENSION distsys there; retrying",
+					  PQdb(conn), PQhost(conn), PQport(conn));
+	}
+	else
+	{
+		char		version[32];
+
+		snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		res = PQexec(conn, "LISTEN " OUTBOX_CHANNEL);
+		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (ok)
+			log_info("database connected: \"%s\" on %s:%s, distsys extension %s",
+					 PQdb(conn), PQhost(conn), PQport(conn), version);
+		else if (!quiet)
+			log_error("could not LISTEN on the database: %s",
+					  db_one_line(PQerrorMessage(conn)));
+	}
+	PQclear(res);
+	if (!ok)
+	{
+		PQfinish(conn);
+		return false;
+	}
+	db->conn = conn;
+	outbox_reset_cursor(db);
+	return true;
+}
+
+void
+outbox_disconnect(OutboxDb *db)
+{
+	PQfinish(db->conn);
+	db->conn = NULL;
+}
+
+/*
+ * outbox_check_conn: after a failed command: false (and the connection is
+ * closed, with one log line) when the connection is gone.
+ */
+bool
+outbox_check_conn(OutboxDb *db)
+{
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+		return true;
+	if (db->conn != NULL)
+	{
+		log_error("database disconnected: %s; reconnecting",
+				  db_one_line(PQerrorMessage(db->conn)));
+		outbox_disconnect(db);
+	}
+	return false;
+}
+
+void
+outbox_reset_cursor(OutboxDb *db)
+{
+	db->safe = 0;
+	db->ncuts = 0;
+}
+
+static int
+hexval(char c)
+{
+	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+/*
+ * decode_headers: "hexname:hexvalue,..." into name\0value\0 pairs.
+ */
+static char *
+decode_headers(const char *hex, int *n)
+{
+	char	   *out = malloc(strlen(hex) / 2 + 2),
+			   *o = out;
+
+	*n = 0;
+	for (const char *h = hex; *h;)
+	{
+		if (*h == ':' || *h == ',')
+		{
+			*o++ = '\0';
+			*n += *h == ',';
+			h++;
+			continue;
+		}
+		*o++ = (char) (hexval(h[0]) << 4 | hexval(h[1]));
+		h += 2;
+	}
+	*o++ = '\0';
+	*n += 1;
+	return out;
+}
+
+static char *
+get_str(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+/*
+ * row_to_msg: the message of result row i (binary format).
+ */
+static OutboxMsg *
+row_to_msg(PGresult *res, int i, char **key)
+{
+	OutboxMsg  *m = calloc(1, sizeof(OutboxMsg));
+
+	m->id = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+	m->lane = atoi(PQgetvalue(res, i, 3));
+	m->topic = get_str(res, i, 4);
+	*key = PQgetisnull(res, i, 5) ? NULL : PQgetvalue(res, i, 5);
+	if (!PQgetisnull(res, i, 6))
+	{
+		m->payload_len = PQgetlength(res, i, 6);
+		m->payload = malloc(m->payload_len + 1);
+		memcpy(m->payload, PQgetvalue(res, i, 6), m->payload_len);
+	}
+	m->payload_type = get_str(res, i, 7);
+	m->message_id = get_str(res, i, 8);
+	m->created_at = strtod(PQgetvalue(res, i, 9), NULL);
+	m->attempts = atoi(PQgetvalue(res, i, 10));
+	if (!PQgetisnull(res, i, 11))
+		m->headers = decode_headers(PQgetvalue(res, i, 11), &m->nheaders);
+	return m;
+}
+
+/*
+ * settle_cuts: steps 3 and 4 of the banner.  xmin is this fetch's; a full
+ * fetch stopped at max_seen.
+ */
+static void
+settle_cuts(OutboxDb *db, int64_t xmin, bool full, int64_t max_seen)
+{
+	while (db->ncuts > 0 && db->cuts[0].xmax <= xmin &&
+		   (!full || db->cuts[0].max_id <= max_seen))
+	{
+		if (db->cuts[0].max_id > db->safe)
+			db->safe = db->cuts[0].max_id;
+		db->ncuts--;
+		memmove(db->cuts, db->cuts + 1, db->ncuts * sizeof(OutboxCut));
+	}
+}
+
+static void
+add_cut(OutboxDb *db, int64_t max_id, int64_t xmax)
+{
+	OutboxCut  *last = db->ncuts ? &db->cuts[db->ncuts - 1] : NULL;
+
+	if (db->ncuts == OUTBOX_MAX_CUTS)
+	{
+		/* merging two cuts keeps a true statement: both bounds at once */
+		if (max_id > last->max_id)
+			last->max_id = max_id;
+		if (xmax > last->xmax)
+			last->xmax = xmax;
+		return;
+	}
+	db->cuts[db->ncuts++] = (OutboxCut) {max_id, xmax};
+}
+
+/*
+ * outbox_fetch: add up to limit new rows of the given table lanes (an
+ * array literal) to q.  Returns how many, or -1 on a database error.
+ * *more tells whether the fetch stopped at its limit.
+ */
+int
+outbox_fetch(OutboxDb *db, MsgQueue *q, const char *lanes, int limit, bool *more)
+{
+	char		safe[24],
+				lim[16];
+	char	   *excl = queue_ids_above(q, db->safe);
+	const char *params[4] = {safe, lanes, excl, lim};
+	int			formats[4] = {0, 0, 0, 0};
+	PGresult   *res;
+	int			n,
+				added = 0;
+	int64_t		max_id = 0;
+
+	snprintf(safe, sizeof(safe), "%lld", (long long) db->safe);
+	snprintf(lim, sizeof(lim), "%d", limit);
+	res = PQexecParams(db->conn, fetch_sql, 4, NULL, params, NULL, formats, 1);
+	free(excl);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		log_error("could not fetch outbox rows: %s", db_one_line(PQerrorMessage(db->conn)));
+		PQclear(res);
+		return -1;
+	}
+	n = PQgetisnull(res, 0, 2) ? 0 : PQntuples(res);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *key;
+		OutboxMsg  *m = row_to_msg(res, i, &key);
+
+		max_id = m->id > max_id ? m->id : max_id;
+		queue_insert(q, m, key);
+		added++;
+	}
+	*more = n >= limit;
+	log_debug("fetch: safe %lld, %d rows up to %lld, snapshot %s:%s, %d cuts",
+			  (long long) db->safe, n, (long long) max_id, PQgetvalue(res, 0, 0),
+			  PQgetvalue(res, 0, 1), db->ncuts);
+	settle_cuts(db, strtoll(PQgetvalue(res, 0, 0), NULL, 10), *more, max_id);
+	if (n > 0)
+		add_cut(db, max_id, strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+	PQclear(res);
+	return added;
+}
+
+/*
+ * outbox_ack: delete the acknowledged rows in one statement.
+ */
+bool
+outbox_ack(OutboxDb *db, const int64_t *ids, int n)
+{
+	size_t		size = 2 + (size_t) n * 21;
+	char	   *arr = malloc(size),
+			   *p = arr;
+	const char *params[1] = {arr};
+	PGresult   *res;
+	bool		ok;
+
+	*p++ = '{';
+	for (int i = 0; i < n; i++)
+		p += sprintf(p, "%s%lld", i ? "," : "", (long long) ids[i]);
+	strcpy(p, "}");
+	res = PQexecParams(db->conn, "SELECT distsys.outbox_ack($1::bigint[])", 1,
+					   NULL, params, NULL, NULL, 0);
+	free(arr);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!ok)
+		log_error("could not delete acknowledged outbox rows: %s",
+				  db_one_line(PQerrorMessage(db->conn)));
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * outbox_fail: record a failed delivery of m.  Returns "retry", "dead" or
+ * "gone", or NULL on a database error.
+ */
+const char *
+outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
+			int max_attempts, int backoff_ms)
+{
+	char		id[24],
+				max[16],
+				backoff[32];
+	const char *params[5] = {id, error, permanent ? "true" : "false", max, backoff};
+	PGresult   *res;
+	static char answer[8];
+
+	snprintf(id, sizeof(id), "%lld", (long long) m->id);
+	snprintf(max, sizeof(max), "%d", max_attempts);
+	snprintf(backoff, sizeof(backoff), "%d milliseconds", backoff_ms);
+	res = PQexecParams(db->conn, "SELECT distsys.outbox_fail($1, $2, $3, $4, $5::interval)",
+					   5, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		log_error("could not record the failure of outbox row %lld: %s",
+				  (long long) m->id, db_one_line(PQerrorMessage(db->conn)));
+		PQclear(res);
+		return NULL;
+	}
+	snprintf(answer, sizeof(answer), "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return answer;
+}
+
+/*
+ * outbox_backlog: rows waiting in the given table lanes, and the age of
+ * the oldest, in seconds.
+ */
+bool
+outbox_backlog(OutboxDb *db, const char *lanes, int64_t *count, double *oldest)
+{
+	const char *params[1] = {lanes};
+	PGresult   *res = PQexecParams(db->conn,
+								   "SELECT count(*), coalesce(extract(epoch FROM"
+								   " clock_timestamp() - min(created_at)), 0)"
+								   " FROM distsys.outbox WHERE lane = ANY ($1::smallint[])",
+								   1, NULL, params, NULL, NULL, 0);
+	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (ok)
+	{
+		*count = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		*oldest = strtod(PQgetvalue(res, 0, 1), NULL);
+	}
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * outbox_notified: read what the server sent; true when a commit notified
+ * the channel since the last call.
+ */
+bool
+outbox_notified(OutboxDb *db)
+{
+	PGnotify   *n;
+	bool		any = false;
+
+	if (!PQconsumeInput(db->conn))
+		return false;
+	while ((n = PQnotifies(db->conn)) != NULL)
+	{
+		any = true;
+		PQfreemem(n);
+	}
+	return any;
+}
