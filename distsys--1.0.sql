@@ -272,3 +272,87 @@ CREATE VIEW outbox_status AS
 		   (SELECT clock_timestamp() - min(created_at) FROM outbox) AS oldest_age,
 		   (SELECT count(*) FROM outbox_dead) AS dead;
 COMMENT ON VIEW outbox_status IS 'outbox backlog, age of its oldest message, dead-lettered messages';
+
+------------------------------------------------------------------------------
+-- Idempotent inbox (the consuming side)
+------------------------------------------------------------------------------
+
+-- One row per message a consumer has taken effect of.  A message id can be
+-- claimed once per consumer; the claim is part of the consumer's
+-- transaction, so a rollback un-claims it.  Rows are kept while their
+-- message is younger than distsys.inbox_retention (sent_at); older
+-- messages are refused by inbox_claim (SQLSTATE DI001) rather than applied,
+-- because a duplicate of them could no longer be recognised.
+CREATE TABLE inbox (
+	consumer	text NOT NULL,
+	message_id	text NOT NULL,
+	sent_at		timestamptz NOT NULL,
+	claimed_at	timestamptz NOT NULL DEFAULT clock_timestamp(),
+	PRIMARY KEY (consumer, message_id)
+) WITH (fillfactor = 90);
+CREATE INDEX inbox_sent_at ON inbox (sent_at);
+REVOKE ALL ON inbox FROM PUBLIC;
+GRANT SELECT ON inbox TO PUBLIC;
+COMMENT ON TABLE inbox IS 'messages each consumer has applied (written by inbox_claim)';
+
+-- The horizon of the last inbox_cleanup: entries of messages sent before it
+-- are gone, so such messages are refused even if the retention is raised.
+CREATE TABLE inbox_horizon (
+	pruned_before timestamptz NOT NULL
+);
+INSERT INTO inbox_horizon VALUES ('-infinity');
+REVOKE ALL ON inbox_horizon FROM PUBLIC;
+GRANT SELECT ON inbox_horizon TO PUBLIC;
+
+-- Messages a consumer could not apply, with the error.
+CREATE TABLE inbox_dead (
+	id			bigserial PRIMARY KEY,
+	consumer	text NOT NULL,
+	topic		text NOT NULL,
+	kafka_partition integer,
+	kafka_offset bigint,
+	key			text,
+	payload		bytea,
+	headers		jsonb NOT NULL DEFAULT '{}',
+	message_id	text,
+	attempts	integer NOT NULL,
+	error		text NOT NULL,
+	failed_at	timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+REVOKE ALL ON inbox_dead FROM PUBLIC;
+COMMENT ON TABLE inbox_dead IS 'messages a consumer gave up on, with the error';
+
+CREATE FUNCTION inbox_claim(consumer text, message_id text, sent_at timestamptz DEFAULT NULL)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'inbox_claim'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION inbox_claim(text, text, timestamptz) IS
+	'true the first time this consumer claims this message id (in the caller''s transaction), false for a duplicate';
+
+CREATE FUNCTION inbox_apply(consumer text, message_id text, handler regprocedure,
+							topic text, key text, payload jsonb, headers jsonb,
+							sent_at timestamptz DEFAULT NULL)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'inbox_apply_jsonb'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION inbox_apply(consumer text, message_id text, handler regprocedure,
+							topic text, key text, payload bytea, headers jsonb,
+							sent_at timestamptz DEFAULT NULL)
+	RETURNS boolean
+	AS 'MODULE_PATHNAME', 'inbox_apply_bytea'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION inbox_apply(text, text, regprocedure, text, text, jsonb, jsonb, timestamptz) IS
+	'claim the message and, if new, call handler(topic, key, payload, headers): whether it was applied';
+
+CREATE FUNCTION inbox_cleanup() RETURNS bigint
+	AS 'MODULE_PATHNAME', 'inbox_cleanup'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION inbox_cleanup() FROM PUBLIC;
+COMMENT ON FUNCTION inbox_cleanup() IS
+	'delete inbox entries of messages older than distsys.inbox_retention: how many';
+
+CREATE VIEW inbox_status AS
+	SELECT consumer, count(*) AS claimed, min(sent_at) AS oldest_sent_at,
+		   max(claimed_at) AS last_claimed_at
+	  FROM inbox GROUP BY consumer;
+COMMENT ON VIEW inbox_status IS 'per consumer: messages remembered, the oldest, the last claim';

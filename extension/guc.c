@@ -20,6 +20,7 @@
 int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;
 int			distsys_lock_max_ttl_s = 7 * 24 * 3600;
+int			distsys_inbox_retention_s = 7 * 24 * 3600;
 
 static void distsys_define_startup_gucs(void);
 
@@ -36,6 +37,14 @@ distsys_define_gucs(void)
 							NULL,
 							&distsys_lock_max_ttl_s,
 							7 * 24 * 3600, 1, 365 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("distsys.inbox_retention",
+							"How long the inbox remembers a message, counted from when it was sent.",
+							"Older messages are refused by inbox_claim, since a duplicate of them could no longer be recognised.",
+							&distsys_inbox_retention_s,
+							7 * 24 * 3600, 60, 10 * 365 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
