@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "consume.h"
 #include "log.h"
 #include "options.h"
 #include "relay.h"
@@ -44,7 +45,8 @@ run_command(const RelayOptions *opts)
 	{
 		log_setup("distsys-relay", (LogFormat) opts->log_format,
 				  (LogLevel) opts->log_level);
-		return relay_run(opts);
+		return opts->command == RELAY_CMD_CONSUME ? consume_run(opts)
+			: relay_run(opts);
 	}
 	return RELAY_EXIT_OK;
 }

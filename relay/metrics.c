@@ -32,6 +32,7 @@ static const double bucket_bounds[METRICS_BUCKETS] = {
 	0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10
 };
 
+static MetricsPageFn page_fn = NULL;	/* NULL: the publish page, render() */
 static int	listen_fd = -1;
 static int	client_fd[METRICS_CLIENTS];
 static int	nclients = 0;
@@ -158,21 +159,31 @@ render(char *buf, size_t size)
 }
 
 /*
+ * metrics_set_page: serve the page fn renders instead of the publish
+ * command's (the consume command has counters of its own).
+ */
+void
+metrics_set_page(MetricsPageFn fn)
+{
+	page_fn = fn;
+}
+
+/*
  * answer: read what the client sent and answer with the page; the
  * connection is closed either way.
  */
 static void
 answer(int fd)
 {
+	static char body[65536];
 	char		req[2048],
-				body[8192],
 				head[256];
 	ssize_t		r = read(fd, req, sizeof(req) - 1);
 	int			len;
 
 	if (r > 0)
 	{
-		len = render(body, sizeof(body));
+		len = page_fn ? page_fn(body, sizeof(body)) : render(body, sizeof(body));
 		snprintf(head, sizeof(head),
 				 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
 				 "Content-Length: %d\r\nConnection: close\r\n\r\n", len);

@@ -10,6 +10,7 @@
 
 #include <poll.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define METRICS_BUCKETS 13
@@ -29,10 +30,15 @@ typedef struct RelayMetrics
 
 extern RelayMetrics metrics;
 
+/* Renders a whole metrics page into buf; returns its length (< size). */
+typedef int (*MetricsPageFn) (char *buf, size_t size);
+
+
 extern void metrics_observe_latency(double seconds);
 extern bool metrics_listen(const char *addr);
 extern int	metrics_pollfds(struct pollfd *fds, int max);
 extern void metrics_serve(struct pollfd *fds, int n);
+extern void metrics_set_page(MetricsPageFn fn);
 extern void metrics_close(void);
 
 #endif							/* RELAY_METRICS_H */

@@ -102,6 +102,7 @@ typedef struct OptCommand
 
 static const OptCommand opt_commands[] = {
 	{"publish", RELAY_CMD_PUBLISH, "relay the outbox table to Kafka (the default)"},
+	{"consume", RELAY_CMD_CONSUME, "apply Kafka messages once each through the inbox"},
 };
 
 static const OptChoice log_format_choices[] = {
@@ -137,9 +138,9 @@ static const OptDef opt_table[] = {
 	},
 	{
 		.name = "batch-size", .env = "DISTSYS_BATCH_SIZE", .type = OPT_INT,
-		.commands = RELAY_CMD_PUBLISH, .min = 1, .max = 100000,
+		.commands = RELAY_CMD_ALL, .min = 1, .max = 100000,
 		.defval = "1000", .offset = OFF(batch_size), .metavar = "N",
-		.help = "outbox rows read and sent per transaction"
+		.help = "outbox rows read, or messages applied, per transaction"
 	},
 	{
 		.name = "retry-backoff", .env = "DISTSYS_RETRY_BACKOFF",
@@ -166,6 +167,22 @@ static const OptDef opt_table[] = {
 		.commands = RELAY_CMD_PUBLISH, .min = 1, .max = 1024, .defval = "16",
 		.offset = OFF(lanes), .metavar = "N",
 		.help = "hash lanes the outbox is split into; one key stays in one lane"
+	},
+	{
+		.name = "topic", .env = "DISTSYS_TOPIC", .type = OPT_STRING,
+		.commands = RELAY_CMD_CONSUME, .offset = OFF(topics),
+		.metavar = "TOPIC[,TOPIC...]", .help = "topics to consume"
+	},
+	{
+		.name = "group", .env = "DISTSYS_GROUP", .type = OPT_STRING,
+		.commands = RELAY_CMD_CONSUME, .offset = OFF(group), .metavar = "GROUP",
+		.help = "Kafka consumer group; also the inbox consumer name"
+	},
+	{
+		.name = "handler", .env = "DISTSYS_HANDLER", .type = OPT_STRING,
+		.commands = RELAY_CMD_CONSUME, .offset = OFF(handler),
+		.metavar = "SCHEMA.FUNCTION",
+		.help = "function(topic text, key text, payload jsonb|bytea, headers jsonb) applying a message"
 	},
 	{
 		.name = "metrics-addr", .env = "DISTSYS_METRICS_ADDR", .type = OPT_STRING,
@@ -1086,7 +1103,8 @@ print_option_help(FILE *out, const OptDef *def)
 void
 options_print_help(FILE *out, const RelayOptions *opts)
 {
-	fprintf(out, "%s relays a transactional outbox table to Kafka.\n\n"
+	fprintf(out, "%s relays a transactional outbox table to Kafka, and applies\n"
+			"Kafka messages exactly once through an inbox.\n\n"
 			"Usage:\n  %s [COMMAND] [OPTION]...\n\nCommands:\n",
 			PROGNAME, PROGNAME);
 	for (size_t i = 0; i < lengthof(opt_commands); i++)

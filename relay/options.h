@@ -26,10 +26,11 @@
  */
 typedef enum RelayCommand
 {
-	RELAY_CMD_PUBLISH = 1 << 0	/* relay the outbox table to Kafka */
+	RELAY_CMD_PUBLISH = 1 << 0,	/* relay the outbox table to Kafka */
+	RELAY_CMD_CONSUME = 1 << 1	/* apply Kafka messages through the inbox */
 } RelayCommand;
 
-#define RELAY_CMD_ALL	(RELAY_CMD_PUBLISH)
+#define RELAY_CMD_ALL	(RELAY_CMD_PUBLISH | RELAY_CMD_CONSUME)
 
 /* One librdkafka property given with -X, DISTSYS_KAFKA or kafka.NAME. */
 typedef struct KafkaProperty
@@ -58,6 +59,9 @@ typedef struct RelayOptions
 	int			retry_backoff_max_ms;	/* cap of the doubling delay */
 	int			dead_letter_after;	/* attempts before a row is dead-lettered */
 	int			lanes;			/* hash lanes the outbox is split into */
+	char	   *topics;			/* consume: comma-separated topics */
+	char	   *group;			/* consume: consumer group, the inbox consumer */
+	char	   *handler;		/* consume: schema.function applying a message */
 	char	   *metrics_addr;	/* HOST:PORT of the metrics endpoint, or NULL */
 	int			log_format;		/* a LogFormat */
 	int			log_level;		/* a LogLevel */

@@ -49,7 +49,8 @@ static const char *const fetch_sql =
 "       o.message_id, extract(epoch FROM o.created_at)::text, o.attempts::text,"
 "       (SELECT string_agg(encode(convert_to(k, 'UTF8'), 'hex') || ':' ||"
 "                          encode(convert_to(v, 'UTF8'), 'hex'), ',')"
-"          FROM jsonb_each_text(o.headers) AS h(k, v))"
+"          FROM jsonb_each_text(o.headers) AS h(k, v)),"
+"       (extract(epoch FROM o.created_at) * 1000000)::bigint::text"
 "  FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id() AS x) s"
 "  LEFT JOIN LATERAL (SELECT * FROM distsys.outbox"
 "                      WHERE id > $1 AND lane = ANY ($2::smallint[])"
@@ -228,6 +229,7 @@ row_to_msg(PGresult *res, int i, char **key)
 	m->payload_type = get_str(res, i, 7);
 	m->message_id = get_str(res, i, 8);
 	m->created_at = strtod(PQgetvalue(res, i, 9), NULL);
+	m->created_us = strtoll(PQgetvalue(res, i, 12), NULL, 10);
 	m->attempts = atoi(PQgetvalue(res, i, 10));
 	if (!PQgetisnull(res, i, 11))
 		m->headers = decode_headers(PQgetvalue(res, i, 11), &m->nheaders);

@@ -214,8 +214,26 @@ producer_start(const RelayOptions *opts, DeliveryFn fn, void *arg)
 }
 
 /*
+ * format_sent_at: us (epoch microseconds) as ISO 8601 UTC with
+ * microseconds, e.g. 2026-11-30T12:33:18.123456Z.
+ */
+static void
+format_sent_at(int64_t us, char *buf, size_t size)
+{
+	time_t		secs = (time_t) (us / 1000000);
+	struct tm	tm;
+	size_t		n;
+
+	gmtime_r(&secs, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%06dZ", (int) (us % 1000000));
+}
+
+/*
  * producer_send: produce m to its topic with its key, payload and headers.
- * Returns the error of the enqueue (QUEUE_FULL means: try again later).
+ * The message's timestamp and its distsys-sent-at header are the row's
+ * created_at, so every resend of a row carries the same ones (the inbox
+ * counts its retention from them).  Returns the error of the enqueue (QUEUE_FULL means: try again later).
  */
 rd_kafka_resp_err_t
 producer_send(OutboxMsg *m)
@@ -223,6 +241,7 @@ producer_send(OutboxMsg *m)
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(8);
 	const char *key = msg_key(m);
 	rd_kafka_resp_err_t err;
+	char		sent_at[40];
 	const char *ct = strcmp(m->payload_type, "json") == 0 ? "application/json" :
 		strcmp(m->payload_type, "text") == 0 ? "text/plain; charset=utf-8" :
 		"application/octet-stream";
@@ -237,10 +256,13 @@ producer_send(OutboxMsg *m)
 	}
 	rd_kafka_header_add(hdrs, "distsys-message-id", -1, m->message_id, -1);
 	rd_kafka_header_add(hdrs, "content-type", -1, ct, -1);
+	format_sent_at(m->created_us, sent_at, sizeof(sent_at));
+	rd_kafka_header_add(hdrs, "distsys-sent-at", -1, sent_at, -1);
 	err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(m->topic),
 							RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
 							RD_KAFKA_V_VALUE(m->payload, m->payload_len),
 							RD_KAFKA_V_HEADERS(hdrs),
+							RD_KAFKA_V_TIMESTAMP(m->created_us / 1000),
 							RD_KAFKA_V_OPAQUE(m), RD_KAFKA_V_END);
 	if (err)
 		rd_kafka_headers_destroy(hdrs);

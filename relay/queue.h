@@ -42,6 +42,7 @@ typedef struct OutboxMsg
 	char	   *headers;		/* name\0value\0 pairs, nheaders of them */
 	int			nheaders;
 	double		created_at;		/* epoch seconds */
+	int64_t		created_us;		/* the same, exact: epoch microseconds */
 	int			attempts;
 	double		not_before;		/* epoch seconds: no retry before this */
 	MsgState	state;

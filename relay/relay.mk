@@ -12,7 +12,9 @@ RELAY_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq \
 
 RELAY_COMMON  = relay/log.o relay/options.o
 RELAY_OBJS    = relay/main.o relay/relay.o relay/outbox.o relay/producer.o \
-				relay/lanes.o relay/metrics.o relay/queue.o $(RELAY_COMMON)
+				relay/lanes.o relay/metrics.o relay/queue.o \
+				relay/consume.o relay/consume_db.o relay/consume_kafka.o \
+				$(RELAY_COMMON)
 MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o
 RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock
 

@@ -11,6 +11,7 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
+use Time::Local qw(timegm);
 use Test::More;
 use DistsysTest;
 use RelayTest;
@@ -64,6 +65,18 @@ is($misc->[0][2], 'hello', 'text payload as is');
 like($misc->[0][3], qr/trace=t1/, 'row headers are Kafka headers');
 like($misc->[0][3], qr/content-type=text\/plain/, 'content type from the payload type');
 like($misc->[0][1], qr/^\d+-\d+-\d+$/, 'distsys-message-id header');
+{
+	my ($y, $mo, $d, $h, $mi, $s, $us) = $misc->[0][3]
+	  =~ /distsys-sent-at=(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z/;
+	ok(defined $us, 'distsys-sent-at header: ISO 8601 UTC with microseconds')
+	  or diag($misc->[0][3]);
+	my $ms = (timegm($s // 0, $mi // 0, $h // 0, $d // 1, ($mo // 1) - 1, $y // 1970) * 1000)
+	  + int(($us // 0) / 1000);
+	is($misc->[0][4], $ms, 'the Kafka timestamp is the same instant (ms)');
+	my $created = $node->safe_psql('postgres',
+		q{SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY')});
+	is($y, $created, 'sent-at is the creation time (this year, UTC)');
+}
 is($misc->[1][2], '', 'NULL payload is a tombstone');
 is($misc->[2][0], '', 'NULL key: no key');
 

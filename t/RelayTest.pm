@@ -13,6 +13,7 @@ use warnings;
 use Errno qw(ENXIO EAGAIN);
 use Fcntl qw(O_WRONLY O_NONBLOCK);
 use File::Spec;
+use IO::Socket::INET;
 use IPC::Run;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
@@ -20,8 +21,8 @@ use Test::More;
 use Exporter 'import';
 use DistsysTest qw(slurp);
 
-our @EXPORT = qw(start_mock mock_control start_relay kill_relay stop_relay
-  relay_log wait_until consume check_stream setup_workload run_workload
+our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce
+  kill_relay stop_relay relay_log metrics_page wait_until consume check_stream setup_workload run_workload
   expected_messages wait_outbox_empty dead_ids);
 
 our $WAIT = 60;
@@ -110,6 +111,42 @@ sub start_relay
 	return $r;
 }
 
+# start_consumer(NAME, NODE, M, ARGS...): distsys-relay consume; returns
+# {pid, log}.  A short session timeout lets a restarted consumer have the
+# partitions of a SIGKILLed one within seconds (about 5 s with the mock).
+sub start_consumer
+{
+	my ($name, $node, $m, @args) = @_;
+	my $r = { log => "$tmp/$name.log" };
+	$r->{pid} = spawn($r->{log}, find_program('distsys-relay'), 'consume',
+		'--db', $node->connstr('postgres'), '--brokers', $m->{bs},
+		'--retry-backoff', '50ms', '--retry-backoff-max', '1s',
+		'-X', 'session.timeout.ms=3000', '-X', 'heartbeat.interval.ms=500', @args);
+	return $r;
+}
+
+# produce(M, TOPIC, PARTITION, KEY, PAYLOAD, HEADERS...): one message with
+# kcat; HEADERS are "name=value" strings.
+sub produce
+{
+	my ($m, $topic, $partition, $key, $payload, @headers) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ find_program('kcat'), '-P', '-b', $m->{bs}, '-t', $topic,
+		'-p', $partition, '-k', $key, map { ('-H', $_) } @headers ],
+		'<', \"$payload\n", '>', \$out, '2>', \$err, IPC::Run::timeout($WAIT))
+	  or die "kcat -P failed: $err";
+}
+
+# metrics_page(PORT): the text served on the metrics port, or ''.
+sub metrics_page
+{
+	my ($port) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port", Timeout => 10) or return '';
+	print $s "GET /metrics HTTP/1.0\r\n\r\n";
+	local $/;
+	return <$s> // '';
+}
+
 sub relay_log { return slurp($_[0]->{log}); }
 
 sub kill_relay
@@ -133,20 +170,21 @@ sub stop_relay
 	return undef;
 }
 
-# consume(M, TOPIC): every message as [key, message id, payload].
+# consume(M, TOPIC): every message as [key, message id, payload, headers,
+# Kafka timestamp in ms].
 sub consume
 {
 	my ($m, $topic) = @_;
 	my ($out, $err) = ('', '');
 	IPC::Run::run([ find_program('kcat'), '-C', '-b', $m->{bs}, '-t', $topic,
-		'-o', 'beginning', '-e', '-q', '-f', '%k|%h|%s\n' ],
+		'-o', 'beginning', '-e', '-q', '-f', '%k|%T|%h|%s\n' ],
 		'<', \undef, '>', \$out, '2>', \$err, IPC::Run::timeout($WAIT));
 	my @msgs;
 	for (split /\n/, $out)
 	{
-		my ($k, $h, $s) = split /\|/, $_, 3;
+		my ($k, $ts, $h, $s) = split /\|/, $_, 4;
 		my ($id) = $h =~ /distsys-message-id=([^,]+)/;
-		push @msgs, [ $k, $id // '', $s, $h ];
+		push @msgs, [ $k, $id // '', $s, $h, $ts ];
 	}
 	return \@msgs;
 }

@@ -110,4 +110,57 @@ kill -TERM "$RELAY_PID" && wait "$RELAY_PID" || true
 echo "  The relay's log (SIGTERM: it drains, releases its lanes and exits 0):"
 sed 's/^/    /' "$DS_WORK/relay.log"
 
+ds_say "8. The consuming side: each message takes effect once, through the inbox"
+echo "  A stock table and a handler that reserves stock for a 'reserve-stock' message:"
+show "CREATE TABLE stock (sku text PRIMARY KEY, qty int); INSERT INTO stock VALUES ('A-100', 10), ('B-200', 5)"
+show "CREATE FUNCTION reserve_stock(topic text, key text, payload jsonb, headers jsonb) RETURNS void LANGUAGE sql AS \$\$ UPDATE stock SET qty = qty - (payload->>'qty')::int WHERE sku = payload->>'sku' \$\$"
+DB="host=127.0.0.1 port=$PORT user=postgres dbname=postgres"
+printf '\n  \033[36m%s\033[0m\n' "distsys-relay consume --db ... --brokers $BROKERS --topic reserve-stock --group stock --handler public.reserve_stock &"
+distsys-relay --db "$DB" --brokers "$BROKERS" --lanes 4 > "$DS_WORK/relay2.log" 2>&1 &
+RELAY_PID=$!
+DS_PIDS+=("$RELAY_PID")
+MPORT=$(ds_free_port)
+distsys-relay consume --db "$DB" --brokers "$BROKERS" --topic reserve-stock --group stock \
+	--handler public.reserve_stock --metrics-addr "127.0.0.1:$MPORT" > "$DS_WORK/consume.log" 2>&1 &
+CONSUMER_PID=$!
+DS_PIDS+=("$CONSUMER_PID")
+show "BEGIN; SELECT distsys.outbox_send('reserve-stock', '{\"sku\": \"A-100\", \"qty\": 2}'::jsonb, 'order-1'); SELECT distsys.outbox_send('reserve-stock', '{\"sku\": \"B-200\", \"qty\": 1}'::jsonb, 'order-2'); COMMIT"
+for _ in $(seq 150); do
+	[ "$(psql -X -At -c "SELECT count(*) FROM distsys.inbox WHERE consumer = 'stock'")" = 2 ] && break
+	sleep 0.1
+done
+echo "  The relay published both, the consumer applied both (one transaction: claim + handler):"
+show "SELECT * FROM stock ORDER BY sku"
+show "SELECT consumer, message_id, sent_at FROM distsys.inbox ORDER BY claimed_at"
+echo "  Kafka delivers at least once. The same message delivered again (same distsys-message-id):"
+DUP=$(kcat -C -b "$BROKERS" -t reserve-stock -o beginning -e -q -f '%k|%s|%h\n' 2>/dev/null | grep '^order-1|' | head -n 1)
+DUP_KEY=${DUP%%|*}; DUP_REST=${DUP#*|}; DUP_VALUE=${DUP_REST%%|*}; DUP_HEADERS=${DUP_REST#*|}
+DUP_ID=$(echo "$DUP_HEADERS" | tr ',' '\n' | sed -n 's/^distsys-message-id=//p')
+DUP_SENT=$(echo "$DUP_HEADERS" | tr ',' '\n' | sed -n 's/^distsys-sent-at=//p')
+printf '  \033[36m%s\033[0m\n' "kcat -P -t reserve-stock -k $DUP_KEY -H distsys-message-id=$DUP_ID ...  <<< '$DUP_VALUE'"
+echo "$DUP_VALUE" | kcat -P -b "$BROKERS" -t reserve-stock -k "$DUP_KEY" -H "distsys-message-id=$DUP_ID" \
+	-H "distsys-sent-at=$DUP_SENT" -H "content-type=application/json"
+# consumer_metric NAME: a counter of the consumer's metrics page.
+consumer_metric() {
+	exec 3<>"/dev/tcp/127.0.0.1/$MPORT" || return 0
+	printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+	sed -n "s/^distsys_relay_consumer_$1 //p" <&3
+	exec 3<&-
+}
+for _ in $(seq 100); do
+	[ "$(consumer_metric duplicates_skipped_total)" = 1 ] && break
+	sleep 0.1
+done
+echo "  ... changes nothing: the inbox had claimed it already."
+show "SELECT * FROM stock ORDER BY sku"
+printf '  \033[36m%s\033[0m\n' "curl http://127.0.0.1:$MPORT/metrics"
+exec 3<>"/dev/tcp/127.0.0.1/$MPORT"
+printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
+grep '^distsys_relay_consumer' <&3 | sed 's/^/    /'
+exec 3<&-
+kill -TERM "$CONSUMER_PID" && wait "$CONSUMER_PID" || true
+kill -TERM "$RELAY_PID" && wait "$RELAY_PID" || true
+echo "  The consumer's log (SIGTERM: it commits its offsets, leaves the group and exits 0):"
+sed 's/^/    /' "$DS_WORK/consume.log"
+
 ds_say "Done. Everything started here is stopped and removed now."

@@ -201,8 +201,23 @@ usage_error([ '--db', 'nonsense' ], {}, qr/invalid value for --db: .*"nonsense"/
 
 # Subcommands
 
-usage_error(['consume'], {}, qr/unknown command "consume": expected publish/,
+usage_error(['frobnicate'], {}, qr/unknown command "frobnicate": expected publish or consume/,
 	'unknown subcommand');
+usage_error([qw(consume --lanes 4)], {}, qr/option --lanes is not available for the consume command/,
+	'a publish-only option with consume');
+usage_error([qw(publish --group g)], {}, qr/option --group is not available for the publish command/,
+	'a consume-only option with publish');
+{
+	my ($rc, $out) = relay([qw(consume --help)]);
+	like($out, qr/(?<![\w-])\Q$_\E(?![\w-])/, "consume --help mentions $_")
+	  for qw(--topic --group --handler --batch-size --dead-letter-after DISTSYS_TOPIC
+	  DISTSYS_GROUP DISTSYS_HANDLER);
+	unlike($out, qr/--lanes/, 'consume --help does not offer --lanes');
+	my $c = config_of([ 'consume', '--topic', 'a,b', qw(--group g --handler app.h) ],
+		DISTSYS_BATCH_SIZE => 50);
+	is(join(' ', map { $c->{$_} } qw(topic group handler batch-size)), 'a,b g app.h 50',
+		'consume takes --topic, --group, --handler and the shared options');
+}
 usage_error([qw(--lanes 4 publish)], {}, qr/unexpected argument "publish"/,
 	'subcommand after the options');
 is(config_of([qw(publish --lanes 4)])->{lanes}, 4,
