@@ -141,7 +141,7 @@ render(char *buf, size_t size)
 	OUT("# HELP distsys_relay_lanes_owned Relay lanes this relay owns.\n"
 		"# TYPE distsys_relay_lanes_owned gauge\n"
 		"distsys_relay_lanes_owned %d\n", metrics.lanes_owned);
-	OUT("# HELP distsys_relay_commit_to_ack_seconds From the row's created_at to its delivery report.\n"
+	OUT("# HELP distsys_relay_commit_to_ack_seconds From outbox_send (the row's created_at, before its commit) to its delivery report: an upper bound of commit-to-ack.\n"
 		"# TYPE distsys_relay_commit_to_ack_seconds histogram\n");
 	for (int i = 0; i < METRICS_BUCKETS; i++)
 	{

@@ -431,6 +431,17 @@ wait_events(Relay *r, int timeout_ms)
 	int			n = 0,
 				nm;
 
+	/*
+	 * A NOTIFY that arrived while a query ran (a fetch, an ack, a lane
+	 * renewal) is already in libpq's queue and will not make the socket
+	 * readable again: look before sleeping, or that wake-up would wait for
+	 * the next commit or the fallback fetch.
+	 */
+	if (r->db.conn != NULL && outbox_notified(&r->db))
+	{
+		r->wake = true;
+		timeout_ms = 0;
+	}
 	fds[n++] = (struct pollfd) {.fd = signal_pipe[0], .events = POLLIN};
 	fds[n++] = (struct pollfd) {.fd = producer_wakeup_fd(), .events = POLLIN};
 	fds[n++] = (struct pollfd) {.fd = r->db.conn ? PQsocket(r->db.conn) : -1, .events = POLLIN};
