@@ -57,6 +57,7 @@
 
 #include "consume.h"
 #include "log.h"
+#include "signals.h"
 #include "metrics.h"
 
 #define CLEANUP_EVERY_S		600.0
@@ -91,42 +92,6 @@ typedef struct Consumer
 
 static Consumer consumer;
 static ConsumeMetrics cm;
-static volatile sig_atomic_t stop_requested = 0;
-static int	signal_pipe[2] = {-1, -1};
-
-static double
-now_s(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-static void
-on_signal(int sig)
-{
-	int			save = errno;
-
-	stop_requested = 1;
-	if (write(signal_pipe[1], "x", 1) < 0)
-		(void) 0;
-	errno = save;
-}
-
-static bool
-setup_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
-		return false;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return true;
-}
 
 /*
  * backoff_ms: the delay after failed attempt number attempts.
@@ -718,7 +683,7 @@ wait_events(int timeout_ms)
 	int			n = 0,
 				nm;
 
-	fds[n++] = (struct pollfd) {.fd = signal_pipe[0], .events = POLLIN};
+	fds[n++] = (struct pollfd) {.fd = signals_fd(), .events = POLLIN};
 	fds[n++] = (struct pollfd) {.fd = kconsumer_wakeup_fd(), .events = POLLIN};
 	nm = metrics_pollfds(fds + n, 16 - n);
 	if (poll(fds, n + nm, timeout_ms) < 0)
@@ -782,7 +747,7 @@ consume_init(const RelayOptions *opts)
 	c->window = opts->batch_size * 10 < 10000 ? 10000 : opts->batch_size * 10;
 	c->batch = calloc(opts->batch_size, sizeof(InMsg *));
 	c->applied = calloc(opts->batch_size, sizeof(bool));
-	if (!setup_signals())
+	if (!signals_setup())
 		return false;
 	metrics_set_page(render_page);
 	if (opts->metrics_addr != NULL && opts->metrics_addr[0] != '\0' &&

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "consume.h"
+#include "kafka_conf.h"
 #include "log.h"
 
 static rd_kafka_t *rk = NULL;
@@ -59,20 +60,6 @@ static const char *const default_props[][2] = {
 	{"log.connection.close", "false"},
 };
 
-/*
- * set_prop: one property; false after a log line when librdkafka refuses it.
- */
-static bool
-set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-	char		err[256];
-
-	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
-		return true;
-	log_error("invalid librdkafka property %s=%s: %s", name, value, err);
-	return false;
-}
-
 static void
 broker_up(void)
 {
@@ -95,12 +82,6 @@ on_error(rd_kafka_t *k, int err, const char *reason, void *opaque)
 		log_error("consumer fatal error: %s", reason);
 	else
 		log_debug("kafka: %s: %s", rd_kafka_err2name(err), reason);
-}
-
-static void
-on_log(const rd_kafka_t *k, int level, const char *fac, const char *buf)
-{
-	log_debug("librdkafka %s: %s", fac, buf);
 }
 
 /*
@@ -186,32 +167,17 @@ on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
 static rd_kafka_conf_t *
 build_conf(const RelayOptions *opts)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	bool		ok = set_prop(conf, "bootstrap.servers", opts->brokers) &&
-		set_prop(conf, "group.id", opts->group);
-	size_t		i;
+	rd_kafka_conf_t *conf = kafka_conf_build(opts, default_props, lengthof(default_props),
+											forced_props, lengthof(forced_props), "the consumer");
 
-	for (i = 0; i < sizeof(default_props) / sizeof(default_props[0]); i++)
-		ok = ok && set_prop(conf, default_props[i][0], default_props[i][1]);
-	for (int j = 0; j < opts->kafka.count; j++)
-		ok = ok && set_prop(conf, opts->kafka.items[j].name, opts->kafka.items[j].value);
-	for (i = 0; i < sizeof(forced_props) / sizeof(forced_props[0]); i++)
-	{
-		for (int j = 0; j < opts->kafka.count; j++)
-			if (strcmp(opts->kafka.items[j].name, forced_props[i][0]) == 0 &&
-				strcmp(opts->kafka.items[j].value, forced_props[i][1]) != 0)
-				log_warning("-X %s=%s ignored: the consumer needs %s=%s for its guarantees",
-							forced_props[i][0], opts->kafka.items[j].value,
-							forced_props[i][0], forced_props[i][1]);
-		ok = ok && set_prop(conf, forced_props[i][0], forced_props[i][1]);
-	}
-	if (!ok)
+	if (conf == NULL)
+		return NULL;
+	if (!kafka_set_prop(conf, "group.id", opts->group))
 	{
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
 	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
 	return conf;

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka_conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "producer.h"
@@ -129,26 +130,6 @@ on_error(rd_kafka_t *k, int err, const char *reason, void *opaque)
 		log_debug("kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
-static void
-on_log(const rd_kafka_t *k, int level, const char *fac, const char *buf)
-{
-	log_debug("librdkafka %s: %s", fac, buf);
-}
-
-/*
- * set_prop: one property; false after a log line when librdkafka refuses it.
- */
-static bool
-set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-	char		err[256];
-
-	if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
-		return true;
-	log_error("invalid librdkafka property %s=%s: %s", name, value, err);
-	return false;
-}
-
 /*
  * build_conf: defaults, then the user's -X properties, then what the
  * guarantees rest on (a user setting that would break them is overridden,
@@ -157,32 +138,13 @@ set_prop(rd_kafka_conf_t *conf, const char *name, const char *value)
 static rd_kafka_conf_t *
 build_conf(const RelayOptions *opts)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	bool		ok = set_prop(conf, "bootstrap.servers", opts->brokers);
-	size_t		i;
+	rd_kafka_conf_t *conf = kafka_conf_build(opts, default_props, lengthof(default_props),
+											forced_props, lengthof(forced_props), "the relay");
 
-	for (i = 0; i < sizeof(default_props) / sizeof(default_props[0]); i++)
-		ok = ok && set_prop(conf, default_props[i][0], default_props[i][1]);
-	for (int j = 0; j < opts->kafka.count; j++)
-		ok = ok && set_prop(conf, opts->kafka.items[j].name, opts->kafka.items[j].value);
-	for (i = 0; i < sizeof(forced_props) / sizeof(forced_props[0]); i++)
-	{
-		for (int j = 0; j < opts->kafka.count; j++)
-			if (strcmp(opts->kafka.items[j].name, forced_props[i][0]) == 0 &&
-				strcmp(opts->kafka.items[j].value, forced_props[i][1]) != 0)
-				log_warning("-X %s=%s ignored: the relay needs %s=%s for its guarantees",
-							forced_props[i][0], opts->kafka.items[j].value,
-							forced_props[i][0], forced_props[i][1]);
-		ok = ok && set_prop(conf, forced_props[i][0], forced_props[i][1]);
-	}
-	if (!ok)
-	{
-		rd_kafka_conf_destroy(conf);
+	if (conf == NULL)
 		return NULL;
-	}
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_error_cb(conf, on_error);
-	rd_kafka_conf_set_log_cb(conf, on_log);
 	return conf;
 }
 

@@ -38,6 +38,7 @@
 
 #include "lanes.h"
 #include "log.h"
+#include "signals.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "producer.h"
@@ -70,41 +71,6 @@ typedef struct Relay
 
 static void db_check(Relay *r);
 
-static volatile sig_atomic_t stop_requested = 0;
-static int	signal_pipe[2] = {-1, -1};
-
-static double
-now_s(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
-}
-
-static void
-on_signal(int sig)
-{
-	int			save = errno;
-
-	stop_requested = 1;
-	if (write(signal_pipe[1], "x", 1) < 0)
-		(void) 0;
-	errno = save;
-}
-
-static void
-setup_signals(void)
-{
-	struct sigaction sa = {.sa_handler = on_signal};
-
-	if (pipe2(signal_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
-		exit(RELAY_EXIT_FAILURE);
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
 
 /*
  * backoff_ms: the delay before attempt number attempts + 1.
@@ -442,7 +408,7 @@ wait_events(Relay *r, int timeout_ms)
 		r->wake = true;
 		timeout_ms = 0;
 	}
-	fds[n++] = (struct pollfd) {.fd = signal_pipe[0], .events = POLLIN};
+	fds[n++] = (struct pollfd) {.fd = signals_fd(), .events = POLLIN};
 	fds[n++] = (struct pollfd) {.fd = producer_wakeup_fd(), .events = POLLIN};
 	fds[n++] = (struct pollfd) {.fd = r->db.conn ? PQsocket(r->db.conn) : -1, .events = POLLIN};
 	nm = metrics_pollfds(fds + n, 16 - n);
@@ -499,7 +465,8 @@ relay_init(Relay *r, const RelayOptions *opts)
 	queue_init(&r->q);
 	lanes_init(&r->lanes, opts->lanes);
 	r->lanes_lit = lanes_table_literal(&r->lanes);
-	setup_signals();
+	if (!signals_setup())
+		exit(RELAY_EXIT_FAILURE);
 	if (opts->metrics_addr != NULL && opts->metrics_addr[0] != '\0' &&
 		!metrics_listen(opts->metrics_addr))
 		return false;

@@ -10,7 +10,7 @@ RELAY_CFLAGS  = -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 \
 RELAY_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq \
 				$(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka) -lpthread -lm
 
-RELAY_COMMON  = relay/log.o relay/options.o
+RELAY_COMMON  = relay/log.o relay/options.o relay/signals.o relay/kafka_conf.o
 RELAY_OBJS    = relay/main.o relay/relay.o relay/outbox.o relay/producer.o \
 				relay/lanes.o relay/metrics.o relay/queue.o \
 				relay/consume.o relay/consume_db.o relay/consume_kafka.o \
