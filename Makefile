@@ -32,7 +32,7 @@ else ifeq ($(filter test demo,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif
 
-.PHONY: test demo sim
+.PHONY: test demo
 test:
 	tools/test.sh
 

@@ -120,7 +120,6 @@ typedef struct DLockShared
 	int			nloaded;		/* databases whose durable grants are loaded */
 	Oid			loaded[64];
 	bool		stale_rows[64]; /* expired rows may be left in its table */
-	int			nprocs;
 	DLockProc	procs[FLEXIBLE_ARRAY_MEMBER];
 } DLockShared;
 

@@ -150,7 +150,6 @@ dlock_shmem_init(void)
 	dlist_init(&dlock_shared->waited);
 	for (int i = 0; i < distsys_max_lock_holders; i++)
 		dlist_push_tail(&dlock_shared->free_holders, &holders[i].node);
-	dlock_shared->nprocs = nprocs;
 	for (int i = 0; i < nprocs; i++)
 	{
 		memset(&dlock_shared->procs[i], 0, sizeof(DLockProc));

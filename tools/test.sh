@@ -2,9 +2,8 @@
 # tools/test.sh: 'make test' - every test of distsys on throwaway clusters.
 #
 # pg_regress (sql/, expected/), pg_isolation_regress (specs/), the TAP tests
-# (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
-# and the Raft simulator when it exists.  Ends with one line
-# "N passed, N failed" and exits non-zero on any failure.
+# (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools).
+# Ends with one line "N passed, N failed" and exits non-zero on any failure.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
@@ -64,21 +63,6 @@ run_tap() {
 	return 0
 }
 
-# run_counted NAME COMMAND...: a test program whose last line is "N passed, N failed".
-run_counted() {
-	local name=$1 rc=0 last
-	shift
-	ds_say "$name"
-	"$@" 2>&1 | tee "$DS_WORK/$name.log" || rc=$?
-	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$DS_WORK/$name.log" | tail -n 1 || true)
-	if [ -n "$last" ]; then
-		PASSED=$((PASSED + $(echo "$last" | cut -d' ' -f1)))
-		FAILED=$((FAILED + $(echo "$last" | cut -d' ' -f3)))
-	fi
-	if [ $rc -ne 0 ] && [ -z "$last" ]; then FAILED=$((FAILED + 1)); fi
-	return 0
-}
-
 ds_setup
 mkdir -p "$DS_WORK/tests/relay"
 cp -a "$DS_TOP/sql" "$DS_TOP/expected" "$DS_TOP/specs" "$DS_TOP/t" "$DS_WORK/tests/"
@@ -93,9 +77,6 @@ run_regress regress "$DS_PGXS_TEST/regress/pg_regress" $regress_tests
 # shellcheck disable=SC2086
 run_regress isolation "$DS_PGXS_TEST/isolation/pg_isolation_regress" $isolation_tests
 run_tap t relay/t
-if grep -q '^sim:' "$DS_TOP/Makefile"; then
-	run_counted simulator make -C "$DS_TOP" -s sim
-fi
 
 echo
 echo "$PASSED passed, $FAILED failed"
