@@ -162,8 +162,11 @@ extern bool dlock_stale_rows(Oid dbid);
 extern void dlock_table_ensure_loaded(void);
 extern void dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now);
 extern void dlock_table_update(const char *name, const DLockHolder *h);
-extern void dlock_table_delete(const char *name, const DLockHolder *h);
 extern int64 dlock_table_cleanup(void);
+
+/* dlock_heap.c */
+extern void dlock_heap_insert(const char *name, const DLockHolder *h);
+extern void dlock_heap_delete(const char *name, const DLockHolder *h);
 
 /* dlock_xact.c: commit and abort effects of application-owned operations */
 typedef enum DLockPendingKind

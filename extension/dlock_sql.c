@@ -515,7 +515,7 @@ release_held(const DLockKey *key, DLockEntry *entry, DLockHolder *h,
 	if (after.releasing)
 	{
 		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &after);
-		dlock_table_delete(key->name, &after);
+		dlock_heap_delete(key->name, &after);
 	}
 	else
 		dlock_table_update(key->name, &after);
@@ -707,7 +707,7 @@ dlock_break(PG_FUNCTION_ARGS)
 	for (int i = 0; i < ndurable; i++)
 	{
 		dlock_xact_remember(DLOCK_DEFER_BREAK, &key, &durable[i]);
-		dlock_table_delete(key.name, &durable[i]);
+		dlock_heap_delete(key.name, &durable[i]);
 	}
 	PG_RETURN_BOOL(any);
 }

@@ -9,14 +9,16 @@
  * transaction commits.  It is read back into shared memory by the first lock
  * call in each database after a start or crash restart.
  *
- * Each row mirrors one holder.  A new grant is a plain INSERT, preceded by
- * a DELETE of expired rows that would collide with it on the unique index
- * of its mode (which finds nothing, and writes nothing, unless a lease
- * expired unreleased); a reentry, renewal or depth change is an UPDATE of
- * non-indexed columns (a HOT update); a final release is a DELETE.  The
- * remaining expired rows go with dlock_cleanup().  Statements run as the extension's owner (see
- * spi_util.c), so any role allowed to call the lock functions can take
- * application-owned locks without privileges on the table itself.
+ * Each row mirrors one holder.  A new grant inserts a row, preceded by a
+ * DELETE of expired rows that would collide with it on the unique index of
+ * its mode (only in a database where a lease expired unreleased); a
+ * reentry, renewal or depth change is an UPDATE of non-indexed columns (a
+ * HOT update); a final release deletes the row.  The insert and the delete
+ * are the hot path and bypass the executor (dlock_heap.c); the rest are
+ * SQL statements.  The remaining expired rows go with dlock_cleanup().
+ * Statements run as the extension's owner (see spi_util.c), so any role
+ * allowed to call the lock functions can take application-owned locks
+ * without privileges on the table itself.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,17 +49,9 @@ static const char *const stale_sql =
 "DELETE FROM distsys.dlock_leases WHERE name = $1 AND mode = '%s'%s"
 "   AND token < $3 AND expires_at <= $4";
 
-static const char *const insert_sql =
-"INSERT INTO distsys.dlock_leases"
-"       (name, owner, mode, token, depth, granted_at, expires_at)"
-" VALUES ($1, $2, '%s', $3, $4, $5, $6)";
-
 static const char *const update_sql =
 "UPDATE distsys.dlock_leases SET depth = $3, expires_at = $4"
 " WHERE name = $1 AND mode = '%s'%s AND token = $5";
-
-static const char *const delete_sql =
-"DELETE FROM distsys.dlock_leases WHERE name = $1 AND mode = '%s'%s AND token = $3";
 
 static const char *const cleanup_sql =
 "DELETE FROM distsys.dlock_leases WHERE expires_at <= $1";
@@ -65,7 +59,7 @@ static const char *const cleanup_sql =
 #define OWNER_MATCH " AND owner = $2"
 
 static SPIPlanPtr load_plan, any_stale_plan, cleanup_plan;
-static SPIPlanPtr stale_plan[2], insert_plan[2], update_plan[2], delete_plan[2];
+static SPIPlanPtr stale_plan[2], update_plan[2];
 static Oid	loaded_dbid = InvalidOid;
 
 static const char *
@@ -166,23 +160,20 @@ dlock_table_ensure_loaded(void)
 void
 dlock_table_insert(const char *name, const DLockHolder *h, TimestampTz now)
 {
-	Oid			stale_types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
-	Oid			insert_types[6] = {TEXTOID, TEXTOID, INT8OID, INT4OID,
-	TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[6];
+	Oid			types[4] = {TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID};
+	Datum		values[4];
 
-	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(h->owner);
-	values[2] = Int64GetDatum(h->token);
-	values[3] = TimestampTzGetDatum(now);
-	SPI_connect();
 	if (dlock_stale_rows(MyDatabaseId))
-		run_for_mode(stale_plan, stale_sql, h->mode, 4, stale_types, values);
-	values[3] = Int32GetDatum(h->depth);
-	values[4] = TimestampTzGetDatum(h->granted_at);
-	values[5] = TimestampTzGetDatum(h->expires_at);
-	run_for_mode(insert_plan, insert_sql, h->mode, 6, insert_types, values);
-	SPI_finish();
+	{
+		values[0] = CStringGetTextDatum(name);
+		values[1] = CStringGetTextDatum(h->owner);
+		values[2] = Int64GetDatum(h->token);
+		values[3] = TimestampTzGetDatum(now);
+		SPI_connect();
+		run_for_mode(stale_plan, stale_sql, h->mode, 4, types, values);
+		SPI_finish();
+	}
+	dlock_heap_insert(name, h);
 }
 
 /*
@@ -201,23 +192,6 @@ dlock_table_update(const char *name, const DLockHolder *h)
 	values[4] = Int64GetDatum(h->token);
 	SPI_connect();
 	run_for_mode(update_plan, update_sql, h->mode, 5, types, values);
-	SPI_finish();
-}
-
-/*
- * dlock_table_delete: remove the row of grant h.
- */
-void
-dlock_table_delete(const char *name, const DLockHolder *h)
-{
-	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
-	Datum		values[3];
-
-	values[0] = CStringGetTextDatum(name);
-	values[1] = CStringGetTextDatum(h->owner);
-	values[2] = Int64GetDatum(h->token);
-	SPI_connect();
-	run_for_mode(delete_plan, delete_sql, h->mode, 3, types, values);
 	SPI_finish();
 }
 
