@@ -11,6 +11,9 @@ DATA        = distsys--1.0.sql
 PGFILEDESC  = "distsys - distributed systems primitives inside PostgreSQL"
 
 EXT_SRCS    = $(sort $(wildcard extension/*.c))
+# libpq: the 2PC coordinator (and later subsystems) call other nodes
+SHLIB_LINK_INTERNAL = $(libpq)
+PG_CPPFLAGS = -I$(shell $(PG_CONFIG) --includedir 2>/dev/null)
 OBJS        = $(EXT_SRCS:.c=.o)
 
 PG_CONFIG  ?= pg_config

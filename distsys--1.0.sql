@@ -359,3 +359,101 @@ CREATE VIEW inbox_status AS
 		   max(claimed_at) AS last_claimed_at
 	  FROM inbox GROUP BY consumer;
 COMMENT ON VIEW inbox_status IS 'per consumer: messages remembered, the oldest, the last claim';
+
+------------------------------------------------------------------------------
+-- Nodes and two-phase commit
+------------------------------------------------------------------------------
+
+-- The nodes this server may run distributed transactions on.  Connection
+-- strings may hold passwords: only the extension's owner and superusers can
+-- read them (through distsys.nodes); everyone else sees the names.
+CREATE TABLE node_registry (
+	name		text PRIMARY KEY,
+	conninfo	text NOT NULL,
+	added_at	timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON node_registry FROM PUBLIC;
+
+CREATE FUNCTION node_add(name text, conninfo text) RETURNS void
+	AS 'MODULE_PATHNAME', 'node_add'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION node_add(text, text) IS
+	'register (or re-point) a node for distributed transactions';
+
+CREATE FUNCTION node_remove(name text, force boolean DEFAULT false) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'node_remove'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION node_remove(text, boolean) IS
+	'forget a node; refused while a committed distributed transaction still needs it, unless forced';
+REVOKE ALL ON FUNCTION node_add(text, text), node_remove(text, boolean) FROM PUBLIC;
+
+CREATE VIEW nodes AS
+	SELECT name,
+		   CASE WHEN pg_has_role(current_user,
+								 (SELECT nspowner FROM pg_namespace WHERE nspname = 'distsys'),
+								 'MEMBER')
+				THEN conninfo END AS conninfo,
+		   added_at
+	  FROM node_registry;
+COMMENT ON VIEW nodes IS
+	'registered nodes; conninfo is shown only to the extension owner and superusers';
+GRANT SELECT ON nodes TO PUBLIC;
+
+-- The durable decision of a distributed transaction: one row per
+-- coordinator transaction that prepared participants, inserted in that
+-- transaction, so it exists exactly when the transaction committed.  The
+-- recovery worker commits the participants of transactions that have a
+-- row, rolls back those of transactions that ended without one, and
+-- deletes a row once none of its participants is still prepared.
+CREATE TABLE dtx_decisions (
+	xid				xid8 NOT NULL,
+	participants	text[] NOT NULL,
+	decided_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX dtx_decisions_xid ON dtx_decisions (xid);
+REVOKE ALL ON dtx_decisions FROM PUBLIC;
+GRANT SELECT ON dtx_decisions TO PUBLIC;
+
+-- Members of this role may run distributed transactions on the registered
+-- nodes, with the credentials of the nodes' connection strings.
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'distsys_dtx_user') THEN
+		CREATE ROLE distsys_dtx_user NOLOGIN;
+	END IF;
+END
+$$;
+
+CREATE FUNCTION dtx_exec(node text, sql text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'dtx_exec'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION dtx_exec(text, text) IS
+	'run a statement on a node inside this transaction: rows affected';
+
+CREATE FUNCTION dtx_query(node text, sql text) RETURNS SETOF jsonb
+	AS 'MODULE_PATHNAME', 'dtx_query'
+	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION dtx_query(text, text) IS
+	'run a query on a node inside this transaction: one jsonb object per row';
+
+CREATE FUNCTION dtx_recover() RETURNS integer
+	AS 'MODULE_PATHNAME', 'dtx_recover'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dtx_recover() IS
+	'resolve the prepared transactions this coordinator left on its nodes: how many';
+
+REVOKE ALL ON FUNCTION dtx_exec(text, text), dtx_query(text, text), dtx_recover() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION dtx_exec(text, text), dtx_query(text, text) TO distsys_dtx_user;
+
+CREATE FUNCTION dtx_in_doubt_list(OUT participant text, OUT gid text,
+								  OUT prepared_since timestamptz, OUT coordinator_xid xid8,
+								  OUT outcome text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'dtx_in_doubt_list'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION dtx_in_doubt_list() FROM PUBLIC;
+
+CREATE VIEW dtx_in_doubt AS SELECT * FROM dtx_in_doubt_list();
+COMMENT ON VIEW dtx_in_doubt IS
+	'prepared transactions of this coordinator on its nodes, with the coordinator''s outcome';
+REVOKE ALL ON dtx_in_doubt FROM PUBLIC;

@@ -15,10 +15,13 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 
 #include "distsys.h"
 #include "dlock.h"
+#include "dtx.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,6 +36,7 @@ void
 _PG_init(void)
 {
 	distsys_define_gucs();
+	dtx_xact_init();
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;
@@ -40,6 +44,7 @@ _PG_init(void)
 	distsys_preloaded = true;
 	distsys_shmem_install_hooks();
 	dlock_worker_register();
+	dtx_worker_register();
 	dlock_xact_init();
 }
 
@@ -58,6 +63,41 @@ distsys_require_preload(const char *what)
 			 errmsg("%s requires distsys to be loaded via shared_preload_libraries", what),
 			 errdetail("distsys keeps this state in shared memory, which is set up only when the server starts."),
 			 errhint("Add distsys to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * distsys_register_worker: register one of distsys's background workers,
+ * connected to shared memory and to a database, started once the server
+ * accepts writes, and restarted restart_s seconds after it dies.
+ */
+void
+distsys_register_worker(const char *function, const char *name, int restart_s)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = restart_s;
+	strlcpy(worker.bgw_library_name, "distsys", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, function, BGW_MAXLEN);
+	strlcpy(worker.bgw_name, name, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, name, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * distsys_name_hash: a backend-local hash table keyed by a name of up to
+ * NAMEDATALEN - 1 bytes (the key is the entry's first member).
+ */
+HTAB *
+distsys_name_hash(const char *what, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = entrysize;
+	return hash_create(what, 16, &ctl, HASH_ELEM | HASH_STRINGS);
 }
 
 PG_FUNCTION_INFO_V1(distsys_version);

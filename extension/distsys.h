@@ -18,4 +18,8 @@ extern void distsys_shmem_install_hooks(void);
 extern bool distsys_preloaded;
 extern void distsys_require_preload(const char *what);
 
+/* distsys.c: helpers shared by the subsystems */
+extern void distsys_register_worker(const char *function, const char *name, int restart_s);
+extern struct HTAB *distsys_name_hash(const char *what, Size entrysize);
+
 #endif							/* DISTSYS_H */

@@ -31,6 +31,7 @@
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
+#include "distsys.h"
 #include "dlock.h"
 
 PGDLLEXPORT void dlock_worker_main(Datum arg);
@@ -41,17 +42,7 @@ PGDLLEXPORT void dlock_worker_main(Datum arg);
 void
 dlock_worker_register(void)
 {
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	strlcpy(worker.bgw_library_name, "distsys", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "dlock_worker_main", BGW_MAXLEN);
-	strlcpy(worker.bgw_name, "distsys lock expiry worker", BGW_MAXLEN);
-	strlcpy(worker.bgw_type, "distsys lock expiry worker", BGW_MAXLEN);
-	RegisterBackgroundWorker(&worker);
+	distsys_register_worker("dlock_worker_main", "distsys lock expiry worker", 1);
 }
 
 static void

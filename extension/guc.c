@@ -13,16 +13,26 @@
 
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include <limits.h>
 
 #include "distsys.h"
+#include "dtx.h"
 #include "guc.h"
 
 int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;
 int			distsys_lock_max_ttl_s = 7 * 24 * 3600;
 int			distsys_inbox_retention_s = 7 * 24 * 3600;
+int			distsys_dtx_prepare_timeout_ms = 30000;
+int			distsys_dtx_commit_timeout_ms = 30000;
+int			distsys_dtx_lock_timeout_ms = 10000;
+int			distsys_dtx_prepared_reserve = 2;
+int			distsys_dtx_fault = DTX_FAULT_NONE;
+int			distsys_dtx_recovery_interval_s = 5;
+char	   *distsys_dtx_recovery_database = NULL;
 
 static void distsys_define_startup_gucs(void);
+static void distsys_define_dtx_gucs(void);
 
 /*
  * distsys_define_gucs: register the settings and reserve the prefix.
@@ -48,7 +58,66 @@ distsys_define_gucs(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	distsys_define_dtx_gucs();
 	MarkGUCPrefixReserved("distsys");
+}
+
+static const struct config_enum_entry dtx_fault_options[] = {
+	{"none", DTX_FAULT_NONE, false},
+	{"crash_after_some_prepares", DTX_FAULT_AFTER_SOME_PREPARES, false},
+	{"crash_after_decision", DTX_FAULT_AFTER_DECISION, false},
+	{"crash_after_some_commits", DTX_FAULT_AFTER_SOME_COMMITS, false},
+	{NULL, 0, false}
+};
+
+/*
+ * distsys_define_dtx_gucs: the settings of distributed transactions.
+ */
+static void
+distsys_define_dtx_gucs(void)
+{
+	DefineCustomIntVariable("distsys.dtx_prepare_timeout",
+							"How long the commit of a distributed transaction waits for PREPARE TRANSACTION on its nodes.",
+							"When it passes, the transaction fails and is rolled back everywhere.",
+							&distsys_dtx_prepare_timeout_ms,
+							30000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("distsys.dtx_commit_timeout",
+							"How long a distributed transaction waits for COMMIT PREPARED or ROLLBACK on its nodes after the local commit or abort.",
+							"What does not answer in time is finished by the recovery worker.",
+							&distsys_dtx_commit_timeout_ms,
+							30000, 1, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("distsys.dtx_lock_timeout",
+							"lock_timeout of the remote transactions of distributed transactions (0: none).",
+							"Two distributed transactions waiting for each other on different nodes end with a lock-timeout error instead of hanging.",
+							&distsys_dtx_lock_timeout_ms,
+							10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("distsys.dtx_prepared_reserve",
+							"Free prepared-transaction slots a node must have for a distributed transaction to start there.",
+							NULL,
+							&distsys_dtx_prepared_reserve,
+							2, 0, 10000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomEnumVariable("distsys.dtx_fault",
+							 "Kill the coordinating backend at a point of the commit protocol (for tests).",
+							 NULL,
+							 &distsys_dtx_fault,
+							 DTX_FAULT_NONE, dtx_fault_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("distsys.dtx_recovery_interval",
+							"Time between passes of the 2PC recovery worker (0: the worker idles).",
+							NULL,
+							&distsys_dtx_recovery_interval_s,
+							5, 0, 24 * 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 }
 
 /*
@@ -78,4 +147,12 @@ distsys_define_startup_gucs(void)
 							8192, 16, 4000000,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("distsys.dtx_recovery_database",
+							   "Database in which the 2PC recovery worker resolves distributed transactions.",
+							   "It must be the database where distsys coordinates them.",
+							   &distsys_dtx_recovery_database,
+							   "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
 }

@@ -1,0 +1,317 @@
+/*-------------------------------------------------------------------------
+ *
+ * dtx.c
+ *	  Distributed transactions: dtx_exec, dtx_query and the participants.
+ *
+ * The first call for a node inside a local transaction opens a remote
+ * transaction there, with the local isolation level and read-only mode and
+ * with distsys.dtx_lock_timeout as its lock_timeout (so two distributed
+ * transactions that wait for each other across nodes end with an error
+ * instead of hanging); later calls reuse it.  The local COMMIT is the global
+ * commit: dtx_xact.c prepares, records the decision and commits the
+ * participants around it.
+ *
+ * State: one hash table per backend (TopMemoryContext), keyed by node
+ * name, holding each node's connection (kept across transactions) and its
+ * part in the current transaction.  Only this backend touches it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "distsys.h"
+#include "dtx.h"
+#include "remote.h"
+
+HTAB	   *dtx_participants = NULL;
+
+/*
+ * dtx_xact_init: register the transaction callbacks (once per process).
+ */
+void
+dtx_xact_init(void)
+{
+	static bool done = false;
+
+	if (done)
+		return;
+	RegisterXactCallback(dtx_xact_callback, NULL);
+	RegisterSubXactCallback(dtx_subxact_callback, NULL);
+	done = true;
+}
+
+/*
+ * dtx_forget_participant: drop p's connection (after it failed or was left
+ * in an unknown state); the next use connects again.
+ */
+void
+dtx_forget_participant(DtxParticipant *p)
+{
+	remote_disconnect(p->conn);
+	p->conn = NULL;
+	p->busy = false;
+}
+
+static DtxParticipant *
+participant_entry(const char *node)
+{
+	DtxParticipant *p;
+	bool		found;
+	char		key[NAMEDATALEN] = {0};
+
+	if (dtx_participants == NULL)
+		dtx_participants = distsys_name_hash("distsys dtx participants",
+											 sizeof(DtxParticipant));
+	if (strlen(node) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node \"%s\" is not registered", node)));
+	strlcpy(key, node, sizeof(key));
+	p = hash_search(dtx_participants, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(((char *) p) + NAMEDATALEN, 0, sizeof(*p) - NAMEDATALEN);
+		p->state = DTX_IDLE;
+	}
+	return p;
+}
+
+/*
+ * participant_connect: make sure p has a working connection to what node
+ * is registered as now.
+ */
+static void
+participant_connect(DtxParticipant *p)
+{
+	char	   *conninfo = node_conninfo(p->node);
+
+	if (p->conn != NULL &&
+		(PQstatus(p->conn) != CONNECTION_OK || strcmp(p->conninfo, conninfo) != 0))
+		dtx_forget_participant(p);
+	if (p->conn == NULL)
+	{
+		if (p->conninfo)
+			pfree(p->conninfo);
+		p->conninfo = MemoryContextStrdup(TopMemoryContext, conninfo);
+		p->conn = remote_connect(p->node, conninfo);
+	}
+}
+
+/*
+ * participant_begin: open p's remote transaction, like the local one.  A
+ * node whose free prepared-transaction slots are below
+ * distsys.dtx_prepared_reserve is refused before any work is done there.
+ */
+static void
+participant_begin(DtxParticipant *p)
+{
+	StringInfoData sql;
+	PGresult   *res;
+	int			free_slots,
+				max_slots;
+
+	participant_connect(p);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; "
+					 "SELECT current_setting('max_prepared_transactions')::int, "
+					 "(SELECT count(*) FROM pg_prepared_xacts)::int",
+					 XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
+					 XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
+					 XactReadOnly ? " READ ONLY" : "",
+					 distsys_dtx_lock_timeout_ms);
+	p->state = DTX_OPEN;		/* from now on, an abort rolls it back */
+	p->wrote = false;
+	p->broken = false;
+	p->subxact_level = GetCurrentTransactionNestLevel();
+	p->busy = true;
+	res = remote_run(p->conn, p->node, sql.data, 0);
+	p->busy = false;
+	max_slots = atoi(PQgetvalue(res, 0, 0));
+	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
+	PQclear(res);
+	if (max_slots > 0 && free_slots < distsys_dtx_prepared_reserve)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("node \"%s\" has only %d free prepared-transaction slots", p->node, free_slots),
+				 errdetail("distsys keeps %d slots free (distsys.dtx_prepared_reserve) so that commits and recovery can proceed.",
+						   distsys_dtx_prepared_reserve),
+				 errhint("Raise max_prepared_transactions on node \"%s\", or resolve what distsys.dtx_in_doubt shows there.", p->node)));
+}
+
+/*
+ * participant_for: node's participant in this transaction, its remote
+ * transaction open.
+ */
+static DtxParticipant *
+participant_for(const char *node)
+{
+	DtxParticipant *p = participant_entry(node);
+
+	if (p->broken)
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("the remote transaction on node \"%s\" was rolled back with a subtransaction", node),
+				 errdetail("A savepoint rollback cannot be applied to a node's part of a distributed transaction."),
+				 errhint("Roll back the whole transaction and retry it.")));
+	if (p->state == DTX_IDLE)
+		participant_begin(p);
+	else if (p->state != DTX_OPEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("the distributed transaction is already committing")));
+	p->subxact_level = Max(p->subxact_level, GetCurrentTransactionNestLevel());
+	return p;
+}
+
+/*
+ * participant_run: run sql in node's remote transaction; the caller
+ * PQclears the result.
+ */
+static PGresult *
+participant_run(const char *node, const char *sql, DtxParticipant **pp)
+{
+	DtxParticipant *p;
+	PGresult   *res;
+
+	if (*node == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("node name must not be empty")));
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("distributed transactions cannot run in a parallel worker")));
+	p = participant_for(node);
+	p->busy = true;
+	res = remote_run(p->conn, node, sql, 0);
+	p->busy = false;
+	*pp = p;
+	return res;
+}
+
+PG_FUNCTION_INFO_V1(dtx_exec);
+
+/*
+ * dtx_exec(node, sql): run sql in this transaction on node; the number of
+ * rows it affected (0 for utility statements).
+ */
+Datum
+dtx_exec(PG_FUNCTION_ARGS)
+{
+	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	DtxParticipant *p;
+	PGresult   *res = participant_run(node, sql, &p);
+	int64		rows = atoll(PQcmdTuples(res));
+
+	/* a SELECT may still write (a function call); dtx_xact.c asks then */
+	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
+		p->wrote = true;
+	PQclear(res);
+	PG_RETURN_INT64(rows);
+}
+
+/*
+ * append_json_value: one column value of a remote row, as JSON: numbers,
+ * booleans and json stay what they are, everything else is a string.
+ */
+static void
+append_json_value(StringInfo buf, PGresult *res, int row, int col)
+{
+	const char *v = PQgetvalue(res, row, col);
+
+	if (PQgetisnull(res, row, col))
+	{
+		appendStringInfoString(buf, "null");
+		return;
+	}
+	switch (PQftype(res, col))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+		case NUMERICOID:
+			/* NaN and the infinities have no JSON number */
+			if (strspn(v, "0123456789+-.eE") == strlen(v))
+			{
+				appendStringInfoString(buf, v);
+				return;
+			}
+			break;
+		case BOOLOID:
+			appendStringInfoString(buf, v[0] == 't' ? "true" : "false");
+			return;
+		case JSONOID:
+		case JSONBOID:
+			appendStringInfoString(buf, v);
+			return;
+	}
+	escape_json(buf, v);
+}
+
+/*
+ * row_to_jsonb: row of res as a jsonb object keyed by column name.
+ */
+static Datum
+row_to_jsonb(PGresult *res, int row)
+{
+	StringInfoData buf;
+	int			col;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (col = 0; col < PQnfields(res); col++)
+	{
+		if (col > 0)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, PQfname(res, col));
+		appendStringInfoChar(&buf, ':');
+		append_json_value(&buf, res, row, col);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+}
+
+PG_FUNCTION_INFO_V1(dtx_query);
+
+/*
+ * dtx_query(node, sql): run sql in this transaction on node; one jsonb
+ * object per row it returned.
+ */
+Datum
+dtx_query(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	DtxParticipant *p;
+	PGresult   *res;
+	int			row;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
+	res = participant_run(node, sql, &p);
+	for (row = 0; row < PQntuples(res); row++)
+	{
+		Datum		value = row_to_jsonb(res, row);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	PQclear(res);
+	return (Datum) 0;
+}

@@ -1,0 +1,93 @@
+/*-------------------------------------------------------------------------
+ *
+ * dtx.h
+ *	  The two-phase commit coordinator: shared declarations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DISTSYS_DTX_H
+#define DISTSYS_DTX_H
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "nodes/pg_list.h"
+#include "utils/hsearch.h"
+#include "libpq-fe.h"
+
+#define DTX_GID_PREFIX		"distsys"
+#define DTX_GID_MAX			200 /* PostgreSQL's limit on a GID */
+
+/* Where a participant's remote transaction stands in this local one. */
+typedef enum DtxState
+{
+	DTX_IDLE,					/* no remote transaction open */
+	DTX_OPEN,					/* BEGIN sent and answered */
+	DTX_PREPARED,				/* PREPARE TRANSACTION answered */
+	DTX_DONE					/* committed in one phase (sole writer) */
+} DtxState;
+
+/* One node's connection and its part in the current local transaction. */
+typedef struct DtxParticipant
+{
+	char		node[NAMEDATALEN];	/* hash key */
+	char	   *conninfo;		/* what conn was opened with (TopMemoryContext) */
+	PGconn	   *conn;
+	DtxState	state;
+	bool		wrote;			/* known to have written (dtx_exec of a write) */
+	bool		busy;			/* a statement was sent and not fully read */
+	bool		broken;			/* failed in a subtransaction: must abort */
+	int			subxact_level;	/* local nesting level of its first use */
+	int			index;			/* position in the decision record, from 1 */
+	char		gid[DTX_GID_MAX];
+} DtxParticipant;
+
+/* Fault points for tests (distsys.dtx_fault). */
+typedef enum DtxFault
+{
+	DTX_FAULT_NONE,
+	DTX_FAULT_AFTER_SOME_PREPARES,
+	DTX_FAULT_AFTER_DECISION,
+	DTX_FAULT_AFTER_SOME_COMMITS
+} DtxFault;
+
+/* The coordinator's outcome of a prepared participant, from its GID. */
+typedef enum DtxOutcome
+{
+	DTX_OUTCOME_COMMIT,			/* decision record present: commit it */
+	DTX_OUTCOME_ABORT,			/* coordinator transaction ended without one */
+	DTX_OUTCOME_RUNNING,		/* coordinator transaction still in progress */
+	DTX_OUTCOME_FINISHED,		/* committed and its record already removed */
+	DTX_OUTCOME_FOREIGN			/* not a GID of this coordinator */
+} DtxOutcome;
+
+/* dtx.c */
+extern HTAB *dtx_participants;
+extern void dtx_xact_init(void);
+extern void dtx_forget_participant(DtxParticipant *p);
+
+/* dtx_xact.c */
+extern void dtx_xact_callback(XactEvent event, void *arg);
+extern void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
+extern void dtx_make_gid(char *gid, FullTransactionId fxid, int index);
+
+/* dtx_recover.c */
+extern DtxOutcome dtx_outcome(const char *gid, FullTransactionId *fxid);
+extern const char *dtx_outcome_name(DtxOutcome outcome);
+extern int	dtx_recover_all(int elevel, bool backoff);
+extern void dtx_worker_register(void);
+
+/* node.c */
+extern char *node_conninfo(const char *node);
+extern List *node_names(void);
+
+/* settings (guc.c) */
+extern int	distsys_dtx_prepare_timeout_ms;
+extern int	distsys_dtx_commit_timeout_ms;
+extern int	distsys_dtx_lock_timeout_ms;
+extern int	distsys_dtx_prepared_reserve;
+extern int	distsys_dtx_fault;
+extern int	distsys_dtx_recovery_interval_s;
+extern char *distsys_dtx_recovery_database;
+
+#endif							/* DISTSYS_DTX_H */

@@ -1,0 +1,406 @@
+/*-------------------------------------------------------------------------
+ *
+ * dtx_xact.c
+ *	  The commit protocol of distributed transactions, driven by the local
+ *	  transaction's callbacks.
+ *
+ * PRE_COMMIT (errors still abort everything):
+ *	1. Participants whose writes are not known (only queries so far) are
+ *	   asked, all at once, whether their transaction has an xid; those
+ *	   without one are read-only and are simply committed afterwards.
+ *	2. No writer: nothing to do.  One writer and no local write: that
+ *	   writer is committed now, in one phase; if that fails the local
+ *	   transaction, which wrote nothing, fails with it.
+ *	3. Otherwise every writer gets PREPARE TRANSACTION, all sent before any
+ *	   answer is awaited, under distsys.dtx_prepare_timeout.  One failure
+ *	   fails the local transaction, and ABORT rolls back what was prepared.
+ *	4. The decision record (distsys.dtx_decisions) is inserted in the
+ *	   local transaction.  The local commit that follows makes it durable:
+ *	   that commit is the global commit point.
+ * COMMIT: COMMIT PREPARED to every prepared participant and COMMIT to the
+ *	   read-only ones, all at once, under distsys.dtx_commit_timeout.  A
+ *	   failure here is a WARNING: the transaction is committed, and the
+ *	   recovery worker (dtx_recover.c) finishes what did not get through.
+ * ABORT: ROLLBACK PREPARED or ROLLBACK everywhere, all at once; what cannot
+ *	   be reached is rolled back by recovery, which finds no decision.
+ *
+ * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<n>, so
+ * recovery recognises its own transactions and their outcome from the GID
+ * alone.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
+ * at the points the tests need.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
+
+#include "dtx.h"
+#include "remote.h"
+#include "spi_util.h"
+
+static SPIPlanPtr decision_plan;
+
+/* What one round of statements sent to several participants is for. */
+typedef enum RoundKind
+{
+	ROUND_ASK_WRITES,
+	ROUND_PREPARE,
+	ROUND_COMMIT,				/* after the local commit: never an ERROR */
+	ROUND_ROLLBACK				/* after the local abort: never an ERROR */
+} RoundKind;
+
+#define ROUND_IS_FINISH(kind) ((kind) == ROUND_COMMIT || (kind) == ROUND_ROLLBACK)
+
+/*
+ * dtx_make_gid: the GID of participant number index of the coordinator
+ * transaction fxid.
+ */
+void
+dtx_make_gid(char *gid, FullTransactionId fxid, int index)
+{
+	snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":%d",
+			 DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
+			 U64FromFullTransactionId(fxid), index);
+}
+
+static void
+fault_point(DtxFault fault)
+{
+	if (distsys_dtx_fault != fault)
+		return;
+	/* a crash, not an error: no abort processing, no callbacks */
+	kill(MyProcPid, SIGKILL);
+	for (;;)
+		pg_usleep(1000000L);
+}
+
+/*
+ * active_participants: the participants of the current transaction, in a
+ * palloc'd array; sets *n.
+ */
+static DtxParticipant **
+active_participants(int *n)
+{
+	HASH_SEQ_STATUS seq;
+	DtxParticipant *p;
+	DtxParticipant **all;
+
+	*n = 0;
+	if (dtx_participants == NULL)
+		return NULL;
+	all = palloc(sizeof(DtxParticipant *) * (hash_get_num_entries(dtx_participants) + 1));
+	hash_seq_init(&seq, dtx_participants);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		if (p->state != DTX_IDLE)
+			all[(*n)++] = p;
+	return all;
+}
+
+/*
+ * round_failed: after the local commit or abort, a failure is a WARNING
+ * (recovery finishes the work) and an unusable connection is dropped.
+ * Frees res.
+ */
+static void
+round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
+{
+	const char *state = remote_sqlstate(res);
+
+	/* a prepared transaction that is already gone was resolved by recovery */
+	if (state != NULL && strcmp(state, "42704") == 0)
+		PQclear(res);
+	else
+		remote_report(WARNING, p->conn, res, p->node, sql);
+	if (timed_out || PQstatus(p->conn) != CONNECTION_OK)
+		dtx_forget_participant(p);
+}
+
+/*
+ * run_round: send each participant's statement (sqls[i]; NULL: skip it),
+ * then collect every answer.  Before commit the first failure is raised
+ * once all answers are in; after it, see round_failed.  ok[i] says which
+ * succeeded.
+ */
+static void
+run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
+{
+	int			timeout = ROUND_IS_FINISH(kind) ? distsys_dtx_commit_timeout_ms :
+		kind == ROUND_PREPARE ? distsys_dtx_prepare_timeout_ms : 0;
+	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
+	int			failed = -1;
+	PGresult   *failure = NULL;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (sqls[i] != NULL && ps[i]->conn != NULL)
+			ps[i]->busy = remote_send(ps[i]->conn, sqls[i]);
+	for (i = 0; i < n; i++)
+	{
+		PGresult   *res = NULL;
+		bool		timed_out = false;
+
+		ok[i] = false;
+		if (sqls[i] == NULL)
+			continue;
+		if (ps[i]->conn != NULL && ps[i]->busy)
+			res = remote_wait_result(ps[i]->conn, timeout, how, &timed_out);
+		ps[i]->busy = timed_out;
+		ok[i] = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
+								PQresultStatus(res) == PGRES_TUPLES_OK);
+		if (ok[i] && kind == ROUND_ASK_WRITES)
+			ps[i]->wrote = PQgetvalue(res, 0, 0)[0] == 't';
+		if (ok[i])
+			PQclear(res);
+		else if (ROUND_IS_FINISH(kind))
+			round_failed(ps[i], res, sqls[i], timed_out);
+		else if (failed < 0)
+			failed = i, failure = res;
+		else
+			PQclear(res);
+		if (ok[i] && kind == ROUND_PREPARE)
+			fault_point(DTX_FAULT_AFTER_SOME_PREPARES);
+		if (ok[i] && kind == ROUND_COMMIT && ps[i]->state == DTX_PREPARED)
+			fault_point(DTX_FAULT_AFTER_SOME_COMMITS);
+	}
+	if (failed >= 0 && failure == NULL && ps[failed]->busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", ps[failed]->node, timeout),
+				 errhint("The limit is distsys.dtx_prepare_timeout."),
+				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));
+	if (failed >= 0)
+		remote_report(ERROR, ps[failed]->conn, failure, ps[failed]->node, sqls[failed]);
+}
+
+/*
+ * find_writers: which participants wrote (see step 1); returns how many.
+ */
+static int
+find_writers(DtxParticipant **ps, int n)
+{
+	char	  **sqls = palloc0(sizeof(char *) * n);
+	bool	   *ok = palloc(sizeof(bool) * n);
+	int			i,
+				writers = 0;
+
+	for (i = 0; i < n; i++)
+		if (!ps[i]->wrote)
+			sqls[i] = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL";
+	run_round(ps, sqls, n, ROUND_ASK_WRITES, ok);
+	for (i = 0; i < n; i++)
+		writers += ps[i]->wrote ? 1 : 0;
+	return writers;
+}
+
+/*
+ * write_decision: insert the decision record of transaction fxid.
+ */
+static void
+write_decision(FullTransactionId fxid, DtxParticipant **ps, int n)
+{
+	Datum	   *names = palloc(sizeof(Datum) * n);
+	Oid			types[2] = {XID8OID, TEXTARRAYOID};
+	Datum		values[2];
+	int			i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+		if (ps[i]->state == DTX_PREPARED)
+			names[k++] = CStringGetTextDatum(ps[i]->node);
+	values[0] = FullTransactionIdGetDatum(fxid);
+	values[1] = PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT));
+	/* at pre-commit the statement's snapshot is gone: SPI needs one */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_connect();
+	distsys_spi_run(&decision_plan,
+					"INSERT INTO distsys.dtx_decisions (xid, participants) VALUES ($1, $2)",
+					2, types, values, NULL, false);
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
+/*
+ * prepare_writers: steps 3 and 4.
+ */
+static void
+prepare_writers(DtxParticipant **ps, int n)
+{
+	FullTransactionId fxid = GetTopFullTransactionId();
+	char	  **sqls = palloc0(sizeof(char *) * n);
+	bool	   *ok = palloc(sizeof(bool) * n);
+	int			i,
+				k = 0;
+
+	for (i = 0; i < n; i++)
+	{
+		if (!ps[i]->wrote)
+			continue;
+		ps[i]->index = ++k;
+		dtx_make_gid(ps[i]->gid, fxid, k);
+		ps[i]->state = DTX_PREPARED;	/* an abort now rolls back by GID */
+		sqls[i] = psprintf("PREPARE TRANSACTION '%s'", ps[i]->gid);
+	}
+	run_round(ps, sqls, n, ROUND_PREPARE, ok);
+	write_decision(fxid, ps, n);
+}
+
+/*
+ * commit_sole_writer: step 2's one-phase commit of the only writer.
+ */
+static void
+commit_sole_writer(DtxParticipant **ps, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		PGresult   *res;
+
+		if (!ps[i]->wrote)
+			continue;
+		ps[i]->busy = true;
+		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
+		ps[i]->busy = false;
+		PQclear(res);
+		ps[i]->state = DTX_DONE;
+	}
+}
+
+static void
+dtx_pre_commit(DtxParticipant **ps, int n)
+{
+	int			i,
+				writers;
+
+	for (i = 0; i < n; i++)
+		if (ps[i]->broken)
+			ereport(ERROR,
+					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+					 errmsg("the remote transaction on node \"%s\" was rolled back with a subtransaction", ps[i]->node),
+					 errhint("Roll back the whole transaction and retry it.")));
+	writers = find_writers(ps, n);
+	if (writers == 0)
+		return;
+	if (writers == 1 && !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		commit_sole_writer(ps, n);
+	else
+		prepare_writers(ps, n);
+}
+
+/*
+ * finish: after the local commit or abort, end every participant's
+ * remote transaction the same way, and forget this transaction.
+ */
+static void
+finish(DtxParticipant **ps, int n, bool committed)
+{
+	char	  **sqls = palloc0(sizeof(char *) * n);
+	bool	   *ok = palloc(sizeof(bool) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		DtxParticipant *p = ps[i];
+
+		if (p->conn != NULL && p->busy)
+		{
+			/* interrupted mid-statement: cancel it, then read what is left */
+			bool		timed_out;
+
+			remote_cancel(p->conn);
+			PQclear(remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+									   REMOTE_UNINTERRUPTIBLE, &timed_out));
+			p->busy = false;
+			if (timed_out)
+				dtx_forget_participant(p);
+		}
+		if (p->conn == NULL || p->state == DTX_DONE)
+			continue;
+		if (p->state == DTX_PREPARED)
+			sqls[i] = psprintf("%s PREPARED '%s'", committed ? "COMMIT" : "ROLLBACK", p->gid);
+		else if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+			sqls[i] = committed ? "COMMIT" : "ROLLBACK";
+	}
+	if (committed)
+		fault_point(DTX_FAULT_AFTER_DECISION);
+	run_round(ps, sqls, n, committed ? ROUND_COMMIT : ROUND_ROLLBACK, ok);
+	for (i = 0; i < n; i++)
+	{
+		ps[i]->state = DTX_IDLE;
+		ps[i]->wrote = ps[i]->broken = false;
+	}
+}
+
+/*
+ * dtx_xact_callback: the protocol above, on the local transaction's events.
+ */
+void
+dtx_xact_callback(XactEvent event, void *arg)
+{
+	int			n;
+	DtxParticipant **ps = active_participants(&n);
+
+	if (n == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			dtx_pre_commit(ps, n);
+			break;
+		case XACT_EVENT_COMMIT:
+			finish(ps, n, true);
+			break;
+		case XACT_EVENT_ABORT:
+			finish(ps, n, false);
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that has run statements on other nodes"),
+					 errdetail("distsys commits distributed transactions itself, with two-phase commit on every node.")));
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * dtx_subxact_callback: work done on a node inside a subtransaction that
+ * rolls back cannot be undone there alone, so the node's transaction is
+ * marked broken and the whole transaction must roll back; on a commit of
+ * the subtransaction its work belongs to the parent.
+ */
+void
+dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	int			n,
+				i;
+	DtxParticipant **ps;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
+		return;
+	ps = active_participants(&n);
+	for (i = 0; i < n; i++)
+	{
+		if (ps[i]->subxact_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+			ps[i]->subxact_level = level - 1;
+		else
+			ps[i]->broken = true;
+	}
+}

@@ -1,0 +1,200 @@
+/*-------------------------------------------------------------------------
+ *
+ * node.c
+ *	  The node registry: distsys.node_registry and its SQL functions.
+ *
+ * A node is a name and a libpq connection string.  The strings may hold
+ * passwords, so the table is readable only by the extension's owner (and
+ * superusers); node_add and node_remove are not granted to PUBLIC, and the
+ * distsys.nodes view shows the strings only to members of the owner role.
+ * The coordinator reads them as the owner (spi_util.c), so users allowed to
+ * run distributed transactions need no access to the table.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "libpq-fe.h"
+#include "nodes/pg_list.h"
+#include "utils/builtins.h"
+
+#include "dtx.h"
+#include "spi_util.h"
+
+static SPIPlanPtr add_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
+
+/*
+ * check_node_name: a node name is 1 to 63 letters, digits, '_', '-' or '.',
+ * so it fits a GID, a log line and a NAMEDATALEN key unquoted.
+ */
+static void
+check_node_name(const char *name)
+{
+	const char *c;
+
+	if (*name == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("node name must be 1 to %d bytes long", NAMEDATALEN - 1)));
+	for (c = name; *c; c++)
+		if (!(isalnum((unsigned char) *c) || *c == '_' || *c == '-' || *c == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid node name \"%s\"", name),
+					 errdetail("A node name may contain only ASCII letters, digits, \"_\", \"-\" and \".\".")));
+}
+
+/*
+ * check_conninfo: raise an error naming the problem unless libpq can parse
+ * conninfo.
+ */
+static void
+check_conninfo(const char *conninfo)
+{
+	char	   *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+
+	if (opts == NULL)
+	{
+		char	   *msg = pchomp(err ? err : "out of memory");
+
+		PQfreemem(err);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid connection string: %s", msg),
+				 errhint("Use a libpq connection string such as 'host=127.0.0.1 port=5432 dbname=app'.")));
+	}
+	PQconninfoFree(opts);
+}
+
+static char *
+arg_text(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+PG_FUNCTION_INFO_V1(node_add);
+
+/*
+ * node_add(name, conninfo): register the node, or point an existing name at
+ * a new connection string.
+ */
+Datum
+node_add(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_text(fcinfo, 0, "node name");
+	char	   *conninfo = arg_text(fcinfo, 1, "conninfo");
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+
+	check_node_name(name);
+	check_conninfo(conninfo);
+	values[0] = CStringGetTextDatum(name);
+	values[1] = CStringGetTextDatum(conninfo);
+	SPI_connect();
+	distsys_spi_run(&add_plan,
+					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
+					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
+					2, types, values, NULL, false);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(node_remove);
+
+/*
+ * node_remove(name, force): forget the node; false if it was not
+ * registered.  A decision record that still names it means committed work
+ * the recovery worker must finish there, so that is refused unless forced.
+ */
+Datum
+node_remove(PG_FUNCTION_ARGS)
+{
+	char	   *name = arg_text(fcinfo, 0, "node name");
+	bool		force = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	uint64		n;
+
+	values[0] = CStringGetTextDatum(name);
+	SPI_connect();
+	if (!force &&
+		distsys_spi_run(&in_use_plan,
+						"SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
+						1, types, values, NULL, true) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("node \"%s\" still has committed distributed transactions to finish", name),
+				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
+	n = distsys_spi_run(&remove_plan,
+						"DELETE FROM distsys.node_registry WHERE name = $1",
+						1, types, values, NULL, false);
+	SPI_finish();
+	PG_RETURN_BOOL(n > 0);
+}
+
+/*
+ * node_conninfo: the connection string of node (palloc'd in the caller's
+ * context), or an error if it is not registered.
+ */
+char *
+node_conninfo(const char *node)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *result = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(node);
+	SPI_connect();
+	if (distsys_spi_run(&conninfo_plan,
+						"SELECT conninfo FROM distsys.node_registry WHERE name = $1",
+						1, types, values, NULL, true) > 0)
+	{
+		char	   *s = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		result = MemoryContextStrdup(caller, s);
+	}
+	SPI_finish();
+	if (result == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("node \"%s\" is not registered", node),
+				 errhint("Register it with SELECT distsys.node_add(name, conninfo); distsys.nodes lists the registered nodes.")));
+	return result;
+}
+
+/*
+ * node_names: the registered node names, a List of palloc'd strings in the
+ * caller's context.
+ */
+List *
+node_names(void)
+{
+	List	   *names = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	uint64		i,
+				n;
+
+	SPI_connect();
+	n = distsys_spi_run(&names_plan,
+						"SELECT name FROM distsys.node_registry ORDER BY name",
+						0, NULL, NULL, NULL, true);
+	for (i = 0; i < n; i++)
+	{
+		char	   *s = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		names = lappend(names, pstrdup(s));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return names;
+}

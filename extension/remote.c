@@ -1,0 +1,259 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.c
+ *	  The one module that talks libpq to other PostgreSQL nodes.
+ *
+ * Used by the 2PC coordinator (dtx*.c) and meant for every later subsystem
+ * that calls other nodes.  Nodes talk over libpq so PostgreSQL's own
+ * authentication, TLS and pg_hba rules protect every call.
+ *
+ * Every wait is on the backend's latch and the connection's socket, never
+ * inside a blocking libpq call, so a cancel or statement_timeout interrupts
+ * it (REMOTE_INTERRUPTIBLE) and postmaster death ends it; waits that run
+ * after the local commit, where an error is no longer allowed, take only a
+ * timeout (REMOTE_UNINTERRUPTIBLE).  Each connection holds one of the
+ * backend's external file descriptors (AcquireExternalFD), as postgres_fdw
+ * does, so remote connections cannot exhaust the backend's file limit.
+ *
+ * Remote errors are re-raised with the remote SQLSTATE, message, detail and
+ * hint, and a context line naming the node and the statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
+
+#include "remote.h"
+
+static int	remote_wait_socket(PGconn *conn, int events, TimestampTz deadline,
+							   RemoteWait how);
+
+/*
+ * remote_connect: a new connection to node, or an error naming the node.
+ * The connection attempt waits on the latch, so a cancel interrupts it;
+ * conninfo's connect_timeout (libpq's) bounds it otherwise.
+ */
+PGconn *
+remote_connect(const char *node, const char *conninfo)
+{
+	PGconn	   *conn;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (!AcquireExternalFD())
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to node \"%s\": too many open files", node),
+				 errhint("Raise max_files_per_process or use fewer nodes per session.")));
+	conn = PQconnectStart(conninfo);
+	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
+		   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+	{
+		int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+
+		remote_wait_socket(conn, ev, 0, REMOTE_INTERRUPTIBLE);
+		st = PQconnectPoll(conn);
+	}
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
+
+		PQfinish(conn);
+		ReleaseExternalFD();
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("could not connect to node \"%s\"", node),
+				 errdetail_internal("%s", pchomp(msg)),
+				 errhint("Check the node's conninfo in distsys.nodes and that the node is up.")));
+	}
+	PQsetnonblocking(conn, 1);
+	return conn;
+}
+
+/*
+ * remote_disconnect: close conn (NULL is allowed) and give back its file
+ * descriptor.
+ */
+void
+remote_disconnect(PGconn *conn)
+{
+	if (conn == NULL)
+		return;
+	PQfinish(conn);
+	ReleaseExternalFD();
+}
+
+/*
+ * remote_wait_socket: wait until conn's socket has one of events, the latch
+ * is set or deadline (0: none) passes; returns the WaitLatchOrSocket result.
+ */
+static int
+remote_wait_socket(PGconn *conn, int events, TimestampTz deadline, RemoteWait how)
+{
+	long		timeout_ms = -1;
+	int			flags = events | WL_LATCH_SET | WL_EXIT_ON_PM_DEATH;
+	int			rc;
+
+	if (deadline != 0)
+	{
+		timeout_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		flags |= WL_TIMEOUT;
+	}
+	rc = WaitLatchOrSocket(MyLatch, flags, PQsocket(conn), timeout_ms, PG_WAIT_EXTENSION);
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		if (how == REMOTE_INTERRUPTIBLE)
+			CHECK_FOR_INTERRUPTS();
+	}
+	return rc;
+}
+
+/*
+ * remote_send: queue sql on conn and flush it; false if the connection
+ * failed (PQerrorMessage says why).
+ */
+bool
+remote_send(PGconn *conn, const char *sql)
+{
+	int			rc;
+
+	if (!PQsendQuery(conn, sql))
+		return false;
+	while ((rc = PQflush(conn)) == 1)
+		remote_wait_socket(conn, WL_SOCKET_WRITEABLE, 0, REMOTE_UNINTERRUPTIBLE);
+	return rc == 0;
+}
+
+/*
+ * remote_wait_result: the outcome of the statement last sent on conn: the
+ * first failed result if any, else the last result (NULL if the connection
+ * broke).  Reads every result, so conn is idle again afterwards, except on
+ * a timeout (timeout_ms > 0), which sets *timed_out and leaves it busy.
+ */
+PGresult *
+remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out)
+{
+	TimestampTz deadline = 0;
+	PGresult   *keep = NULL;
+	PGresult   *res;
+
+	*timed_out = false;
+	if (timeout_ms > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			int			rc = remote_wait_socket(conn, WL_SOCKET_READABLE, deadline, how);
+
+			if ((rc & WL_TIMEOUT) && GetCurrentTimestamp() >= deadline)
+			{
+				PQclear(keep);
+				*timed_out = true;
+				return NULL;
+			}
+			if (!PQconsumeInput(conn))
+				break;
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			return keep;
+		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR)
+			PQclear(res);		/* the first error is the one to report */
+		else
+		{
+			PQclear(keep);
+			keep = res;
+		}
+		if (PQstatus(conn) == CONNECTION_BAD)
+			return keep;
+	}
+}
+
+/*
+ * remote_cancel: ask the node to cancel what conn is running (best effort).
+ */
+void
+remote_cancel(PGconn *conn)
+{
+	PGcancel   *cancel = PQgetCancel(conn);
+	char		errbuf[256];
+
+	if (cancel == NULL)
+		return;
+	(void) PQcancel(cancel, errbuf, sizeof(errbuf));
+	PQfreeCancel(cancel);
+}
+
+/*
+ * remote_sqlstate: the SQLSTATE of a failed result, or NULL.
+ */
+const char *
+remote_sqlstate(PGresult *res)
+{
+	return res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+}
+
+/*
+ * remote_report: report a failed statement at elevel, with the remote
+ * SQLSTATE (08006 when the connection broke) and a context line naming the
+ * node and statement.  Frees res.
+ */
+void
+remote_report(int elevel, PGconn *conn, PGresult *res, const char *node, const char *sql)
+{
+	const char *state = remote_sqlstate(res);
+	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+	int			code = ERRCODE_CONNECTION_FAILURE;
+	char	   *text;
+
+	if (state != NULL && strlen(state) == 5)
+		code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+	text = pchomp(msg ? msg : (conn ? PQerrorMessage(conn) : "connection lost"));
+	if (msg == NULL && strlen(text) == 0)
+		text = "no result from the node";
+	detail = detail ? pstrdup(detail) : NULL;
+	hint = hint ? pstrdup(hint) : NULL;
+	PQclear(res);
+	ereport(elevel,
+			(errcode(code),
+			 errmsg("node \"%s\": %s", node, text),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0,
+			 errcontext("remote statement on node \"%s\": %s", node, sql)));
+}
+
+/*
+ * remote_run: send sql on conn and wait for its result (interruptible);
+ * a failure or a timeout raises an ERROR naming the node.  The caller
+ * PQclears the result.
+ */
+PGresult *
+remote_run(PGconn *conn, const char *node, const char *sql, int timeout_ms)
+{
+	PGresult   *res;
+	bool		timed_out = false;
+
+	if (!remote_send(conn, sql))
+		remote_report(ERROR, conn, NULL, node, sql);
+	res = remote_wait_result(conn, timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out);
+	if (timed_out)
+	{
+		remote_cancel(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
+				 errcontext("remote statement on node \"%s\": %s", node, sql)));
+	}
+	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+						PQresultStatus(res) != PGRES_TUPLES_OK))
+		remote_report(ERROR, conn, res, node, sql);
+	return res;
+}

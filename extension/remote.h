@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.h
+ *	  Connections from a backend to other PostgreSQL nodes (remote.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DISTSYS_REMOTE_H
+#define DISTSYS_REMOTE_H
+
+#include "libpq-fe.h"
+
+/* How a wait for a remote result may end early. */
+typedef enum RemoteWait
+{
+	REMOTE_INTERRUPTIBLE,		/* cancel and statement_timeout apply */
+	REMOTE_UNINTERRUPTIBLE		/* after commit: only the timeout ends it */
+} RemoteWait;
+
+extern PGconn *remote_connect(const char *node, const char *conninfo);
+extern void remote_disconnect(PGconn *conn);
+extern bool remote_send(PGconn *conn, const char *sql);
+extern PGresult *remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how,
+									bool *timed_out);
+extern void remote_cancel(PGconn *conn);
+extern void remote_report(int elevel, PGconn *conn, PGresult *res,
+						  const char *node, const char *sql);
+extern PGresult *remote_run(PGconn *conn, const char *node, const char *sql,
+							int timeout_ms);
+extern const char *remote_sqlstate(PGresult *res);
+
+#endif							/* DISTSYS_REMOTE_H */

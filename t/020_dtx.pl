@@ -1,0 +1,213 @@
+# Distributed transactions across three nodes: a coordinator and two
+# participants, plus one whose max_prepared_transactions is 0 (so any
+# attempt to prepare there fails, which proves when 2PC is skipped).
+# Covers commit and rollback everywhere, a failing PREPARE, read-only and
+# single-writer transactions, the node registry and its privileges, bad
+# input, cross-node deadlocks, and recovery at each fault point.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DistsysTest;
+
+my $coord = distsys_node('coord', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
+my @parts = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2 p3);
+$_->init for @parts;
+$parts[2]->append_conf('postgresql.conf', 'max_prepared_transactions = 0');
+$_->start for @parts;
+my ($p1, $p2, $p3) = @parts;
+
+for my $p (@parts)
+{
+	$p->safe_psql('postgres',
+		'CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
+		 INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;');
+}
+$coord->safe_psql('postgres', "CREATE TABLE ledger (id int PRIMARY KEY)");
+for my $i (0 .. 2)
+{
+	my $name = 'p' . ($i + 1);
+	$coord->safe_psql('postgres',
+		"SELECT distsys.node_add('$name', \$\$" . $parts[$i]->connstr('postgres') . "\$\$)");
+}
+
+sub c { return $coord->safe_psql('postgres', $_[0]); }
+
+# c_err(SQL): run SQL on the coordinator expecting failure; its stderr.
+sub c_err
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $coord->psql('postgres', $sql, on_error_stop => 1,
+		extra_params => ['-v', 'VERBOSITY=verbose']);
+	return $ret == 0 ? "(no error; output: $out)" : $err;
+}
+sub bal { return $_[0]->safe_psql('postgres', "SELECT bal FROM acct WHERE id = $_[1]"); }
+sub prepared { return $_[0]->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'); }
+
+sub transfer_sql
+{
+	my ($from, $to, $amount, $ledger) = @_;
+	my $local = defined $ledger ? "INSERT INTO ledger VALUES ($ledger);" : '';
+	return "BEGIN; $local
+		SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - $amount WHERE id = $from');
+		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + $amount WHERE id = $to');
+		COMMIT;";
+}
+
+# --- commit, rollback, rows affected -------------------------------------
+c(transfer_sql(1, 1, 10, 1));
+is(bal($p1, 1) . ' ' . bal($p2, 1) . ' ' . c('SELECT count(*) FROM ledger'), '90 110 1',
+	'a committed transfer is applied on both nodes and locally');
+is(prepared($p1) + prepared($p2), 0, 'no prepared transaction is left');
+is(c('SELECT count(*) FROM distsys.dtx_decisions'), '1',
+	'the decision record stays until recovery sees every participant committed');
+is(c('SELECT distsys.dtx_recover()'), '0', 'recovery finds nothing to resolve');
+is(c('SELECT count(*) FROM distsys.dtx_decisions'), '0', 'and forgets the finished decision');
+
+c("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = 0');
+   SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = 0'); ROLLBACK;");
+is(bal($p1, 1) . ' ' . bal($p2, 1), '90 110', 'a local ROLLBACK rolls every node back');
+is(c("SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id <= 3')"), '3',
+	'dtx_exec returns the rows affected');
+
+# --- a PREPARE that fails fails the commit, and nothing is half-committed ---
+my $err = c_err("BEGIN; INSERT INTO ledger VALUES (2);
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 5 WHERE id = 2');
+	SELECT distsys.dtx_exec('p2', 'CREATE TEMP TABLE t (x int); UPDATE acct SET bal = bal + 5 WHERE id = 2');
+	COMMIT;");
+like($err, qr/0A000.*node "p2".*temporary/s,
+	'PREPARE refused on a node (temporary table): remote SQLSTATE and the node named');
+like($err, qr/remote statement on node "p2": PREPARE TRANSACTION/, 'with the statement in the context');
+is(bal($p1, 2) . ' ' . bal($p2, 2) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 2'), '100 100 0',
+	'the other node and the local transaction were rolled back');
+is(prepared($p1) + prepared($p2), 0, 'and no prepared transaction is left');
+
+$err = c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'LISTEN ch');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 3'); COMMIT;");
+like($err, qr/0A000.*node "p1".*LISTEN/s, 'LISTEN cannot be prepared: a clear error');
+is(bal($p2, 3), '100', 'and nothing was committed');
+
+# --- read-only participants and the single writer: no PREPARE -----------
+# p3 cannot prepare at all, so these pass only if 2PC is skipped there.
+is(c("BEGIN; SELECT distsys.dtx_query('p3', 'SELECT sum(bal) AS s FROM acct');
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 4');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal - 1 WHERE id = 4');
+	COMMIT;") =~ /"s": 1000/ ? 1 : 0, 1, 'a read-only participant is not prepared');
+c("SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = 7 WHERE id = 1')");
+is(bal($p3, 1), '7', 'one writing node and no local write commit in one phase');
+$err = c_err("BEGIN; INSERT INTO ledger VALUES (3);
+	SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = 8 WHERE id = 1'); COMMIT;");
+like($err, qr/prepared transactions are disabled/, 'with a local write it needs PREPARE');
+is(bal($p3, 1) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 3'), '7 0',
+	'and its failure rolls back both sides');
+is(c("SELECT distsys.dtx_query('p3', 'SELECT count(*) FROM pg_prepared_xacts')->>'count'"), '0',
+	'a query with its own transaction commits without PREPARE');
+
+# --- dtx_query and the isolation level ----------------------------------
+is(c("SELECT x FROM distsys.dtx_query('p1',
+	'SELECT 1 AS i, 2.5 AS n, true AS b, NULL::text AS z, ''a\"b'' AS s, ''{\"k\":1}''::jsonb AS j') x"),
+	'{"b": true, "i": 1, "j": {"k": 1}, "n": 2.5, "s": "a\"b", "z": null}',
+	'dtx_query returns typed jsonb objects');
+is(c("BEGIN ISOLATION LEVEL REPEATABLE READ;
+	SELECT x->>'transaction_isolation' FROM distsys.dtx_query('p1', 'SHOW transaction_isolation') x;
+	COMMIT;"), 'repeatable read', 'the remote transaction has the local isolation level');
+is(c("BEGIN; DO \$\$ BEGIN PERFORM distsys.dtx_exec('p1', 'CREATE TABLE t_once (x int)'); END \$\$;
+	SELECT x->>'n' FROM distsys.dtx_query('p1', 'SELECT count(*) AS n FROM t_once') x; ROLLBACK;"),
+	'0', 'later calls reuse the remote transaction (they see its uncommitted work)');
+
+# --- bad input -----------------------------------------------------------
+like(c_err("SELECT distsys.dtx_exec('nowhere', 'SELECT 1')"), qr/42704.*node "nowhere" is not registered/s,
+	'unknown node: 42704');
+c("SELECT distsys.node_add('dead', 'host=127.0.0.1 port=1 connect_timeout=2')");
+like(c_err("SELECT distsys.dtx_exec('dead', 'SELECT 1')"), qr/08001.*could not connect to node "dead"/s,
+	'unreachable node: 08001 naming the node');
+like(c_err("SELECT distsys.dtx_exec('p1', 'SELEC 1')"),
+	qr/42601.*node "p1": syntax error.*remote statement on node "p1": SELEC 1/s,
+	'invalid SQL: the remote SQLSTATE, and the node and statement in the context');
+like(c_err("SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = 1/0')"), qr/22012/,
+	'a remote runtime error keeps its SQLSTATE');
+like(c_err("SELECT distsys.node_add('bad name', 'host=x')"), qr/22023.*invalid node name/s,
+	'invalid node name: 22023');
+like(c_err("SELECT distsys.node_add('n', 'host=x nonsense')"), qr/22023.*invalid connection string/s,
+	'invalid conninfo: 22023');
+like(c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 1');
+	PREPARE TRANSACTION 'mine';"), qr/0A000.*cannot PREPARE a transaction that has run statements on other nodes/s,
+	'a distributed transaction cannot be PREPAREd by hand');
+is(prepared($p1), '0', 'and its remote part was rolled back');
+like(c_err("BEGIN; SAVEPOINT s; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 1');
+	ROLLBACK TO s; SELECT distsys.dtx_exec('p1', 'SELECT 1'); COMMIT;"),
+	qr/25P02.*rolled back with a subtransaction/s, 'a savepoint rollback over remote work is refused');
+c("SELECT distsys.node_remove('dead')");
+c("SET distsys.dtx_prepared_reserve = 19");	# a no-op: this session ends here
+like(c_err("SET distsys.dtx_prepared_reserve = 100; SELECT distsys.dtx_exec('p1', 'SELECT 1')"),
+	qr/53400.*node "p1" has only \d+ free prepared-transaction slots/s,
+	'a node short of prepared-transaction slots is refused');
+
+# --- the registry and its privileges ------------------------------------
+c("CREATE ROLE app LOGIN; GRANT distsys_dtx_user TO app;");
+my ($ret, $out, $stderr) = $coord->psql('postgres',
+	"SELECT name, conninfo IS NULL FROM distsys.nodes ORDER BY name", extra_params => ['-U', 'app']);
+is($out, "p1|t\np2|t\np3|t", 'other roles see node names but not connection strings');
+is(c("SELECT count(*) FROM distsys.nodes WHERE conninfo IS NOT NULL"), '3', 'the owner sees them');
+($ret, $out, $stderr) = $coord->psql('postgres', "SELECT conninfo FROM distsys.node_registry",
+	extra_params => ['-U', 'app']);
+like($stderr, qr/permission denied/, 'the registry table itself is not readable');
+($ret, $out, $stderr) = $coord->psql('postgres', "SELECT distsys.node_add('x', 'host=y')",
+	extra_params => ['-U', 'app']);
+like($stderr, qr/permission denied/, 'only the owner may register nodes');
+($ret, $out, $stderr) = $coord->psql('postgres',
+	"SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 10')", extra_params => ['-U', 'app']);
+is(bal($p1, 10), '101', 'a member of distsys_dtx_user runs distributed transactions');
+
+# --- a cross-node deadlock ends with a clear error ----------------------
+c("ALTER SYSTEM SET distsys.dtx_lock_timeout = '2s'; SELECT pg_reload_conf();");
+my $s1 = bg_session($coord, on_error_stop => 0);
+my $s2 = bg_session($coord, on_error_stop => 0);
+$s1->query_safe("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 5')");
+$s2->query_safe("BEGIN; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal WHERE id = 5')");
+$s1->query_until(qr/sent/, "\\echo sent\nSELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal WHERE id = 5');\n");
+my ($r2, $e2) = ($s2->query("SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 5')"));
+$s1->query('COMMIT');
+$s2->query('ROLLBACK');
+like($s2->{stderr} . $s1->{stderr}, qr/lock timeout/, 'crossed waits end with a lock timeout, not a hang');
+$s1->quit;
+$s2->quit;
+is(prepared($p1) + prepared($p2), 0, 'and nothing stays prepared');
+
+# --- recovery at each fault point ---------------------------------------
+# fault_run(FAULT, ID): a transfer whose coordinating backend is killed at
+# FAULT; returns once the coordinator is back.
+sub fault_run
+{
+	my ($fault, $id) = @_;
+	$coord->psql('postgres', "SET distsys.dtx_fault = $fault; " . transfer_sql($id, $id, 1, 100 + $id));
+	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+}
+
+fault_run('crash_after_some_prepares', 6);
+like(c("SELECT string_agg(outcome, ',') FROM distsys.dtx_in_doubt"), qr/^(aborted,?)+$/,
+	'killed while preparing: dtx_in_doubt shows the prepared part as aborted');
+cmp_ok(c('SELECT distsys.dtx_recover()'), '>=', 1, 'dtx_recover rolls it back');
+is(bal($p1, 6) . ' ' . bal($p2, 6) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 106'), '100 100 0',
+	'nothing of it is applied anywhere');
+
+fault_run('crash_after_decision', 7);
+is(c("SELECT string_agg(outcome, ',') FROM distsys.dtx_in_doubt"), 'committed,committed',
+	'killed after the decision: both participants shown as committed in doubt');
+is(c('SELECT distsys.dtx_recover()'), '2', 'dtx_recover commits both');
+is(bal($p1, 7) . ' ' . bal($p2, 7) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 107'), '99 101 1',
+	'the transfer is applied everywhere');
+
+# the worker resolves the third case by itself
+c("ALTER SYSTEM SET distsys.dtx_recovery_interval = '1s'; SELECT pg_reload_conf();");
+fault_run('crash_after_some_commits', 8);
+$coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_in_doubt')
+	or die 'the recovery worker did not resolve the transaction';
+is(bal($p1, 8) . ' ' . bal($p2, 8) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 108'), '99 101 1',
+	'killed between commits: the recovery worker finishes the commit');
+$coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_decisions')
+	or die 'decision records were not forgotten';
+is(prepared($p1) + prepared($p2), 0, 'and every decision is forgotten once applied');
+
+done_testing();
