@@ -1,0 +1,195 @@
+# Bank transfers between accounts on two participant nodes, from several
+# concurrent clients, while the coordinator is killed (SIGKILL) at each
+# fault point of the commit protocol and at random moments, and each
+# participant is killed and restarted.  Afterwards, once recovery has run:
+# the total balance is unchanged, no prepared transaction is left, every
+# transfer the coordinator committed is applied on both nodes (and no
+# other), and every transfer a client saw committed is among them.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use IPC::Run;
+use DistsysTest qw(:DEFAULT slurp);
+
+my $CLIENTS = 5;
+my $PER_CLIENT = 400;
+my $ACCOUNTS = 50;
+
+my $coord = distsys_node('coord',
+	"restart_after_crash = on\ndistsys.dtx_recovery_interval = 1\ndistsys.dtx_lock_timeout = 5000");
+my ($p1, $p2) = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2);
+for my $p ($p1, $p2)
+{
+	$p->init;
+	$p->start;
+	$p->safe_psql('postgres',
+		"CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
+		 INSERT INTO acct SELECT g, 1000 FROM generate_series(1, $ACCOUNTS) g;
+		 CREATE TABLE applied (id int PRIMARY KEY);");
+}
+$coord->safe_psql('postgres', 'CREATE TABLE transfers (id int PRIMARY KEY)');
+$coord->safe_psql('postgres', "SELECT distsys.node_add('p$_->[0]', \$\$" . $_->[1]->connstr('postgres') . "\$\$)")
+  for ([1, $p1], [2, $p2]);
+
+# client_script(FROM, TO): transfers FROM..TO as single statements (so a
+# failed commit is an error psql sees), each announced, acknowledged only
+# when it returned without error; after an error the client pauses briefly
+# (a node may be restarting).
+sub client_script
+{
+	my ($from, $to) = @_;
+	my $s = '';
+	for my $id ($from .. $to)
+	{
+		my ($a, $b) = (1 + int(rand($ACCOUNTS)), 1 + int(rand($ACCOUNTS)));
+		$s .= "\\echo try $id\n"
+		  . "WITH t AS (INSERT INTO transfers VALUES ($id) RETURNING id)"
+		  . " SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = $a; INSERT INTO applied VALUES ($id)'),"
+		  . " distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = $b; INSERT INTO applied VALUES ($id)')"
+		  . " FROM t;\n\\if :ERROR\nSELECT pg_sleep(0.05);\n\\else\n\\echo ack $id\n\\endif\n";
+	}
+	return $s;
+}
+
+my (%acked, @clients);
+
+# start_client(C): client C runs its remaining transfers in a new psql.
+sub start_client
+{
+	my ($c) = @_;
+	my $cl = $clients[$c];
+	my $file = "$PostgreSQL::Test::Utils::tmp_check/client_$c.sql";
+
+	# a file, not a pipe: psql may die (with the coordinator) mid-script
+	open my $fh, '>', $file or die "cannot write $file: $!";
+	print $fh client_script($cl->{next}, ($c + 1) * 10000 + $PER_CLIENT - 1);
+	close $fh;
+	$cl->{out} = '';
+	$cl->{h} = IPC::Run::start(
+		[ 'psql', '-XAtq', '-v', 'ON_ERROR_STOP=0', '-d', $coord->connstr('postgres'), '-f', $file ],
+		'<', \undef, '>', \$cl->{out}, '2>', \my $err);
+}
+
+# reap_client(C): if client C's psql ended, note its acks; true if it has
+# transfers left (and was restarted for them).
+sub reap_client
+{
+	my ($c) = @_;
+	my $cl = $clients[$c];
+	return 1 if $cl->{h}->pumpable;
+	$cl->{h}->finish;
+	$acked{$1} = 1 while $cl->{out} =~ /^ack (\d+)$/mg;
+	my @tries = $cl->{out} =~ /^try (\d+)$/mg;
+	$cl->{next} = $tries[-1] + 1 if @tries;
+	return 0 if $cl->{next} >= ($c + 1) * 10000 + $PER_CLIENT;
+	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+	start_client($c);
+	return 1;
+}
+
+sub pump_all { $_->{h}->pump_nb for grep { $_->{h}->pumpable } @clients; }
+
+sub wait_coordinator_crash
+{
+	my ($offset) = @_;
+	my $deadline = time + 60;
+	while (time < $deadline)
+	{
+		pump_all();
+		return 1 if substr(slurp($coord->logfile), $offset) =~ /terminated by signal 9/;
+		select(undef, undef, undef, 0.05);
+	}
+	return 0;
+}
+
+sub set_fault
+{
+	my ($fault) = @_;
+	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+	$coord->safe_psql('postgres', "ALTER SYSTEM SET distsys.dtx_fault = '$fault'; SELECT pg_reload_conf()");
+}
+
+for my $c (0 .. $CLIENTS - 1)
+{
+	$clients[$c] = { next => ($c + 1) * 10000 };
+	start_client($c);
+}
+
+# The faults, one after the other, while the clients run.
+my @events = (
+	'crash_after_some_prepares', 'random', 'p1', 'crash_after_decision',
+	'random', 'p2', 'crash_after_some_commits', 'random');
+my $crashes = 0;
+for my $ev (@events)
+{
+	pump_all();
+	reap_client($_) for 0 .. $CLIENTS - 1;
+	my $offset = length(slurp($coord->logfile));
+	if ($ev =~ /^p(\d)$/)
+	{
+		my $p = $1 == 1 ? $p1 : $p2;
+		crash_postmaster($p);
+		next;
+	}
+	if ($ev eq 'random')
+	{
+		# a random client backend, at a random point of its work
+		my $pids = $coord->safe_psql('postgres',
+			"SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE query LIKE '%INSERT INTO transfers%' AND pid <> pg_backend_pid()");
+		my @pids = split ' ', $pids;
+		next unless @pids;
+		kill 'KILL', $pids[ int(rand(@pids)) ];
+	}
+	else
+	{
+		set_fault($ev);
+	}
+	my $crashed = wait_coordinator_crash($offset);
+	note "event $ev: " . ($crashed ? 'the coordinator crashed' : 'no crash');
+	$crashes += $crashed;
+	set_fault('none') if $ev ne 'random';
+}
+is($crashes, 6, 'the coordinator was killed at each fault point and at random moments');
+
+# let every client finish its transfers
+my $deadline = time + 300;
+while (time < $deadline)
+{
+	pump_all();
+	my $running = 0;
+	$running += reap_client($_) for 0 .. $CLIENTS - 1;
+	last unless $running;
+	select(undef, undef, undef, 0.1);
+}
+
+# recovery resolves everything by itself
+for my $p ($p1, $p2)
+{
+	$p->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_prepared_xacts')
+	  or die 'prepared transactions were left on ' . $p->name;
+}
+pass('no prepared transaction is left on any participant');
+like(slurp($coord->logfile), qr/distsys recovery resolved \d+ prepared transactions/,
+	'the recovery worker resolved what the crashes left in doubt');
+$coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_decisions')
+  or die 'decision records were not forgotten';
+
+my $total = $p1->safe_psql('postgres', 'SELECT sum(bal) FROM acct')
+  + $p2->safe_psql('postgres', 'SELECT sum(bal) FROM acct');
+is($total, 2 * 1000 * $ACCOUNTS, 'the total balance is unchanged');
+
+my $ids = "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM";
+my $committed = $coord->safe_psql('postgres', "$ids transfers");
+is($p1->safe_psql('postgres', "$ids applied"), $committed,
+	'p1 applied exactly the transfers the coordinator committed');
+is($p2->safe_psql('postgres', "$ids applied"), $committed,
+	'p2 applied exactly the transfers the coordinator committed');
+my %committed = map { $_ => 1 } split /,/, $committed;
+my @lost = grep { !$committed{$_} } keys %acked;
+is(scalar(@lost), 0, 'every transfer a client saw committed is applied');
+cmp_ok(scalar(keys %acked), '>', $CLIENTS * $PER_CLIENT / 4, 'many transfers went through (' . scalar(keys %acked) . ' acknowledged)');
+note 'committed ' . scalar(keys %committed) . ', acknowledged ' . scalar(keys %acked);
+
+done_testing();
