@@ -1,0 +1,78 @@
+# The decision records are ordinary WAL-logged rows, so a streaming standby
+# of the coordinator that is promoted after the primary fails finishes the
+# primary's distributed transactions: one whose decision committed is
+# committed on every participant, one that crashed while preparing is
+# rolled back.  The primary's own recovery worker is idle here, so only the
+# promoted standby can resolve them.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DistsysTest;
+
+my $primary = PostgreSQL::Test::Cluster->new('primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
+$primary->start;
+$primary->safe_psql('postgres', 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
+
+my ($p1, $p2) = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2);
+for my $p ($p1, $p2)
+{
+	$p->init;
+	$p->start;
+	$p->safe_psql('postgres',
+		'CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
+		 INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;');
+}
+$primary->safe_psql('postgres', "SELECT distsys.node_add('p$_->[0]', \$\$" . $_->[1]->connstr('postgres') . "\$\$)")
+  for ([1, $p1], [2, $p2]);
+
+$primary->backup('base');
+my $standby = PostgreSQL::Test::Cluster->new('standby');
+$standby->init_from_backup($primary, 'base', has_streaming => 1);
+$standby->append_conf('postgresql.conf', 'distsys.dtx_recovery_interval = 1');
+$standby->start;
+
+# in_doubt_transfer(FAULT, ID): a transfer whose coordinating backend is
+# killed at FAULT; returns once the primary is back.
+sub in_doubt_transfer
+{
+	my ($fault, $id) = @_;
+	$primary->psql('postgres', "SET distsys.dtx_fault = $fault; BEGIN;
+		INSERT INTO ledger VALUES ($id);
+		SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 10 WHERE id = $id');
+		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 10 WHERE id = $id');
+		COMMIT;");
+	$primary->poll_query_until('postgres', 'SELECT true') or die 'primary did not come back';
+}
+
+in_doubt_transfer('crash_after_decision', 1);
+in_doubt_transfer('crash_after_some_prepares', 2);
+my $prepared = 'SELECT count(*) FROM pg_prepared_xacts';
+cmp_ok($p1->safe_psql('postgres', $prepared) + $p2->safe_psql('postgres', $prepared), '>=', 3,
+	'the failed primary left prepared transactions on the participants');
+$primary->wait_for_catchup($standby);
+is($standby->safe_psql('postgres', 'SELECT count(*) FROM distsys.dtx_decisions'), '1',
+	'the standby has the decision record');
+
+$primary->stop('immediate');
+$standby->promote;
+for my $p ($p1, $p2)
+{
+	$p->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_prepared_xacts")
+	  or die 'the promoted standby did not resolve the prepared transactions on ' . $p->name;
+}
+pass('the promoted standby resolved every prepared transaction');
+is(join(' ', map { $_->safe_psql('postgres', 'SELECT bal FROM acct WHERE id = 1') } $p1, $p2), '90 110',
+	'the committed transfer is applied on both participants');
+is(join(' ', map { $_->safe_psql('postgres', 'SELECT bal FROM acct WHERE id = 2') } $p1, $p2), '100 100',
+	'the one that crashed while preparing is rolled back on both');
+is($standby->safe_psql('postgres', 'SELECT string_agg(id::text, \',\') FROM ledger'), '1',
+	'and the new primary has the local part of the committed one only');
+$standby->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_decisions')
+  or die 'the decision record was not forgotten';
+pass('the decision record is forgotten once applied');
+
+done_testing();
