@@ -426,13 +426,13 @@ $$;
 
 CREATE FUNCTION dtx_exec(node text, sql text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'dtx_exec'
-	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dtx_exec(text, text) IS
 	'run a statement on a node inside this transaction: rows affected';
 
 CREATE FUNCTION dtx_query(node text, sql text) RETURNS SETOF jsonb
 	AS 'MODULE_PATHNAME', 'dtx_query'
-	LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dtx_query(text, text) IS
 	'run a query on a node inside this transaction: one jsonb object per row';
 

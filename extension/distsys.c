@@ -100,6 +100,20 @@ distsys_name_hash(const char *what, Size entrysize)
 	return hash_create(what, 16, &ctl, HASH_ELEM | HASH_STRINGS);
 }
 
+/*
+ * distsys_text_arg: text argument n of a non-strict function as a C string;
+ * NULL is an error naming what the argument is.
+ */
+char *
+distsys_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
 PG_FUNCTION_INFO_V1(distsys_version);
 
 /*

@@ -8,6 +8,8 @@
 #ifndef DISTSYS_H
 #define DISTSYS_H
 
+#include "fmgr.h"
+
 #define DISTSYS_VERSION "1.0.0"
 
 /* guc.c: every distsys.* setting, defined in one place */
@@ -21,5 +23,6 @@ extern void distsys_require_preload(const char *what);
 /* distsys.c: helpers shared by the subsystems */
 extern void distsys_register_worker(const char *function, const char *name, int restart_s);
 extern struct HTAB *distsys_name_hash(const char *what, Size entrysize);
+extern char *distsys_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 
 #endif							/* DISTSYS_H */

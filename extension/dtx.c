@@ -189,6 +189,10 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("node name must not be empty")));
+	if (sql[strspn(sql, " \t\r\n;")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("statement for node \"%s\" is empty", node)));
 	if (IsInParallelMode())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
@@ -210,8 +214,8 @@ PG_FUNCTION_INFO_V1(dtx_exec);
 Datum
 dtx_exec(PG_FUNCTION_ARGS)
 {
-	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *node = distsys_text_arg(fcinfo, 0, "node name");
+	char	   *sql = distsys_text_arg(fcinfo, 1, "statement");
 	DtxParticipant *p;
 	PGresult   *res = participant_run(node, sql, &p);
 	int64		rows = atoll(PQcmdTuples(res));
@@ -297,8 +301,8 @@ Datum
 dtx_query(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *node = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *node = distsys_text_arg(fcinfo, 0, "node name");
+	char	   *sql = distsys_text_arg(fcinfo, 1, "statement");
 	DtxParticipant *p;
 	PGresult   *res;
 	int			row;

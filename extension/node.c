@@ -21,6 +21,7 @@
 #include "nodes/pg_list.h"
 #include "utils/builtins.h"
 
+#include "distsys.h"
 #include "dtx.h"
 #include "spi_util.h"
 
@@ -70,16 +71,6 @@ check_conninfo(const char *conninfo)
 	PQconninfoFree(opts);
 }
 
-static char *
-arg_text(FunctionCallInfo fcinfo, int n, const char *what)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
 PG_FUNCTION_INFO_V1(node_add);
 
 /*
@@ -89,8 +80,8 @@ PG_FUNCTION_INFO_V1(node_add);
 Datum
 node_add(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_text(fcinfo, 0, "node name");
-	char	   *conninfo = arg_text(fcinfo, 1, "conninfo");
+	char	   *name = distsys_text_arg(fcinfo, 0, "node name");
+	char	   *conninfo = distsys_text_arg(fcinfo, 1, "conninfo");
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 
@@ -117,7 +108,7 @@ PG_FUNCTION_INFO_V1(node_remove);
 Datum
 node_remove(PG_FUNCTION_ARGS)
 {
-	char	   *name = arg_text(fcinfo, 0, "node name");
+	char	   *name = distsys_text_arg(fcinfo, 0, "node name");
 	bool		force = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];

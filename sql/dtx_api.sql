@@ -1,0 +1,49 @@
+-- The node registry and the argument checks of the 2PC functions.  The
+-- commit protocol itself runs across several servers: see t/020_dtx.pl and
+-- t/021_dtx_bank.pl.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS distsys;
+RESET client_min_messages;
+SET search_path = distsys, public;
+
+-- registering, re-pointing and removing a node
+SELECT node_add('orders-1', 'host=127.0.0.1 port=1 dbname=orders');
+SELECT node_add('orders-1', 'host=127.0.0.1 port=2 dbname=orders');
+SELECT name, conninfo FROM nodes ORDER BY name;
+SELECT node_remove('orders-1') AS removed, node_remove('orders-1') AS removed_again;
+
+-- bad input: each a clear error with its SQLSTATE
+SELECT node_add('bad name', 'host=x');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_add('', 'host=x');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_add(repeat('n', 64), 'host=x');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_add('n', 'host=x nonsense');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_add('n', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT dtx_exec('nowhere', 'SELECT 1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT dtx_exec(NULL, 'SELECT 1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT * FROM dtx_query('nowhere', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT dtx_exec('nowhere', ' ; ');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT dtx_exec('', 'SELECT 1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SET distsys.dtx_fault = 'sometimes';
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+
+-- a node a committed decision still names cannot be removed without force
+SELECT node_add('keep', 'host=127.0.0.1 port=1');
+INSERT INTO dtx_decisions (xid, participants) VALUES ('1', '{keep}');
+SELECT node_remove('keep');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_remove('keep', force => true) AS forced;
+DELETE FROM dtx_decisions;
+
+-- nothing registered: recovery has nothing to do
+SELECT dtx_recover() AS resolved;
+SELECT count(*) AS in_doubt FROM dtx_in_doubt;
