@@ -2,8 +2,9 @@
 # tools/demo.sh: 'make demo' - a walk through distsys on throwaway servers.
 #
 # Starts a PostgreSQL node with distsys preloaded and the built-in Kafka
-# test broker (distsys-kafka-mock), then shows each capability with the SQL
-# it runs and what comes back.  Everything it starts is stopped, and its
+# test broker (distsys-kafka-mock), later two participant nodes for
+# two-phase commit, then shows each capability with the SQL it runs and
+# what comes back.  Everything it starts is stopped, and its
 # temporary directory removed, when it ends (also on error or Ctrl-C).
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -162,5 +163,41 @@ kill -TERM "$CONSUMER_PID" && wait "$CONSUMER_PID" || true
 kill -TERM "$RELAY_PID" && wait "$RELAY_PID" || true
 echo "  The consumer's log (SIGTERM: it commits its offsets, leaves the group and exits 0):"
 sed 's/^/    /' "$DS_WORK/consume.log"
+
+ds_say "9. Two-phase commit: one transaction across two more PostgreSQL nodes"
+BANK1=$(ds_start_node bank_1)
+BANK2=$(ds_start_node bank_2)
+for port in "$BANK1" "$BANK2"; do
+	psql -X -q -p "$port" -c "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100)"
+done
+echo "  Two participant nodes (ports $BANK1 and $BANK2), each with an account of 100, registered here:"
+show "SELECT distsys.node_add('bank_1', 'host=127.0.0.1 port=$BANK1 dbname=postgres user=postgres'), distsys.node_add('bank_2', 'host=127.0.0.1 port=$BANK2 dbname=postgres user=postgres')"
+show "CREATE TABLE transfers (id int PRIMARY KEY, amount int)"
+TRANSFER="SELECT distsys.dtx_exec('bank_1', 'UPDATE acct SET bal = bal - 30 WHERE id = 1'); SELECT distsys.dtx_exec('bank_2', 'UPDATE acct SET bal = bal + 30 WHERE id = 1')"
+echo "  A transfer: the local COMMIT prepares both nodes, records the decision, then commits them:"
+show "BEGIN; INSERT INTO transfers VALUES (1, 30); $TRANSFER; COMMIT"
+# balances: both participants' account 1.
+balances() {
+	printf '    bank_1: %s   bank_2: %s   transfers here: %s\n' \
+		"$(psql -X -At -p "$BANK1" -c 'SELECT bal FROM acct')" "$(psql -X -At -p "$BANK2" -c 'SELECT bal FROM acct')" \
+		"$(psql -X -At -c 'SELECT count(*) FROM transfers')"
+}
+balances
+echo "  A participant that cannot PREPARE (a temporary table there) fails the whole transaction:"
+show "BEGIN; INSERT INTO transfers VALUES (2, 30); SELECT distsys.dtx_exec('bank_1', 'UPDATE acct SET bal = bal - 30'); SELECT distsys.dtx_exec('bank_2', 'CREATE TEMP TABLE t (x int); UPDATE acct SET bal = bal + 30'); COMMIT"
+balances
+echo "  The coordinator crashes after its decision is durable, before any COMMIT PREPARED"
+echo "  (distsys.dtx_fault kills the backend; the server restarts as after any crash)."
+echo "  The recovery worker is paused first, so that the transaction stays in doubt for a moment:"
+show "ALTER SYSTEM SET distsys.dtx_recovery_interval = 0"
+psql -X -q -c "SELECT pg_reload_conf()" >/dev/null
+show "SET distsys.dtx_fault = crash_after_decision; BEGIN; INSERT INTO transfers VALUES (3, 30); $TRANSFER; COMMIT"
+for _ in $(seq 100); do psql -X -At -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+show "SELECT participant, coordinator_xid, outcome FROM distsys.dtx_in_doubt"
+echo "  Both participants are prepared, in doubt; recovery reads the decision and commits them"
+echo "  (the worker does this every distsys.dtx_recovery_interval; here it is run by hand):"
+show "SELECT distsys.dtx_recover() AS resolved"
+psql -X -q -c "ALTER SYSTEM RESET distsys.dtx_recovery_interval" -c "SELECT pg_reload_conf()" >/dev/null
+balances
 
 ds_say "Done. Everything started here is stopped and removed now."
