@@ -201,6 +201,12 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 		PQclear(res);
 		return true;
 	}
+	if (state != NULL && strcmp(state, "55000") == 0)
+	{
+		/* busy: its coordinator is finishing it right now; look again later */
+		PQclear(res);
+		return false;
+	}
 	if (timed_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),

@@ -118,8 +118,11 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 {
 	const char *state = remote_sqlstate(res);
 
-	/* a prepared transaction that is already gone was resolved by recovery */
-	if (state != NULL && strcmp(state, "42704") == 0)
+	/*
+	 * Gone (42704) or busy (55000): recovery resolved it or is resolving it,
+	 * the same way, since it commits only what has a decision record.
+	 */
+	if (state != NULL && (strcmp(state, "42704") == 0 || strcmp(state, "55000") == 0))
 		PQclear(res);
 	else
 		remote_report(WARNING, p->conn, res, p->node, sql);

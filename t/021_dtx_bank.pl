@@ -91,10 +91,12 @@ sub reap_client
 
 sub pump_all { $_->{h}->pump_nb for grep { $_->{h}->pumpable } @clients; }
 
+# wait_coordinator_crash(OFFSET, SECONDS): whether the coordinator's log
+# reports a killed backend after OFFSET within SECONDS.
 sub wait_coordinator_crash
 {
-	my ($offset) = @_;
-	my $deadline = time + 60;
+	my ($offset, $seconds) = @_;
+	my $deadline = time + $seconds;
 	while (time < $deadline)
 	{
 		pump_all();
@@ -133,20 +135,29 @@ for my $ev (@events)
 		crash_postmaster($p);
 		next;
 	}
+	my $crashed = 0;
 	if ($ev eq 'random')
 	{
-		# a random client backend, at a random point of its work
-		my $pids = $coord->safe_psql('postgres',
-			"SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE query LIKE '%INSERT INTO transfers%' AND pid <> pg_backend_pid()");
-		my @pids = split ' ', $pids;
-		next unless @pids;
-		kill 'KILL', $pids[ int(rand(@pids)) ];
+		# a random client backend, at a random point of its work; clients
+		# may be reconnecting after the last crash, so look until one runs
+		for (1 .. 100)
+		{
+			pump_all();
+			reap_client($_) for 0 .. $CLIENTS - 1;
+			$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+			my @pids = split ' ', $coord->safe_psql('postgres',
+				"SELECT string_agg(pid::text, ' ') FROM pg_stat_activity"
+				  . " WHERE query LIKE '%INSERT INTO transfers%' AND pid <> pg_backend_pid()");
+			next unless @pids;
+			kill 'KILL', $pids[ int(rand(@pids)) ];
+			last if $crashed = wait_coordinator_crash($offset, 10);
+		}
 	}
 	else
 	{
 		set_fault($ev);
+		$crashed = wait_coordinator_crash($offset, 60);
 	}
-	my $crashed = wait_coordinator_crash($offset);
 	note "event $ev: " . ($crashed ? 'the coordinator crashed' : 'no crash');
 	$crashes += $crashed;
 	set_fault('none') if $ev ne 'random';
