@@ -30,6 +30,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "distsys.h"
 #include "dtx.h"
@@ -110,55 +111,74 @@ participant_connect(DtxParticipant *p)
 }
 
 /*
- * participant_begin: open p's remote transaction, like the local one.  A
- * node whose free prepared-transaction slots are below
- * distsys.dtx_prepared_reserve is refused before any work is done there.
+ * check_slots: refuse a node whose free prepared-transaction slots are
+ * below distsys.dtx_prepared_reserve, before any work is done there.  It
+ * costs a round trip, so each connection asks at most once a second.
  */
 static void
-participant_begin(DtxParticipant *p)
+check_slots(DtxParticipant *p)
 {
-	StringInfoData sql;
+	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,
 				max_slots;
 
-	participant_connect(p);
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; "
-					 "SELECT current_setting('max_prepared_transactions')::int, "
-					 "(SELECT count(*) FROM pg_prepared_xacts)::int",
-					 XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
-					 XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
-					 XactReadOnly ? " READ ONLY" : "",
-					 distsys_dtx_lock_timeout_ms);
-	p->state = DTX_OPEN;		/* from now on, an abort rolls it back */
-	p->wrote = false;
-	p->broken = false;
-	p->subxact_level = GetCurrentTransactionNestLevel();
+	if (p->slots_checked_at != 0 &&
+		!TimestampDifferenceExceeds(p->slots_checked_at, now, 1000))
+		return;
 	p->busy = true;
-	res = remote_run(p->conn, p->node, sql.data, 0);
+	res = remote_run(p->conn, p->node,
+					 "SELECT current_setting('max_prepared_transactions')::int,"
+					 " (SELECT count(*) FROM pg_prepared_xacts)::int", 0);
 	p->busy = false;
 	max_slots = atoi(PQgetvalue(res, 0, 0));
 	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
 	PQclear(res);
+	p->slots_checked_at = now;
+	/* with none at all, reads still work; PREPARE says what to set */
 	if (max_slots > 0 && free_slots < distsys_dtx_prepared_reserve)
+	{
+		p->slots_checked_at = 0;	/* ask again next time */
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("node \"%s\" has only %d free prepared-transaction slots", p->node, free_slots),
 				 errdetail("distsys keeps %d slots free (distsys.dtx_prepared_reserve) so that commits and recovery can proceed.",
 						   distsys_dtx_prepared_reserve),
 				 errhint("Raise max_prepared_transactions on node \"%s\", or resolve what distsys.dtx_in_doubt shows there.", p->node)));
+	}
 }
 
 /*
- * participant_for: node's participant in this transaction, its remote
- * transaction open.
+ * participant_begin: start p's part in this transaction; returns the
+ * statements that open its remote transaction like the local one, which
+ * are sent in one string with the first statement (one round trip).
+ */
+static char *
+participant_begin(DtxParticipant *p)
+{
+	participant_connect(p);
+	check_slots(p);
+	p->state = DTX_OPEN;		/* from now on, an abort rolls it back */
+	p->wrote = false;
+	p->broken = false;
+	p->subxact_level = GetCurrentTransactionNestLevel();
+	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
+					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
+					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
+					XactReadOnly ? " READ ONLY" : "",
+					distsys_dtx_lock_timeout_ms);
+}
+
+/*
+ * participant_for: node's participant in this transaction; *begin is the
+ * prefix that opens its remote transaction, or "" if it is open already.
  */
 static DtxParticipant *
-participant_for(const char *node)
+participant_for(const char *node, char **begin)
 {
 	DtxParticipant *p = participant_entry(node);
 
+	*begin = "";
 	if (p->broken)
 		ereport(ERROR,
 				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
@@ -166,7 +186,7 @@ participant_for(const char *node)
 				 errdetail("A savepoint rollback cannot be applied to a node's part of a distributed transaction."),
 				 errhint("Roll back the whole transaction and retry it.")));
 	if (p->state == DTX_IDLE)
-		participant_begin(p);
+		*begin = participant_begin(p);
 	else if (p->state != DTX_OPEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
@@ -184,6 +204,7 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 {
 	DtxParticipant *p;
 	PGresult   *res;
+	char	   *begin;
 
 	if (*node == '\0')
 		ereport(ERROR,
@@ -197,9 +218,9 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("distributed transactions cannot run in a parallel worker")));
-	p = participant_for(node);
+	p = participant_for(node, &begin);
 	p->busy = true;
-	res = remote_run(p->conn, node, sql, 0);
+	res = remote_run_shown(p->conn, node, psprintf("%s%s", begin, sql), sql, 0);
 	p->busy = false;
 	*pp = p;
 	return res;

@@ -10,6 +10,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "utils/hsearch.h"
 #include "libpq-fe.h"
@@ -38,6 +39,7 @@ typedef struct DtxParticipant
 	bool		broken;			/* failed in a subtransaction: must abort */
 	int			subxact_level;	/* local nesting level of its first use */
 	int			index;			/* position in the decision record, from 1 */
+	TimestampTz slots_checked_at;	/* last free-slot check (check_slots) */
 	char		gid[DTX_GID_MAX];
 } DtxParticipant;
 

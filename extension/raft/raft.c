@@ -1,11 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * raft.c
- *	  The Raft node: roles, elections (with PreVote), message dispatch,
- *	  proposals and the Ready/advance hand-off to the caller.
+ *	  The Raft node: life cycle, roles, elections (with PreVote), ticks,
+ *	  message dispatch, the follower's side of replication and proposals.
  *
  * Replication to peers is in raft_progress.c, membership and leadership
- * transfer in raft_conf.c, reads in raft_read.c, the log in raft_log.c.
+ * transfer in raft_conf.c, reads in raft_read.c, the log in raft_log.c,
+ * the Ready hand-off to the caller in raft_ready.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -126,6 +127,8 @@ raft_new(const RaftOptions *opt, const RaftRestore *restore)
 		r->vote = RAFT_NONE;	/* MUTANT: a restart forgets the vote */
 #endif
 		r->log.committed = restore->hs.commit;
+		if (r->log.committed > raft_log_last(&r->log))
+			r->log.committed = raft_log_last(&r->log);
 		if (r->log.committed < r->log.snap.index)
 			r->log.committed = r->log.snap.index;
 		r->log.applied = r->log.snap.index;
@@ -147,16 +150,7 @@ raft_free(RaftNode *node)
 	if (node == NULL)
 		return;
 	for (i = 0; i < node->n_msgs; i++)
-	{
-		size_t		j;
-
-		for (j = 0; j < node->msgs[i].n_entries; j++)
-			raft_dealloc(node, node->msgs[i].entries[j].data);
-		raft_dealloc(node, node->msgs[i].entries);
-		if (node->msgs[i].snapshot != NULL)
-			raft_dealloc(node, node->msgs[i].snapshot->data);
-		raft_dealloc(node, node->msgs[i].snapshot);
-	}
+		raft_msg_free(node, &node->msgs[i]);
 	raft_dealloc(node, node->msgs);
 	raft_dealloc(node, node->reads);
 	raft_dealloc(node, node->reads_pending);
@@ -708,185 +702,4 @@ raft_propose(RaftNode *node, const void *data, size_t len, uint64_t *index)
 	if (index != NULL)
 		*index = e.index;
 	return RAFT_OK;
-}
-
-/*
- * raft_has_ready: whether raft_ready would hand out anything.
- */
-bool
-raft_has_ready(RaftNode *node)
-{
-	RaftNode   *r = node;
-
-	if (r->need_bcast && r->role == RAFT_LEADER)
-	{
-		r->need_bcast = false;
-		raft_bcast_append(r, false);
-	}
-	if (r->role == RAFT_LEADER)
-		raft_maybe_commit(r);
-	return r->n_msgs > 0 || r->n_reads > 0 || r->log.snap_unsent ||
-		r->log.stable < raft_log_last(&r->log) ||
-		r->log.applied < r->log.committed ||
-		r->term != r->prev_hs.term || r->vote != r->prev_hs.vote ||
-		r->log.committed != r->prev_hs.commit;
-}
-
-/*
- * raft_ready: fill rd with everything to persist, send and apply (see
- * raft.h for what the caller does with it).  Committed entries may include
- * entries not yet persisted here: they are on a majority already.
- */
-void
-raft_ready(RaftNode *node, RaftReady *rd)
-{
-	RaftNode   *r = node;
-	RaftLog    *l = &r->log;
-	uint64_t	first;
-	uint64_t	apply_from;
-	uint64_t	apply_to = l->committed;
-
-	(void) raft_has_ready(r);
-	memset(rd, 0, sizeof(*rd));
-	rd->hs.term = r->term;
-	rd->hs.vote = r->vote;
-	rd->hs.commit = l->committed;
-	rd->hs_changed = memcmp(&rd->hs, &r->prev_hs, sizeof(rd->hs)) != 0;
-	rd->snapshot = l->snap_unsent ? &l->snap : NULL;
-
-	first = (l->stable > l->snap.index ? l->stable : l->snap.index) + 1;
-	if (first <= raft_log_last(l))
-	{
-		rd->entries = raft_log_get(l, first);
-		rd->n_entries = raft_log_last(l) - first + 1;
-	}
-
-#ifdef RAFT_MUTANT_APPLY_UNCOMMITTED
-	apply_to = raft_log_last(l);	/* MUTANT: apply before commit */
-#endif
-	apply_from = (l->applied > l->snap.index ? l->applied : l->snap.index) + 1;
-	if (apply_from <= apply_to)
-	{
-		rd->committed = raft_log_get(l, apply_from);
-		rd->n_committed = apply_to - apply_from + 1;
-	}
-	rd->msgs = r->msgs;
-	rd->n_msgs = r->n_msgs;
-	rd->reads = r->reads;
-	rd->n_reads = r->n_reads;
-
-	r->ready_stable = raft_log_last(l);
-	r->ready_applied = rd->n_committed ? apply_to : l->applied;
-	r->ready_snap = l->snap_unsent;
-}
-
-/*
- * free_msg: release what an outgoing message owns.
- */
-static void
-free_msg(RaftNode *r, RaftMessage *m)
-{
-	size_t		j;
-
-	for (j = 0; j < m->n_entries; j++)
-		raft_dealloc(r, m->entries[j].data);
-	raft_dealloc(r, m->entries);
-	if (m->snapshot != NULL)
-		raft_dealloc(r, m->snapshot->data);
-	raft_dealloc(r, m->snapshot);
-}
-
-/*
- * raft_advance: the caller has persisted, sent and applied what rd held.
- * The leader's own entries now count towards commit.
- */
-void
-raft_advance(RaftNode *node, const RaftReady *rd)
-{
-	RaftNode   *r = node;
-	size_t		i;
-
-	for (i = 0; i < r->n_msgs; i++)
-		free_msg(r, &r->msgs[i]);
-	r->n_msgs = 0;
-	r->n_reads = 0;
-	r->prev_hs = rd->hs;
-	r->log.stable = r->ready_stable;
-	if (r->ready_snap)
-	{
-		r->log.snap_unsent = false;
-		if (r->log.applied < r->log.snap.index)
-			r->log.applied = r->log.snap.index;
-	}
-	if (r->ready_applied > r->log.applied)
-		r->log.applied = r->ready_applied;
-	if (r->role == RAFT_LEADER)
-		raft_maybe_commit(r);
-}
-
-/* Read-only views (see raft.h). */
-RaftRole
-raft_role(const RaftNode *node)
-{
-	return node->role;
-}
-
-uint64_t
-raft_id(const RaftNode *node)
-{
-	return node->id;
-}
-
-uint64_t
-raft_term(const RaftNode *node)
-{
-	return node->term;
-}
-
-uint64_t
-raft_leader(const RaftNode *node)
-{
-	return node->lead;
-}
-
-uint64_t
-raft_commit_index(const RaftNode *node)
-{
-	return node->log.committed;
-}
-
-uint64_t
-raft_applied_index(const RaftNode *node)
-{
-	return node->log.applied;
-}
-
-uint64_t
-raft_first_index(const RaftNode *node)
-{
-	return node->log.snap.index + 1;
-}
-
-uint64_t
-raft_last_index(const RaftNode *node)
-{
-	return raft_log_last(&node->log);
-}
-
-const RaftEntry *
-raft_entry_at(const RaftNode *node, uint64_t index)
-{
-	return raft_log_get(&node->log, index);
-}
-
-const RaftSnapshot *
-raft_snapshot(const RaftNode *node)
-{
-	return &node->log.snap;
-}
-
-const RaftConfState *
-raft_conf(const RaftNode *node)
-{
-	return &node->conf;
 }

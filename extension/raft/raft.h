@@ -232,7 +232,7 @@ typedef struct RaftRestore
 
 typedef struct RaftNode RaftNode;
 
-/* raft.c: life cycle, ticks, messages, proposals, Ready. */
+/* raft.c: life cycle, ticks, messages, proposals. */
 extern void raft_default_options(RaftOptions *opt);
 extern RaftNode *raft_new(const RaftOptions *opt, const RaftRestore *restore);
 extern void raft_free(RaftNode *node);
@@ -241,11 +241,11 @@ extern int	raft_step(RaftNode *node, const RaftMessage *m);
 extern int	raft_propose(RaftNode *node, const void *data, size_t len,
 						 uint64_t *index);
 extern int	raft_campaign(RaftNode *node);
+
+/* raft_ready.c: the hand-off to the caller, and read-only views. */
 extern bool raft_has_ready(RaftNode *node);
 extern void raft_ready(RaftNode *node, RaftReady *rd);
 extern void raft_advance(RaftNode *node, const RaftReady *rd);
-
-/* raft.c: read-only views for the caller and for tests. */
 extern RaftRole raft_role(const RaftNode *node);
 extern uint64_t raft_id(const RaftNode *node);
 extern uint64_t raft_term(const RaftNode *node);

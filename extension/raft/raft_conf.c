@@ -184,7 +184,8 @@ raft_propose_conf_change(RaftNode *node, RaftConfChangeType type,
 
 	if (r->role != RAFT_LEADER)
 		return RAFT_ERR_NOT_LEADER;
-	if (r->transferee != RAFT_NONE || r->pending_conf_index > r->log.committed ||
+	if (r->transferee != RAFT_NONE ||
+		r->pending_conf_index > r->log.committed ||
 		r->log.committed < r->term_start)
 		return RAFT_ERR_BUSY;
 	if (peer == RAFT_NONE)

@@ -129,6 +129,9 @@ extern void raft_become_follower(RaftNode *r, uint64_t term, uint64_t lead);
 extern void raft_start_election(RaftNode *r, bool pre, bool force);
 extern int	raft_quorum(int n_voters);
 
+/* raft_ready.c */
+extern void raft_msg_free(RaftNode *r, RaftMessage *m);
+
 /* raft_log.c */
 extern uint64_t raft_log_last(const RaftLog *l);
 extern uint64_t raft_log_last_term(const RaftLog *l);

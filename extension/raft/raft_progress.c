@@ -350,9 +350,11 @@ raft_quorum_value(RaftNode *r, int which)
 		uint64_t	x = 0;
 
 		if (r->conf.voters[i] == r->id)
-			x = which == 0 ? r->log.stable : which == 1 ? r->read_round : r->now;
+			x = which == 0 ? r->log.stable :
+				which == 1 ? r->read_round : r->now;
 		else if (pr != NULL)
-			x = which == 0 ? pr->match : which == 1 ? pr->acked_ctx : pr->acked_tick;
+			x = which == 0 ? pr->match :
+				which == 1 ? pr->acked_ctx : pr->acked_tick;
 		/* insertion sort, descending */
 		for (j = i; j > 0 && v[j - 1] < x; j--)
 			v[j] = v[j - 1];
@@ -409,4 +411,23 @@ raft_quorum_active(RaftNode *r)
 	for (i = 0; i < r->n_prs; i++)
 		r->prs[i].recent_active = false;
 	return active >= raft_quorum(r->conf.n_voters);
+}
+
+/*
+ * raft_match_index: on a leader, the highest index known replicated on
+ * peer (its own synced log for itself); 0 elsewhere or for a non-member.
+ */
+uint64_t
+raft_match_index(const RaftNode *node, uint64_t peer)
+{
+	int			i;
+
+	if (node->role != RAFT_LEADER)
+		return 0;
+	if (peer == node->id)
+		return node->log.stable;
+	for (i = 0; i < node->n_prs; i++)
+		if (node->prs[i].id == peer)
+			return node->prs[i].match;
+	return 0;
 }

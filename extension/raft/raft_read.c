@@ -60,9 +60,11 @@ raft_read_index(RaftNode *node, uint64_t ctx)
 		return RAFT_ERR_NOT_LEADER;
 	if (r->n_reads_pending == r->cap_reads_pending)
 	{
-		r->cap_reads_pending = r->cap_reads_pending ? r->cap_reads_pending * 2 : 16;
-		r->reads_pending = raft_realloc(r, r->reads_pending,
-										r->cap_reads_pending * sizeof(RaftPendingRead));
+		r->cap_reads_pending = r->cap_reads_pending ?
+			r->cap_reads_pending * 2 : 16;
+		r->reads_pending =
+			raft_realloc(r, r->reads_pending,
+						 r->cap_reads_pending * sizeof(RaftPendingRead));
 	}
 	p = &r->reads_pending[r->n_reads_pending++];
 	p->index = r->log.committed;
@@ -93,9 +95,9 @@ raft_reads_advance(RaftNode *r)
 	while (done < r->n_reads_pending && r->reads_pending[done].round <= acked)
 	{
 		RaftPendingRead *p = &r->reads_pending[done];
+		uint64_t	index = p->index > r->term_start ? p->index : r->term_start;
 
-		raft_push_read_state(r, p->index > r->term_start ? p->index : r->term_start,
-							 p->ctx);
+		raft_push_read_state(r, index, p->ctx);
 		done++;
 	}
 	memmove(r->reads_pending, r->reads_pending + done,
@@ -132,9 +134,6 @@ raft_read_lease(RaftNode *node, uint64_t ctx)
 		r->log.committed < r->term_start)
 		return RAFT_ERR_NO_LEASE;
 	start = raft_quorum_value(r, 2);
-#ifdef RAFT_MUTANT_LEASE_NO_EXPIRY	/* MUTANT: the lease never lapses */
-	start = r->now;
-#endif
 	if (start == 0 || r->now >= start + (uint64_t) r->opt.lease_ticks)
 		return RAFT_ERR_NO_LEASE;
 	raft_push_read_state(r, r->log.committed, ctx);
