@@ -199,6 +199,19 @@ is(c('SELECT distsys.dtx_recover()'), '2', 'dtx_recover commits both');
 is(bal($p1, 7) . ' ' . bal($p2, 7) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 107'), '99 101 1',
 	'the transfer is applied everywhere');
 
+# a participant that is down during recovery: the others are resolved, it
+# is reported and resolved on a later pass
+fault_run('crash_after_decision', 9);
+$p2->stop('immediate');
+my ($rret, $rout, $rerr) = $coord->psql('postgres', 'SELECT distsys.dtx_recover()');
+is($rout, '1', 'with one participant down, recovery commits the other');
+like($rerr, qr/WARNING:.*could not reach node "p2"/, 'and warns about the one it could not reach');
+is(c('SELECT count(*) FROM distsys.dtx_decisions'), '1', 'the decision is kept for it');
+$p2->start;
+is(c('SELECT distsys.dtx_recover()'), '1', 'once it is back, the next pass commits it');
+is(bal($p1, 9) . ' ' . bal($p2, 9) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 109'), '99 101 1',
+	'and the transfer is applied everywhere');
+
 # the worker resolves the third case by itself
 c("ALTER SYSTEM SET distsys.dtx_recovery_interval = '1s'; SELECT pg_reload_conf();");
 fault_run('crash_after_some_commits', 8);
