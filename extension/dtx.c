@@ -98,8 +98,13 @@ participant_connect(DtxParticipant *p)
 {
 	char	   *conninfo = node_conninfo(p->node);
 
+	/*
+	 * An idle connection has nothing to read unless the node closed it
+	 * (restart, terminate): reading now finds that out before it is used.
+	 */
 	if (p->conn != NULL &&
-		(PQstatus(p->conn) != CONNECTION_OK || strcmp(p->conninfo, conninfo) != 0))
+		(!PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
+		 strcmp(p->conninfo, conninfo) != 0))
 		dtx_forget_participant(p);
 	if (p->conn == NULL)
 	{

@@ -124,6 +124,12 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 	 */
 	if (state != NULL && (strcmp(state, "42704") == 0 || strcmp(state, "55000") == 0))
 		PQclear(res);
+	else if (timed_out)
+		ereport(WARNING,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", p->node, distsys_dtx_commit_timeout_ms),
+				 errdetail("The recovery worker will finish the transaction there."),
+				 errcontext("remote statement on node \"%s\": %s", p->node, sql)));
 	else
 		remote_report(WARNING, p->conn, res, p->node, sql);
 	if (timed_out || PQstatus(p->conn) != CONNECTION_OK)

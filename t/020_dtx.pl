@@ -175,6 +175,28 @@ $s1->quit;
 $s2->quit;
 is(prepared($p1) + prepared($p2), 0, 'and nothing stays prepared');
 
+# --- timeouts: a node whose PREPARE never returns ----------------------
+# PREPARE waits for a synchronous standby that does not exist
+$p2->append_conf('postgresql.conf',
+	"wal_level = replica\nmax_wal_senders = 2\nsynchronous_standby_names = 'nobody'");
+$p2->restart;
+is(c("SELECT distsys.dtx_exec('p2', 'SELECT 1')"), '1',
+	'a restarted node is reconnected to without an error');
+($ret, $out, $stderr) = $coord->psql('postgres',
+	"SET distsys.dtx_prepare_timeout = '1s'; SET distsys.dtx_commit_timeout = '1s'; "
+	  . transfer_sql(6, 6, 5, 6));
+like($stderr, qr/node "p2" did not answer within 1000 ms/, 'a PREPARE past dtx_prepare_timeout fails the commit');
+like($stderr, qr/WARNING:.*node "p2" did not answer within 1000 ms.*recovery worker will finish/s,
+	'a ROLLBACK PREPARED past dtx_commit_timeout is left to recovery, with a warning');
+$p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "''");
+$p2->restart;
+# the ROLLBACK PREPARED that timed out ran on p2 all the same (only its wait
+# for the standby was cut short); recovery resolves whatever is left
+c('SELECT distsys.dtx_recover()');
+is(bal($p1, 6) . ' ' . bal($p2, 6) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 6'), '100 100 0',
+	'and nothing of the transfer is applied');
+is(prepared($p1) + prepared($p2), 0, 'no prepared transaction is left');
+
 # --- recovery at each fault point ---------------------------------------
 # fault_run(FAULT, ID): a transfer whose coordinating backend is killed at
 # FAULT; returns once the coordinator is back.
