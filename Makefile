@@ -4,6 +4,8 @@
 #   make install    install them into the PostgreSQL found by pg_config
 #   make test       every test on throwaway clusters (see tools/test.sh)
 #   make demo       a walk-through on throwaway clusters (see tools/demo.sh)
+#   make sim        the Raft core's deterministic simulator (tests/sim/sim.mk);
+#                   make sim-mutants checks that it catches wrong variants
 
 EXTENSION   = distsys
 MODULE_big  = distsys
@@ -27,10 +29,12 @@ include $(PGXS)
 PG_CFLAGS  += -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
 
 include relay/relay.mk
+include tests/sim/sim.mk
 
 all: relay
 install: install-relay
-EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log
+EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log \
+			  $(SIM_CLEAN)
 else ifeq ($(filter test demo,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif

@@ -2,7 +2,8 @@
 # tools/test.sh: 'make test' - every test of distsys on throwaway clusters.
 #
 # pg_regress (sql/, expected/), pg_isolation_regress (specs/), the TAP tests
-# (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools).
+# (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
+# the Raft simulator and its mutants (make sim, make sim-mutants).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -63,6 +64,16 @@ run_tap() {
 	return 0
 }
 
+# run_make_target TARGET: a make target of the repository (the simulator),
+# counted as one test by its exit status.
+run_make_target() {
+	local rc=0
+	ds_say "make $1"
+	make -C "$DS_TOP" -s "$1" 2>&1 | tee "$DS_WORK/$1.log" || rc=$?
+	if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+	return 0
+}
+
 ds_setup
 mkdir -p "$DS_WORK/tests/relay"
 cp -a "$DS_TOP/sql" "$DS_TOP/expected" "$DS_TOP/specs" "$DS_TOP/t" "$DS_WORK/tests/"
@@ -77,6 +88,8 @@ run_regress regress "$DS_PGXS_TEST/regress/pg_regress" $regress_tests
 # shellcheck disable=SC2086
 run_regress isolation "$DS_PGXS_TEST/isolation/pg_isolation_regress" $isolation_tests
 run_tap t relay/t
+run_make_target sim
+run_make_target sim-mutants
 
 echo
 echo "$PASSED passed, $FAILED failed"

@@ -6,7 +6,14 @@
  * Known-wrong variants (mutants) of the core are selected at build time
  * with -DRAFT_MUTANT_<NAME>; each is one marked #ifdef block in the .c
  * files.  They exist so that the simulator can prove it catches them
- * (tests/sim, 'make sim-mutants'); a production build defines none.
+ * (tests/sim, 'make sim-mutants'); a production build defines none:
+ *	COMMIT_OLD_TERM		commit an old term's entry by counting replicas
+ *	VOTE_NO_LOG_CHECK	grant a vote without the up-to-date log check
+ *	APPLY_UNCOMMITTED	hand out entries to apply before they commit
+ *	NO_TRUNCATE			a follower keeps a conflicting suffix
+ *	READ_NO_CONFIRM		ReadIndex without its heartbeat round
+ *	FORGET_VOTE			a restart forgets the vote it persisted
+ * (SEND_BEFORE_PERSIST is a mutant of the caller: tests/sim/sim_node.c.)
  *
  *-------------------------------------------------------------------------
  */

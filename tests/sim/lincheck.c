@@ -1,0 +1,349 @@
+/*-------------------------------------------------------------------------
+ *
+ * lincheck.c
+ *	  Linearizability checker for one key of the simulator's key-value
+ *	  store: the Wing-Gong search with Lowe's memoization (WGL).
+ *
+ * The history of a key is its puts and gets with their call and return
+ * times.  The search walks the calls in time order, tries to linearize
+ * each pending call against the register model, and backtracks when it
+ * meets the return of an operation it has not placed yet.  A set of
+ * (operations placed, register value) configurations already explored
+ * prunes the search (Lowe, "Testing for linearizability", 2017).
+ *
+ * Operations with an unknown outcome (the client timed out) have an
+ * infinite return time: they may take effect anywhere after their call,
+ * or never (placed after everything else, which nothing observes).  A put
+ * of unknown outcome whose value no get returned is dropped up front: not
+ * happening at all is always a valid choice for it, and dropping it keeps
+ * the search small.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sim.h"
+
+#define LIN_MAX_STATES	4000000L
+
+typedef struct Ev
+{
+	uint64_t	time;
+	int			op;
+	bool		is_call;
+	struct Ev  *match;			/* call -> its return */
+	struct Ev  *prev;
+	struct Ev  *next;
+} Ev;
+
+typedef struct Cache
+{
+	uint64_t   *slots;			/* hash of each stored configuration, 0 = free */
+	uint64_t   *keys;			/* words + 1 per slot: bitset then value */
+	size_t		cap;
+	size_t		n;
+	int			words;
+} Cache;
+
+/*
+ * cfg_hash: FNV-style hash of a configuration (never 0).
+ */
+static uint64_t
+cfg_hash(const uint64_t *bits, int words, int64_t value)
+{
+	uint64_t	h = 1469598103934665603ULL;
+	int			i;
+
+	for (i = 0; i < words; i++)
+		h = (h ^ bits[i]) * 1099511628211ULL;
+	h = (h ^ (uint64_t) value) * 1099511628211ULL;
+	return h ? h : 1;
+}
+
+static void cache_grow(Cache *c);
+
+/*
+ * cache_add: insert (bits, value); returns false if it was already there.
+ */
+static bool
+cache_add(Cache *c, const uint64_t *bits, int64_t value)
+{
+	uint64_t	h = cfg_hash(bits, c->words, value);
+	size_t		i = h & (c->cap - 1);
+	int			w = c->words + 1;
+
+	if (2 * (c->n + 1) > c->cap)
+	{
+		cache_grow(c);
+		i = h & (c->cap - 1);
+	}
+	while (c->slots[i] != 0)
+	{
+		uint64_t   *k = &c->keys[i * w];
+
+		if (c->slots[i] == h && memcmp(k, bits, c->words * 8) == 0 &&
+			(int64_t) k[c->words] == value)
+			return false;
+		i = (i + 1) & (c->cap - 1);
+	}
+	c->slots[i] = h;
+	memcpy(&c->keys[i * w], bits, c->words * 8);
+	c->keys[i * w + c->words] = (uint64_t) value;
+	c->n++;
+	return true;
+}
+
+/*
+ * cache_grow: double the table and rehash.
+ */
+static void
+cache_grow(Cache *c)
+{
+	Cache		old = *c;
+	int			w = c->words + 1;
+	size_t		i;
+
+	c->cap = old.cap ? old.cap * 2 : 1024;
+	c->slots = calloc(c->cap, sizeof(uint64_t));
+	c->keys = sim_xmalloc(c->cap * w * sizeof(uint64_t));
+	c->n = 0;
+	for (i = 0; i < old.cap; i++)
+		if (old.slots[i] != 0)
+			cache_add(c, &old.keys[i * w], (int64_t) old.keys[i * w + c->words]);
+	free(old.slots);
+	free(old.keys);
+}
+
+/*
+ * ev_cmp: qsort order of events: by time; at equal times returns first.
+ */
+static int
+ev_cmp(const void *a, const void *b)
+{
+	const Ev   *x = a;
+	const Ev   *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	if (x->is_call != y->is_call)
+		return x->is_call ? 1 : -1;	/* equal times: returns first */
+	return x->op - y->op;
+}
+
+/*
+ * lift, unlift: take a call and its return out of the list, and put them
+ * back (in reverse order of lifting, as the search does).
+ */
+static void
+lift(Ev *call)
+{
+	call->prev->next = call->next;
+	if (call->next)
+		call->next->prev = call->prev;
+	call->match->prev->next = call->match->next;
+	if (call->match->next)
+		call->match->next->prev = call->match->prev;
+}
+
+static void
+unlift(Ev *call)
+{
+	call->match->prev->next = call->match;
+	if (call->match->next)
+		call->match->next->prev = call->match;
+	call->prev->next = call;
+	if (call->next)
+		call->next->prev = call;
+}
+
+/*
+ * keep_op: false for operations that cannot constrain the search (an
+ * unknown put whose value nobody read).
+ */
+static bool
+keep_op(const LinOp *ops, int n, int i)
+{
+	int			j;
+
+	if (ops[i].kind != LIN_PUT || ops[i].ret != LIN_INF)
+		return true;
+	for (j = 0; j < n; j++)
+		if (ops[j].kind == LIN_GET && ops[j].value == ops[i].value)
+			return true;
+	return false;
+}
+
+/*
+ * lin_check_key: whether the history ops[0..n) of one register (initially
+ * 0, put values unique and non-zero) is linearizable.  *states_explored is
+ * set to the search's size, or -1 if the search gave up (then true).
+ */
+bool
+lin_check_key(const LinOp *ops, int n, long *states_explored)
+{
+	int		   *idx = sim_xmalloc((n + 1) * sizeof(int));
+	int			m = 0;
+	Ev		   *ev;
+	Ev			head;
+	Ev		  **stack;
+	int64_t    *stack_state;
+	int			sp = 0;
+	uint64_t   *bits;
+	int			words;
+	int64_t		state = 0;
+	Cache		cache;
+	Ev		   *entry;
+	bool		ok = true;
+	long		explored = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (keep_op(ops, n, i))
+			idx[m++] = i;
+	words = (m + 63) / 64 + 1;
+	ev = sim_xmalloc((2 * m + 1) * sizeof(Ev));
+	for (i = 0; i < m; i++)
+	{
+		ev[2 * i].time = ops[idx[i]].call;
+		ev[2 * i].op = i;
+		ev[2 * i].is_call = true;
+		ev[2 * i + 1].time = ops[idx[i]].ret;
+		ev[2 * i + 1].op = i;
+		ev[2 * i + 1].is_call = false;
+	}
+	qsort(ev, 2 * m, sizeof(Ev), ev_cmp);
+	{
+		Ev		  **ret_of = sim_xmalloc((m + 1) * sizeof(Ev *));
+
+		for (i = 0; i < 2 * m; i++)
+			if (!ev[i].is_call)
+				ret_of[ev[i].op] = &ev[i];
+		for (i = 0; i < 2 * m; i++)
+			if (ev[i].is_call)
+				ev[i].match = ret_of[ev[i].op];
+		free(ret_of);
+	}
+	memset(&head, 0, sizeof(head));
+	head.next = m > 0 ? &ev[0] : NULL;
+	for (i = 0; i < 2 * m; i++)
+	{
+		ev[i].prev = i == 0 ? &head : &ev[i - 1];
+		ev[i].next = i + 1 < 2 * m ? &ev[i + 1] : NULL;
+	}
+
+	stack = sim_xmalloc((m + 1) * sizeof(Ev *));
+	stack_state = sim_xmalloc((m + 1) * sizeof(int64_t));
+	bits = calloc(words, sizeof(uint64_t));
+	memset(&cache, 0, sizeof(cache));
+	cache.words = words;
+
+	entry = head.next;
+	while (head.next != NULL)
+	{
+		if (++explored > LIN_MAX_STATES)
+		{
+			explored = -1;
+			break;
+		}
+		if (entry->is_call)
+		{
+			const LinOp *op = &ops[idx[entry->op]];
+			bool		legal = op->kind == LIN_PUT || op->value == state;
+			int64_t		next_state = op->kind == LIN_PUT ? op->value : state;
+
+			if (legal)
+			{
+				bits[entry->op / 64] |= 1ULL << (entry->op % 64);
+				if (cache_add(&cache, bits, next_state))
+				{
+					stack[sp] = entry;
+					stack_state[sp++] = state;
+					state = next_state;
+					lift(entry);
+					entry = head.next;
+					continue;
+				}
+				bits[entry->op / 64] &= ~(1ULL << (entry->op % 64));
+			}
+			entry = entry->next;
+		}
+		else
+		{
+			Ev		   *call;
+
+			if (sp == 0)
+			{
+				ok = false;
+				break;
+			}
+			call = stack[--sp];
+			state = stack_state[sp];
+			bits[call->op / 64] &= ~(1ULL << (call->op % 64));
+			unlift(call);
+			entry = call->next;
+		}
+	}
+	*states_explored = explored;
+	free(idx);
+	free(ev);
+	free(stack);
+	free(stack_state);
+	free(bits);
+	free(cache.slots);
+	free(cache.keys);
+	return ok;
+}
+
+/*
+ * lin_self_test: the checker on small hand-made histories whose answer is
+ * known, so that a checker that accepts everything (or nothing) is caught
+ * before any schedule relies on it.  Returns the number of wrong answers.
+ */
+int
+lin_self_test(void)
+{
+	static const struct
+	{
+		bool		expect;
+		int			n;
+		LinOp		ops[4];
+	}			cases[] = {
+		/* a put, then a get that sees it */
+		{true, 2, {{LIN_PUT, 1, 1, 2}, {LIN_GET, 1, 3, 4}}},
+		/* a get after a completed put that does not see it */
+		{false, 2, {{LIN_PUT, 1, 1, 2}, {LIN_GET, 0, 3, 4}}},
+		/* a get concurrent with the put may see either */
+		{true, 3, {{LIN_PUT, 1, 1, 6}, {LIN_GET, 0, 2, 3}, {LIN_GET, 1, 4, 5}}},
+		/* ... but not the new value, then the old one */
+		{false, 3, {{LIN_PUT, 1, 1, 6}, {LIN_GET, 1, 2, 3}, {LIN_GET, 0, 4, 5}}},
+		/* an older value after a newer completed put */
+		{false, 3, {{LIN_PUT, 1, 1, 2}, {LIN_PUT, 2, 3, 4}, {LIN_GET, 1, 5, 6}}},
+		/* a put of unknown outcome may have happened ... */
+		{true, 2, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 1, 5, 6}}},
+		/* ... or not */
+		{true, 3, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 0, 2, 3}, {LIN_GET, 0, 5, 6}}},
+		/* but once seen, it cannot be undone */
+		{false, 3, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 1, 2, 3}, {LIN_GET, 0, 5, 6}}},
+		/* nor seen before it was called */
+		{false, 2, {{LIN_GET, 1, 1, 2}, {LIN_PUT, 1, 3, LIN_INF}}},
+		/* an unknown put cannot come back after a later completed put */
+		{false, 4, {{LIN_PUT, 1, 1, 2}, {LIN_PUT, 2, 3, LIN_INF},
+		{LIN_GET, 2, 4, 5}, {LIN_GET, 1, 6, 7}}},
+	};
+	int			wrong = 0;
+	size_t		i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		long		explored;
+
+		if (lin_check_key(cases[i].ops, cases[i].n, &explored) != cases[i].expect)
+		{
+			fprintf(stderr, "lincheck self-test case %zu: wrong answer\n", i);
+			wrong++;
+		}
+	}
+	return wrong;
+}
