@@ -401,16 +401,19 @@ GRANT SELECT ON nodes TO PUBLIC;
 
 -- The durable decision of a distributed transaction: one row per
 -- coordinator transaction that prepared participants, inserted in that
--- transaction, so it exists exactly when the transaction committed.  The
+-- transaction, so it exists exactly when the transaction committed.  It is
+-- found by the transaction's random id, not its xid: after a crash an xid
+-- can be handed out again.  The
 -- recovery worker commits the participants of transactions that have a
 -- row, rolls back those of transactions that ended without one, and
 -- deletes a row once none of its participants is still prepared.
 CREATE TABLE dtx_decisions (
-	xid				xid8 NOT NULL,
+	id				bigint NOT NULL,	-- the transaction's random id, in its GIDs
+	xid				xid8 NOT NULL,		-- the coordinator transaction, for people
 	participants	text[] NOT NULL,
 	decided_at		timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNIQUE INDEX dtx_decisions_xid ON dtx_decisions (xid);
+CREATE UNIQUE INDEX dtx_decisions_id ON dtx_decisions (id);
 REVOKE ALL ON dtx_decisions FROM PUBLIC;
 GRANT SELECT ON dtx_decisions TO PUBLIC;
 

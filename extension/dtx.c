@@ -162,11 +162,11 @@ static char *
 participant_begin(DtxParticipant *p)
 {
 	participant_connect(p);
-	check_slots(p);
-	p->state = DTX_OPEN;		/* from now on, an abort rolls it back */
+	p->state = DTX_OPEN;		/* from now on, an abort ends it cleanly */
 	p->wrote = false;
 	p->broken = false;
 	p->subxact_level = GetCurrentTransactionNestLevel();
+	check_slots(p);
 	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
 					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
@@ -223,10 +223,21 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("distributed transactions cannot run in a parallel worker")));
+	distsys_require_preload("distributed transactions");
 	p = participant_for(node, &begin);
 	p->busy = true;
 	res = remote_run_shown(p->conn, node, psprintf("%s%s", begin, sql), sql, 0);
 	p->busy = false;
+	if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("the statement ended the remote transaction on node \"%s\"", node),
+				 errdetail("distsys commits or rolls back each node with the local transaction."),
+				 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION through dtx_exec or dtx_query."),
+				 errcontext("remote statement on node \"%s\": %s", node, sql)));
+	}
 	*pp = p;
 	return res;
 }

@@ -55,10 +55,9 @@ typedef enum DtxFault
 /* The coordinator's outcome of a prepared participant, from its GID. */
 typedef enum DtxOutcome
 {
-	DTX_OUTCOME_COMMIT,			/* decision record present: commit it */
-	DTX_OUTCOME_ABORT,			/* coordinator transaction ended without one */
-	DTX_OUTCOME_RUNNING,		/* coordinator transaction still in progress */
-	DTX_OUTCOME_FINISHED,		/* committed and its record already removed */
+	DTX_OUTCOME_COMMIT,			/* decision row present: commit it */
+	DTX_OUTCOME_ABORT,			/* ended without one: roll it back */
+	DTX_OUTCOME_RUNNING,		/* its coordinator is committing it right now */
 	DTX_OUTCOME_FOREIGN			/* not a GID of this coordinator */
 } DtxOutcome;
 
@@ -71,13 +70,20 @@ extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_xact_callback(XactEvent event, void *arg);
 extern void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
-extern void dtx_make_gid(char *gid, FullTransactionId fxid, int index);
+extern void dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index);
 
 /* dtx_recover.c */
 extern DtxOutcome dtx_outcome(const char *gid, FullTransactionId *fxid);
+extern bool dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id);
 extern const char *dtx_outcome_name(DtxOutcome outcome);
 extern int	dtx_recover_all(int elevel, bool backoff);
 extern void dtx_worker_register(void);
+
+/* dtx_shmem.c */
+extern Size dtx_shmem_size(void);
+extern void dtx_shmem_init(void);
+extern void dtx_committing_set(uint64 id);
+extern bool dtx_committing_now(uint64 id);
 
 /* node.c */
 extern char *node_conninfo(const char *node);

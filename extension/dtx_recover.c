@@ -6,31 +6,33 @@
  *
  * A prepared transaction on a node is this coordinator's when its GID
  * names this server's system identifier and this database (dtx_xact.c).
- * Its outcome is decided from durable state only, never from its age:
+ * The GID also carries the distributed transaction's random id, and the
+ * outcome is decided from that id and durable state only, never from age
+ * or from the coordinator's xid (which a crash can hand out again):
  *
- *	1. A decision record for its coordinator xid is visible: the coordinator
- *	   transaction committed (the record was inserted in it), so COMMIT
- *	   PREPARED.  Records are deleted only once no participant of theirs is
- *	   still prepared (step 5), so a committed transaction with a prepared
- *	   participant always has its record.
- *	2. No record, and the xid is still running: it is between PREPARE and
- *	   its commit or abort; leave it.
- *	3. No record and the xid committed: its record was visible to nobody
- *	   when we looked, yet it committed, so the record was read before the
- *	   commit or deleted after the last COMMIT PREPARED; either way the
- *	   participant is being or has been committed: leave it.
- *	4. Otherwise (aborted, crashed, or never started in this server's
- *	   history, as after the promotion of a standby that had not received
- *	   it): no record can ever appear, so ROLLBACK PREPARED.
- *	5. Records read at the start of a pass whose participants were all
- *	   listed afterwards without any of their GIDs are deleted: a record
- *	   visible then means every PREPARE had finished before, so a GID not
- *	   listed later was committed.
+ *	1. A decision row with the id is visible: the coordinator transaction
+ *	   committed (the row was inserted in it), so COMMIT PREPARED.  Rows are
+ *	   deleted only once no participant of theirs is still prepared (step
+ *	   4), so a committed transaction with a prepared participant always
+ *	   has its row.
+ *	2. No row, but a backend publishes the id as committing (dtx_shmem.c):
+ *	   it is between its first PREPARE and the end of its commit or abort;
+ *	   leave it.
+ *	3. Otherwise look for the row once more: the backend may have committed
+ *	   and cleared its slot since step 1 (it clears it after its commit is
+ *	   visible, so the second look sees the row).  No row: that transaction
+ *	   ended without committing and no row can ever appear, so ROLLBACK
+ *	   PREPARED.  This also holds on a promoted standby (no backend of the
+ *	   old primary is committing there) and after a crash.
+ *	4. Rows read at the start of a pass whose participants were all listed
+ *	   afterwards without any of their GIDs are deleted: a row visible then
+ *	   means every PREPARE had finished before, so a GID not listed later
+ *	   was committed.
  *
- * The record is read before the xid's status, so a commit between the two
- * reads lands in case 3, never in case 4.  Every action is idempotent (a
- * GID that is already gone was resolved by someone else), so dtx_recover()
- * and the worker may run at once.
+ * Every action is idempotent (a GID that is already gone was resolved by
+ * someone else), so dtx_recover() and the worker may run at once.  Nothing
+ * here runs during recovery (a hot standby): there, the primary's
+ * committing transactions are invisible, so step 3 would be wrong.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +40,7 @@
 
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -63,6 +66,7 @@ static SPIPlanPtr exists_plan, records_plan, forget_plan;
 /* A decision record read at the start of a pass (step 5). */
 typedef struct DecisionRecord
 {
+	uint64		id;
 	FullTransactionId fxid;
 	List	   *participants;	/* node names, in GID order */
 } DecisionRecord;
@@ -78,66 +82,75 @@ typedef struct NodePass
 } NodePass;
 
 static bool
-decision_exists(FullTransactionId fxid)
+decision_exists(uint64 id)
 {
-	Oid			types[1] = {XID8OID};
-	Datum		values[1] = {FullTransactionIdGetDatum(fxid)};
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum((int64) id)};
 	uint64		n;
 
 	SPI_connect();
-	/* not read-only: a fresh snapshot, which sees a just-committed record */
+	/* not read-only: a fresh snapshot, which sees a just-committed row */
 	n = distsys_spi_run(&exists_plan,
-						"SELECT 1 FROM distsys.dtx_decisions WHERE xid = $1",
+						"SELECT 1 FROM distsys.dtx_decisions WHERE id = $1",
 						1, types, values, NULL, false);
 	SPI_finish();
 	return n > 0;
 }
 
 /*
- * xid_status: the outcome of a coordinator xid without a record (steps 2-4).
+ * dtx_parse_gid: whether gid is one of this coordinator's; sets its
+ * coordinator xid and distributed transaction id.
  */
-static DtxOutcome
-xid_status(FullTransactionId fxid)
-{
-	FullTransactionId next = ReadNextFullTransactionId();
-	TransactionId xid = XidFromFullTransactionId(fxid);
-	DtxOutcome	outcome = DTX_OUTCOME_ABORT;
-
-	if (!FullTransactionIdPrecedes(fxid, next))
-		return DTX_OUTCOME_ABORT;	/* not in this server's history */
-	if (U64FromFullTransactionId(next) - U64FromFullTransactionId(fxid) >= (1U << 31))
-		return DTX_OUTCOME_ABORT;	/* older than any committed one kept */
-	LWLockAcquire(XactTruncationLock, LW_SHARED);
-	if (TransactionIdPrecedes(xid, ShmemVariableCache->oldestClogXid))
-		outcome = DTX_OUTCOME_ABORT;	/* a committed one would have a record */
-	else if (TransactionIdIsInProgress(xid))
-		outcome = DTX_OUTCOME_RUNNING;
-	else if (TransactionIdDidCommit(xid))
-		outcome = DTX_OUTCOME_FINISHED;
-	LWLockRelease(XactTruncationLock);
-	return outcome;
-}
-
-/*
- * dtx_outcome: what recovery does with the prepared transaction gid; sets
- * *fxid to its coordinator xid.
- */
-DtxOutcome
-dtx_outcome(const char *gid, FullTransactionId *fxid)
+bool
+dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id)
 {
 	unsigned long long sysid,
-				xid64;
+				xid64,
+				id64;
 	unsigned int dbid;
 	int			index,
 				end = 0;
 
-	if (sscanf(gid, DTX_GID_PREFIX ":%llu:%u:%llu:%d%n", &sysid, &dbid, &xid64, &index, &end) != 4 ||
+	if (sscanf(gid, DTX_GID_PREFIX ":%llu:%u:%llu:%llu:%d%n",
+			   &sysid, &dbid, &xid64, &id64, &index, &end) != 5 ||
 		gid[end] != '\0' || sysid != GetSystemIdentifier() || dbid != MyDatabaseId)
-		return DTX_OUTCOME_FOREIGN;
+		return false;
 	*fxid = FullTransactionIdFromU64(xid64);
-	if (decision_exists(*fxid))
+	*id = id64;
+	return true;
+}
+
+/*
+ * dtx_outcome: what recovery does with the prepared transaction gid
+ * (steps 1-3 above); sets *fxid to its coordinator xid.
+ */
+DtxOutcome
+dtx_outcome(const char *gid, FullTransactionId *fxid)
+{
+	uint64		id;
+
+	if (!dtx_parse_gid(gid, fxid, &id))
+		return DTX_OUTCOME_FOREIGN;
+	if (decision_exists(id))
 		return DTX_OUTCOME_COMMIT;
-	return xid_status(*fxid);
+	if (dtx_committing_now(id))
+		return DTX_OUTCOME_RUNNING;
+	return decision_exists(id) ? DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;
+}
+
+/*
+ * refuse_in_recovery: recovery and its view need a server that accepts
+ * writes (see the rules above).
+ */
+static void
+refuse_in_recovery(const char *what)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run on a standby", what),
+				 errdetail("A standby cannot see which distributed transactions its primary is committing."),
+				 errhint("Run it on the primary, or on this server once it is promoted.")));
 }
 
 const char *
@@ -151,8 +164,6 @@ dtx_outcome_name(DtxOutcome outcome)
 			return "aborted";
 		case DTX_OUTCOME_RUNNING:
 			return "in progress";
-		case DTX_OUTCOME_FINISHED:
-			return "committed, finishing";
 		case DTX_OUTCOME_FOREIGN:
 			break;
 	}
@@ -349,20 +360,21 @@ read_records(void)
 
 	SPI_connect();
 	n = distsys_spi_run(&records_plan,
-						"SELECT xid, participants FROM distsys.dtx_decisions",
+						"SELECT id, xid, participants FROM distsys.dtx_decisions",
 						0, NULL, NULL, NULL, false);
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		bool		isnull;
-		Datum		arr = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		Datum		arr = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull);
 		Datum	   *names;
 		int			nnames,
 					k;
 		MemoryContext spi = MemoryContextSwitchTo(caller);
 		DecisionRecord *r = palloc0(sizeof(DecisionRecord));
 
-		r->fxid = DatumGetFullTransactionId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		r->id = (uint64) DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+		r->fxid = DatumGetFullTransactionId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 		deconstruct_array(DatumGetArrayTypeP(arr), TEXTOID, -1, false, TYPALIGN_INT,
 						  &names, NULL, &nnames);
 		for (k = 0; k < nnames; k++)
@@ -390,7 +402,7 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 		char		gid[DTX_GID_MAX];
 		int			i;
 
-		dtx_make_gid(gid, r->fxid, ++index);
+		dtx_make_gid(gid, r->fxid, r->id, ++index);
 		for (i = 0; i < npasses; i++)
 		{
 			ListCell   *g;
@@ -408,13 +420,13 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 }
 
 static void
-forget_record(FullTransactionId fxid)
+forget_record(uint64 id)
 {
-	Oid			types[1] = {XID8OID};
-	Datum		values[1] = {FullTransactionIdGetDatum(fxid)};
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum((int64) id)};
 
 	SPI_connect();
-	distsys_spi_run(&forget_plan, "DELETE FROM distsys.dtx_decisions WHERE xid = $1",
+	distsys_spi_run(&forget_plan, "DELETE FROM distsys.dtx_decisions WHERE id = $1",
 					1, types, values, NULL, false);
 	SPI_finish();
 }
@@ -427,12 +439,17 @@ forget_record(FullTransactionId fxid)
 int
 dtx_recover_all(int elevel, bool backoff)
 {
-	List	   *records = read_records();
-	List	   *names = node_names();
-	NodePass   *passes = palloc0(sizeof(NodePass) * (list_length(names) + 1));
+	List	   *records;
+	List	   *names;
+	NodePass   *passes;
 	int			npasses = 0;
 	int			resolved = 0;
 	ListCell   *lc;
+
+	refuse_in_recovery("distributed transaction recovery");
+	records = read_records();
+	names = node_names();
+	passes = palloc0(sizeof(NodePass) * (list_length(names) + 1));
 
 	foreach(lc, names)
 	{
@@ -454,7 +471,7 @@ dtx_recover_all(int elevel, bool backoff)
 		DecisionRecord *r = lfirst(lc);
 
 		if (record_finished(r, passes, npasses))
-			forget_record(r->fxid);
+			forget_record(r->id);
 	}
 	return resolved;
 }
@@ -525,6 +542,7 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ListCell   *lc;
 
+	refuse_in_recovery("distsys.dtx_in_doubt");
 	InitMaterializedSRF(fcinfo, 0);
 	foreach(lc, node_names())
 	{

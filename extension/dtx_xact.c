@@ -24,9 +24,12 @@
  * ABORT: ROLLBACK PREPARED or ROLLBACK everywhere, all at once; what cannot
  *	   be reached is rolled back by recovery, which finds no decision.
  *
- * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<n>, so
- * recovery recognises its own transactions and their outcome from the GID
- * alone.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
+ * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
+ * where id is a random 64-bit id of the distributed transaction, also in
+ * its decision row and published while it commits (dtx_shmem.c): recovery
+ * recognises its own transactions and finds their outcome from the GID.
+ * Before the first PREPARE the local commit is made synchronous, whatever
+ * synchronous_commit says, since it is the decision.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
  * at the points the tests need.
  *
  *-------------------------------------------------------------------------
@@ -37,11 +40,13 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "replication/syncrep.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 #include "utils/xid8.h"
@@ -64,15 +69,15 @@ typedef enum RoundKind
 #define ROUND_IS_FINISH(kind) ((kind) == ROUND_COMMIT || (kind) == ROUND_ROLLBACK)
 
 /*
- * dtx_make_gid: the GID of participant number index of the coordinator
- * transaction fxid.
+ * dtx_make_gid: the GID of participant number index of the distributed
+ * transaction id, run by the coordinator transaction fxid.
  */
 void
-dtx_make_gid(char *gid, FullTransactionId fxid, int index)
+dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index)
 {
-	snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":%d",
+	snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":" UINT64_FORMAT ":%d",
 			 DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
-			 U64FromFullTransactionId(fxid), index);
+			 U64FromFullTransactionId(fxid), id, index);
 }
 
 static void
@@ -123,7 +128,12 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 	 * the same way, since it commits only what has a decision record.
 	 */
 	if (state != NULL && (strcmp(state, "42704") == 0 || strcmp(state, "55000") == 0))
+	{
+		ereport(LOG,
+				(errmsg("node \"%s\": %s: already resolved or being resolved by recovery",
+						p->node, sql)));
 		PQclear(res);
+	}
 	else if (timed_out)
 		ereport(WARNING,
 				(errcode(ERRCODE_QUERY_CANCELED),
@@ -168,6 +178,19 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 		ps[i]->busy = timed_out;
 		ok[i] = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
 								PQresultStatus(res) == PGRES_TUPLES_OK);
+		/* a transaction the statements ended answers PREPARE with ROLLBACK */
+		if (ok[i] && kind == ROUND_PREPARE &&
+			strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
+		{
+			ok[i] = false;
+			PQclear(res);
+			res = NULL;
+			ps[i]->state = DTX_OPEN;
+			ereport(ERROR,
+					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+					 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", ps[i]->node),
+					 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
+		}
 		if (ok[i] && kind == ROUND_ASK_WRITES)
 			ps[i]->wrote = PQgetvalue(res, 0, 0)[0] == 't';
 		if (ok[i])
@@ -217,27 +240,59 @@ find_writers(DtxParticipant **ps, int n)
  * write_decision: insert the decision record of transaction fxid.
  */
 static void
-write_decision(FullTransactionId fxid, DtxParticipant **ps, int n)
+write_decision(FullTransactionId fxid, uint64 id, DtxParticipant **ps, int n)
 {
 	Datum	   *names = palloc(sizeof(Datum) * n);
-	Oid			types[2] = {XID8OID, TEXTARRAYOID};
-	Datum		values[2];
+	Oid			types[3] = {INT8OID, XID8OID, TEXTARRAYOID};
+	Datum		values[3];
 	int			i,
 				k = 0;
 
 	for (i = 0; i < n; i++)
 		if (ps[i]->state == DTX_PREPARED)
 			names[k++] = CStringGetTextDatum(ps[i]->node);
-	values[0] = FullTransactionIdGetDatum(fxid);
-	values[1] = PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT));
+	values[0] = Int64GetDatum((int64) id);
+	values[1] = FullTransactionIdGetDatum(fxid);
+	values[2] = PointerGetDatum(construct_array(names, k, TEXTOID, -1, false, TYPALIGN_INT));
 	/* at pre-commit the statement's snapshot is gone: SPI needs one */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	SPI_connect();
 	distsys_spi_run(&decision_plan,
-					"INSERT INTO distsys.dtx_decisions (xid, participants) VALUES ($1, $2)",
-					2, types, values, NULL, false);
+					"INSERT INTO distsys.dtx_decisions (id, xid, participants) VALUES ($1, $2, $3)",
+					3, types, values, NULL, false);
 	SPI_finish();
 	PopActiveSnapshot();
+}
+
+/*
+ * make_commit_durable: the local commit is the decision, so it must be
+ * flushed (and replicated, if the server waits for standbys at all) before
+ * any COMMIT PREPARED goes out, whatever synchronous_commit the session
+ * chose: otherwise a crash could forget a decision some nodes applied.
+ */
+static void
+make_commit_durable(void)
+{
+	ForceSyncCommit();
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * new_transaction_id: a random, non-zero id for a distributed transaction.
+ */
+static uint64
+new_transaction_id(void)
+{
+	uint64		id = 0;
+
+	while (id == 0 || (int64) id < 0)
+		if (!pg_strong_random(&id, sizeof(id)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate a random distributed transaction id")));
+	return id;
 }
 
 /*
@@ -247,6 +302,7 @@ static void
 prepare_writers(DtxParticipant **ps, int n)
 {
 	FullTransactionId fxid = GetTopFullTransactionId();
+	uint64		id = new_transaction_id();
 	char	  **sqls = palloc0(sizeof(char *) * n);
 	bool	   *ok = palloc(sizeof(bool) * n);
 	int			i,
@@ -257,12 +313,15 @@ prepare_writers(DtxParticipant **ps, int n)
 		if (!ps[i]->wrote)
 			continue;
 		ps[i]->index = ++k;
-		dtx_make_gid(ps[i]->gid, fxid, k);
+		dtx_make_gid(ps[i]->gid, fxid, id, k);
 		ps[i]->state = DTX_PREPARED;	/* an abort now rolls back by GID */
 		sqls[i] = psprintf("PREPARE TRANSACTION '%s'", ps[i]->gid);
 	}
+	make_commit_durable();
+	/* recovery leaves it alone from now until our commit or abort ends */
+	dtx_committing_set(id);
 	run_round(ps, sqls, n, ROUND_PREPARE, ok);
-	write_decision(fxid, ps, n);
+	write_decision(fxid, id, ps, n);
 }
 
 /*
@@ -282,6 +341,10 @@ commit_sole_writer(DtxParticipant **ps, int n)
 		ps[i]->busy = true;
 		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
 		ps[i]->busy = false;
+		if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+					 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", ps[i]->node)));
 		PQclear(res);
 		ps[i]->state = DTX_DONE;
 	}
@@ -370,9 +433,11 @@ dtx_xact_callback(XactEvent event, void *arg)
 			break;
 		case XACT_EVENT_COMMIT:
 			finish(ps, n, true);
+			dtx_committing_set(0);
 			break;
 		case XACT_EVENT_ABORT:
 			finish(ps, n, false);
+			dtx_committing_set(0);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			ereport(ERROR,

@@ -114,14 +114,25 @@ remote_connect(const char *node, const char *conninfo)
 				 errmsg("could not connect to node \"%s\": too many open files", node),
 				 errhint("Raise max_files_per_process or use fewer nodes per session.")));
 	conn = PQconnectStart(conninfo);
-	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
-		   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+	PG_TRY();
 	{
-		int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+		while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
+			   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+		{
+			int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 
-		remote_wait_socket(conn, ev, 0, REMOTE_INTERRUPTIBLE);
-		st = PQconnectPoll(conn);
+			remote_wait_socket(conn, ev, 0, REMOTE_INTERRUPTIBLE);
+			st = PQconnectPoll(conn);
+		}
 	}
+	PG_CATCH();
+	{
+		/* cancelled while connecting: give back the socket and the fd */
+		PQfinish(conn);
+		ReleaseExternalFD();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 	{
 		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
@@ -194,6 +205,46 @@ remote_wait_socket(PGconn *conn, int events, TimestampTz deadline, RemoteWait ho
 }
 
 /*
+ * refuse_copy: if res starts a COPY, end it (COPY is not supported through
+ * these connections: its data would have nowhere to go) and return true.
+ * COPY FROM gets an error from us, COPY TO's rows are read and dropped;
+ * remote_copy_refused tells remote_run_shown to fail the statement.
+ */
+static bool remote_copy_refused = false;
+
+static bool
+refuse_copy(PGconn *conn, PGresult *res)
+{
+	ExecStatusType st = PQresultStatus(res);
+	char	   *buf;
+	int			n;
+
+	if (st != PGRES_COPY_IN && st != PGRES_COPY_OUT && st != PGRES_COPY_BOTH)
+		return false;
+	PQclear(res);
+	remote_copy_refused = true;
+	if (st != PGRES_COPY_OUT)
+	{
+		(void) PQputCopyEnd(conn, "COPY is not supported through distsys");
+		while (PQflush(conn) == 1)
+			remote_wait_socket(conn, WL_SOCKET_WRITEABLE, 0, REMOTE_UNINTERRUPTIBLE);
+		return true;
+	}
+	while ((n = PQgetCopyData(conn, &buf, 1)) != -1 && n != -2)
+	{
+		if (n > 0)
+			PQfreemem(buf);
+		else
+		{
+			remote_wait_socket(conn, WL_SOCKET_READABLE, 0, REMOTE_UNINTERRUPTIBLE);
+			if (!PQconsumeInput(conn))
+				break;
+		}
+	}
+	return true;
+}
+
+/*
  * remote_send: queue sql on conn and flush it; false if the connection
  * failed (PQerrorMessage says why).
  */
@@ -243,6 +294,8 @@ remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out
 		res = PQgetResult(conn);
 		if (res == NULL)
 			return keep;
+		if (refuse_copy(conn, res))
+			continue;
 		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR)
 			PQclear(res);		/* the first error is the one to report */
 		else
@@ -324,7 +377,17 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 
 	if (!remote_send(conn, sql))
 		remote_report(ERROR, conn, NULL, node, shown);
+	remote_copy_refused = false;
 	res = remote_wait_result(conn, timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out);
+	if (remote_copy_refused && res != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
+	{
+		PQclear(res);
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("COPY is not supported on node \"%s\" through distsys", node),
+				 errhint("Use INSERT or SELECT in dtx_exec and dtx_query."),
+				 errcontext("remote statement on node \"%s\": %s", node, shown)));
+	}
 	if (timed_out)
 	{
 		remote_cancel(conn);

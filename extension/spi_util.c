@@ -6,7 +6,8 @@
  * The tables of distsys (lock leases, outbox, ...) are not writable by
  * PUBLIC; the SQL functions that write them run their statements as the
  * owner of schema distsys (the role that created the extension), the way a
- * SECURITY DEFINER function would, but only for these fixed statements.
+ * SECURITY DEFINER function with its own search_path would, but only for
+ * these fixed statements.
  * Plans are prepared once per backend and kept; PostgreSQL's plan cache
  * replans them if the tables change.
  *
@@ -18,6 +19,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 
 #include "spi_util.h"
@@ -55,6 +57,12 @@ distsys_owner(void)
  * distsys_spi_run: run one of the extension's statements as the owner of
  * schema distsys, preparing and keeping its plan on first use.  The caller
  * has done SPI_connect.  Returns the number of rows processed.
+ *
+ * The statement is planned and run with search_path = pg_catalog, pg_temp
+ * and as a security-restricted operation, like a SECURITY DEFINER function
+ * with its own search_path: otherwise a caller could put an operator or
+ * function of its own (say "=") ahead of pg_catalog's and have the owner
+ * run it.
  */
 uint64
 distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
@@ -62,10 +70,15 @@ distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 {
 	Oid			save_user;
 	int			save_sec;
+	int			save_nestlevel;
 	int			rc;
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(distsys_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(distsys_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	if (*plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
@@ -79,6 +92,7 @@ distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 	rc = SPI_execute_plan(*plan, values, nulls, read_only, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_user, save_sec);
 	return SPI_processed;
 }

@@ -38,7 +38,7 @@ SET distsys.dtx_fault = 'sometimes';
 
 -- a node a committed decision still names cannot be removed without force
 SELECT node_add('keep', 'host=127.0.0.1 port=1');
-INSERT INTO dtx_decisions (xid, participants) VALUES ('1', '{keep}');
+INSERT INTO dtx_decisions (id, xid, participants) VALUES (1, '1', '{keep}');
 SELECT node_remove('keep');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT node_remove('keep', force => true) AS forced;

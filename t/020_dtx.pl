@@ -144,6 +144,19 @@ like(c_err("SET distsys.dtx_prepared_reserve = 100; SELECT distsys.dtx_exec('p1'
 	qr/53400.*node "p1" has only \d+ free prepared-transaction slots/s,
 	'a node short of prepared-transaction slots is refused');
 
+# statements that would end the remote transaction, and COPY, are refused
+like(c_err("BEGIN; INSERT INTO ledger VALUES (4);
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 3; ROLLBACK');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 3'); COMMIT;"),
+	qr/2D000.*the statement ended the remote transaction on node "p1"/s,
+	'a statement that ends the remote transaction is an error');
+is(bal($p1, 3) . ' ' . bal($p2, 3) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 4'), '100 100 0',
+	'and nothing of that transaction is committed anywhere');
+like(c_err("SELECT distsys.dtx_exec('p1', 'COPY acct TO STDOUT')"), qr/0A000.*COPY is not supported/s,
+	'COPY TO through dtx_exec is refused');
+like(c_err("SELECT distsys.dtx_exec('p1', 'COPY acct FROM STDIN')"), qr/COPY is not supported/,
+	'so is COPY FROM');
+
 # --- the registry and its privileges ------------------------------------
 c("CREATE ROLE app LOGIN; GRANT distsys_dtx_user TO app;");
 my ($ret, $out, $stderr) = $coord->psql('postgres',
@@ -159,6 +172,18 @@ like($stderr, qr/permission denied/, 'only the owner may register nodes');
 ($ret, $out, $stderr) = $coord->psql('postgres',
 	"SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 10')", extra_params => ['-U', 'app']);
 is(bal($p1, 10), '101', 'a member of distsys_dtx_user runs distributed transactions');
+
+# the extension's own statements run as its owner, but with its own
+# search_path: an operator the caller puts first is not theirs to run
+c("CREATE SCHEMA trap AUTHORIZATION app");
+$coord->psql('postgres', q{
+	CREATE FUNCTION trap.eq(text, text) RETURNS boolean LANGUAGE plpgsql AS
+	  $$ BEGIN EXECUTE 'ALTER ROLE app SUPERUSER'; RETURN $1 OPERATOR(pg_catalog.=) $2; END $$;
+	CREATE OPERATOR trap.= (LEFTARG = text, RIGHTARG = text, FUNCTION = trap.eq);
+	SET search_path = trap, pg_catalog;
+	SELECT distsys.dtx_exec('p1', 'SELECT 1');}, extra_params => ['-U', 'app']);
+is(c("SELECT rolsuper FROM pg_roles WHERE rolname = 'app'"), 'f',
+	'a caller cannot make the owner run its own operator');
 
 # --- a cross-node deadlock ends with a clear error ----------------------
 c("ALTER SYSTEM SET distsys.dtx_lock_timeout = '2s'; SELECT pg_reload_conf();");
@@ -208,6 +233,9 @@ sub fault_run
 }
 
 fault_run('crash_after_some_prepares', 6);
+# after the crash the coordinator hands out the crashed transaction's xid
+# again; the GIDs' own ids keep recovery from mistaking the new one for it
+c('SELECT pg_current_xact_id()') for 1 .. 3;
 like(c("SELECT string_agg(outcome, ',') FROM distsys.dtx_in_doubt"), qr/^(aborted,?)+$/,
 	'killed while preparing: dtx_in_doubt shows the prepared part as aborted');
 cmp_ok(c('SELECT distsys.dtx_recover()'), '>=', 1, 'dtx_recover rolls it back');
@@ -220,6 +248,16 @@ is(c("SELECT string_agg(outcome, ',') FROM distsys.dtx_in_doubt"), 'committed,co
 is(c('SELECT distsys.dtx_recover()'), '2', 'dtx_recover commits both');
 is(bal($p1, 7) . ' ' . bal($p2, 7) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 107'), '99 101 1',
 	'the transfer is applied everywhere');
+
+# with synchronous_commit off the decision is flushed all the same
+c("ALTER SYSTEM SET wal_writer_delay = '10s'; SELECT pg_reload_conf();");
+$coord->psql('postgres', "SET synchronous_commit = off; SET distsys.dtx_fault = crash_after_decision; "
+	  . transfer_sql(5, 5, 1, 105));
+$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+is(c('SELECT count(*) FROM ledger WHERE id = 105') . ' ' . c('SELECT distsys.dtx_recover()'), '1 2',
+	'with synchronous_commit off, the decision survives the crash and recovery commits it');
+is(bal($p1, 5) . ' ' . bal($p2, 5), '99 101', 'on both participants');
+c("ALTER SYSTEM RESET wal_writer_delay; SELECT pg_reload_conf();");
 
 # a participant that is down during recovery: the others are resolved, it
 # is reported and resolved on a later pass

@@ -57,6 +57,10 @@ $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM distsys.dtx_decisions'), '1',
 	'the standby has the decision record');
 
+my ($sret, $sout, $serr) = $standby->psql('postgres', 'SELECT distsys.dtx_recover()');
+like($serr, qr/distributed transaction recovery cannot run on a standby/,
+	'recovery refuses to run on a standby, which cannot see what its primary is committing');
+
 $primary->stop('immediate');
 $standby->promote;
 for my $p ($p1, $p2)

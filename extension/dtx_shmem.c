@@ -1,0 +1,98 @@
+/*-------------------------------------------------------------------------
+ *
+ * dtx_shmem.c
+ *	  Which distributed transactions are committing right now.
+ *
+ * Every distributed transaction that prepares participants draws a random
+ * 64-bit id (its GID carries it, and so does its decision row).  While its
+ * backend is between the first PREPARE and the end of its commit or abort
+ * callback, the id is published in that backend's slot here.  Recovery
+ * asks "is anyone still committing this id?" instead of asking about the
+ * coordinator's xid: after a crash PostgreSQL may hand the same xid to a
+ * new transaction (nothing with the old one had been flushed), so an xid
+ * says nothing about a transaction that died before its commit.
+ *
+ * One pg_atomic_uint64 per PGPROC, written only by its own backend
+ * (exchange: a full barrier), read by anyone; 0 means none.  A backend
+ * that dies abnormally takes shared memory with it (crash restart), one
+ * that exits normally clears its slot on the way out.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+
+#include "distsys.h"
+#include "dtx.h"
+
+static pg_atomic_uint64 *committing = NULL;
+
+static int
+dtx_nprocs(void)
+{
+	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
+}
+
+Size
+dtx_shmem_size(void)
+{
+	return mul_size(dtx_nprocs(), sizeof(pg_atomic_uint64));
+}
+
+void
+dtx_shmem_init(void)
+{
+	bool		found;
+
+	committing = ShmemInitStruct("distsys dtx committing", dtx_shmem_size(), &found);
+	if (found)
+		return;
+	for (int i = 0; i < dtx_nprocs(); i++)
+		pg_atomic_init_u64(&committing[i], 0);
+}
+
+static void
+clear_at_exit(int code, Datum arg)
+{
+	dtx_committing_set(0);
+}
+
+/*
+ * dtx_committing_set: publish id as this backend's committing transaction
+ * (0: none).
+ */
+void
+dtx_committing_set(uint64 id)
+{
+	static bool registered = false;
+
+	if (committing == NULL)
+		return;
+	if (!registered)
+	{
+		before_shmem_exit(clear_at_exit, (Datum) 0);
+		registered = true;
+	}
+	(void) pg_atomic_exchange_u64(&committing[MyProc->pgprocno], id);
+}
+
+/*
+ * dtx_committing_now: whether some backend is committing transaction id.
+ */
+bool
+dtx_committing_now(uint64 id)
+{
+	bool		found = false;
+
+	pg_memory_barrier();
+	for (int i = 0; i < dtx_nprocs() && !found; i++)
+		found = pg_atomic_read_u64(&committing[i]) == id;
+	pg_memory_barrier();
+	return found;
+}
