@@ -365,7 +365,12 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 	writers = find_writers(ps, n);
 	if (writers == 0)
 		return;
-	if (writers == 1 && !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+	/*
+	 * One phase only when nothing after this step can fail the local commit:
+	 * SERIALIZABLE's commit-time conflict check could, so it gets 2PC.
+	 */
+	if (writers == 1 && !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) &&
+		!IsolationIsSerializable())
 		commit_sole_writer(ps, n);
 	else
 		prepare_writers(ps, n);
