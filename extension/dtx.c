@@ -62,7 +62,7 @@ dtx_forget_participant(DtxParticipant *p)
 {
 	remote_disconnect(p->conn);
 	p->conn = NULL;
-	p->busy = false;
+	p->busy = p->stalled = false;
 }
 
 static DtxParticipant *

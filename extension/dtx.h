@@ -36,6 +36,7 @@ typedef struct DtxParticipant
 	DtxState	state;
 	bool		wrote;			/* known to have written (dtx_exec of a write) */
 	bool		busy;			/* a statement was sent and not fully read */
+	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* failed in a subtransaction: must abort */
 	int			subxact_level;	/* local nesting level of its first use */
 	int			index;			/* position in the decision record, from 1 */

@@ -49,6 +49,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/xid8.h"
 
 #include "dtx.h"
@@ -147,6 +148,18 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 }
 
 /*
+ * remaining_ms: milliseconds left until deadline (0: no deadline), at
+ * least 1 so that an expired deadline still reads what has arrived.
+ */
+static int
+remaining_ms(TimestampTz deadline)
+{
+	if (deadline == 0)
+		return 0;
+	return (int) Max(1, TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline));
+}
+
+/*
  * run_round: send each participant's statement (sqls[i]; NULL: skip it),
  * then collect every answer.  Before commit the first failure is raised
  * once all answers are in; after it, see round_failed.  ok[i] says which
@@ -160,8 +173,12 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
 	int			failed = -1;
 	PGresult   *failure = NULL;
+	TimestampTz deadline = 0;
 	int			i;
 
+	/* the timeout bounds the whole round, not each node's answer */
+	if (timeout > 0)
+		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 	for (i = 0; i < n; i++)
 		if (sqls[i] != NULL && ps[i]->conn != NULL)
 			ps[i]->busy = remote_send(ps[i]->conn, sqls[i]);
@@ -174,8 +191,9 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 		if (sqls[i] == NULL)
 			continue;
 		if (ps[i]->conn != NULL && ps[i]->busy)
-			res = remote_wait_result(ps[i]->conn, timeout, how, &timed_out);
+			res = remote_wait_result(ps[i]->conn, remaining_ms(deadline), how, &timed_out);
 		ps[i]->busy = timed_out;
+		ps[i]->stalled = timed_out;
 		ok[i] = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
 								PQresultStatus(res) == PGRES_TUPLES_OK);
 		/* a transaction the statements ended answers PREPARE with ROLLBACK */
@@ -391,6 +409,15 @@ finish(DtxParticipant **ps, int n, bool committed)
 	{
 		DtxParticipant *p = ps[i];
 
+		if (p->conn != NULL && p->busy && p->stalled)
+		{
+			/*
+			 * It did not answer in time: a cancel request could hang just as
+			 * long, so drop the connection; the node rolls back what is not
+			 * prepared, and recovery resolves what is.
+			 */
+			dtx_forget_participant(p);
+		}
 		if (p->conn != NULL && p->busy)
 		{
 			/* interrupted mid-statement: cancel it, then read what is left */
@@ -416,7 +443,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 	for (i = 0; i < n; i++)
 	{
 		ps[i]->state = DTX_IDLE;
-		ps[i]->wrote = ps[i]->broken = false;
+		ps[i]->wrote = ps[i]->broken = ps[i]->stalled = false;
 	}
 }
 

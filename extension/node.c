@@ -25,7 +25,7 @@
 #include "dtx.h"
 #include "spi_util.h"
 
-static SPIPlanPtr add_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
+static SPIPlanPtr add_plan, repoint_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
 
 /*
  * check_node_name: a node name is 1 to 63 letters, digits, '_', '-' or '.',
@@ -90,6 +90,17 @@ node_add(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
 	SPI_connect();
+	/* re-pointed, recovery would look for its prepared work on another server */
+	if (distsys_spi_run(&repoint_plan,
+						"SELECT 1 FROM distsys.node_registry r WHERE r.name = $1 AND r.conninfo <> $2"
+						" AND EXISTS (SELECT 1 FROM distsys.dtx_decisions d"
+						" WHERE r.name = ANY (d.participants))",
+						2, types, values, NULL, true) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("node \"%s\" still has committed distributed transactions to finish", name),
+				 errdetail("Recovery must commit them on the server the node names now."),
+				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it.")));
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",

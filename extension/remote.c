@@ -98,7 +98,22 @@ wait_set_drop(PGconn *conn)
 }
 
 /*
+ * remote_notice: a NOTICE or WARNING the node sent, passed on to our client
+ * (libpq would print it on the server's stderr).  arg is the node name.
+ */
+static void
+remote_notice(void *arg, const PGresult *res)
+{
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+	ereport(severity && strcmp(severity, "WARNING") == 0 ? WARNING : NOTICE,
+			(errmsg("node \"%s\": %s", (const char *) arg, msg ? msg : "")));
+}
+
+/*
  * remote_connect: a new connection to node, or an error naming the node.
+ * node must outlive the connection (its notices name it).
  * The connection attempt waits on the latch, so a cancel interrupts it;
  * conninfo's connect_timeout (libpq's) bounds it otherwise.
  */
@@ -146,6 +161,7 @@ remote_connect(const char *node, const char *conninfo)
 				 errhint("Check the node's conninfo in distsys.nodes and that the node is up.")));
 	}
 	PQsetnonblocking(conn, 1);
+	PQsetNoticeReceiver(conn, remote_notice, (void *) node);
 	wait_set_add(conn);
 	return conn;
 }
@@ -390,7 +406,7 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 	}
 	if (timed_out)
 	{
-		remote_cancel(conn);
+		/* no cancel: it could hang as long; the caller drops the connection */
 		ereport(ERROR,
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),

@@ -36,10 +36,13 @@ SELECT dtx_exec('', 'SELECT 1');
 SET distsys.dtx_fault = 'sometimes';
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 
--- a node a committed decision still names cannot be removed without force
+-- a node a committed decision still names cannot be removed without force,
 SELECT node_add('keep', 'host=127.0.0.1 port=1');
 INSERT INTO dtx_decisions (id, xid, participants) VALUES (1, '1', '{keep}');
 SELECT node_remove('keep');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+-- nor pointed at another server
+SELECT node_add('keep', 'host=127.0.0.1 port=2');
 \echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT node_remove('keep', force => true) AS forced;
 DELETE FROM dtx_decisions;

@@ -116,6 +116,10 @@ is(c("BEGIN; DO \$\$ BEGIN PERFORM distsys.dtx_exec('p1', 'CREATE TABLE t_once (
 	SELECT x->>'n' FROM distsys.dtx_query('p1', 'SELECT count(*) AS n FROM t_once') x; ROLLBACK;"),
 	'0', 'later calls reuse the remote transaction (they see its uncommitted work)');
 
+my ($nret, $nout, $nerr) = $coord->psql('postgres',
+	"SELECT distsys.dtx_exec('p1', 'DO \$\$ BEGIN RAISE NOTICE ''hello from p1''; END \$\$')");
+like($nerr, qr/NOTICE:  node "p1": hello from p1/, "a node's notices reach the client, naming the node");
+
 # --- bad input -----------------------------------------------------------
 like(c_err("SELECT distsys.dtx_exec('nowhere', 'SELECT 1')"), qr/42704.*node "nowhere" is not registered/s,
 	'unknown node: 42704');
@@ -208,16 +212,16 @@ $p2->restart;
 is(c("SELECT distsys.dtx_exec('p2', 'SELECT 1')"), '1',
 	'a restarted node is reconnected to without an error');
 ($ret, $out, $stderr) = $coord->psql('postgres',
-	"SET distsys.dtx_prepare_timeout = '1s'; SET distsys.dtx_commit_timeout = '1s'; "
-	  . transfer_sql(6, 6, 5, 6));
+	"SET distsys.dtx_prepare_timeout = '1s'; " . transfer_sql(6, 6, 5, 6));
 like($stderr, qr/node "p2" did not answer within 1000 ms/, 'a PREPARE past dtx_prepare_timeout fails the commit');
-like($stderr, qr/WARNING:.*node "p2" did not answer within 1000 ms.*recovery worker will finish/s,
-	'a ROLLBACK PREPARED past dtx_commit_timeout is left to recovery, with a warning');
+is(bal($p1, 6) . ' ' . prepared($p1), '100 0', 'the node that answered is rolled back at once');
 $p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "''");
 $p2->restart;
-# the ROLLBACK PREPARED that timed out ran on p2 all the same (only its wait
-# for the standby was cut short); recovery resolves whatever is left
-c('SELECT distsys.dtx_recover()');
+# p2 prepared all the same (only its wait for the standby never ended) and
+# was disconnected rather than sent a cancel; recovery rolls it back
+is(c("SELECT string_agg(participant || ' ' || outcome, ',') FROM distsys.dtx_in_doubt"), 'p2 aborted',
+	'the stalled node is left prepared and shown as aborted');
+is(c('SELECT distsys.dtx_recover()'), '1', 'recovery rolls it back');
 is(bal($p1, 6) . ' ' . bal($p2, 6) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 6'), '100 100 0',
 	'and nothing of the transfer is applied');
 is(prepared($p1) + prepared($p2), 0, 'no prepared transaction is left');
