@@ -263,6 +263,23 @@ is(c('SELECT count(*) FROM ledger WHERE id = 105') . ' ' . c('SELECT distsys.dtx
 is(bal($p1, 5) . ' ' . bal($p2, 5), '99 101', 'on both participants');
 c("ALTER SYSTEM RESET wal_writer_delay; SELECT pg_reload_conf();");
 
+# a COMMIT PREPARED that does not answer within dtx_commit_timeout: the
+# pass reports the node and goes on (p2 waits for a standby that does not
+# exist, after committing locally)
+fault_run('crash_after_decision', 4);
+$p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "'nobody'");
+$p2->restart;
+($ret, $out, $stderr) = $coord->psql('postgres',
+	"SET distsys.dtx_commit_timeout = '1s'; SELECT distsys.dtx_recover()");
+like($stderr, qr/WARNING:.*node "p2".*did not answer within 1000 ms/s,
+	'a node that does not answer COMMIT PREPARED in time is reported, not waited for');
+is($out, '1', 'and the other node is committed in the same pass');
+$p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "''");
+$p2->restart;
+c('SELECT distsys.dtx_recover()');
+is(bal($p1, 4) . ' ' . bal($p2, 4) . ' ' . prepared($p2), '100 100 0',
+	'the transfer ends applied on both nodes');
+
 # a participant that is down during recovery: the others are resolved, it
 # is reported and resolved on a later pass
 fault_run('crash_after_decision', 9);
