@@ -39,7 +39,6 @@ typedef struct DtxParticipant
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* failed in a subtransaction: must abort */
 	int			subxact_level;	/* local nesting level of its first use */
-	int			index;			/* position in the decision record, from 1 */
 	TimestampTz slots_checked_at;	/* last free-slot check (check_slots) */
 	char		gid[DTX_GID_MAX];
 } DtxParticipant;

@@ -79,6 +79,7 @@ typedef struct NodePass
 	List	   *left;			/* GIDs of ours still prepared there */
 	int			resolved;		/* how many this pass committed or rolled back */
 	ReturnSetInfo *rsinfo;		/* dtx_in_doubt: where its rows go */
+	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
 static bool
@@ -228,12 +229,12 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 }
 
 /*
- * recover_node: resolve this coordinator's prepared transactions on
- * pass->node, counting them in pass->resolved.  Errors (the node is
- * unreachable) propagate; the connection is closed either way.
+ * visit_node: list this coordinator's prepared transactions on pass->node
+ * and hand each to pass->each.  Errors (the node is unreachable) propagate;
+ * the connection is closed either way.
  */
 static void
-recover_node(void *arg)
+visit_node(void *arg)
 {
 	NodePass   *pass = arg;
 	PGconn	   *conn = remote_connect(pass->node, node_conninfo(pass->node));
@@ -242,23 +243,10 @@ recover_node(void *arg)
 	{
 		PGresult   *res = remote_run(conn, pass->node, own_prepared_sql(),
 									 distsys_dtx_commit_timeout_ms);
-		int			i;
 
 		pass->listed = true;
-		for (i = 0; i < PQntuples(res); i++)
-		{
-			char	   *gid = PQgetvalue(res, i, 0);
-			FullTransactionId fxid;
-			DtxOutcome	outcome = dtx_outcome(gid, &fxid);
-			bool		done = false;
-
-			if (outcome == DTX_OUTCOME_COMMIT || outcome == DTX_OUTCOME_ABORT)
-				done = resolve(conn, pass->node, gid, outcome == DTX_OUTCOME_COMMIT);
-			if (done)
-				pass->resolved++;
-			else
-				pass->left = lappend(pass->left, pstrdup(gid));
-		}
+		for (int i = 0; i < PQntuples(res); i++)
+			pass->each(pass, conn, res, i);
 		PQclear(res);
 	}
 	PG_FINALLY();
@@ -266,6 +254,24 @@ recover_node(void *arg)
 		remote_disconnect(conn);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * recover_row: resolve one listed prepared transaction, counting it in
+ * pass->resolved, or note it in pass->left.
+ */
+static void
+recover_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
+{
+	char	   *gid = PQgetvalue(res, row, 0);
+	FullTransactionId fxid;
+	DtxOutcome	outcome = dtx_outcome(gid, &fxid);
+
+	if ((outcome == DTX_OUTCOME_COMMIT || outcome == DTX_OUTCOME_ABORT) &&
+		resolve(conn, pass->node, gid, outcome == DTX_OUTCOME_COMMIT))
+		pass->resolved++;
+	else
+		pass->left = lappend(pass->left, pstrdup(gid));
 }
 
 /*
@@ -457,9 +463,10 @@ dtx_recover_all(int elevel, bool backoff)
 		bool		ok;
 
 		pass->node = lfirst(lc);
+		pass->each = recover_row;
 		if (backoff && backoff_of(pass->node)->next_try > GetCurrentTimestamp())
 			continue;
-		ok = run_guarded(recover_node, pass, pass->node, elevel);
+		ok = run_guarded(visit_node, pass, pass->node, elevel);
 		if (!ok)
 			pass->listed = false;
 		if (backoff)
@@ -489,44 +496,25 @@ dtx_recover(PG_FUNCTION_ARGS)
 }
 
 /*
- * in_doubt_node: the rows of dtx_in_doubt for one node (a NodePass).
+ * in_doubt_row: one row of dtx_in_doubt, for a listed prepared transaction.
  */
 static void
-in_doubt_node(void *arg)
+in_doubt_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 {
-	NodePass   *pass = arg;
 	ReturnSetInfo *rsinfo = pass->rsinfo;
-	const char *node = pass->node;
-	PGconn	   *conn = remote_connect(node, node_conninfo(node));
+	Datum		values[5];
+	bool		nulls[5] = {false};
+	FullTransactionId fxid = InvalidFullTransactionId;
+	DtxOutcome	outcome = dtx_outcome(PQgetvalue(res, row, 0), &fxid);
 
-	PG_TRY();
-	{
-		PGresult   *res = remote_run(conn, node, own_prepared_sql(), distsys_dtx_commit_timeout_ms);
-		int			i;
-
-		for (i = 0; i < PQntuples(res); i++)
-		{
-			Datum		values[5];
-			bool		nulls[5] = {false};
-			FullTransactionId fxid = InvalidFullTransactionId;
-			DtxOutcome	outcome = dtx_outcome(PQgetvalue(res, i, 0), &fxid);
-
-			values[0] = CStringGetTextDatum(node);
-			values[1] = CStringGetTextDatum(PQgetvalue(res, i, 0));
-			values[2] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(PQgetvalue(res, i, 1)),
-											ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
-			values[3] = FullTransactionIdGetDatum(fxid);
-			nulls[3] = !FullTransactionIdIsValid(fxid);
-			values[4] = CStringGetTextDatum(dtx_outcome_name(outcome));
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
-		PQclear(res);
-	}
-	PG_FINALLY();
-	{
-		remote_disconnect(conn);
-	}
-	PG_END_TRY();
+	values[0] = CStringGetTextDatum(pass->node);
+	values[1] = CStringGetTextDatum(PQgetvalue(res, row, 0));
+	values[2] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(PQgetvalue(res, row, 1)),
+									ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	values[3] = FullTransactionIdGetDatum(fxid);
+	nulls[3] = !FullTransactionIdIsValid(fxid);
+	values[4] = CStringGetTextDatum(dtx_outcome_name(outcome));
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
 PG_FUNCTION_INFO_V1(dtx_in_doubt_list);
@@ -550,7 +538,8 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 
 		pass.node = lfirst(lc);
 		pass.rsinfo = rsinfo;
-		(void) run_guarded(in_doubt_node, &pass, pass.node, WARNING);
+		pass.each = in_doubt_row;
+		(void) run_guarded(visit_node, &pass, pass.node, WARNING);
 	}
 	return (Datum) 0;
 }

@@ -330,8 +330,7 @@ prepare_writers(DtxParticipant **ps, int n)
 	{
 		if (!ps[i]->wrote)
 			continue;
-		ps[i]->index = ++k;
-		dtx_make_gid(ps[i]->gid, fxid, id, k);
+		dtx_make_gid(ps[i]->gid, fxid, id, ++k);
 		ps[i]->state = DTX_PREPARED;	/* an abort now rolls back by GID */
 		sqls[i] = psprintf("PREPARE TRANSACTION '%s'", ps[i]->gid);
 	}

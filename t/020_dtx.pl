@@ -12,25 +12,10 @@ use Test::More;
 use DistsysTest;
 
 my $coord = distsys_node('coord', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
-my @parts = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2 p3);
-$_->init for @parts;
-$parts[2]->append_conf('postgresql.conf', 'max_prepared_transactions = 0');
-$_->start for @parts;
-my ($p1, $p2, $p3) = @parts;
-
-for my $p (@parts)
-{
-	$p->safe_psql('postgres',
-		'CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
-		 INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;');
-}
+my $p1 = bank_participant($coord, 'p1', 10, 100);
+my $p2 = bank_participant($coord, 'p2', 10, 100);
+my $p3 = bank_participant($coord, 'p3', 10, 100, 'max_prepared_transactions = 0');
 $coord->safe_psql('postgres', "CREATE TABLE ledger (id int PRIMARY KEY)");
-for my $i (0 .. 2)
-{
-	my $name = 'p' . ($i + 1);
-	$coord->safe_psql('postgres',
-		"SELECT distsys.node_add('$name', \$\$" . $parts[$i]->connstr('postgres') . "\$\$)");
-}
 
 sub c { return $coord->safe_psql('postgres', $_[0]); }
 

@@ -19,19 +19,9 @@ my $ACCOUNTS = 50;
 
 my $coord = distsys_node('coord',
 	"restart_after_crash = on\ndistsys.dtx_recovery_interval = 1\ndistsys.dtx_lock_timeout = 5000");
-my ($p1, $p2) = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2);
-for my $p ($p1, $p2)
-{
-	$p->init;
-	$p->start;
-	$p->safe_psql('postgres',
-		"CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
-		 INSERT INTO acct SELECT g, 1000 FROM generate_series(1, $ACCOUNTS) g;
-		 CREATE TABLE applied (id int PRIMARY KEY);");
-}
+my ($p1, $p2) = map { bank_participant($coord, $_, $ACCOUNTS, 1000) } qw(p1 p2);
+$_->safe_psql('postgres', 'CREATE TABLE applied (id int PRIMARY KEY)') for $p1, $p2;
 $coord->safe_psql('postgres', 'CREATE TABLE transfers (id int PRIMARY KEY)');
-$coord->safe_psql('postgres', "SELECT distsys.node_add('p$_->[0]', \$\$" . $_->[1]->connstr('postgres') . "\$\$)")
-  for ([1, $p1], [2, $p2]);
 
 # client_script(FROM, TO): transfers FROM..TO as single statements (so a
 # failed commit is an error psql sees), each announced, acknowledged only

@@ -17,17 +17,7 @@ $primary->append_conf('postgresql.conf', "restart_after_crash = on\ndistsys.dtx_
 $primary->start;
 $primary->safe_psql('postgres', 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
 
-my ($p1, $p2) = map { PostgreSQL::Test::Cluster->new($_) } qw(p1 p2);
-for my $p ($p1, $p2)
-{
-	$p->init;
-	$p->start;
-	$p->safe_psql('postgres',
-		'CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
-		 INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;');
-}
-$primary->safe_psql('postgres', "SELECT distsys.node_add('p$_->[0]', \$\$" . $_->[1]->connstr('postgres') . "\$\$)")
-  for ([1, $p1], [2, $p2]);
+my ($p1, $p2) = map { bank_participant($primary, $_, 10, 100) } qw(p1 p2);
 
 $primary->backup('base');
 my $standby = PostgreSQL::Test::Cluster->new('standby');

@@ -13,7 +13,7 @@ use Test::More;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(slurp);
-our @EXPORT = qw(distsys_node bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+our @EXPORT = qw(distsys_node bank_participant bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # distsys_node(NAME, CONF): a started node with the extension created.
 sub distsys_node
@@ -24,6 +24,24 @@ sub distsys_node
 	$node->append_conf('postgresql.conf', $conf) if $conf;
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION distsys');
+	return $node;
+}
+
+# bank_participant(COORD, NAME, ACCOUNTS, BALANCE, CONF): a started plain
+# PostgreSQL node with table acct (ids 1..ACCOUNTS, each at BALANCE),
+# registered on the coordinator COORD as a 2PC participant named NAME.
+sub bank_participant
+{
+	my ($coord, $name, $accounts, $balance, $conf) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $conf) if $conf;
+	$node->start;
+	$node->safe_psql('postgres',
+		"CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
+		 INSERT INTO acct SELECT g, $balance FROM generate_series(1, $accounts) g;");
+	$coord->safe_psql('postgres',
+		"SELECT distsys.node_add('$name', \$\$" . $node->connstr('postgres') . "\$\$)");
 	return $node;
 }
 
