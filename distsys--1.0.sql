@@ -450,7 +450,7 @@ GRANT EXECUTE ON FUNCTION dtx_exec(text, text), dtx_query(text, text) TO distsys
 
 CREATE FUNCTION dtx_in_doubt_list(OUT participant text, OUT gid text,
 								  OUT prepared_since timestamptz, OUT coordinator_xid xid8,
-								  OUT outcome text)
+								  OUT outcome text, OUT decider text)
 	RETURNS SETOF record
 	AS 'MODULE_PATHNAME', 'dtx_in_doubt_list'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;

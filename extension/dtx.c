@@ -38,6 +38,9 @@
 
 HTAB	   *dtx_participants = NULL;
 
+/* statements run on nodes by this backend: orders the participants' use */
+static uint64 statements_run = 0;
+
 /*
  * dtx_xact_init: register the transaction callbacks (once per process).
  */
@@ -163,7 +166,7 @@ participant_begin(DtxParticipant *p)
 {
 	participant_connect(p);
 	p->state = DTX_OPEN;		/* from now on, an abort ends it cleanly */
-	p->wrote = false;
+	p->xid = 0;
 	p->broken = false;
 	p->subxact_level = GetCurrentTransactionNestLevel();
 	check_slots(p);
@@ -201,6 +204,27 @@ participant_for(const char *node, char **begin)
 }
 
 /*
+ * The statement that tells whether a node's transaction wrote: it has an
+ * xid then.  Until it has, every statement sent there carries it (in the
+ * same round trip), so at commit the coordinator knows its writers without
+ * asking, and has the xid that a deciding node's outcome is read by
+ * (dtx_xact.c).  The newline ends a trailing "--" comment of the user's.
+ */
+#define XID_PROBE "\n; SELECT pg_current_xact_id_if_assigned()"
+
+/*
+ * note_xid: read the probe's answer into p->xid; frees probe.
+ */
+static void
+note_xid(DtxParticipant *p, PGresult *probe)
+{
+	if (PQresultStatus(probe) == PGRES_TUPLES_OK && PQntuples(probe) == 1 &&
+		!PQgetisnull(probe, 0, 0))
+		p->xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
+	PQclear(probe);
+}
+
+/*
  * participant_run: run sql in node's remote transaction; the caller
  * PQclears the result.
  */
@@ -209,7 +233,9 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 {
 	DtxParticipant *p;
 	PGresult   *res;
+	PGresult   *probe = NULL;
 	char	   *begin;
+	bool		probing;
 
 	if (*node == '\0')
 		ereport(ERROR,
@@ -225,9 +251,15 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 				 errmsg("distributed transactions cannot run in a parallel worker")));
 	distsys_require_preload("distributed transactions");
 	p = participant_for(node, &begin);
+	probing = p->xid == 0;
+	p->used = ++statements_run;
 	p->busy = true;
-	res = remote_run_shown(p->conn, node, psprintf("%s%s", begin, sql), sql, 0);
+	res = remote_run_shown(p->conn, node,
+						   psprintf("%s%s%s", begin, sql, probing ? XID_PROBE : ""),
+						   sql, 0, probing ? &probe : NULL);
 	p->busy = false;
+	if (probing)
+		note_xid(p, probe);
 	if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
 	{
 		PQclear(res);
@@ -257,9 +289,6 @@ dtx_exec(PG_FUNCTION_ARGS)
 	PGresult   *res = participant_run(node, sql, &p);
 	int64		rows = atoll(PQcmdTuples(res));
 
-	/* a SELECT may still write (a function call); dtx_xact.c asks then */
-	if (strncmp(PQcmdStatus(res), "SELECT", 6) != 0)
-		p->wrote = true;
 	PQclear(res);
 	PG_RETURN_INT64(rows);
 }

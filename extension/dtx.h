@@ -24,8 +24,21 @@ typedef enum DtxState
 	DTX_IDLE,					/* no remote transaction open */
 	DTX_OPEN,					/* BEGIN sent and answered */
 	DTX_PREPARED,				/* PREPARE TRANSACTION answered */
-	DTX_DONE					/* committed in one phase (sole writer) */
+	DTX_DECIDING,				/* COMMIT sent to the deciding writer */
+	DTX_DONE					/* committed in one phase */
 } DtxState;
+
+/*
+ * Where the decision of a distributed transaction is kept: in the
+ * coordinator's dtx_decisions (its local commit decides), or in the commit
+ * of one writing node (the last agent: that node's transaction, identified
+ * by its xid, commits in one phase, and its outcome is the decision).
+ */
+typedef struct DtxDecider
+{
+	char		node[NAMEDATALEN];	/* "" for the coordinator */
+	uint64		xid;			/* the node's transaction (xid8) */
+} DtxDecider;
 
 /* One node's connection and its part in the current local transaction. */
 typedef struct DtxParticipant
@@ -34,7 +47,8 @@ typedef struct DtxParticipant
 	char	   *conninfo;		/* what conn was opened with (TopMemoryContext) */
 	PGconn	   *conn;
 	DtxState	state;
-	bool		wrote;			/* known to have written (dtx_exec of a write) */
+	uint64		xid;			/* its remote xid8 once it wrote, else 0 */
+	uint64		used;			/* when it last ran a statement (a counter) */
 	bool		busy;			/* a statement was sent and not fully read */
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* failed in a subtransaction: must abort */
@@ -49,7 +63,8 @@ typedef enum DtxFault
 	DTX_FAULT_NONE,
 	DTX_FAULT_AFTER_SOME_PREPARES,
 	DTX_FAULT_AFTER_DECISION,
-	DTX_FAULT_AFTER_SOME_COMMITS
+	DTX_FAULT_AFTER_SOME_COMMITS,
+	DTX_FAULT_WHILE_DECIDING	/* COMMIT sent to the deciding node, no answer read */
 } DtxFault;
 
 /* The coordinator's outcome of a prepared participant, from its GID. */
@@ -58,6 +73,7 @@ typedef enum DtxOutcome
 	DTX_OUTCOME_COMMIT,			/* decision row present: commit it */
 	DTX_OUTCOME_ABORT,			/* ended without one: roll it back */
 	DTX_OUTCOME_RUNNING,		/* its coordinator is committing it right now */
+	DTX_OUTCOME_UNKNOWN,		/* its deciding node cannot tell now */
 	DTX_OUTCOME_FOREIGN			/* not a GID of this coordinator */
 } DtxOutcome;
 
@@ -70,11 +86,14 @@ extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_xact_callback(XactEvent event, void *arg);
 extern void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
-extern void dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index);
+extern void dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
+						 const DtxDecider *decider);
 
 /* dtx_recover.c */
-extern DtxOutcome dtx_outcome(const char *gid, FullTransactionId *fxid);
-extern bool dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id);
+extern DtxOutcome dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider);
+extern bool dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id,
+						  DtxDecider *decider);
+extern bool dtx_node_decides(const char *node);
 extern const char *dtx_outcome_name(DtxOutcome outcome);
 extern int	dtx_recover_all(int elevel, bool backoff);
 extern void dtx_worker_register(void);
@@ -95,6 +114,7 @@ extern int	distsys_dtx_commit_timeout_ms;
 extern int	distsys_dtx_lock_timeout_ms;
 extern int	distsys_dtx_prepared_reserve;
 extern int	distsys_dtx_fault;
+extern bool distsys_dtx_last_agent;
 extern int	distsys_dtx_recovery_interval_s;
 extern char *distsys_dtx_recovery_database;
 

@@ -10,6 +10,16 @@
  * outcome is decided from that id and durable state only, never from age
  * or from the coordinator's xid (which a crash can hand out again):
  *
+ *	0. The GID names a deciding node and its xid (a last agent, see
+ *	   dtx_xact.c): that node's transaction committed in one phase, and its
+ *	   outcome is the transaction's.  Unless a backend here publishes the id
+ *	   as committing, ask the node: pg_xact_status() "committed" is COMMIT
+ *	   PREPARED, "aborted" ROLLBACK PREPARED (a transaction that never got
+ *	   its COMMIT is aborted once its session ends, also by a crash), "in
+ *	   progress" waits.  The node alone decides, so this is right whatever
+ *	   the coordinator did or will do, also on a promoted standby.  An
+ *	   unreachable node, or one whose commit log no longer has the xid
+ *	   (NULL), leaves it in doubt ("unknown").
  *	1. A decision row with the id is visible: the coordinator transaction
  *	   committed (the row was inserted in it), so COMMIT PREPARED.  Rows are
  *	   deleted only once no participant of theirs is still prepared (step
@@ -63,6 +73,8 @@
 
 static SPIPlanPtr exists_plan, records_plan, forget_plan;
 
+static bool run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel);
+
 /* A decision record read at the start of a pass (step 5). */
 typedef struct DecisionRecord
 {
@@ -79,6 +91,8 @@ typedef struct NodePass
 	List	   *left;			/* GIDs of ours still prepared there */
 	int			resolved;		/* how many this pass committed or rolled back */
 	ReturnSetInfo *rsinfo;		/* dtx_in_doubt: where its rows go */
+	const char *decider;		/* dtx_node_decides: the node asked about */
+	bool		decided;		/* ... and whether it decides one listed here */
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
@@ -99,11 +113,36 @@ decision_exists(uint64 id)
 }
 
 /*
+ * parse_decider: the ":<xid>:<node>" that ends the GID of a transaction a
+ * last agent decided (dtx_xact.c), into decider; false if s is not that.
+ */
+static bool
+parse_decider(const char *s, DtxDecider *decider)
+{
+	unsigned long long xid64;
+	int			end = 0;
+	size_t		len;
+
+	if (sscanf(s, ":%llu:%n", &xid64, &end) != 1 || end == 0)
+		return false;
+	len = strlen(s + end);
+	if (len == 0 || len >= NAMEDATALEN || strspn(s + end,
+												 "abcdefghijklmnopqrstuvwxyz"
+												 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+												 "0123456789_-.") != len)
+		return false;
+	decider->xid = xid64;
+	strlcpy(decider->node, s + end, sizeof(decider->node));
+	return true;
+}
+
+/*
  * dtx_parse_gid: whether gid is one of this coordinator's; sets its
- * coordinator xid and distributed transaction id.
+ * coordinator xid, distributed transaction id and decider (node "" for the
+ * coordinator itself).
  */
 bool
-dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id)
+dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *decider)
 {
 	unsigned long long sysid,
 				xid64,
@@ -112,26 +151,83 @@ dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id)
 	int			index,
 				end = 0;
 
+	memset(decider, 0, sizeof(*decider));
 	if (sscanf(gid, DTX_GID_PREFIX ":%llu:%u:%llu:%llu:%d%n",
 			   &sysid, &dbid, &xid64, &id64, &index, &end) != 5 ||
-		gid[end] != '\0' || sysid != GetSystemIdentifier() || dbid != MyDatabaseId)
+		sysid != GetSystemIdentifier() || dbid != MyDatabaseId)
+		return false;
+	if (gid[end] != '\0' && !parse_decider(gid + end, decider))
 		return false;
 	*fxid = FullTransactionIdFromU64(xid64);
 	*id = id64;
 	return true;
 }
 
+/* A question to a deciding node, and its answer (decider_ask). */
+typedef struct DeciderQuestion
+{
+	const DtxDecider *decider;
+	DtxOutcome	outcome;
+} DeciderQuestion;
+
+/*
+ * decider_ask: the outcome of q->decider's transaction, from that node's
+ * commit log.  An error propagates (see decider_outcome).
+ */
+static void
+decider_ask(void *arg)
+{
+	DeciderQuestion *q = arg;
+	const char *node = q->decider->node;
+	PGconn	   *conn = remote_connect(node, node_conninfo(node));
+
+	PG_TRY();
+	{
+		char	   *sql = psprintf("SELECT pg_xact_status('" UINT64_FORMAT "'::xid8)", q->decider->xid);
+		PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
+		const char *status = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+
+		/* NULL: too old for its commit log; a person must decide */
+		q->outcome = strcmp(status, "committed") == 0 ? DTX_OUTCOME_COMMIT :
+			strcmp(status, "aborted") == 0 ? DTX_OUTCOME_ABORT :
+			strcmp(status, "in progress") == 0 ? DTX_OUTCOME_RUNNING : DTX_OUTCOME_UNKNOWN;
+		if (q->outcome == DTX_OUTCOME_UNKNOWN)
+			ereport(WARNING,
+					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+					 errmsg("node \"%s\" no longer knows the outcome of transaction " UINT64_FORMAT,
+							node, q->decider->xid),
+					 errhint("Its commit log was truncated; decide by hand with COMMIT PREPARED or ROLLBACK PREPARED on the other nodes.")));
+		PQclear(res);
+	}
+	PG_FINALLY();
+	{
+		remote_disconnect(conn);
+	}
+	PG_END_TRY();
+}
+
 /*
  * dtx_outcome: what recovery does with the prepared transaction gid
- * (steps 1-3 above); sets *fxid to its coordinator xid.
+ * (steps 1-3 above, or step 0 when a node decided it); sets *fxid to its
+ * coordinator xid and *decider to its deciding node.
  */
 DtxOutcome
-dtx_outcome(const char *gid, FullTransactionId *fxid)
+dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 {
 	uint64		id;
+	DeciderQuestion q;
 
-	if (!dtx_parse_gid(gid, fxid, &id))
+	if (!dtx_parse_gid(gid, fxid, &id, decider))
 		return DTX_OUTCOME_FOREIGN;
+	if (decider->node[0] != '\0')
+	{
+		if (dtx_committing_now(id))
+			return DTX_OUTCOME_RUNNING;
+		q.decider = decider;
+		q.outcome = DTX_OUTCOME_UNKNOWN;
+		(void) run_guarded(decider_ask, &q, decider->node, WARNING);
+		return q.outcome;
+	}
 	if (decision_exists(id))
 		return DTX_OUTCOME_COMMIT;
 	if (dtx_committing_now(id))
@@ -165,6 +261,8 @@ dtx_outcome_name(DtxOutcome outcome)
 			return "aborted";
 		case DTX_OUTCOME_RUNNING:
 			return "in progress";
+		case DTX_OUTCOME_UNKNOWN:
+			return "unknown";
 		case DTX_OUTCOME_FOREIGN:
 			break;
 	}
@@ -265,7 +363,8 @@ recover_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 {
 	char	   *gid = PQgetvalue(res, row, 0);
 	FullTransactionId fxid;
-	DtxOutcome	outcome = dtx_outcome(gid, &fxid);
+	DtxDecider	decider;
+	DtxOutcome	outcome = dtx_outcome(gid, &fxid, &decider);
 
 	if ((outcome == DTX_OUTCOME_COMMIT || outcome == DTX_OUTCOME_ABORT) &&
 		resolve(conn, pass->node, gid, outcome == DTX_OUTCOME_COMMIT))
@@ -408,7 +507,7 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 		char		gid[DTX_GID_MAX];
 		int			i;
 
-		dtx_make_gid(gid, r->fxid, r->id, ++index);
+		dtx_make_gid(gid, r->fxid, r->id, ++index, NULL);
 		for (i = 0; i < npasses; i++)
 		{
 			ListCell   *g;
@@ -502,10 +601,11 @@ static void
 in_doubt_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 {
 	ReturnSetInfo *rsinfo = pass->rsinfo;
-	Datum		values[5];
-	bool		nulls[5] = {false};
+	Datum		values[6];
+	bool		nulls[6] = {false};
 	FullTransactionId fxid = InvalidFullTransactionId;
-	DtxOutcome	outcome = dtx_outcome(PQgetvalue(res, row, 0), &fxid);
+	DtxDecider	decider;
+	DtxOutcome	outcome = dtx_outcome(PQgetvalue(res, row, 0), &fxid, &decider);
 
 	values[0] = CStringGetTextDatum(pass->node);
 	values[1] = CStringGetTextDatum(PQgetvalue(res, row, 0));
@@ -514,6 +614,8 @@ in_doubt_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 	values[3] = FullTransactionIdGetDatum(fxid);
 	nulls[3] = !FullTransactionIdIsValid(fxid);
 	values[4] = CStringGetTextDatum(dtx_outcome_name(outcome));
+	values[5] = CStringGetTextDatum(decider.node);
+	nulls[5] = decider.node[0] == '\0';
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 }
 
@@ -542,4 +644,47 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 		(void) run_guarded(visit_node, &pass, pass.node, WARNING);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * decider_row: note whether a listed prepared transaction is decided by
+ * pass->decider.
+ */
+static void
+decider_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
+{
+	FullTransactionId fxid;
+	uint64		id;
+	DtxDecider	decider;
+
+	if (dtx_parse_gid(PQgetvalue(res, row, 0), &fxid, &id, &decider) &&
+		strcmp(decider.node, pass->decider) == 0)
+		pass->decided = true;
+}
+
+/*
+ * dtx_node_decides: whether node decides a prepared transaction of this
+ * coordinator on any registered node, that is, whether recovery still needs
+ * to ask it.  An unreachable node is an ERROR: then nobody can tell.
+ */
+bool
+dtx_node_decides(const char *node)
+{
+	ListCell   *lc;
+
+	foreach(lc, node_names())
+	{
+		NodePass	pass = {0};
+
+		/* a deciding node is never prepared itself */
+		if (strcmp(lfirst(lc), node) == 0)
+			continue;
+		pass.node = lfirst(lc);
+		pass.decider = node;
+		pass.each = decider_row;
+		visit_node(&pass);
+		if (pass.decided)
+			return true;
+	}
+	return false;
 }

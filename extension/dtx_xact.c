@@ -5,18 +5,27 @@
  *	  transaction's callbacks.
  *
  * PRE_COMMIT (errors still abort everything):
- *	1. Participants whose writes are not known (only queries so far) are
- *	   asked, all at once, whether their transaction has an xid; those
- *	   without one are read-only and are simply committed afterwards.
+ *	1. The writers are known without asking: every statement sent to a
+ *	   node carries a probe of its xid until it has one (dtx.c).
  *	2. No writer: nothing to do.  One writer and no local write: that
  *	   writer is committed now, in one phase; if that fails the local
  *	   transaction, which wrote nothing, fails with it.
- *	3. Otherwise every writer gets PREPARE TRANSACTION, all sent before any
- *	   answer is awaited, under distsys.dtx_prepare_timeout.  One failure
- *	   fails the local transaction, and ABORT rolls back what was prepared.
- *	4. The decision record (distsys.dtx_decisions) is inserted in the
- *	   local transaction.  The local commit that follows makes it durable:
- *	   that commit is the global commit point.
+ *	3. Several writers and no local write (the last-agent case, unless
+ *	   distsys.dtx_last_agent is off): every writer but one gets PREPARE
+ *	   TRANSACTION, all at once, under distsys.dtx_prepare_timeout; then the
+ *	   last one is committed in one phase, and that commit is the decision.
+ *	   The other writers' GIDs name that node and its xid, so recovery
+ *	   reads the outcome there (pg_xact_status).  No local write, no local
+ *	   WAL flush: three flushes per two-node transaction instead of five.
+ *	   Once the last agent has committed, the transaction has committed,
+ *	   even if something fails the local commit after this callback; when
+ *	   its answer is lost, the outcome is unknown here (08007) and recovery
+ *	   settles it from that node.
+ *	4. Otherwise (local writes, or SERIALIZABLE, whose commit-time check
+ *	   could still fail the local commit) every writer is prepared as in
+ *	   step 3 and the decision record (distsys.dtx_decisions) is inserted
+ *	   in the local transaction.  The local commit that follows makes it
+ *	   durable: that commit is the global commit point.
  * COMMIT: COMMIT PREPARED to every prepared participant and COMMIT to the
  *	   read-only ones, all at once, under distsys.dtx_commit_timeout.  A
  *	   failure here is a WARNING: the transaction is committed, and the
@@ -25,12 +34,13 @@
  *	   be reached is rolled back by recovery, which finds no decision.
  *
  * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
+ * followed by :<xid>:<node> of the deciding node in the last-agent case,
  * where id is a random 64-bit id of the distributed transaction, also in
  * its decision row and published while it commits (dtx_shmem.c): recovery
  * recognises its own transactions and finds their outcome from the GID.
  * Before the first PREPARE the local commit is made synchronous, whatever
- * synchronous_commit says, since it is the decision.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
- * at the points the tests need.
+ * synchronous_commit says, since it is the decision.  distsys.dtx_fault kills this backend
+ * (SIGKILL, as a crash would) at the points the tests need.
  *
  *-------------------------------------------------------------------------
  */
@@ -58,10 +68,21 @@
 
 static SPIPlanPtr decision_plan;
 
+/* What the last agent's commit (step 3) answered. */
+typedef enum AgentOutcome
+{
+	AGENT_COMMITTED,
+	AGENT_ROLLED_BACK,
+	AGENT_UNKNOWN				/* no answer: only the node knows */
+} AgentOutcome;
+
+/* The last agent of the transaction now committing, or NULL. */
+static DtxParticipant *last_agent = NULL;
+static AgentOutcome last_agent_outcome;
+
 /* What one round of statements sent to several participants is for. */
 typedef enum RoundKind
 {
-	ROUND_ASK_WRITES,
 	ROUND_PREPARE,
 	ROUND_COMMIT,				/* after the local commit: never an ERROR */
 	ROUND_ROLLBACK				/* after the local abort: never an ERROR */
@@ -71,14 +92,22 @@ typedef enum RoundKind
 
 /*
  * dtx_make_gid: the GID of participant number index of the distributed
- * transaction id, run by the coordinator transaction fxid.
+ * transaction id, run by the coordinator transaction fxid (invalid: none)
+ * and decided by decider (NULL: by the coordinator).
  */
 void
-dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index)
+dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
+			 const DtxDecider *decider)
 {
-	snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":" UINT64_FORMAT ":%d",
-			 DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
-			 U64FromFullTransactionId(fxid), id, index);
+	int			len;
+
+	len = snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":" UINT64_FORMAT ":%d",
+				   DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
+				   U64FromFullTransactionId(fxid), id, index);
+	/* node names are at most 63 safe characters (node.c): this fits */
+	if (decider != NULL && decider->node[0] != '\0')
+		snprintf(gid + len, DTX_GID_MAX - len, ":" UINT64_FORMAT ":%s",
+				 decider->xid, decider->node);
 }
 
 static void
@@ -209,8 +238,6 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 					 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", ps[i]->node),
 					 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
 		}
-		if (ok[i] && kind == ROUND_ASK_WRITES)
-			ps[i]->wrote = PQgetvalue(res, 0, 0)[0] == 't';
 		if (ok[i])
 			PQclear(res);
 		else if (ROUND_IS_FINISH(kind))
@@ -232,26 +259,6 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));
 	if (failed >= 0)
 		remote_report(ERROR, ps[failed]->conn, failure, ps[failed]->node, sqls[failed]);
-}
-
-/*
- * find_writers: which participants wrote (see step 1); returns how many.
- */
-static int
-find_writers(DtxParticipant **ps, int n)
-{
-	char	  **sqls = palloc0(sizeof(char *) * n);
-	bool	   *ok = palloc(sizeof(bool) * n);
-	int			i,
-				writers = 0;
-
-	for (i = 0; i < n; i++)
-		if (!ps[i]->wrote)
-			sqls[i] = "SELECT pg_current_xact_id_if_assigned() IS NOT NULL";
-	run_round(ps, sqls, n, ROUND_ASK_WRITES, ok);
-	for (i = 0; i < n; i++)
-		writers += ps[i]->wrote ? 1 : 0;
-	return writers;
 }
 
 /*
@@ -314,13 +321,13 @@ new_transaction_id(void)
 }
 
 /*
- * prepare_writers: steps 3 and 4.
+ * prepare_round: PREPARE TRANSACTION on every writer but skip, with GIDs of
+ * transaction id, coordinator xid fxid and decider (NULL: the coordinator).
  */
 static void
-prepare_writers(DtxParticipant **ps, int n)
+prepare_round(DtxParticipant **ps, int n, FullTransactionId fxid, uint64 id,
+			  const DtxDecider *decider, DtxParticipant *skip)
 {
-	FullTransactionId fxid = GetTopFullTransactionId();
-	uint64		id = new_transaction_id();
 	char	  **sqls = palloc0(sizeof(char *) * n);
 	bool	   *ok = palloc(sizeof(bool) * n);
 	int			i,
@@ -328,17 +335,116 @@ prepare_writers(DtxParticipant **ps, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		if (!ps[i]->wrote)
+		if (ps[i]->xid == 0 || ps[i] == skip)
 			continue;
-		dtx_make_gid(ps[i]->gid, fxid, id, ++k);
+		dtx_make_gid(ps[i]->gid, fxid, id, ++k, decider);
 		ps[i]->state = DTX_PREPARED;	/* an abort now rolls back by GID */
 		sqls[i] = psprintf("PREPARE TRANSACTION '%s'", ps[i]->gid);
 	}
-	make_commit_durable();
 	/* recovery leaves it alone from now until our commit or abort ends */
 	dtx_committing_set(id);
 	run_round(ps, sqls, n, ROUND_PREPARE, ok);
+}
+
+/*
+ * prepare_writers: step 4.
+ */
+static void
+prepare_writers(DtxParticipant **ps, int n)
+{
+	FullTransactionId fxid = GetTopFullTransactionId();
+	uint64		id = new_transaction_id();
+
+	make_commit_durable();
+	prepare_round(ps, n, fxid, id, NULL, NULL);
 	write_decision(fxid, id, ps, n);
+}
+
+/*
+ * agent_outcome: what the answer res (NULL: none) to a last agent's COMMIT
+ * says; frees res.
+ */
+static AgentOutcome
+agent_outcome(PGresult *res)
+{
+	AgentOutcome outcome = AGENT_UNKNOWN;
+
+	/* an error answer is a rollback: the node ended the transaction */
+	if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+		outcome = strcmp(PQcmdStatus(res), "COMMIT") == 0 ? AGENT_COMMITTED : AGENT_ROLLED_BACK;
+	else if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+		outcome = AGENT_ROLLED_BACK;
+	PQclear(res);
+	return outcome;
+}
+
+/*
+ * commit_last_agent: step 3's one-phase commit of the deciding writer p;
+ * an ERROR unless it committed.
+ */
+static void
+commit_last_agent(DtxParticipant *p)
+{
+	PGresult   *res;
+	bool		timed_out;
+
+	last_agent = p;
+	last_agent_outcome = AGENT_UNKNOWN;
+	p->state = DTX_DECIDING;
+	p->busy = remote_send(p->conn, "COMMIT");
+	fault_point(DTX_FAULT_WHILE_DECIDING);
+	/* statement_timeout is off during COMMIT: this timeout bounds the wait */
+	timed_out = false;
+	res = p->busy ? remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+									   REMOTE_INTERRUPTIBLE, &timed_out) : NULL;
+	p->busy = false;
+	if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+	{
+		/* it rolled back: report why, as for any remote statement */
+		last_agent_outcome = AGENT_ROLLED_BACK;
+		p->state = DTX_DONE;
+		remote_report(ERROR, p->conn, res, p->node, "COMMIT");
+	}
+	last_agent_outcome = agent_outcome(res);
+	if (last_agent_outcome == AGENT_COMMITTED)
+	{
+		p->state = DTX_DONE;
+		return;
+	}
+	if (last_agent_outcome == AGENT_ROLLED_BACK)
+	{
+		p->state = DTX_DONE;
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+				 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", p->node)));
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+			 errmsg("node \"%s\" did not answer the COMMIT that decides the distributed transaction", p->node),
+			 timed_out ? errdetail("No answer within %d ms (distsys.dtx_commit_timeout). The transaction commits if and only if it commits on node \"%s\"; its other nodes stay prepared until recovery reads that outcome there.",
+								   distsys_dtx_commit_timeout_ms, p->node) :
+			 errdetail("The connection was lost. The transaction committed if and only if it committed on node \"%s\"; its other nodes stay prepared until recovery reads that outcome there.", p->node),
+			 errhint("See distsys.dtx_in_doubt; the recovery worker or SELECT distsys.dtx_recover() finishes it.")));
+}
+
+/*
+ * commit_with_last_agent: step 3.
+ */
+static void
+commit_with_last_agent(DtxParticipant **ps, int n)
+{
+	DtxParticipant *agent = NULL;
+	DtxDecider	decider;
+	int			i;
+
+	/* the writer used last: a caller can choose it, and it is often the busiest */
+	for (i = 0; i < n; i++)
+		if (ps[i]->xid != 0 && (agent == NULL || ps[i]->used > agent->used))
+			agent = ps[i];
+	strlcpy(decider.node, agent->node, sizeof(decider.node));
+	decider.xid = agent->xid;
+	prepare_round(ps, n, InvalidFullTransactionId, new_transaction_id(), &decider, agent);
+	commit_last_agent(agent);
 }
 
 /*
@@ -353,7 +459,7 @@ commit_sole_writer(DtxParticipant **ps, int n)
 	{
 		PGresult   *res;
 
-		if (!ps[i]->wrote)
+		if (ps[i]->xid == 0)
 			continue;
 		ps[i]->busy = true;
 		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
@@ -371,39 +477,87 @@ static void
 dtx_pre_commit(DtxParticipant **ps, int n)
 {
 	int			i,
-				writers;
+				writers = 0;
+	bool		one_phase;
 
 	for (i = 0; i < n; i++)
+	{
 		if (ps[i]->broken)
 			ereport(ERROR,
 					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
 					 errmsg("the remote transaction on node \"%s\" was rolled back with a subtransaction", ps[i]->node),
 					 errhint("Roll back the whole transaction and retry it.")));
-	writers = find_writers(ps, n);
+		writers += ps[i]->xid != 0 ? 1 : 0;
+	}
 	if (writers == 0)
 		return;
+
 	/*
-	 * One phase only when nothing after this step can fail the local commit:
-	 * SERIALIZABLE's commit-time conflict check could, so it gets 2PC.
+	 * A remote one-phase commit decides only when nothing after this step can
+	 * fail the local commit: SERIALIZABLE's commit-time conflict check could,
+	 * so it gets the local decision.
 	 */
-	if (writers == 1 && !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) &&
-		!IsolationIsSerializable())
+	one_phase = !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) &&
+		!IsolationIsSerializable();
+	if (one_phase && writers == 1)
 		commit_sole_writer(ps, n);
+	else if (one_phase && distsys_dtx_last_agent)
+		commit_with_last_agent(ps, n);
 	else
 		prepare_writers(ps, n);
 }
 
 /*
- * finish: after the local commit or abort, end every participant's
- * remote transaction the same way, and forget this transaction.
+ * settle_last_agent: in an abort, a last agent whose COMMIT was
+ * interrupted may still have answered it; read that answer.  Returns
+ * whether the transaction committed all the same.
+ */
+static bool
+settle_last_agent(void)
+{
+	DtxParticipant *p = last_agent;
+	bool		timed_out = false;
+
+	if (p->state == DTX_DECIDING && p->conn != NULL && p->busy)
+	{
+		/* no cancel: a COMMIT under way finishes anyway */
+		last_agent_outcome = agent_outcome(remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+															  REMOTE_UNINTERRUPTIBLE, &timed_out));
+		p->busy = false;
+	}
+	if (p->state == DTX_DECIDING)
+	{
+		if (last_agent_outcome == AGENT_UNKNOWN && p->conn != NULL)
+			dtx_forget_participant(p);
+		p->state = DTX_DONE;
+	}
+	return last_agent_outcome == AGENT_COMMITTED;
+}
+
+/*
+ * finish: after the local commit or abort, end every participant's remote
+ * transaction the way the transaction ended, and forget it.  With a last
+ * agent, its outcome is the transaction's; while it is unknown, prepared
+ * participants are left to recovery.
  */
 static void
 finish(DtxParticipant **ps, int n, bool committed)
 {
 	char	  **sqls = palloc0(sizeof(char *) * n);
 	bool	   *ok = palloc(sizeof(bool) * n);
+	bool		unknown = false;
 	int			i;
 
+	if (last_agent != NULL)
+	{
+		committed = settle_last_agent();
+		unknown = last_agent_outcome == AGENT_UNKNOWN;
+		if (unknown)
+			ereport(WARNING,
+					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+					 errmsg("the outcome of the distributed transaction is known only to node \"%s\"", last_agent->node),
+					 errdetail("Its other nodes stay prepared until recovery reads the outcome there.")));
+	}
 	for (i = 0; i < n; i++)
 	{
 		DtxParticipant *p = ps[i];
@@ -431,9 +585,9 @@ finish(DtxParticipant **ps, int n, bool committed)
 		}
 		if (p->conn == NULL || p->state == DTX_DONE)
 			continue;
-		if (p->state == DTX_PREPARED)
+		if (p->state == DTX_PREPARED && !unknown)
 			sqls[i] = psprintf("%s PREPARED '%s'", committed ? "COMMIT" : "ROLLBACK", p->gid);
-		else if (PQtransactionStatus(p->conn) != PQTRANS_IDLE)
+		else if (p->state != DTX_PREPARED && PQtransactionStatus(p->conn) != PQTRANS_IDLE)
 			sqls[i] = committed ? "COMMIT" : "ROLLBACK";
 	}
 	if (committed)
@@ -442,8 +596,10 @@ finish(DtxParticipant **ps, int n, bool committed)
 	for (i = 0; i < n; i++)
 	{
 		ps[i]->state = DTX_IDLE;
-		ps[i]->wrote = ps[i]->broken = ps[i]->stalled = false;
+		ps[i]->xid = 0;
+		ps[i]->broken = ps[i]->stalled = false;
 	}
+	last_agent = NULL;
 }
 
 /*

@@ -28,6 +28,7 @@ int			distsys_dtx_commit_timeout_ms = 30000;
 int			distsys_dtx_lock_timeout_ms = 10000;
 int			distsys_dtx_prepared_reserve = 2;
 int			distsys_dtx_fault = DTX_FAULT_NONE;
+bool		distsys_dtx_last_agent = true;
 int			distsys_dtx_recovery_interval_s = 5;
 char	   *distsys_dtx_recovery_database = NULL;
 
@@ -67,6 +68,7 @@ static const struct config_enum_entry dtx_fault_options[] = {
 	{"crash_after_some_prepares", DTX_FAULT_AFTER_SOME_PREPARES, false},
 	{"crash_after_decision", DTX_FAULT_AFTER_DECISION, false},
 	{"crash_after_some_commits", DTX_FAULT_AFTER_SOME_COMMITS, false},
+	{"crash_while_deciding", DTX_FAULT_WHILE_DECIDING, false},
 	{NULL, 0, false}
 };
 
@@ -97,6 +99,13 @@ distsys_define_dtx_gucs(void)
 							10000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("distsys.dtx_last_agent",
+							 "Let one writing node's commit decide a distributed transaction that wrote nothing locally.",
+							 "Saves the coordinator's decision record and its WAL flush; off: the coordinator always records the decision.",
+							 &distsys_dtx_last_agent,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("distsys.dtx_prepared_reserve",
 							"Free prepared-transaction slots a node must have for a distributed transaction to start there.",
 							NULL,

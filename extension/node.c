@@ -25,6 +25,15 @@
 #include "dtx.h"
 #include "spi_util.h"
 
+/* the first column of the first row SPI returned */
+static Datum
+spi_first_value(void)
+{
+	bool		isnull;
+
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
 static SPIPlanPtr add_plan, repoint_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
 
 /*
@@ -90,16 +99,21 @@ node_add(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
 	SPI_connect();
-	/* re-pointed, recovery would look for its prepared work on another server */
+
+	/*
+	 * Re-pointed, recovery would look for its prepared work, or ask for the
+	 * outcomes it decided, on another server.
+	 */
 	if (distsys_spi_run(&repoint_plan,
-						"SELECT 1 FROM distsys.node_registry r WHERE r.name = $1 AND r.conninfo <> $2"
-						" AND EXISTS (SELECT 1 FROM distsys.dtx_decisions d"
-						" WHERE r.name = ANY (d.participants))",
-						2, types, values, NULL, true) > 0)
+						"SELECT EXISTS (SELECT 1 FROM distsys.dtx_decisions d"
+						" WHERE r.name = ANY (d.participants))"
+						" FROM distsys.node_registry r WHERE r.name = $1 AND r.conninfo <> $2",
+						2, types, values, NULL, true) > 0 &&
+		(DatumGetBool(spi_first_value()) || dtx_node_decides(name)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("node \"%s\" still has committed distributed transactions to finish", name),
-				 errdetail("Recovery must commit them on the server the node names now."),
+				 errmsg("node \"%s\" still has distributed transactions to finish", name),
+				 errdetail("Recovery must finish them on the server the node names now."),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it.")));
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
@@ -128,12 +142,13 @@ node_remove(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
 	if (!force &&
-		distsys_spi_run(&in_use_plan,
-						"SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
-						1, types, values, NULL, true) > 0)
+		(distsys_spi_run(&in_use_plan,
+						 "SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
+						 1, types, values, NULL, true) > 0 ||
+		 dtx_node_decides(name)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("node \"%s\" still has committed distributed transactions to finish", name),
+				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
 	n = distsys_spi_run(&remove_plan,
 						"DELETE FROM distsys.node_registry WHERE name = $1",

@@ -277,13 +277,16 @@ remote_send(PGconn *conn, const char *sql)
 }
 
 /*
- * remote_wait_result: the outcome of the statement last sent on conn: the
- * first failed result if any, else the last result (NULL if the connection
- * broke).  Reads every result, so conn is idle again afterwards, except on
- * a timeout (timeout_ms > 0), which sets *timed_out and leaves it busy.
+ * wait_results: the outcome of the statements last sent on conn: the first
+ * failed result if any, else the last result (NULL if the connection
+ * broke); with before, the result before a successful last one goes there
+ * (the caller PQclears it).  Reads every result, so conn is idle again
+ * afterwards, except on a timeout (timeout_ms > 0), which sets *timed_out
+ * and leaves it busy.
  */
-PGresult *
-remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out)
+static PGresult *
+wait_results(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out,
+			 PGresult **before)
 {
 	TimestampTz deadline = 0;
 	PGresult   *keep = NULL;
@@ -301,6 +304,11 @@ remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out
 			if ((rc & WL_TIMEOUT) && GetCurrentTimestamp() >= deadline)
 			{
 				PQclear(keep);
+				if (before != NULL)
+				{
+					PQclear(*before);
+					*before = NULL;
+				}
 				*timed_out = true;
 				return NULL;
 			}
@@ -314,6 +322,12 @@ remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out
 			continue;
 		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR)
 			PQclear(res);		/* the first error is the one to report */
+		else if (before != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
+		{
+			PQclear(*before);
+			*before = keep;
+			keep = res;
+		}
 		else
 		{
 			PQclear(keep);
@@ -322,6 +336,15 @@ remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out
 		if (PQstatus(conn) == CONNECTION_BAD)
 			return keep;
 	}
+}
+
+/*
+ * remote_wait_result: wait_results without the result before the last.
+ */
+PGresult *
+remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out)
+{
+	return wait_results(conn, timeout_ms, how, timed_out, NULL);
 }
 
 /*
@@ -382,22 +405,34 @@ remote_report(int elevel, PGconn *conn, PGresult *res, const char *node, const c
 /*
  * remote_run_shown: send sql on conn and wait for its result
  * (interruptible); a failure or a timeout raises an ERROR naming the node
- * and, as the statement, shown.  The caller PQclears the result.
+ * and, as the statement, shown.  With trailer, sql ends with one more
+ * statement whose result goes there; the result returned is the one before
+ * it.  The caller PQclears what it gets.
  */
 PGresult *
 remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *shown,
-				 int timeout_ms)
+				 int timeout_ms, PGresult **trailer)
 {
 	PGresult   *res;
+	PGresult   *before = NULL;
 	bool		timed_out = false;
 
 	if (!remote_send(conn, sql))
 		remote_report(ERROR, conn, NULL, node, shown);
 	remote_copy_refused = false;
-	res = remote_wait_result(conn, timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out);
+	res = wait_results(conn, timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out,
+					   trailer ? &before : NULL);
+	if (res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR ||
+		(trailer != NULL && before == NULL))
+	{
+		/* only the error (or nothing) is reported */
+		PQclear(before);
+		before = NULL;
+	}
 	if (remote_copy_refused && res != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
 	{
 		PQclear(res);
+		PQclear(before);
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("COPY is not supported on node \"%s\" through distsys", node),
@@ -413,9 +448,13 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 				 errcontext("remote statement on node \"%s\": %s", node, shown)));
 	}
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-						PQresultStatus(res) != PGRES_TUPLES_OK))
+						PQresultStatus(res) != PGRES_TUPLES_OK) ||
+		(trailer != NULL && before == NULL))
 		remote_report(ERROR, conn, res, node, shown);
-	return res;
+	if (trailer == NULL)
+		return res;
+	*trailer = res;
+	return before;
 }
 
 /*
@@ -424,5 +463,5 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 PGresult *
 remote_run(PGconn *conn, const char *node, const char *sql, int timeout_ms)
 {
-	return remote_run_shown(conn, node, sql, sql, timeout_ms);
+	return remote_run_shown(conn, node, sql, sql, timeout_ms, NULL);
 }

@@ -28,7 +28,7 @@ extern void remote_report(int elevel, PGconn *conn, PGresult *res,
 extern PGresult *remote_run(PGconn *conn, const char *node, const char *sql,
 							int timeout_ms);
 extern PGresult *remote_run_shown(PGconn *conn, const char *node, const char *sql,
-								  const char *shown, int timeout_ms);
+								  const char *shown, int timeout_ms, PGresult **trailer);
 extern const char *remote_sqlstate(PGresult *res);
 
 #endif							/* DISTSYS_REMOTE_H */

@@ -68,10 +68,14 @@ is(bal($p1, 2) . ' ' . bal($p2, 2) . ' ' . c('SELECT count(*) FROM ledger WHERE 
 	'the other node and the local transaction were rolled back');
 is(prepared($p1) + prepared($p2), 0, 'and no prepared transaction is left');
 
-$err = c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'LISTEN ch');
+# (LISTEN alone does not make a node a writer, and with a local write
+# every writing node is prepared)
+$err = c_err("BEGIN; INSERT INTO ledger VALUES (3);
+	SELECT distsys.dtx_exec('p1', 'LISTEN ch; UPDATE acct SET bal = bal - 1 WHERE id = 3');
 	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 3'); COMMIT;");
 like($err, qr/0A000.*node "p1".*LISTEN/s, 'LISTEN cannot be prepared: a clear error');
-is(bal($p2, 3), '100', 'and nothing was committed');
+is(bal($p1, 3) . ' ' . bal($p2, 3) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 3'), '100 100 0',
+	'and nothing was committed');
 
 # --- read-only participants and the single writer: no PREPARE -----------
 # p3 cannot prepare at all, so these pass only if 2PC is skipped there.
@@ -213,11 +217,13 @@ is(prepared($p1) + prepared($p2), 0, 'no prepared transaction is left');
 
 # --- recovery at each fault point ---------------------------------------
 # fault_run(FAULT, ID): a transfer whose coordinating backend is killed at
-# FAULT; returns once the coordinator is back.
+# FAULT (with ledger row 100 + ID, or the one given: undef for none);
+# returns once the coordinator is back.
 sub fault_run
 {
-	my ($fault, $id) = @_;
-	$coord->psql('postgres', "SET distsys.dtx_fault = $fault; " . transfer_sql($id, $id, 1, 100 + $id));
+	my ($fault, $id, @ledger) = @_;
+	my $ledger = @ledger ? $ledger[0] : 100 + $id;
+	$coord->psql('postgres', "SET distsys.dtx_fault = $fault; " . transfer_sql($id, $id, 1, $ledger));
 	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
 }
 
@@ -277,6 +283,89 @@ $p2->start;
 is(c('SELECT distsys.dtx_recover()'), '1', 'once it is back, the next pass commits it');
 is(bal($p1, 9) . ' ' . bal($p2, 9) . ' ' . c('SELECT count(*) FROM ledger WHERE id = 109'), '99 101 1',
 	'and the transfer is applied everywhere');
+
+# --- the last agent: no local write, the last writing node decides ------
+# Account 10, whose balances are tracked from here: tens() says where it
+# stands on p1, p2 and p3 relative to the start of this part.
+my @base = map { bal($_, 10) } $p1, $p2, $p3;
+sub tens { my @b = map { bal($_, 10) } $p1, $p2, $p3; return join ' ', map { $b[$_] - $base[$_] } 0 .. 2; }
+sub in_doubt { return c("SELECT coalesce(string_agg(participant || ' ' || outcome || ' ' || decider, ','), '')"
+	  . " FROM distsys.dtx_in_doubt"); }
+my $agent_sql = transfer_sql(10, 10, 1);
+my $decisions = c('SELECT count(*) FROM distsys.dtx_decisions');
+
+c($agent_sql);
+is(tens() . ' ' . c('SELECT count(*) FROM distsys.dtx_decisions'), "-1 1 0 $decisions",
+	'without a local write a transfer commits, and the coordinator records no decision');
+is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
+c("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10');
+	SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = bal + 1 WHERE id = 10'); COMMIT;");
+is(tens(), '-2 1 1', 'the writer used last is committed in one phase (p3 cannot prepare) and decides');
+like(c_err("BEGIN; SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = bal + 1 WHERE id = 10');
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10'); COMMIT;"),
+	qr/prepared transactions are disabled/, 'a writer used earlier is prepared');
+is(tens(), '-2 1 1', 'and when that fails, both nodes are rolled back');
+like(c_err("BEGIN; INSERT INTO ledger VALUES (10); SELECT distsys.dtx_query('p3',
+	'WITH u AS (UPDATE acct SET bal = bal + 1 WHERE id = 10 RETURNING bal) SELECT bal FROM u'); COMMIT;"),
+	qr/prepared transactions are disabled/, 'a query that writes makes its node a writer');
+c("SET distsys.dtx_last_agent = off; $agent_sql");
+is(tens() . ' ' . c('SELECT count(*) FROM distsys.dtx_decisions'), '-3 2 1 ' . ($decisions + 1),
+	'with distsys.dtx_last_agent off, the coordinator records the decision');
+
+$p2->safe_psql('postgres', 'CREATE TABLE once (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
+$err = c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10');
+	SELECT distsys.dtx_exec('p2', 'INSERT INTO once VALUES (1), (1)'); COMMIT;");
+like($err, qr/23505.*node "p2".*remote statement on node "p2": COMMIT/s,
+	'the deciding node failing its COMMIT (a deferred constraint) fails the transaction, with its SQLSTATE');
+is(tens() . ' ' . prepared($p1), '-3 2 1 0', 'and the prepared node is rolled back at once');
+
+# the coordinator killed at each point of the last-agent commit
+fault_run('crash_after_some_prepares', 10, undef);
+# p2's transaction ends (rolled back) when its session notices the crash
+$coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'aborted\'')
+	or die 'p2 did not roll back';
+is(in_doubt(), 'p1 aborted p2', 'killed before the decision: p1 is in doubt, aborted by p2\'s outcome');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -3 2 1', 'recovery rolls it back');
+
+fault_run('crash_while_deciding', 10, undef);
+$coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'committed\'')
+	or die 'p2 did not commit';
+is(in_doubt(), 'p1 committed p2', 'killed with the COMMIT on its way to p2: p2 committed, so p1 is committed in doubt');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -4 3 1', 'recovery commits it');
+
+fault_run('crash_after_decision', 10, undef);
+is(in_doubt(), 'p1 committed p2', 'killed after the decision: the same');
+like(c_err("SELECT distsys.node_remove('p2')"), qr/55006.*node "p2" still has distributed transactions to finish/s,
+	'the deciding node cannot be removed while a node waits for its outcome');
+like(c_err("SELECT distsys.node_add('p2', 'host=127.0.0.1 port=1')"), qr/55006/,
+	'nor pointed elsewhere');
+$p2->stop('fast');
+($ret, $out, $stderr) = $coord->psql('postgres', 'SELECT outcome FROM distsys.dtx_in_doubt');
+is($out, 'unknown', 'with the deciding node down, the outcome is unknown');
+like($stderr, qr/WARNING:.*could not reach node "p2"/, 'and the view says why');
+($ret, $out, $stderr) = $coord->psql('postgres', 'SELECT distsys.dtx_recover()');
+is($out . ' ' . prepared($p1), '0 1', 'recovery leaves it prepared');
+$p2->start;
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -5 4 1', 'and commits it once p2 answers');
+
+# no answer to the deciding COMMIT (p2 waits for a standby that does not
+# exist): the client is told the outcome is p2's, and p2 settles it later
+$p2->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'");
+$p2->reload;
+($ret, $out, $stderr) = $coord->psql('postgres', "SET distsys.dtx_commit_timeout = '1s'; $agent_sql",
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($stderr, qr/ERROR:  08007: node "p2" did not answer the COMMIT that decides.*within 1000 ms/s,
+	'a deciding COMMIT past dtx_commit_timeout is an error: 08007, transaction resolution unknown');
+like($stderr, qr/WARNING:  08007: the outcome of the distributed transaction is known only to node "p2"/,
+	'and the client learns the outcome is p2\'s');
+is(in_doubt(), 'p1 in progress p2', 'p1 waits for p2\'s outcome');
+$p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "''");
+$p2->reload;
+$coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'committed\'')
+	or die 'p2 did not finish its commit';
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -6 5 1', 'once p2 committed, recovery commits p1');
+is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
+c('SELECT distsys.dtx_recover()');
 
 # the worker resolves the third case by itself
 c("ALTER SYSTEM SET distsys.dtx_recovery_interval = '1s'; SELECT pg_reload_conf();");
