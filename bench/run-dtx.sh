@@ -13,8 +13,10 @@
 # participant P2, three ways, all measured by one C driver (compiled here
 # from the heredoc below, libpq, one thread and own connections per client):
 #   distsys    BEGIN; dtx_exec('p1', ...); dtx_exec('p2', ...); COMMIT on the
-#              coordinator C (real 2PC: two writing participants, parallel
-#              PREPARE, local decision, parallel COMMIT PREPARED)
+#              coordinator C (real 2PC with the last agent, the default:
+#              PREPARE on P1, COMMIT on P2 decides, COMMIT PREPARED on P1)
+#   distsys-coord  the same with distsys.dtx_last_agent = off (parallel
+#              PREPARE, the decision recorded on C, parallel COMMIT PREPARED)
 #   nonatomic  the two UPDATEs as autocommit statements on P1, then on P2
 #              (not atomic: the limit)
 #   naive      BEGIN/UPDATE on P1 and P2, PREPARE TRANSACTION on P1 then on
@@ -55,7 +57,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 CLIENT_COUNTS="1 8"
-MODES="distsys nonatomic naive"
+MODES="distsys distsys-coord nonatomic naive"
 
 # write_driver FILE: the C driver.  One line on stdout per run:
 #   transfers=N seconds=S tps=X p50_us=N p99_us=N done_total=N errors=N
@@ -77,7 +79,7 @@ write_driver() {
 	#include <libpq-fe.h>
 
 	enum { NONATOMIC, NAIVE, DISTSYS };
-	static int mode = -1, clients = 1, rows = 10000;
+	static int mode = -1, clients = 1, rows = 10000, coord_decides = 0;
 	static long warmup_ms = 500, run_ms = 2000;
 	static const char *p1_conninfo, *p2_conninfo, *c_conninfo, *lat_file, *prefix = "x";
 	static double t_rec, t_end;
@@ -285,7 +287,8 @@ write_driver() {
 			const char *o = argv[i], *v = argv[i + 1];
 			if (!strcmp(o, "--mode"))
 				mode = !strcmp(v, "nonatomic") ? NONATOMIC : !strcmp(v, "naive") ? NAIVE
-					: !strcmp(v, "distsys") ? DISTSYS : -1;
+					: !strcmp(v, "distsys") || !strcmp(v, "distsys-coord") ? DISTSYS : -1,
+				coord_decides = !strcmp(v, "distsys-coord");
 			else if (!strcmp(o, "--clients")) clients = atoi(v);
 			else if (!strcmp(o, "--rows")) rows = atoi(v);
 			else if (!strcmp(o, "--warmup-ms")) warmup_ms = atol(v);
@@ -299,7 +302,7 @@ write_driver() {
 		}
 		if (i != argc || mode < 0 || clients < 1 || rows < 1 ||
 			(mode == DISTSYS ? !c_conninfo : !p1_conninfo || !p2_conninfo)) {
-			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys --clients N --rows N "
+			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys|distsys-coord --clients N --rows N "
 					"--warmup-ms N --run-ms N (--p1 CONNINFO --p2 CONNINFO | --coordinator CONNINFO) "
 					"[--lat-file FILE] [--prefix TEXT]\n");
 			return 2;
@@ -312,6 +315,8 @@ write_driver() {
 			w->rng = 0x9e3779b97f4a7c15ULL * (uint64_t) (i + 1) ^ (uint64_t) getpid() << 20 ^ (uint64_t) time(NULL);
 			if (mode == DISTSYS) {
 				w->a = connect_to(c_conninfo);
+				if (coord_decides)
+					quiet(w->a, "SET distsys.dtx_last_agent = off");
 				prepare(w->a, "take", "SELECT distsys.dtx_exec('p1', "
 						"'UPDATE acct SET bal = bal - 1 WHERE id = ' || $1::int)");
 				prepare(w->a, "give", "SELECT distsys.dtx_exec('p2', "
@@ -382,7 +387,7 @@ conninfo() {
 # the latencies of (MODE, CLIENTS), or an n/a line with its first error.
 cell() {
 	local mode=$1 clients=$2 round=$3 line err target
-	if [ "$mode" = distsys ]; then
+	if [ "${mode%-coord}" = distsys ]; then
 		target=(--coordinator "$(conninfo "$C_PORT")")
 	else
 		target=(--p1 "$(conninfo "$P1_PORT")" --p2 "$(conninfo "$P2_PORT")")
@@ -510,7 +515,8 @@ main() {
 			[ "$n" -eq 0 ] || echo " with $n uncommitted file(s) in extension/ or install scripts"); $(postgres --version)"
 		echo "- Three clusters on loopback (coordinator C, participants P1 and P2), each: $PG_SETTINGS"
 		echo "- One C driver (libpq, a thread and own connections per client, prepared statements); a transfer is -1 on a random account of P1, +1 on a random account of P2:"
-		echo "  distsys = BEGIN; dtx_exec('p1', UPDATE); dtx_exec('p2', UPDATE); COMMIT on C (2PC, two writers);"
+		echo "  distsys = BEGIN; dtx_exec('p1', UPDATE); dtx_exec('p2', UPDATE); COMMIT on C (2PC, two writers; the last agent: PREPARE on P1, one-phase COMMIT on P2 decides, COMMIT PREPARED on P1);"
+		echo "  distsys-coord = the same with distsys.dtx_last_agent = off (PREPARE on both, decision row committed on C, COMMIT PREPARED on both);"
 		echo "  non-atomic = autocommit UPDATE on P1, then on P2 (the limit);"
 		echo "  naive = BEGIN + UPDATE on P1 and P2, PREPARE TRANSACTION on P1 then P2, COMMIT PREPARED on P1 then P2"
 		echo
