@@ -7,7 +7,8 @@
 #   (split it into N rounds, default 4), --retry-us N (sleep between tries
 #   of a busy lock for the polling peers, default 1000), --report FILE
 #   (also write the report there), --peers-only (skip building and
-#   measuring distsys)
+#   measuring distsys), --paired N (scenario E's paired rounds, default
+#   30; 0 skips it)
 #
 # Runs distsys and its peers side by side in one run, on loopback only:
 # one throwaway PostgreSQL cluster (tools/common.sh; distsys preloaded when
@@ -36,15 +37,17 @@ RETRY_US=1000
 REPORT_FILE=
 MODE=full
 PEERS_ONLY=no
+PAIRED=30
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) RUN_MS=1000 WARMUP_MS=200 ROUNDS=1 MODE=quick ;;
+	--quick) RUN_MS=1000 WARMUP_MS=200 ROUNDS=1 PAIRED=4 MODE=quick ;;
+	--paired) PAIRED=$2; shift ;;
 	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--retry-us) RETRY_US=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
 	--peers-only) PEERS_ONLY=yes ;;
-	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
 	*) echo "run-locks.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -256,6 +259,27 @@ scenario() {
 	done
 }
 
+# paired: scenario E.  The 1-client durable rows (app-owned distsys and the
+# unique index) in PAIRED short rounds of one cell each, in alternating
+# order, so that each round compares the two under the same machine
+# conditions; the report gives the median of the per-round ratios with its
+# quartiles.  On a machine whose disk latency swings by 2x between
+# seconds, a few long cells cannot resolve a few percent; many pairs can.
+paired() {
+	local round row desc target saved=$RUN_MS saved_rounds=$ROUNDS
+	RUN_MS=2000 ROUNDS=1
+	for round in $(seq "$PAIRED"); do
+		for row in app uniq; do
+			[ $((round % 2)) -eq 1 ] || row=$([ "$row" = app ] && echo uniq || echo app)
+			desc=$(printf '%s\n' "$ROWS_UNCONTENDED" | awk -F'|' -v r="$row" '$1 == r { print $2 }')
+			target=$(printf '%s\n' "$ROWS_UNCONTENDED" | awk -F'|' -v r="$row" '$1 == r { print $5 }')
+			# the label column carries the round number for report.awk
+			cell E "$round" "$row" "$round" "C, libpq" "$desc" "$target" --clients 1
+		done
+	done
+	RUN_MS=$saved ROUNDS=$saved_rounds
+}
+
 main() {
 	local started=$SECONDS
 	ds_say "set-up" >&2
@@ -288,6 +312,10 @@ main() {
 	scenario B "--clients 8" "$ROWS_UNCONTENDED"
 	ds_say "C: 8 clients, one name (and D: hand-off)" >&2
 	scenario C "--clients 8 --contend" "$ROWS_CONTENDED"
+	if [ "$PAIRED" -gt 0 ]; then
+		ds_say "E: durable rows, 1 client, $PAIRED paired rounds" >&2
+		paired
+	fi
 
 	ds_say "report" >&2
 	{
