@@ -197,6 +197,15 @@ show "SELECT participant, coordinator_xid, outcome FROM distsys.dtx_in_doubt"
 echo "  Both participants are prepared, in doubt; recovery reads the decision and commits them"
 echo "  (the worker does this every distsys.dtx_recovery_interval; here it is run by hand):"
 show "SELECT distsys.dtx_recover() AS resolved"
+balances
+echo "  Without a local write, the node written last decides (the last agent): bank_1 is prepared,"
+echo "  bank_2 commits in one phase, and that commit is the decision (no decision row here, and"
+echo "  one WAL flush less). The coordinator crashes after that commit, before bank_1 is committed:"
+show "SET distsys.dtx_fault = crash_after_decision; BEGIN; $TRANSFER; COMMIT"
+for _ in $(seq 100); do psql -X -At -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+show "SELECT participant, outcome, decider FROM distsys.dtx_in_doubt"
+echo "  Recovery asks bank_2 whether its transaction committed (pg_xact_status) and commits bank_1:"
+show "SELECT distsys.dtx_recover() AS resolved"
 psql -X -q -c "ALTER SYSTEM RESET distsys.dtx_recovery_interval" -c "SELECT pg_reload_conf()" >/dev/null
 balances
 
