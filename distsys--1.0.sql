@@ -374,10 +374,10 @@ CREATE TABLE node_registry (
 );
 REVOKE ALL ON node_registry FROM PUBLIC;
 
-CREATE FUNCTION node_add(name text, conninfo text) RETURNS void
+CREATE FUNCTION node_add(name text, conninfo text, force boolean DEFAULT false) RETURNS void
 	AS 'MODULE_PATHNAME', 'node_add'
 	LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION node_add(text, text) IS
+COMMENT ON FUNCTION node_add(text, text, boolean) IS
 	'register (or re-point) a node for distributed transactions';
 
 CREATE FUNCTION node_remove(name text, force boolean DEFAULT false) RETURNS boolean
@@ -385,7 +385,7 @@ CREATE FUNCTION node_remove(name text, force boolean DEFAULT false) RETURNS bool
 	LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION node_remove(text, boolean) IS
 	'forget a node; refused while a committed distributed transaction still needs it, unless forced';
-REVOKE ALL ON FUNCTION node_add(text, text), node_remove(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION node_add(text, text, boolean), node_remove(text, boolean) FROM PUBLIC;
 
 CREATE VIEW nodes AS
 	SELECT name,
@@ -447,6 +447,21 @@ COMMENT ON FUNCTION dtx_recover() IS
 
 REVOKE ALL ON FUNCTION dtx_exec(text, text), dtx_query(text, text), dtx_recover() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION dtx_exec(text, text), dtx_query(text, text) TO distsys_dtx_user;
+
+-- On a participant: the marks of the distributed transactions this node
+-- decided as their last agent.  A coordinator inserts the mark in the
+-- node's own transaction, in the message that commits it, so a mark exists
+-- exactly when that transaction committed; recovery reads it to finish the
+-- other nodes, and deletes it once none of them is still prepared.  (An xid
+-- alone would not do: after a crash a node can hand out an xid again.)
+CREATE TABLE dtx_marks (
+	id				bigint PRIMARY KEY,		-- the transaction's random id, in its GIDs
+	coordinator		text NOT NULL,			-- '<system id>:<database oid>' of its coordinator
+	marked_at		timestamptz NOT NULL DEFAULT now()
+);
+REVOKE ALL ON dtx_marks FROM PUBLIC;
+GRANT SELECT ON dtx_marks TO PUBLIC;
+GRANT INSERT, DELETE ON dtx_marks TO distsys_dtx_user;
 
 CREATE FUNCTION dtx_in_doubt_list(OUT participant text, OUT gid text,
 								  OUT prepared_since timestamptz, OUT coordinator_xid xid8,

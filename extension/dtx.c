@@ -66,6 +66,9 @@ dtx_forget_participant(DtxParticipant *p)
 	remote_disconnect(p->conn);
 	p->conn = NULL;
 	p->busy = p->stalled = false;
+	/* a new connection may reach another server: ask it afresh */
+	p->slots_checked_at = 0;
+	p->can_decide = false;
 }
 
 static DtxParticipant *
@@ -120,8 +123,9 @@ participant_connect(DtxParticipant *p)
 
 /*
  * check_slots: refuse a node whose free prepared-transaction slots are
- * below distsys.dtx_prepared_reserve, before any work is done there.  It
- * costs a round trip, so each connection asks at most once a second.
+ * below distsys.dtx_prepared_reserve, before any work is done there, and
+ * note whether it can keep last-agent marks.  It costs a round trip, so
+ * each connection asks at most once a second.
  */
 static void
 check_slots(DtxParticipant *p)
@@ -136,11 +140,16 @@ check_slots(DtxParticipant *p)
 		return;
 	p->busy = true;
 	res = remote_run(p->conn, p->node,
-					 "SELECT current_setting('max_prepared_transactions')::int,"
-					 " (SELECT count(*) FROM pg_prepared_xacts)::int", 0);
+					 "SELECT pg_catalog.current_setting('max_prepared_transactions')::int,"
+					 " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
+					 " COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
+					 " FROM pg_catalog.pg_class c"
+					 " WHERE c.oid = pg_catalog.to_regclass('distsys.dtx_marks')), false)", 0);
 	p->busy = false;
 	max_slots = atoi(PQgetvalue(res, 0, 0));
 	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
+	/* whether it can be a last agent (dtx_xact.c): asked with the slots */
+	p->can_decide = PQgetvalue(res, 0, 2)[0] == 't';
 	PQclear(res);
 	p->slots_checked_at = now;
 	/* with none at all, reads still work; PREPARE says what to set */
@@ -210,7 +219,7 @@ participant_for(const char *node, char **begin)
  * asking, and has the xid that a deciding node's outcome is read by
  * (dtx_xact.c).  The newline ends a trailing "--" comment of the user's.
  */
-#define XID_PROBE "\n; SELECT pg_current_xact_id_if_assigned()"
+#define XID_PROBE "\n; SELECT pg_catalog.pg_current_xact_id_if_assigned()"
 
 /*
  * note_xid: read the probe's answer into p->xid; frees probe.

@@ -49,6 +49,7 @@ typedef struct DtxParticipant
 	DtxState	state;
 	uint64		xid;			/* its remote xid8 once it wrote, else 0 */
 	uint64		used;			/* when it last ran a statement (a counter) */
+	bool		can_decide;		/* it has distsys.dtx_marks we may insert into */
 	bool		busy;			/* a statement was sent and not fully read */
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* failed in a subtransaction: must abort */
@@ -88,15 +89,20 @@ extern void dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 								 SubTransactionId parentSubid, void *arg);
 extern void dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
 						 const DtxDecider *decider);
+extern char *dtx_coordinator_name(void);
 
 /* dtx_recover.c */
 extern DtxOutcome dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider);
 extern bool dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id,
 						  DtxDecider *decider);
-extern bool dtx_node_decides(const char *node);
+extern bool dtx_node_in_use(const char *node);
 extern const char *dtx_outcome_name(DtxOutcome outcome);
 extern int	dtx_recover_all(int elevel, bool backoff);
 extern void dtx_worker_register(void);
+
+/* dtx_marks.c */
+extern void dtx_marks_visit(const char *node, PGconn *conn);
+extern void dtx_marks_end_pass(List *still_prepared, bool all_listed);
 
 /* dtx_shmem.c */
 extern Size dtx_shmem_size(void);

@@ -11,15 +11,18 @@
  * or from the coordinator's xid (which a crash can hand out again):
  *
  *	0. The GID names a deciding node and its xid (a last agent, see
- *	   dtx_xact.c): that node's transaction committed in one phase, and its
- *	   outcome is the transaction's.  Unless a backend here publishes the id
- *	   as committing, ask the node: pg_xact_status() "committed" is COMMIT
- *	   PREPARED, "aborted" ROLLBACK PREPARED (a transaction that never got
- *	   its COMMIT is aborted once its session ends, also by a crash), "in
- *	   progress" waits.  The node alone decides, so this is right whatever
- *	   the coordinator did or will do, also on a promoted standby.  An
- *	   unreachable node, or one whose commit log no longer has the xid
- *	   (NULL), leaves it in doubt ("unknown").
+ *	   dtx_xact.c): that node's transaction committed in one phase, with a
+ *	   mark (distsys.dtx_marks) of the id, and its outcome is the
+ *	   transaction's.  Unless a backend here publishes the id as
+ *	   committing, ask the node: a mark means COMMIT PREPARED.  No mark,
+ *	   and its xid is "in progress" (pg_xact_status): wait.  Otherwise that
+ *	   transaction ended; look for the mark once more (it may have committed
+ *	   in between), and without one, ROLLBACK PREPARED: it never committed
+ *	   and never will.  The xid only says whether to wait: after a crash the
+ *	   node may hand it to another transaction, which can delay the
+ *	   decision but not change it.  The node alone decides, so this is
+ *	   right whatever the coordinator did or will do, also on a promoted
+ *	   standby of it.  An unreachable node leaves it in doubt ("unknown").
  *	1. A decision row with the id is visible: the coordinator transaction
  *	   committed (the row was inserted in it), so COMMIT PREPARED.  Rows are
  *	   deleted only once no participant of theirs is still prepared (step
@@ -91,8 +94,8 @@ typedef struct NodePass
 	List	   *left;			/* GIDs of ours still prepared there */
 	int			resolved;		/* how many this pass committed or rolled back */
 	ReturnSetInfo *rsinfo;		/* dtx_in_doubt: where its rows go */
-	const char *decider;		/* dtx_node_decides: the node asked about */
-	bool		decided;		/* ... and whether it decides one listed here */
+	const char *decider;		/* dtx_node_in_use: the node asked about */
+	bool		decided;		/* ... and whether it is needed for one listed here */
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
@@ -167,12 +170,26 @@ dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *
 typedef struct DeciderQuestion
 {
 	const DtxDecider *decider;
+	uint64		id;				/* the distributed transaction */
 	DtxOutcome	outcome;
 } DeciderQuestion;
 
 /*
- * decider_ask: the outcome of q->decider's transaction, from that node's
- * commit log.  An error propagates (see decider_outcome).
+ * decider_query: run sql (one row, one boolean or text column) on conn.
+ */
+static char *
+decider_query(PGconn *conn, const char *node, const char *sql)
+{
+	PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
+	char	   *value = PQgetisnull(res, 0, 0) ? "" : pstrdup(PQgetvalue(res, 0, 0));
+
+	PQclear(res);
+	return value;
+}
+
+/*
+ * decider_ask: the outcome of q->decider's transaction (step 0): its mark,
+ * else whether that transaction may still commit.  An error propagates.
  */
 static void
 decider_ask(void *arg)
@@ -183,21 +200,26 @@ decider_ask(void *arg)
 
 	PG_TRY();
 	{
-		char	   *sql = psprintf("SELECT pg_xact_status('" UINT64_FORMAT "'::xid8)", q->decider->xid);
-		PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
-		const char *status = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
+									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
+									(int64) q->id, dtx_coordinator_name());
+		char	   *status;
 
-		/* NULL: too old for its commit log; a person must decide */
-		q->outcome = strcmp(status, "committed") == 0 ? DTX_OUTCOME_COMMIT :
-			strcmp(status, "aborted") == 0 ? DTX_OUTCOME_ABORT :
-			strcmp(status, "in progress") == 0 ? DTX_OUTCOME_RUNNING : DTX_OUTCOME_UNKNOWN;
-		if (q->outcome == DTX_OUTCOME_UNKNOWN)
-			ereport(WARNING,
-					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
-					 errmsg("node \"%s\" no longer knows the outcome of transaction " UINT64_FORMAT,
-							node, q->decider->xid),
-					 errhint("Its commit log was truncated; decide by hand with COMMIT PREPARED or ROLLBACK PREPARED on the other nodes.")));
-		PQclear(res);
+		/* an xid the node has not handed out (again) yet is not running */
+		status = psprintf("SELECT CASE WHEN '" UINT64_FORMAT "'::xid8 >="
+						  " pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())"
+						  " THEN 'future' ELSE pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8) END",
+						  q->decider->xid, q->decider->xid);
+		if (strcmp(decider_query(conn, node, mark), "t") == 0)
+			q->outcome = DTX_OUTCOME_COMMIT;
+		else if (strcmp(decider_query(conn, node, status), "in progress") == 0)
+			q->outcome = DTX_OUTCOME_RUNNING;
+		else
+		{
+			/* it ended: committed since the first look, or never will */
+			q->outcome = strcmp(decider_query(conn, node, mark), "t") == 0 ?
+				DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;
+		}
 	}
 	PG_FINALLY();
 	{
@@ -224,6 +246,7 @@ dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 		if (dtx_committing_now(id))
 			return DTX_OUTCOME_RUNNING;
 		q.decider = decider;
+		q.id = id;
 		q.outcome = DTX_OUTCOME_UNKNOWN;
 		(void) run_guarded(decider_ask, &q, decider->node, WARNING);
 		return q.outcome;
@@ -647,28 +670,29 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 }
 
 /*
- * decider_row: note whether a listed prepared transaction is decided by
- * pass->decider.
+ * in_use_row: note whether a listed prepared transaction still needs
+ * pass->decider: it is prepared there, or that node decides it.
  */
 static void
-decider_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
+in_use_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 {
 	FullTransactionId fxid;
 	uint64		id;
 	DtxDecider	decider;
 
 	if (dtx_parse_gid(PQgetvalue(res, row, 0), &fxid, &id, &decider) &&
-		strcmp(decider.node, pass->decider) == 0)
+		(strcmp(pass->node, pass->decider) == 0 || strcmp(decider.node, pass->decider) == 0))
 		pass->decided = true;
 }
 
 /*
- * dtx_node_decides: whether node decides a prepared transaction of this
- * coordinator on any registered node, that is, whether recovery still needs
- * to ask it.  An unreachable node is an ERROR: then nobody can tell.
+ * dtx_node_in_use: whether recovery still needs node: a prepared
+ * transaction of this coordinator is on it, or is decided by it on another
+ * node.  Every registered node is asked; an unreachable one is an ERROR,
+ * since then nobody can tell.
  */
 bool
-dtx_node_decides(const char *node)
+dtx_node_in_use(const char *node)
 {
 	ListCell   *lc;
 
@@ -676,12 +700,9 @@ dtx_node_decides(const char *node)
 	{
 		NodePass	pass = {0};
 
-		/* a deciding node is never prepared itself */
-		if (strcmp(lfirst(lc), node) == 0)
-			continue;
 		pass.node = lfirst(lc);
 		pass.decider = node;
-		pass.each = decider_row;
+		pass.each = in_use_row;
 		visit_node(&pass);
 		if (pass.decided)
 			return true;

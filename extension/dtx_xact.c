@@ -361,51 +361,102 @@ prepare_writers(DtxParticipant **ps, int n)
 }
 
 /*
- * agent_outcome: what the answer res (NULL: none) to a last agent's COMMIT
- * says; frees res.
+ * dtx_coordinator_name: this coordinator as its last agents' marks name it.
+ */
+char *
+dtx_coordinator_name(void)
+{
+	return psprintf(UINT64_FORMAT ":%u", GetSystemIdentifier(), MyDatabaseId);
+}
+
+/*
+ * clean_error: whether res is an error p reported at ERROR severity on a
+ * connection still up, so its transaction rolled back and it lives on.  A
+ * lost connection (libpq then makes up an error of its own), FATAL or
+ * PANIC say nothing of the outcome: the commit may have happened.
+ */
+static bool
+clean_error(DtxParticipant *p, PGresult *res)
+{
+	const char *severity;
+
+	if (res == NULL || PQresultStatus(res) != PGRES_FATAL_ERROR)
+		return false;
+	severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	return severity != NULL && strcmp(severity, "ERROR") == 0 &&
+		p->conn != NULL && PQstatus(p->conn) == CONNECTION_OK;
+}
+
+/*
+ * agent_outcome: what the answer res (NULL: none) of p to its deciding
+ * message says: only a "ROLLBACK" tag or a clean error is a rollback, and
+ * anything unclear is left to the node's mark.  Frees res.
  */
 static AgentOutcome
-agent_outcome(PGresult *res)
+agent_outcome(DtxParticipant *p, PGresult *res)
 {
 	AgentOutcome outcome = AGENT_UNKNOWN;
 
-	/* an error answer is a rollback: the node ended the transaction */
 	if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
 		outcome = strcmp(PQcmdStatus(res), "COMMIT") == 0 ? AGENT_COMMITTED : AGENT_ROLLED_BACK;
-	else if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+	else if (clean_error(p, res))
 		outcome = AGENT_ROLLED_BACK;
 	PQclear(res);
 	return outcome;
 }
 
 /*
- * commit_last_agent: step 3's one-phase commit of the deciding writer p;
- * an ERROR unless it committed.
+ * agent_answer: wait for the answer to the deciding message sent to p.
+ * Not interruptible: once COMMIT is on its way, a cancel here could only
+ * turn a commit into an error the client would take for a rollback; the
+ * wait is bounded by distsys.dtx_commit_timeout instead.
+ */
+static PGresult *
+agent_answer(DtxParticipant *p, bool *timed_out)
+{
+	PGresult   *res;
+
+	*timed_out = false;
+	if (!p->busy || p->conn == NULL)
+		return NULL;
+	res = remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+							 REMOTE_UNINTERRUPTIBLE, timed_out);
+	p->busy = false;
+	return res;
+}
+
+/*
+ * commit_last_agent: step 3's one-phase commit of the deciding writer p,
+ * with the mark of transaction id inserted first, in the same message; an
+ * ERROR unless it committed.
  */
 static void
-commit_last_agent(DtxParticipant *p)
+commit_last_agent(DtxParticipant *p, uint64 id)
 {
+	char	   *sql = psprintf("INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
+							   INT64_FORMAT ", '%s'); COMMIT",
+							   (int64) id, dtx_coordinator_name());
 	PGresult   *res;
 	bool		timed_out;
 
 	last_agent = p;
 	last_agent_outcome = AGENT_UNKNOWN;
 	p->state = DTX_DECIDING;
-	p->busy = remote_send(p->conn, "COMMIT");
+	p->busy = remote_send(p->conn, sql);
 	fault_point(DTX_FAULT_WHILE_DECIDING);
-	/* statement_timeout is off during COMMIT: this timeout bounds the wait */
-	timed_out = false;
-	res = p->busy ? remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
-									   REMOTE_INTERRUPTIBLE, &timed_out) : NULL;
-	p->busy = false;
-	if (res != NULL && PQresultStatus(res) == PGRES_FATAL_ERROR)
+	res = agent_answer(p, &timed_out);
+	if (clean_error(p, res))
 	{
-		/* it rolled back: report why, as for any remote statement */
+		/*
+		 * It rolled back: report why, as for any remote statement.  After a
+		 * failed INSERT its transaction is still open, in error: finish()
+		 * ends it.
+		 */
 		last_agent_outcome = AGENT_ROLLED_BACK;
-		p->state = DTX_DONE;
-		remote_report(ERROR, p->conn, res, p->node, "COMMIT");
+		p->state = PQtransactionStatus(p->conn) == PQTRANS_IDLE ? DTX_DONE : DTX_OPEN;
+		remote_report(ERROR, p->conn, res, p->node, sql);
 	}
-	last_agent_outcome = agent_outcome(res);
+	last_agent_outcome = agent_outcome(p, res);
 	if (last_agent_outcome == AGENT_COMMITTED)
 	{
 		p->state = DTX_DONE;
@@ -428,23 +479,36 @@ commit_last_agent(DtxParticipant *p)
 }
 
 /*
- * commit_with_last_agent: step 3.
+ * commit_with_last_agent: step 3 with agent deciding.
  */
 static void
-commit_with_last_agent(DtxParticipant **ps, int n)
+commit_with_last_agent(DtxParticipant **ps, int n, DtxParticipant *agent)
+{
+	DtxDecider	decider;
+	uint64		id = new_transaction_id();
+
+	strlcpy(decider.node, agent->node, sizeof(decider.node));
+	decider.xid = agent->xid;
+	prepare_round(ps, n, InvalidFullTransactionId, id, &decider, agent);
+	commit_last_agent(agent, id);
+}
+
+/*
+ * last_agent_of: the writer used last among those that can keep a mark
+ * (distsys installed there, and we may insert into dtx_marks), or NULL.
+ */
+static DtxParticipant *
+last_agent_of(DtxParticipant **ps, int n)
 {
 	DtxParticipant *agent = NULL;
-	DtxDecider	decider;
 	int			i;
 
 	/* the writer used last: a caller can choose it, and it is often the busiest */
 	for (i = 0; i < n; i++)
-		if (ps[i]->xid != 0 && (agent == NULL || ps[i]->used > agent->used))
+		if (ps[i]->xid != 0 && ps[i]->can_decide &&
+			(agent == NULL || ps[i]->used > agent->used))
 			agent = ps[i];
-	strlcpy(decider.node, agent->node, sizeof(decider.node));
-	decider.xid = agent->xid;
-	prepare_round(ps, n, InvalidFullTransactionId, new_transaction_id(), &decider, agent);
-	commit_last_agent(agent);
+	return agent;
 }
 
 /*
@@ -479,6 +543,7 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 	int			i,
 				writers = 0;
 	bool		one_phase;
+	DtxParticipant *agent;
 
 	for (i = 0; i < n; i++)
 	{
@@ -499,32 +564,28 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 	 */
 	one_phase = !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) &&
 		!IsolationIsSerializable();
+	agent = one_phase && writers > 1 && distsys_dtx_last_agent ? last_agent_of(ps, n) : NULL;
 	if (one_phase && writers == 1)
 		commit_sole_writer(ps, n);
-	else if (one_phase && distsys_dtx_last_agent)
-		commit_with_last_agent(ps, n);
+	else if (agent != NULL)
+		commit_with_last_agent(ps, n, agent);
 	else
 		prepare_writers(ps, n);
 }
 
 /*
- * settle_last_agent: in an abort, a last agent whose COMMIT was
- * interrupted may still have answered it; read that answer.  Returns
- * whether the transaction committed all the same.
+ * settle_last_agent: in an abort, a last agent whose COMMIT was left
+ * unanswered may still answer it; read that answer.  Returns whether the
+ * transaction committed all the same.
  */
 static bool
 settle_last_agent(void)
 {
 	DtxParticipant *p = last_agent;
-	bool		timed_out = false;
+	bool		timed_out;
 
-	if (p->state == DTX_DECIDING && p->conn != NULL && p->busy)
-	{
-		/* no cancel: a COMMIT under way finishes anyway */
-		last_agent_outcome = agent_outcome(remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
-															  REMOTE_UNINTERRUPTIBLE, &timed_out));
-		p->busy = false;
-	}
+	if (p->state == DTX_DECIDING && p->busy)
+		last_agent_outcome = agent_outcome(p, agent_answer(p, &timed_out));
 	if (p->state == DTX_DECIDING)
 	{
 		if (last_agent_outcome == AGENT_UNKNOWN && p->conn != NULL)
@@ -550,7 +611,13 @@ finish(DtxParticipant **ps, int n, bool committed)
 
 	if (last_agent != NULL)
 	{
-		committed = settle_last_agent();
+		if (settle_last_agent() && !committed)
+			ereport(WARNING,
+					(errcode(ERRCODE_WARNING),
+					 errmsg("the distributed transaction committed although the local transaction failed after its decision"),
+					 errdetail("Node \"%s\" committed it in one phase, and that commit decides; the other nodes are committed too.",
+							   last_agent->node)));
+		committed = last_agent_outcome == AGENT_COMMITTED;
 		unknown = last_agent_outcome == AGENT_UNKNOWN;
 		if (unknown)
 			ereport(WARNING,

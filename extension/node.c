@@ -83,14 +83,16 @@ check_conninfo(const char *conninfo)
 PG_FUNCTION_INFO_V1(node_add);
 
 /*
- * node_add(name, conninfo): register the node, or point an existing name at
- * a new connection string.
+ * node_add(name, conninfo, force): register the node, or point an existing
+ * name at a new connection string (refused while recovery still needs the
+ * server it names now, unless forced).
  */
 Datum
 node_add(PG_FUNCTION_ARGS)
 {
 	char	   *name = distsys_text_arg(fcinfo, 0, "node name");
 	char	   *conninfo = distsys_text_arg(fcinfo, 1, "conninfo");
+	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
 
@@ -104,17 +106,18 @@ node_add(PG_FUNCTION_ARGS)
 	 * Re-pointed, recovery would look for its prepared work, or ask for the
 	 * outcomes it decided, on another server.
 	 */
-	if (distsys_spi_run(&repoint_plan,
+	if (!force &&
+		distsys_spi_run(&repoint_plan,
 						"SELECT EXISTS (SELECT 1 FROM distsys.dtx_decisions d"
 						" WHERE r.name = ANY (d.participants))"
 						" FROM distsys.node_registry r WHERE r.name = $1 AND r.conninfo <> $2",
 						2, types, values, NULL, true) > 0 &&
-		(DatumGetBool(spi_first_value()) || dtx_node_decides(name)))
+		(DatumGetBool(spi_first_value()) || dtx_node_in_use(name)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errdetail("Recovery must finish them on the server the node names now."),
-				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it.")));
+				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it, or pass force => true.")));
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
@@ -145,7 +148,7 @@ node_remove(PG_FUNCTION_ARGS)
 		(distsys_spi_run(&in_use_plan,
 						 "SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
 						 1, types, values, NULL, true) > 0 ||
-		 dtx_node_decides(name)))
+		 dtx_node_in_use(name)))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),

@@ -6,11 +6,16 @@ CREATE EXTENSION IF NOT EXISTS distsys;
 RESET client_min_messages;
 SET search_path = distsys, public;
 
--- registering, re-pointing and removing a node
+-- registering, re-pointing and removing a node: re-pointing or removing
+-- asks every node whether recovery still needs this one, so a node that
+-- cannot be reached makes it an error, unless forced
 SELECT node_add('orders-1', 'host=127.0.0.1 port=1 dbname=orders');
 SELECT node_add('orders-1', 'host=127.0.0.1 port=2 dbname=orders');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT node_add('orders-1', 'host=127.0.0.1 port=2 dbname=orders', force => true);
 SELECT name, conninfo FROM nodes ORDER BY name;
-SELECT node_remove('orders-1') AS removed, node_remove('orders-1') AS removed_again;
+SELECT node_remove('orders-1', force => true) AS removed;
+SELECT node_remove('orders-1') AS removed_again;
 
 -- bad input: each a clear error with its SQLSTATE
 SELECT node_add('bad name', 'host=x');

@@ -1,0 +1,149 @@
+/*-------------------------------------------------------------------------
+ *
+ * dtx_marks.c
+ *	  Forgetting the marks last agents keep (distsys.dtx_marks on a node).
+ *
+ * A last agent's commit inserts a mark of the distributed transaction's id
+ * on that node (dtx_xact.c); recovery commits the other nodes' prepared
+ * parts when it finds the mark (dtx_recover.c).  A mark is needed until no
+ * node has a prepared part of its transaction any more.  All of them were
+ * prepared before the mark was committed, so once a mark is visible, a
+ * listing of every node made afterwards that shows none of its GIDs proves
+ * it is no longer needed.  Recovery passes give that order without extra
+ * round trips: the marks a pass reads are judged against the listings of
+ * the next pass, and deleted during the pass after that, when recovery
+ * visits their node anyway.
+ *
+ * The lists live in the backend that runs the passes (the recovery worker,
+ * or a session calling dtx_recover()); a new backend starts afresh, which
+ * only delays deletions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/memutils.h"
+
+#include "dtx.h"
+#include "remote.h"
+
+/* One mark on one node. */
+typedef struct DtxMark
+{
+	char		node[NAMEDATALEN];
+	uint64		id;
+} DtxMark;
+
+static List *seen_before = NIL;	/* marks the previous pass read */
+static List *seen_now = NIL;	/* marks this pass has read so far */
+static List *to_delete = NIL;	/* marks found unneeded at the end of the last pass */
+
+/*
+ * marks_where: the WHERE clause of this coordinator's marks on node, limited
+ * to the ids in to_delete when deleting; NULL if there are none of those.
+ */
+static char *
+marks_where(const char *node, bool deleting)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			n = 0;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, " WHERE coordinator = '%s'", dtx_coordinator_name());
+	if (!deleting)
+		return buf.data;
+	appendStringInfoString(&buf, " AND id IN (");
+	foreach(lc, to_delete)
+	{
+		DtxMark    *m = lfirst(lc);
+
+		if (strcmp(m->node, node) != 0)
+			continue;
+		appendStringInfo(&buf, "%s" INT64_FORMAT, n++ > 0 ? ", " : "", (int64) m->id);
+	}
+	appendStringInfoChar(&buf, ')');
+	return n > 0 ? buf.data : NULL;
+}
+
+/*
+ * dtx_marks_visit: on node (conn open), delete the marks found unneeded and
+ * read the others for the next pass.  A node without distsys has none.
+ */
+void
+dtx_marks_visit(const char *node, PGconn *conn)
+{
+	PGresult   *res;
+	char	   *where;
+	MemoryContext old;
+	int			i;
+
+	res = remote_run(conn, node, "SELECT pg_catalog.to_regclass('distsys.dtx_marks') IS NOT NULL",
+					 distsys_dtx_commit_timeout_ms);
+	i = PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	if (!i)
+		return;
+	where = marks_where(node, true);
+	if (where != NULL)
+		PQclear(remote_run(conn, node, psprintf("DELETE FROM distsys.dtx_marks%s", where),
+						   distsys_dtx_commit_timeout_ms));
+	res = remote_run(conn, node,
+					 psprintf("SELECT id FROM distsys.dtx_marks%s", marks_where(node, false)),
+					 distsys_dtx_commit_timeout_ms);
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		DtxMark    *m = palloc0(sizeof(DtxMark));
+
+		strlcpy(m->node, node, sizeof(m->node));
+		m->id = (uint64) strtoi64(PQgetvalue(res, i, 0), NULL, 10);
+		seen_now = lappend(seen_now, m);
+	}
+	MemoryContextSwitchTo(old);
+	PQclear(res);
+}
+
+/*
+ * dtx_marks_end_pass: after a pass that listed every node (all_listed) and
+ * found the GIDs in still_prepared (a List of char *), the marks the
+ * previous pass read whose transaction has no GID left are unneeded.
+ */
+void
+dtx_marks_end_pass(List *still_prepared, bool all_listed)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	ListCell   *lc;
+
+	list_free_deep(to_delete);
+	to_delete = NIL;
+	foreach(lc, all_listed ? seen_before : NIL)
+	{
+		DtxMark    *m = lfirst(lc);
+		bool		needed = false;
+		ListCell   *g;
+
+		foreach(g, still_prepared)
+		{
+			FullTransactionId fxid;
+			uint64		id;
+			DtxDecider	decider;
+
+			if (dtx_parse_gid(lfirst(g), &fxid, &id, &decider) && id == m->id)
+				needed = true;
+		}
+		if (!needed)
+		{
+			DtxMark    *copy = palloc(sizeof(DtxMark));
+
+			*copy = *m;
+			to_delete = lappend(to_delete, copy);
+		}
+	}
+	list_free_deep(seen_before);
+	seen_before = seen_now;
+	seen_now = NIL;
+	MemoryContextSwitchTo(old);
+}
