@@ -96,6 +96,8 @@ typedef struct NodePass
 	ReturnSetInfo *rsinfo;		/* dtx_in_doubt: where its rows go */
 	const char *decider;		/* dtx_node_in_use: the node asked about */
 	bool		decided;		/* ... and whether it is needed for one listed here */
+	bool		marks;			/* a recovery pass: handle the node's marks too */
+	PGconn	   *conn;			/* open while the node is visited */
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
@@ -188,6 +190,33 @@ decider_query(PGconn *conn, const char *node, const char *sql)
 }
 
 /*
+ * decider_status: pg_xact_status of xid on conn, or "future" for an xid the
+ * node has not handed out (again) yet: after a crash it lost it.
+ */
+static const char *
+decider_status(PGconn *conn, const char *node, uint64 xid)
+{
+	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8)", xid);
+	PGresult   *res;
+	bool		timed_out;
+	const char *state;
+	const char *status = "";
+
+	if (!remote_send(conn, sql))
+		remote_report(ERROR, conn, NULL, node, sql);
+	res = remote_wait_result(conn, distsys_dtx_commit_timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out);
+	state = remote_sqlstate(res);
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+		status = PQgetisnull(res, 0, 0) ? "" : pstrdup(PQgetvalue(res, 0, 0));
+	else if (state != NULL && strcmp(state, "22023") == 0)
+		status = "future";		/* "transaction ID ... is in the future" */
+	else
+		remote_report(ERROR, conn, res, node, sql);
+	PQclear(res);
+	return status;
+}
+
+/*
  * decider_ask: the outcome of q->decider's transaction (step 0): its mark,
  * else whether that transaction may still commit.  An error propagates.
  */
@@ -203,16 +232,9 @@ decider_ask(void *arg)
 		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
 									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
 									(int64) q->id, dtx_coordinator_name());
-		char	   *status;
-
-		/* an xid the node has not handed out (again) yet is not running */
-		status = psprintf("SELECT CASE WHEN '" UINT64_FORMAT "'::xid8 >="
-						  " pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())"
-						  " THEN 'future' ELSE pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8) END",
-						  q->decider->xid, q->decider->xid);
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
-		else if (strcmp(decider_query(conn, node, status), "in progress") == 0)
+		else if (strcmp(decider_status(conn, node, q->decider->xid), "in progress") == 0)
 			q->outcome = DTX_OUTCOME_RUNNING;
 		else
 		{
@@ -350,6 +372,17 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 }
 
 /*
+ * visit_marks: dtx_marks_visit on pass->node, over pass->conn.
+ */
+static void
+visit_marks(void *arg)
+{
+	NodePass   *pass = arg;
+
+	dtx_marks_visit(pass->node, pass->conn);
+}
+
+/*
  * visit_node: list this coordinator's prepared transactions on pass->node
  * and hand each to pass->each.  Errors (the node is unreachable) propagate;
  * the connection is closed either way.
@@ -360,6 +393,7 @@ visit_node(void *arg)
 	NodePass   *pass = arg;
 	PGconn	   *conn = remote_connect(pass->node, node_conninfo(pass->node));
 
+	pass->conn = conn;
 	PG_TRY();
 	{
 		PGresult   *res = remote_run(conn, pass->node, own_prepared_sql(),
@@ -369,10 +403,14 @@ visit_node(void *arg)
 		for (int i = 0; i < PQntuples(res); i++)
 			pass->each(pass, conn, res, i);
 		PQclear(res);
+		/* a failure there does not undo this node's listing */
+		if (pass->marks)
+			(void) run_guarded(visit_marks, pass, pass->node, WARNING);
 	}
 	PG_FINALLY();
 	{
 		remote_disconnect(conn);
+		pass->conn = NULL;
 	}
 	PG_END_TRY();
 }
@@ -560,6 +598,24 @@ forget_record(uint64 id)
 }
 
 /*
+ * forget_marks: tell dtx_marks.c what this pass found still prepared.
+ */
+static void
+forget_marks(NodePass *passes, int npasses)
+{
+	List	   *still_prepared = NIL;
+	bool		all_listed = true;
+	int			i;
+
+	for (i = 0; i < npasses; i++)
+	{
+		all_listed = all_listed && passes[i].listed;
+		still_prepared = list_concat(still_prepared, passes[i].left);
+	}
+	dtx_marks_end_pass(still_prepared, all_listed);
+}
+
+/*
  * dtx_recover_all: one recovery pass over every registered node; returns
  * how many prepared transactions it resolved.  Failed nodes are reported
  * at elevel; with backoff (the worker), they are retried with backoff.
@@ -586,6 +642,7 @@ dtx_recover_all(int elevel, bool backoff)
 
 		pass->node = lfirst(lc);
 		pass->each = recover_row;
+		pass->marks = true;
 		if (backoff && backoff_of(pass->node)->next_try > GetCurrentTimestamp())
 			continue;
 		ok = run_guarded(visit_node, pass, pass->node, elevel);
@@ -602,6 +659,7 @@ dtx_recover_all(int elevel, bool backoff)
 		if (record_finished(r, passes, npasses))
 			forget_record(r->id);
 	}
+	forget_marks(passes, npasses);
 	return resolved;
 }
 

@@ -10,6 +10,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
+use IPC::Run;
 
 my $coord = distsys_node('coord', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
 my $p1 = bank_participant($coord, 'p1', 10, 100);
@@ -131,7 +132,7 @@ is(prepared($p1), '0', 'and its remote part was rolled back');
 like(c_err("BEGIN; SAVEPOINT s; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 1');
 	ROLLBACK TO s; SELECT distsys.dtx_exec('p1', 'SELECT 1'); COMMIT;"),
 	qr/25P02.*rolled back with a subtransaction/s, 'a savepoint rollback over remote work is refused');
-c("SELECT distsys.node_remove('dead')");
+c("SELECT distsys.node_remove('dead', force => true)");	# it cannot be asked: forced
 c("SET distsys.dtx_prepared_reserve = 19");	# a no-op: this session ends here
 like(c_err("SET distsys.dtx_prepared_reserve = 100; SELECT distsys.dtx_exec('p1', 'SELECT 1')"),
 	qr/53400.*node "p1" has only \d+ free prepared-transaction slots/s,
@@ -292,32 +293,42 @@ sub tens { my @b = map { bal($_, 10) } $p1, $p2, $p3; return join ' ', map { $b[
 sub in_doubt { return c("SELECT coalesce(string_agg(participant || ' ' || outcome || ' ' || decider, ','), '')"
 	  . " FROM distsys.dtx_in_doubt"); }
 my $agent_sql = transfer_sql(10, 10, 1);
-my $decisions = c('SELECT count(*) FROM distsys.dtx_decisions');
+sub decisions { return c('SELECT count(*) FROM distsys.dtx_decisions'); }
+sub marks { return $_[0]->safe_psql('postgres', 'SELECT count(*) FROM distsys.dtx_marks'); }
+my $decisions = decisions();
 
+# a last agent keeps a mark, so it needs distsys: without it, the
+# coordinator decides
 c($agent_sql);
-is(tens() . ' ' . c('SELECT count(*) FROM distsys.dtx_decisions'), "-1 1 0 $decisions",
-	'without a local write a transfer commits, and the coordinator records no decision');
+is(tens() . ' ' . decisions(), '-1 1 0 ' . ($decisions + 1),
+	'without distsys on the writing nodes, the coordinator records the decision');
+$_->safe_psql('postgres', 'CREATE EXTENSION distsys') for $p1, $p2, $p3;
+$decisions = decisions();
+c($agent_sql);
+is(tens() . ' ' . decisions(), "-2 2 0 $decisions",
+	'with distsys there and no local write, a transfer commits with no decision record here');
+is(marks($p2) . ' ' . marks($p1), '1 0', 'the writer used last, p2, decided it and keeps its mark');
 is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
 c("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10');
 	SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = bal + 1 WHERE id = 10'); COMMIT;");
-is(tens(), '-2 1 1', 'the writer used last is committed in one phase (p3 cannot prepare) and decides');
+is(tens(), '-3 2 1', 'the writer used last is committed in one phase (p3 cannot prepare) and decides');
 like(c_err("BEGIN; SELECT distsys.dtx_exec('p3', 'UPDATE acct SET bal = bal + 1 WHERE id = 10');
 	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10'); COMMIT;"),
 	qr/prepared transactions are disabled/, 'a writer used earlier is prepared');
-is(tens(), '-2 1 1', 'and when that fails, both nodes are rolled back');
+is(tens(), '-3 2 1', 'and when that fails, both nodes are rolled back');
 like(c_err("BEGIN; INSERT INTO ledger VALUES (10); SELECT distsys.dtx_query('p3',
 	'WITH u AS (UPDATE acct SET bal = bal + 1 WHERE id = 10 RETURNING bal) SELECT bal FROM u'); COMMIT;"),
 	qr/prepared transactions are disabled/, 'a query that writes makes its node a writer');
 c("SET distsys.dtx_last_agent = off; $agent_sql");
-is(tens() . ' ' . c('SELECT count(*) FROM distsys.dtx_decisions'), '-3 2 1 ' . ($decisions + 1),
+is(tens() . ' ' . decisions(), '-4 3 1 ' . ($decisions + 1),
 	'with distsys.dtx_last_agent off, the coordinator records the decision');
 
 $p2->safe_psql('postgres', 'CREATE TABLE once (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
 $err = c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10');
 	SELECT distsys.dtx_exec('p2', 'INSERT INTO once VALUES (1), (1)'); COMMIT;");
-like($err, qr/23505.*node "p2".*remote statement on node "p2": COMMIT/s,
+like($err, qr/23505.*node "p2".*remote statement on node "p2": INSERT INTO distsys.dtx_marks.*COMMIT/s,
 	'the deciding node failing its COMMIT (a deferred constraint) fails the transaction, with its SQLSTATE');
-is(tens() . ' ' . prepared($p1), '-3 2 1 0', 'and the prepared node is rolled back at once');
+is(tens() . ' ' . prepared($p1), '-4 3 1 0', 'and the prepared node is rolled back at once');
 
 # the coordinator killed at each point of the last-agent commit
 fault_run('crash_after_some_prepares', 10, undef);
@@ -325,13 +336,13 @@ fault_run('crash_after_some_prepares', 10, undef);
 $coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'aborted\'')
 	or die 'p2 did not roll back';
 is(in_doubt(), 'p1 aborted p2', 'killed before the decision: p1 is in doubt, aborted by p2\'s outcome');
-is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -3 2 1', 'recovery rolls it back');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -4 3 1', 'recovery rolls it back');
 
 fault_run('crash_while_deciding', 10, undef);
 $coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'committed\'')
 	or die 'p2 did not commit';
 is(in_doubt(), 'p1 committed p2', 'killed with the COMMIT on its way to p2: p2 committed, so p1 is committed in doubt');
-is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -4 3 1', 'recovery commits it');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -5 4 1', 'recovery commits it');
 
 fault_run('crash_after_decision', 10, undef);
 is(in_doubt(), 'p1 committed p2', 'killed after the decision: the same');
@@ -339,6 +350,8 @@ like(c_err("SELECT distsys.node_remove('p2')"), qr/55006.*node "p2" still has di
 	'the deciding node cannot be removed while a node waits for its outcome');
 like(c_err("SELECT distsys.node_add('p2', 'host=127.0.0.1 port=1')"), qr/55006/,
 	'nor pointed elsewhere');
+like(c_err("SELECT distsys.node_remove('p1')"), qr/55006/,
+	'nor can the node that holds the prepared part');
 $p2->stop('fast');
 ($ret, $out, $stderr) = $coord->psql('postgres', 'SELECT outcome FROM distsys.dtx_in_doubt');
 is($out, 'unknown', 'with the deciding node down, the outcome is unknown');
@@ -346,12 +359,12 @@ like($stderr, qr/WARNING:.*could not reach node "p2"/, 'and the view says why');
 ($ret, $out, $stderr) = $coord->psql('postgres', 'SELECT distsys.dtx_recover()');
 is($out . ' ' . prepared($p1), '0 1', 'recovery leaves it prepared');
 $p2->start;
-is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -5 4 1', 'and commits it once p2 answers');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -6 5 1', 'and commits it once p2 answers');
 
 # no answer to the deciding COMMIT (p2 waits for a standby that does not
 # exist): the client is told the outcome is p2's, and p2 settles it later
 $p2->append_conf('postgresql.conf', "synchronous_standby_names = 'nobody'");
-$p2->reload;
+$p2->restart;
 ($ret, $out, $stderr) = $coord->psql('postgres', "SET distsys.dtx_commit_timeout = '1s'; $agent_sql",
 	extra_params => ['-v', 'VERBOSITY=verbose']);
 like($stderr, qr/ERROR:  08007: node "p2" did not answer the COMMIT that decides.*within 1000 ms/s,
@@ -359,13 +372,30 @@ like($stderr, qr/ERROR:  08007: node "p2" did not answer the COMMIT that decides
 like($stderr, qr/WARNING:  08007: the outcome of the distributed transaction is known only to node "p2"/,
 	'and the client learns the outcome is p2\'s');
 is(in_doubt(), 'p1 in progress p2', 'p1 waits for p2\'s outcome');
+
+# the connection to the deciding node is lost after it committed (its
+# backend is terminated while it waits for the standby): not a rollback
+# (account 9: account 10 is locked on both nodes by the transfer above)
+my $bg = IPC::Run::start(['psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $coord->connstr('postgres'),
+	'-c', transfer_sql(9, 9, 1)], '<', \undef, '>', \my $bg_out, '2>', \my $bg_err);
+$p2->poll_query_until('postgres',
+	"SELECT count(*) = 2 FROM pg_stat_activity WHERE wait_event = 'SyncRep'") or die 'no second commit waits';
+$p2->safe_psql('postgres',
+	"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'");
+$bg->finish;
+like($bg_err, qr/08007.*node "p2" did not answer the COMMIT that decides/s,
+	'a connection lost at the deciding COMMIT: 08007, not a rollback');
+is(prepared($p1), '2', 'both transactions wait prepared on p1');
 $p2->adjust_conf('postgresql.conf', 'synchronous_standby_names', "''");
-$p2->reload;
-$coord->poll_query_until('postgres', 'SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = \'committed\'')
-	or die 'p2 did not finish its commit';
-is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '1 -6 5 1', 'once p2 committed, recovery commits p1');
+$p2->restart;
+is(in_doubt(), 'p1 committed p2,p1 committed p2', 'p2 committed both: its marks say so');
+is(c('SELECT distsys.dtx_recover()') . ' ' . tens(), '2 -7 6 1', 'recovery commits p1');
 is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
-c('SELECT distsys.dtx_recover()');
+cmp_ok(marks($p2), '>', 0, 'p2 still has marks');
+# a mark read by one pass, unneeded in the next, is deleted in the one after
+# (passes of one backend, as the worker's are)
+c('SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover()');
+is(marks($p2) . ' ' . marks($p3), '0 0', 'recovery forgets the marks once no node needs them');
 
 # the worker resolves the third case by itself
 c("ALTER SYSTEM SET distsys.dtx_recovery_interval = '1s'; SELECT pg_reload_conf();");
