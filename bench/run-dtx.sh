@@ -462,8 +462,10 @@ main() {
 	C_PORT=$(ds_start_node coordinator)
 	P1_PORT=$(ds_start_node p1)
 	P2_PORT=$(ds_start_node p2)
+	# distsys on the participants too: a last agent keeps its marks there
 	for port in "$P1_PORT" "$P2_PORT"; do
-		psql_on "$port" -c "CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL)" \
+		psql_on "$port" -c "CREATE EXTENSION distsys" \
+			-c "CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL)" \
 			-c "INSERT INTO acct SELECT g, 1000 FROM generate_series(1, $ROWS) g" \
 			-c "VACUUM ANALYZE acct"
 	done

@@ -392,23 +392,24 @@ visit_node(void *arg)
 {
 	NodePass   *pass = arg;
 	PGconn	   *conn = remote_connect(pass->node, node_conninfo(pass->node));
+	PGresult   *volatile res = NULL;
 
 	pass->conn = conn;
 	PG_TRY();
 	{
-		PGresult   *res = remote_run(conn, pass->node, own_prepared_sql(),
-									 distsys_dtx_commit_timeout_ms);
-
+		res = remote_run(conn, pass->node, own_prepared_sql(), distsys_dtx_commit_timeout_ms);
 		pass->listed = true;
 		for (int i = 0; i < PQntuples(res); i++)
 			pass->each(pass, conn, res, i);
 		PQclear(res);
+		res = NULL;
 		/* a failure there does not undo this node's listing */
 		if (pass->marks)
 			(void) run_guarded(visit_marks, pass, pass->node, WARNING);
 	}
 	PG_FINALLY();
 	{
+		PQclear(res);			/* libpq's memory: an error in each() leaves it */
 		remote_disconnect(conn);
 		pass->conn = NULL;
 	}

@@ -277,6 +277,63 @@ remote_send(PGconn *conn, const char *sql)
 }
 
 /*
+ * collect_results: wait_results' loop; what it holds is in *keep and
+ * *before as it goes.
+ */
+static PGresult *
+collect_results(PGconn *conn, TimestampTz deadline, RemoteWait how, bool *timed_out,
+				PGresult **keep, PGresult **before)
+{
+	PGresult   *res;
+
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			int			rc = remote_wait_socket(conn, WL_SOCKET_READABLE, deadline, how);
+
+			if ((rc & WL_TIMEOUT) && GetCurrentTimestamp() >= deadline)
+			{
+				*timed_out = true;
+				return NULL;
+			}
+			if (!PQconsumeInput(conn))
+				break;
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			return *keep;
+		if (refuse_copy(conn, res))
+			continue;
+		if (*keep != NULL && PQresultStatus(*keep) == PGRES_FATAL_ERROR)
+			PQclear(res);		/* the first error is the one to report */
+		else if (before != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
+		{
+			PQclear(*before);
+			*before = *keep;
+			*keep = res;
+		}
+		else
+		{
+			PQclear(*keep);
+			*keep = res;
+		}
+		if (PQstatus(conn) == CONNECTION_BAD)
+			return *keep;
+	}
+}
+
+/*
+ * The results collect_results holds while it waits: libpq mallocs them, so
+ * an error thrown by the wait (a cancel) must free them.
+ */
+typedef struct HeldResults
+{
+	PGresult   *keep;
+	PGresult   *before;
+} HeldResults;
+
+/*
  * wait_results: the outcome of the statements last sent on conn: the first
  * failed result if any, else the last result (NULL if the connection
  * broke); with before, the result before a successful last one goes there
@@ -289,53 +346,34 @@ wait_results(PGconn *conn, int timeout_ms, RemoteWait how, bool *timed_out,
 			 PGresult **before)
 {
 	TimestampTz deadline = 0;
-	PGresult   *keep = NULL;
-	PGresult   *res;
+	HeldResults held = {NULL, NULL};
+	HeldResults *volatile h = &held;
+	PGresult   *res = NULL;
 
 	*timed_out = false;
 	if (timeout_ms > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
-	for (;;)
+	PG_TRY();
 	{
-		while (PQisBusy(conn))
-		{
-			int			rc = remote_wait_socket(conn, WL_SOCKET_READABLE, deadline, how);
-
-			if ((rc & WL_TIMEOUT) && GetCurrentTimestamp() >= deadline)
-			{
-				PQclear(keep);
-				if (before != NULL)
-				{
-					PQclear(*before);
-					*before = NULL;
-				}
-				*timed_out = true;
-				return NULL;
-			}
-			if (!PQconsumeInput(conn))
-				break;
-		}
-		res = PQgetResult(conn);
-		if (res == NULL)
-			return keep;
-		if (refuse_copy(conn, res))
-			continue;
-		if (keep != NULL && PQresultStatus(keep) == PGRES_FATAL_ERROR)
-			PQclear(res);		/* the first error is the one to report */
-		else if (before != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
-		{
-			PQclear(*before);
-			*before = keep;
-			keep = res;
-		}
-		else
-		{
-			PQclear(keep);
-			keep = res;
-		}
-		if (PQstatus(conn) == CONNECTION_BAD)
-			return keep;
+		res = collect_results(conn, deadline, how, timed_out, &h->keep,
+							  before != NULL ? &h->before : NULL);
 	}
+	PG_CATCH();
+	{
+		PQclear(h->keep);
+		PQclear(h->before);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (*timed_out)
+	{
+		PQclear(h->keep);
+		PQclear(h->before);
+		h->before = NULL;
+	}
+	if (before != NULL)
+		*before = h->before;
+	return res;
 }
 
 /*

@@ -23,7 +23,8 @@ my $ACCOUNTS = 50;
 my $coord = distsys_node('coord',
 	"restart_after_crash = on\ndistsys.dtx_recovery_interval = 1\ndistsys.dtx_lock_timeout = 5000");
 my ($p1, $p2) = map { bank_participant($coord, $_, $ACCOUNTS, 1000) } qw(p1 p2);
-$_->safe_psql('postgres', 'CREATE TABLE applied (id int PRIMARY KEY)') for $p1, $p2;
+# distsys on the participants: each can be a last agent (it keeps marks)
+$_->safe_psql('postgres', 'CREATE TABLE applied (id int PRIMARY KEY); CREATE EXTENSION distsys') for $p1, $p2;
 $coord->safe_psql('postgres', 'CREATE TABLE transfers (id int PRIMARY KEY)');
 
 # client_script(C, FROM, TO): client C's transfers FROM..TO as single
@@ -39,9 +40,13 @@ sub client_script
 		my ($a, $b) = (1 + int(rand($ACCOUNTS)), 1 + int(rand($ACCOUNTS)));
 		my ($with, $from_t) = $c % 2 == 0
 		  ? ("WITH t AS (INSERT INTO transfers VALUES ($id) RETURNING id)", ' FROM t') : ('', '');
+		my @calls = (
+			"distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = $a; INSERT INTO applied VALUES ($id)')",
+			"distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = $b; INSERT INTO applied VALUES ($id)')");
+		# the node called last is the last agent: either one
+		@calls = reverse @calls if rand() < 0.5;
 		$s .= "\\echo try $id\n"
-		  . "$with SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = $a; INSERT INTO applied VALUES ($id)'),"
-		  . " distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = $b; INSERT INTO applied VALUES ($id)')"
+		  . "$with SELECT " . join(', ', @calls)
 		  . "$from_t;\n\\if :ERROR\nSELECT pg_sleep(0.05);\n\\else\n\\echo ack $id\n\\endif\n";
 	}
 	return $s;
@@ -180,6 +185,12 @@ like(slurp($coord->logfile), qr/distsys recovery resolved \d+ prepared transacti
 	'the recovery worker resolved what the crashes left in doubt');
 $coord->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_decisions')
   or die 'decision records were not forgotten';
+for my $p ($p1, $p2)
+{
+	$p->poll_query_until('postgres', 'SELECT count(*) = 0 FROM distsys.dtx_marks')
+	  or die 'last-agent marks were not forgotten on ' . $p->name;
+}
+pass('the recovery worker forgot every decision record and every last-agent mark');
 
 my $total = $p1->safe_psql('postgres', 'SELECT sum(bal) FROM acct')
   + $p2->safe_psql('postgres', 'SELECT sum(bal) FROM acct');

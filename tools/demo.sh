@@ -168,7 +168,7 @@ ds_say "9. Two-phase commit: one transaction across two more PostgreSQL nodes"
 BANK1=$(ds_start_node bank_1)
 BANK2=$(ds_start_node bank_2)
 for port in "$BANK1" "$BANK2"; do
-	psql -X -q -p "$port" -c "CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100)"
+	psql -X -q -p "$port" -c "CREATE EXTENSION distsys; CREATE TABLE acct (id int PRIMARY KEY, bal int NOT NULL); INSERT INTO acct VALUES (1, 100)"
 done
 echo "  Two participant nodes (ports $BANK1 and $BANK2), each with an account of 100, registered here:"
 show "SELECT distsys.node_add('bank_1', 'host=127.0.0.1 port=$BANK1 dbname=postgres user=postgres'), distsys.node_add('bank_2', 'host=127.0.0.1 port=$BANK2 dbname=postgres user=postgres')"
@@ -199,12 +199,13 @@ echo "  (the worker does this every distsys.dtx_recovery_interval; here it is ru
 show "SELECT distsys.dtx_recover() AS resolved"
 balances
 echo "  Without a local write, the node written last decides (the last agent): bank_1 is prepared,"
-echo "  bank_2 commits in one phase, and that commit is the decision (no decision row here, and"
-echo "  one WAL flush less). The coordinator crashes after that commit, before bank_1 is committed:"
+echo "  bank_2 commits in one phase with a mark of the transaction in distsys.dtx_marks there, and"
+echo "  that commit is the decision (no decision row here, and one WAL flush less)."
+echo "  The coordinator crashes after that commit, before bank_1 is committed:"
 show "SET distsys.dtx_fault = crash_after_decision; BEGIN; $TRANSFER; COMMIT"
 for _ in $(seq 100); do psql -X -At -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
 show "SELECT participant, outcome, decider FROM distsys.dtx_in_doubt"
-echo "  Recovery asks bank_2 whether its transaction committed (pg_xact_status) and commits bank_1:"
+echo "  Recovery finds the mark on bank_2, so the transaction committed, and commits bank_1:"
 show "SELECT distsys.dtx_recover() AS resolved"
 psql -X -q -c "ALTER SYSTEM RESET distsys.dtx_recovery_interval" -c "SELECT pg_reload_conf()" >/dev/null
 balances
