@@ -433,7 +433,15 @@ agent_answer(DtxParticipant *p, bool *timed_out)
 static void
 commit_last_agent(DtxParticipant *p, uint64 id)
 {
-	char	   *sql = psprintf("INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
+	/*
+	 * This commit is the decision, so it must be flushed before the answer,
+	 * as the coordinator's own decision is (make_commit_durable): with
+	 * synchronous_commit off there, a crash could forget a commit the
+	 * client was told of.
+	 */
+	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
+							   " WHERE pg_catalog.current_setting('synchronous_commit') = 'off';"
+							   " INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
 							   INT64_FORMAT ", '%s'); COMMIT",
 							   (int64) id, dtx_coordinator_name());
 	PGresult   *res;

@@ -326,7 +326,7 @@ is(tens() . ' ' . decisions(), '-4 3 1 ' . ($decisions + 1),
 $p2->safe_psql('postgres', 'CREATE TABLE once (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
 $err = c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 10');
 	SELECT distsys.dtx_exec('p2', 'INSERT INTO once VALUES (1), (1)'); COMMIT;");
-like($err, qr/23505.*node "p2".*remote statement on node "p2": INSERT INTO distsys.dtx_marks.*COMMIT/s,
+like($err, qr/23505.*node "p2".*remote statement on node "p2": SELECT pg_catalog.set_config.*INSERT INTO distsys.dtx_marks.*COMMIT/s,
 	'the deciding node failing its COMMIT (a deferred constraint) fails the transaction, with its SQLSTATE');
 is(tens() . ' ' . prepared($p1), '-4 3 1 0', 'and the prepared node is rolled back at once');
 
