@@ -28,6 +28,10 @@ include $(PGXS)
 
 PG_CFLAGS  += -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
 
+# PGXS tracks header dependencies only when PostgreSQL was configured with
+# --enable-depend; a struct changed in a header must rebuild every user of it
+$(OBJS): $(wildcard extension/*.h)
+
 include relay/relay.mk
 include tests/sim/sim.mk
 

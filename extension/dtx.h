@@ -45,6 +45,7 @@ typedef struct DtxParticipant
 {
 	char		node[NAMEDATALEN];	/* hash key */
 	char	   *conninfo;		/* what conn was opened with (TopMemoryContext) */
+	uint64		conninfo_version;	/* registry version it was looked up at, + 1 */
 	PGconn	   *conn;
 	DtxState	state;
 	uint64		xid;			/* its remote xid8 once it wrote, else 0 */
@@ -109,10 +110,13 @@ extern Size dtx_shmem_size(void);
 extern void dtx_shmem_init(void);
 extern void dtx_committing_set(uint64 id);
 extern bool dtx_committing_now(uint64 id);
+extern uint64 dtx_registry_version(void);
+extern void dtx_registry_changed(void);
 
 /* node.c */
 extern char *node_conninfo(const char *node);
 extern List *node_names(void);
+extern void node_registry_touched(void);
 
 /* settings (guc.c) */
 extern int	distsys_dtx_prepare_timeout_ms;

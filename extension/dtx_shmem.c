@@ -42,7 +42,8 @@ dtx_nprocs(void)
 Size
 dtx_shmem_size(void)
 {
-	return mul_size(dtx_nprocs(), sizeof(pg_atomic_uint64));
+	/* one slot per process, and one for the node registry's version */
+	return mul_size(dtx_nprocs() + 1, sizeof(pg_atomic_uint64));
 }
 
 void
@@ -53,7 +54,7 @@ dtx_shmem_init(void)
 	committing = ShmemInitStruct("distsys dtx committing", dtx_shmem_size(), &found);
 	if (found)
 		return;
-	for (int i = 0; i < dtx_nprocs(); i++)
+	for (int i = 0; i <= dtx_nprocs(); i++)
 		pg_atomic_init_u64(&committing[i], 0);
 }
 
@@ -95,4 +96,25 @@ dtx_committing_now(uint64 id)
 		found = pg_atomic_read_u64(&committing[i]) == id;
 	pg_memory_barrier();
 	return found;
+}
+
+/*
+ * dtx_registry_version: a counter that changes after every committed change
+ * of the node registry, so backends can keep connection strings they looked
+ * up while it stays the same (dtx.c); 0 without shared memory.
+ */
+uint64
+dtx_registry_version(void)
+{
+	return committing == NULL ? 0 : pg_atomic_read_u64(&committing[dtx_nprocs()]);
+}
+
+/*
+ * dtx_registry_changed: node_add or node_remove committed.
+ */
+void
+dtx_registry_changed(void)
+{
+	if (committing != NULL)
+		(void) pg_atomic_fetch_add_u64(&committing[dtx_nprocs()], 1);
 }

@@ -14,6 +14,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -24,6 +25,55 @@
 #include "distsys.h"
 #include "dtx.h"
 #include "spi_util.h"
+
+/* whether this transaction changed the registry (see registry_callback) */
+static bool registry_touched = false;
+
+/*
+ * registry_callback: once a change of the registry commits, tell every
+ * backend to look connection strings up again (dtx.c caches them).  A
+ * prepared change would become visible at some later COMMIT PREPARED that
+ * nobody here sees, so it is refused.
+ */
+static void
+registry_callback(XactEvent event, void *arg)
+{
+	if (!registry_touched)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that changed the distsys node registry")));
+			break;
+		case XACT_EVENT_COMMIT:
+			dtx_registry_changed();
+			registry_touched = false;
+			break;
+		case XACT_EVENT_ABORT:
+			registry_touched = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * node_registry_touched: this transaction changes the registry.
+ */
+void
+node_registry_touched(void)
+{
+	static bool registered = false;
+
+	if (!registered)
+	{
+		RegisterXactCallback(registry_callback, NULL);
+		registered = true;
+	}
+	registry_touched = true;
+}
 
 /* the first column of the first row SPI returned */
 static Datum
@@ -118,6 +168,7 @@ node_add(PG_FUNCTION_ARGS)
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errdetail("Recovery must finish them on the server the node names now."),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it, or pass force => true.")));
+	node_registry_touched();
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
@@ -153,6 +204,7 @@ node_remove(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
+	node_registry_touched();
 	n = distsys_spi_run(&remove_plan,
 						"DELETE FROM distsys.node_registry WHERE name = $1",
 						1, types, values, NULL, false);

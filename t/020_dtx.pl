@@ -397,6 +397,15 @@ cmp_ok(marks($p2), '>', 0, 'p2 still has marks');
 c('SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover()');
 is(marks($p2) . ' ' . marks($p3), '0 0', 'recovery forgets the marks once no node needs them');
 
+# a backend keeps the connection strings it looked up until a change of the
+# registry commits: re-pointing p1 reaches its connections at once
+my $p1_conn = $p1->connstr('postgres');
+my $p2_conn = $p2->connstr('postgres');
+my $port_sql = "SELECT distsys.dtx_query('p1', 'SELECT current_setting(''port'') AS port')->>'port'";
+is(c("$port_sql; SELECT distsys.node_add('p1', \$\$$p2_conn\$\$); $port_sql;
+	SELECT distsys.node_add('p1', \$\$$p1_conn\$\$)"),
+	$p1->port . "\n\n" . $p2->port . "\n", 'a re-pointed node is reached at its new address by a backend that used it');
+
 # the worker resolves the third case by itself
 c("ALTER SYSTEM SET distsys.dtx_recovery_interval = '1s'; SELECT pg_reload_conf();");
 fault_run('crash_after_some_commits', 8);
