@@ -66,6 +66,7 @@
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
@@ -77,6 +78,7 @@
 static SPIPlanPtr exists_plan, records_plan, forget_plan;
 
 static bool run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel);
+static void refuse_standby(PGconn *conn, const char *node);
 
 /* A decision record read at the start of a pass (step 5). */
 typedef struct DecisionRecord
@@ -108,12 +110,18 @@ decision_exists(uint64 id)
 	Datum		values[1] = {Int64GetDatum((int64) id)};
 	uint64		n;
 
+	/*
+	 * The latest snapshot, whatever the isolation level of the transaction
+	 * running recovery: under REPEATABLE READ its own snapshot could miss a
+	 * row committed since, and a committed transaction would be rolled back.
+	 */
+	PushActiveSnapshot(GetLatestSnapshot());
 	SPI_connect();
-	/* not read-only: a fresh snapshot, which sees a just-committed row */
 	n = distsys_spi_run(&exists_plan,
 						"SELECT 1 FROM distsys.dtx_decisions WHERE id = $1",
-						1, types, values, NULL, false);
+						1, types, values, NULL, true);
 	SPI_finish();
+	PopActiveSnapshot();
 	return n > 0;
 }
 
@@ -232,6 +240,7 @@ decider_ask(void *arg)
 		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
 									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
 									(int64) q->id, dtx_coordinator_name());
+		refuse_standby(conn, node);
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
 		else if (strcmp(decider_status(conn, node, q->decider->xid), "in progress") == 0)
@@ -372,6 +381,27 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 }
 
 /*
+ * refuse_standby: an ERROR if conn reached a server in recovery (a
+ * multi-host conninfo may land on a standby): a standby lists no prepared
+ * transactions and may lag, so recovery must not judge by what it says.
+ */
+static void
+refuse_standby(PGconn *conn, const char *node)
+{
+	PGresult   *res = remote_run(conn, node, "SELECT pg_catalog.pg_is_in_recovery()",
+									 distsys_dtx_commit_timeout_ms);
+	bool		standby = PQgetvalue(res, 0, 0)[0] == 't';
+
+	PQclear(res);
+	if (standby)
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("node \"%s\" reached a server in recovery", node),
+				 errdetail("A standby does not show prepared transactions and may lag behind its primary."),
+				 errhint("Point the node's conninfo at its primary (target_session_attrs=read-write).")));
+}
+
+/*
  * visit_marks: dtx_marks_visit on pass->node, over pass->conn.
  */
 static void
@@ -397,6 +427,7 @@ visit_node(void *arg)
 	pass->conn = conn;
 	PG_TRY();
 	{
+		refuse_standby(conn, pass->node);
 		res = remote_run(conn, pass->node, own_prepared_sql(), distsys_dtx_commit_timeout_ms);
 		pass->listed = true;
 		for (int i = 0; i < PQntuples(res); i++)
@@ -633,7 +664,10 @@ dtx_recover_all(int elevel, bool backoff)
 
 	refuse_in_recovery("distributed transaction recovery");
 	records = read_records();
+	/* every node registered now, not as of an older snapshot (see above) */
+	PushActiveSnapshot(GetLatestSnapshot());
 	names = node_names();
+	PopActiveSnapshot();
 	passes = palloc0(sizeof(NodePass) * (list_length(names) + 1));
 
 	foreach(lc, names)

@@ -436,11 +436,11 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 	/*
 	 * This commit is the decision, so it must be flushed before the answer,
 	 * as the coordinator's own decision is (make_commit_durable): with
-	 * synchronous_commit off there, a crash could forget a commit the
-	 * client was told of.
+	 * synchronous_commit below remote flush there, a crash or a failover
+	 * could forget a commit the client was told of.
 	 */
 	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
-							   " WHERE pg_catalog.current_setting('synchronous_commit') = 'off';"
+							   " WHERE pg_catalog.current_setting('synchronous_commit') NOT IN ('on', 'remote_apply');"
 							   " INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
 							   INT64_FORMAT ", '%s'); COMMIT",
 							   (int64) id, dtx_coordinator_name());
@@ -598,7 +598,9 @@ settle_last_agent(void)
 	{
 		if (last_agent_outcome == AGENT_UNKNOWN && p->conn != NULL)
 			dtx_forget_participant(p);
-		p->state = DTX_DONE;
+		/* a failed INSERT leaves its transaction open: finish() ends it */
+		p->state = p->conn != NULL && PQtransactionStatus(p->conn) != PQTRANS_IDLE ?
+			DTX_OPEN : DTX_DONE;
 	}
 	return last_agent_outcome == AGENT_COMMITTED;
 }

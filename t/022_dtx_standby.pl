@@ -47,6 +47,16 @@ $primary->wait_for_catchup($standby);
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM distsys.dtx_decisions'), '1',
 	'the standby has the decision record');
 
+# a node whose conninfo reaches a server in recovery (a multi-host
+# conninfo can) is not trusted: a standby lists no prepared transactions
+$primary->safe_psql('postgres',
+	"SELECT distsys.node_add('replica', \$\$" . $standby->connstr('postgres') . "\$\$)");
+my ($rret, $rout, $rerr) = $primary->psql('postgres', 'SELECT count(*) FROM distsys.dtx_in_doubt');
+like($rerr, qr/node "replica" reached a server in recovery/,
+	'a node that reaches a standby is reported, not listed as having nothing prepared');
+$primary->safe_psql('postgres', "SELECT distsys.node_remove('replica', force => true)");
+$primary->wait_for_catchup($standby);
+
 my ($sret, $sout, $serr) = $standby->psql('postgres', 'SELECT distsys.dtx_recover()');
 like($serr, qr/distributed transaction recovery cannot run on a standby/,
 	'recovery refuses to run on a standby, which cannot see what its primary is committing');
