@@ -119,9 +119,11 @@ for my $c (0 .. $CLIENTS - 1)
 }
 
 # The faults, one after the other, while the clients run.
+# (crash_while_deciding first: only the odd clients' transfers reach it,
+# and they may be done before the end of the list)
 my @events = (
-	'crash_after_some_prepares', 'random', 'p1', 'crash_after_decision',
-	'random', 'p2', 'crash_after_some_commits', 'crash_while_deciding', 'random');
+	'crash_while_deciding', 'crash_after_some_prepares', 'random', 'p1', 'crash_after_decision',
+	'random', 'p2', 'crash_after_some_commits', 'random');
 my $crashes = 0;
 for my $ev (@events)
 {
