@@ -78,13 +78,13 @@ dtx_marks_visit(const char *node, PGconn *conn)
 	PGresult   *res;
 	char	   *where;
 	MemoryContext old;
-	int			i;
+	bool		has_marks;
 
 	res = remote_run(conn, node, "SELECT pg_catalog.to_regclass('distsys.dtx_marks') IS NOT NULL",
 					 distsys_dtx_commit_timeout_ms);
-	i = PQgetvalue(res, 0, 0)[0] == 't';
+	has_marks = PQgetvalue(res, 0, 0)[0] == 't';
 	PQclear(res);
-	if (!i)
+	if (!has_marks)
 		return;
 	where = marks_where(node, true);
 	if (where != NULL)
@@ -94,7 +94,7 @@ dtx_marks_visit(const char *node, PGconn *conn)
 					 psprintf("SELECT id FROM distsys.dtx_marks%s", marks_where(node, false)),
 					 distsys_dtx_commit_timeout_ms);
 	old = MemoryContextSwitchTo(TopMemoryContext);
-	for (i = 0; i < PQntuples(res); i++)
+	for (int i = 0; i < PQntuples(res); i++)
 	{
 		DtxMark    *m = palloc0(sizeof(DtxMark));
 
@@ -114,26 +114,30 @@ dtx_marks_visit(const char *node, PGconn *conn)
 void
 dtx_marks_end_pass(List *still_prepared, bool all_listed)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	uint64	   *ids = palloc(sizeof(uint64) * (list_length(still_prepared) + 1));
+	int			nids = 0;
+	MemoryContext old;
 	ListCell   *lc;
 
+	/* the transaction ids still prepared, each GID parsed once */
+	foreach(lc, still_prepared)
+	{
+		FullTransactionId fxid;
+		DtxDecider	decider;
+
+		if (dtx_parse_gid(lfirst(lc), &fxid, &ids[nids], &decider))
+			nids++;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
 	list_free_deep(to_delete);
 	to_delete = NIL;
 	foreach(lc, all_listed ? seen_before : NIL)
 	{
 		DtxMark    *m = lfirst(lc);
 		bool		needed = false;
-		ListCell   *g;
 
-		foreach(g, still_prepared)
-		{
-			FullTransactionId fxid;
-			uint64		id;
-			DtxDecider	decider;
-
-			if (dtx_parse_gid(lfirst(g), &fxid, &id, &decider) && id == m->id)
-				needed = true;
-		}
+		for (int i = 0; i < nids && !needed; i++)
+			needed = ids[i] == m->id;
 		if (!needed)
 		{
 			DtxMark    *copy = palloc(sizeof(DtxMark));

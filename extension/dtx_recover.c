@@ -97,7 +97,7 @@ typedef struct NodePass
 	int			resolved;		/* how many this pass committed or rolled back */
 	ReturnSetInfo *rsinfo;		/* dtx_in_doubt: where its rows go */
 	const char *decider;		/* dtx_node_in_use: the node asked about */
-	bool		decided;		/* ... and whether it is needed for one listed here */
+	bool		needed;			/* ... and whether one listed here needs it */
 	bool		marks;			/* a recovery pass: handle the node's marks too */
 	PGconn	   *conn;			/* open while the node is visited */
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
@@ -775,7 +775,7 @@ in_use_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 
 	if (dtx_parse_gid(PQgetvalue(res, row, 0), &fxid, &id, &decider) &&
 		(strcmp(pass->node, pass->decider) == 0 || strcmp(decider.node, pass->decider) == 0))
-		pass->decided = true;
+		pass->needed = true;
 }
 
 /*
@@ -797,7 +797,7 @@ dtx_node_in_use(const char *node)
 		pass.decider = node;
 		pass.each = in_use_row;
 		visit_node(&pass);
-		if (pass.decided)
+		if (pass.needed)
 			return true;
 	}
 	return false;

@@ -406,10 +406,10 @@ agent_outcome(DtxParticipant *p, PGresult *res)
 }
 
 /*
- * agent_answer: wait for the answer to the deciding message sent to p.
- * Not interruptible: once COMMIT is on its way, a cancel here could only
- * turn a commit into an error the client would take for a rollback; the
- * wait is bounded by distsys.dtx_commit_timeout instead.
+ * agent_answer: wait for the answer to the deciding message sent to p;
+ * sets *timed_out.  Not interruptible: once COMMIT is on its way, a cancel
+ * here could only turn a commit into an error the client would take for a
+ * rollback; the wait is bounded by distsys.dtx_commit_timeout instead.
  */
 static PGresult *
 agent_answer(DtxParticipant *p, bool *timed_out)
@@ -453,15 +453,11 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 	p->busy = remote_send(p->conn, sql);
 	fault_point(DTX_FAULT_WHILE_DECIDING);
 	res = agent_answer(p, &timed_out);
+	/* on an ERROR below, settle_last_agent() ends p's part in the abort */
 	if (clean_error(p, res))
 	{
-		/*
-		 * It rolled back: report why, as for any remote statement.  After a
-		 * failed INSERT its transaction is still open, in error: finish()
-		 * ends it.
-		 */
+		/* it rolled back: report why, as for any remote statement */
 		last_agent_outcome = AGENT_ROLLED_BACK;
-		p->state = PQtransactionStatus(p->conn) == PQTRANS_IDLE ? DTX_DONE : DTX_OPEN;
 		remote_report(ERROR, p->conn, res, p->node, sql);
 	}
 	last_agent_outcome = agent_outcome(p, res);
@@ -471,12 +467,9 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 		return;
 	}
 	if (last_agent_outcome == AGENT_ROLLED_BACK)
-	{
-		p->state = DTX_DONE;
 		ereport(ERROR,
 				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
 				 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", p->node)));
-	}
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 			 errmsg("node \"%s\" did not answer the COMMIT that decides the distributed transaction", p->node),
