@@ -6,7 +6,9 @@
 #   bench/run-dtx.sh --quick    smoke run, about 1 minute
 #   options: --seconds N (recording time per cell, default 8), --rounds N
 #   (split it into N rounds, default 4), --rows N (accounts per participant,
-#   default 10000), --report FILE (also write the report there)
+#   default 10000), --no-fsync (fsync = off on the three clusters: what is
+#   left is the cost of processes and messages), --report FILE (also write
+#   the report there)
 #
 # Transfers per second and latency at 1 and 8 clients.  A transfer takes 1
 # from a random account on participant P1 and gives 1 to a random account on
@@ -23,7 +25,7 @@
 #              P2, COMMIT PREPARED on P1 then on P2, each waited for (the
 #              hand-written way)
 # Three throwaway PostgreSQL clusters on loopback (tools/common.sh: C, P1,
-# P2, distsys preloaded, fsync on), stopped at exit.  Every cell runs the
+# P2, distsys preloaded, fsync on unless --no-fsync), stopped at exit.  Every cell runs the
 # driver for a warm-up and a recording window, in rounds, every other round
 # in reverse order, so that a change in the machine's load falls on all rows
 # alike; the report adds the rounds up.  At the end it checks that the money
@@ -43,6 +45,7 @@ WARMUP_MS=500
 ROUNDS=4
 ROWS=10000
 REPORT_FILE=
+FSYNC=on
 MODE=full
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -50,8 +53,9 @@ while [ $# -gt 0 ]; do
 	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--rows) ROWS=$2; shift ;;
+	--no-fsync) FSYNC=off ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
 	*) echo "run-dtx.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -458,7 +462,7 @@ main() {
 
 	# 8 clients of the naive way or of distsys keep up to 8 transactions
 	# prepared per participant; distsys also keeps dtx_prepared_reserve free.
-	echo "max_prepared_transactions = 100" >> "$DS_TEMP_CONFIG"
+	printf 'max_prepared_transactions = 100\nfsync = %s\n' "$FSYNC" >> "$DS_TEMP_CONFIG"
 	C_PORT=$(ds_start_node coordinator)
 	P1_PORT=$(ds_start_node p1)
 	P2_PORT=$(ds_start_node p2)

@@ -30,6 +30,7 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "distsys.h"
@@ -136,6 +137,43 @@ participant_connect(DtxParticipant *p)
 		p->conn = remote_connect(p->node, copy);
 	}
 	p->conninfo_version = version;
+}
+
+/*
+ * dtx_hold_registry: before the first of ps is prepared, lock the registry
+ * against node_add and node_remove until this transaction ends (see
+ * node_registry_lock), then make sure no writer's node was removed or
+ * re-pointed since its connection string was looked up: its prepared work
+ * would be where recovery no longer looks.
+ */
+void
+dtx_hold_registry(DtxParticipant **ps, int n)
+{
+	uint64		version;
+	int			i;
+
+	node_registry_lock(RowExclusiveLock);
+	version = dtx_registry_version() + 1;
+	for (i = 0; i < n; i++)
+	{
+		DtxParticipant *p = ps[i];
+		char	   *now;
+
+		if (p->xid == 0 || p->conninfo_version == version)
+			continue;
+		/* a change committed since: read it whatever the isolation level */
+		PushActiveSnapshot(GetLatestSnapshot());
+		now = node_conninfo_if_any(p->node);
+		PopActiveSnapshot();
+		if (now == NULL || strcmp(now, p->conninfo) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("node \"%s\" was %s while this transaction used it",
+							p->node, now == NULL ? "removed" : "re-pointed"),
+					 errdetail("Its part of the transaction was rolled back on the server the node named before."),
+					 errhint("Retry the transaction.")));
+		p->conninfo_version = version;
+	}
 }
 
 /*

@@ -12,6 +12,7 @@
 #include "access/xact.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "storage/lockdefs.h"
 #include "utils/hsearch.h"
 #include "libpq-fe.h"
 
@@ -83,6 +84,7 @@ typedef enum DtxOutcome
 extern HTAB *dtx_participants;
 extern void dtx_xact_init(void);
 extern void dtx_forget_participant(DtxParticipant *p);
+extern void dtx_hold_registry(DtxParticipant **ps, int n);
 
 /* dtx_xact.c */
 extern void dtx_xact_callback(XactEvent event, void *arg);
@@ -115,8 +117,9 @@ extern void dtx_registry_changed(void);
 
 /* node.c */
 extern char *node_conninfo(const char *node);
+extern char *node_conninfo_if_any(const char *node);
 extern List *node_names(void);
-extern void node_registry_touched(void);
+extern void node_registry_lock(LOCKMODE mode);
 
 /* settings (guc.c) */
 extern int	distsys_dtx_prepare_timeout_ms;

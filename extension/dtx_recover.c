@@ -373,7 +373,7 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 	}
 	if (timed_out)
 		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
+				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("node \"%s\" did not answer within %d ms", node, distsys_dtx_commit_timeout_ms),
 				 errcontext("remote statement on node \"%s\": %s", node, sql)));
 	remote_report(WARNING, conn, res, node, sql);
@@ -493,6 +493,12 @@ run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel)
 		err = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		/*
+		 * A cancel or statement_timeout (57014; a node past its time limit
+		 * is 08006) stops dtx_recover().
+		 */
+		if (err->sqlerrcode == ERRCODE_QUERY_CANCELED && !IsBackgroundWorker)
+			ReThrowError(err);
 		ereport(elevel,
 				(errcode(err->sqlerrcode),
 				 errmsg("could not reach node \"%s\" for distributed transaction recovery: %s",

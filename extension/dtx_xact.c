@@ -166,7 +166,7 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 	}
 	else if (timed_out)
 		ereport(WARNING,
-				(errcode(ERRCODE_QUERY_CANCELED),
+				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("node \"%s\" did not answer within %d ms", p->node, distsys_dtx_commit_timeout_ms),
 				 errdetail("The recovery worker will finish the transaction there."),
 				 errcontext("remote statement on node \"%s\": %s", p->node, sql)));
@@ -253,7 +253,7 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	}
 	if (failed >= 0 && failure == NULL && ps[failed]->busy)
 		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
+				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("node \"%s\" did not answer within %d ms", ps[failed]->node, timeout),
 				 errhint("The limit is distsys.dtx_prepare_timeout."),
 				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));
@@ -567,8 +567,13 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 		!IsolationIsSerializable();
 	agent = one_phase && writers > 1 && distsys_dtx_last_agent ? last_agent_of(ps, n) : NULL;
 	if (one_phase && writers == 1)
+	{
+		/* nothing is prepared: no need to hold node_add and node_remove off */
 		commit_sole_writer(ps, n);
-	else if (agent != NULL)
+		return;
+	}
+	dtx_hold_registry(ps, n);
+	if (agent != NULL)
 		commit_with_last_agent(ps, n, agent);
 	else
 		prepare_writers(ps, n);

@@ -15,12 +15,16 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "libpq-fe.h"
 #include "nodes/pg_list.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "distsys.h"
 #include "dtx.h"
@@ -60,10 +64,10 @@ registry_callback(XactEvent event, void *arg)
 }
 
 /*
- * node_registry_touched: this transaction changes the registry.
+ * registry_touched_now: this transaction changes the registry.
  */
-void
-node_registry_touched(void)
+static void
+registry_touched_now(void)
 {
 	static bool registered = false;
 
@@ -82,6 +86,47 @@ spi_first_value(void)
 	bool		isnull;
 
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+PG_FUNCTION_INFO_V1(node_registry_trigger);
+
+/*
+ * node_registry_trigger: the statement trigger on distsys.node_registry, so
+ * that a change made with plain SQL by the owner also reaches the backends'
+ * cached connection strings, not only one made by node_add or node_remove.
+ */
+Datum
+node_registry_trigger(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("node_registry_trigger must be called as a trigger")));
+	registry_touched_now();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * node_registry_lock: lock distsys.node_registry in mode until the end of
+ * the transaction.  A transaction that prepares participants holds
+ * RowExclusiveLock from before its first PREPARE; node_add and node_remove
+ * take ShareRowExclusiveLock, which waits for those transactions to end and
+ * holds new ones off until the change commits.  So a node is never removed
+ * or re-pointed between a PREPARE there and its outcome, where the check
+ * for work in progress could not see it and recovery would lose it.
+ */
+void
+node_registry_lock(LOCKMODE mode)
+{
+	Oid			relid = get_relname_relid("node_registry",
+										  get_namespace_oid("distsys", false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table distsys.node_registry does not exist"),
+				 errhint("Reinstall the extension: DROP EXTENSION distsys; CREATE EXTENSION distsys.")));
+	LockRelationOid(relid, mode);
 }
 
 static SPIPlanPtr add_plan, repoint_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
@@ -150,6 +195,7 @@ node_add(PG_FUNCTION_ARGS)
 	check_conninfo(conninfo);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
+	node_registry_lock(ShareRowExclusiveLock);
 	SPI_connect();
 
 	/*
@@ -168,7 +214,6 @@ node_add(PG_FUNCTION_ARGS)
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errdetail("Recovery must finish them on the server the node names now."),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it, or pass force => true.")));
-	node_registry_touched();
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
@@ -194,6 +239,7 @@ node_remove(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(name);
+	node_registry_lock(ShareRowExclusiveLock);
 	SPI_connect();
 	if (!force &&
 		(distsys_spi_run(&in_use_plan,
@@ -204,7 +250,6 @@ node_remove(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("node \"%s\" still has distributed transactions to finish", name),
 				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
-	node_registry_touched();
 	n = distsys_spi_run(&remove_plan,
 						"DELETE FROM distsys.node_registry WHERE name = $1",
 						1, types, values, NULL, false);
@@ -213,11 +258,11 @@ node_remove(PG_FUNCTION_ARGS)
 }
 
 /*
- * node_conninfo: the connection string of node (palloc'd in the caller's
- * context), or an error if it is not registered.
+ * node_conninfo_if_any: the connection string of node (palloc'd in the
+ * caller's context), or NULL if it is not registered.
  */
 char *
-node_conninfo(const char *node)
+node_conninfo_if_any(const char *node)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -235,6 +280,17 @@ node_conninfo(const char *node)
 		result = MemoryContextStrdup(caller, s);
 	}
 	SPI_finish();
+	return result;
+}
+
+/*
+ * node_conninfo: the same, or an error if node is not registered.
+ */
+char *
+node_conninfo(const char *node)
+{
+	char	   *result = node_conninfo_if_any(node);
+
 	if (result == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -481,7 +481,7 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 	{
 		/* no cancel: it could hang as long; the caller drops the connection */
 		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
+				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
 				 errcontext("remote statement on node \"%s\": %s", node, shown)));
 	}

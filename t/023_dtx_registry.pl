@@ -1,0 +1,113 @@
+# The node registry against distributed transactions in flight: a change
+# made with plain SQL reaches the backends' cached connection strings; a
+# node removed or re-pointed while a transaction uses it fails that
+# transaction's COMMIT with 40001 and nothing is applied; node_remove waits
+# for a transaction that is preparing, and a transaction waits to prepare
+# while node_add or node_remove is in progress.  Also: a cancel (here a
+# statement_timeout) stops dtx_recover() instead of being reported as one
+# more unreachable node.
+use strict;
+use warnings;
+use IO::Socket::INET;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DistsysTest;
+
+my $coord = distsys_node('coord', 'distsys.dtx_recovery_interval = 0');
+my ($p1, $p2) = map { bank_participant($coord, $_, 10, 100) } qw(p1 p2);
+my ($p1_conn, $p2_conn) = map { $_->connstr('postgres') } $p1, $p2;
+
+sub c { return $coord->safe_psql('postgres', $_[0]); }
+sub bal { return $_[0]->safe_psql('postgres', "SELECT bal FROM acct WHERE id = $_[1]"); }
+sub prepared { return $_[0]->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'); }
+sub balances { return join ' ', bal($p1, $_[0]), bal($p2, $_[0]); }
+
+# transfer(ID): the two halves of a transfer of 1 on account ID
+sub transfer
+{
+	my ($id) = @_;
+	return "SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = $id');
+		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = $id');";
+}
+
+my $bg = bg_session($coord, on_error_stop => 0);
+$bg->query_safe('\set VERBOSITY verbose');
+
+# a plain UPDATE of the registry by its owner reaches a backend that cached
+# the connection string
+my $port_sql = "SELECT distsys.dtx_query('p1', 'SELECT current_setting(''port'') AS port')->>'port'";
+is($bg->query_safe($port_sql), $p1->port, 'a backend reaches p1');
+c("UPDATE distsys.node_registry SET conninfo = \$\$$p2_conn\$\$ WHERE name = 'p1'");
+is($bg->query_safe($port_sql), $p2->port, 'a registry change by plain SQL reaches its cached connection string');
+c("UPDATE distsys.node_registry SET conninfo = \$\$$p1_conn\$\$ WHERE name = 'p1'");
+
+# removed, then re-pointed, while a transaction uses it: COMMIT fails
+$bg->query_safe('BEGIN; ' . transfer(1));
+c("SELECT distsys.node_remove('p1')");
+$bg->query('COMMIT');
+like($bg->{stderr}, qr/ERROR:  40001: node "p1" was removed while this transaction used it/,
+	'a node removed while a transaction used it: its COMMIT fails with 40001');
+is(balances(1) . ' ' . (prepared($p1) + prepared($p2)), '100 100 0', 'and nothing of it is applied or left prepared');
+$bg->{stderr} = '';
+c("SELECT distsys.node_add('p1', \$\$$p1_conn\$\$)");
+
+$bg->query_safe('BEGIN; ' . transfer(2));
+c("SELECT distsys.node_add('p2', \$\$$p1_conn\$\$)");
+$bg->query('COMMIT');
+like($bg->{stderr}, qr/ERROR:  40001: node "p2" was re-pointed while this transaction used it/,
+	'a node re-pointed while a transaction used it: its COMMIT fails with 40001');
+is(balances(2) . ' ' . (prepared($p1) + prepared($p2)), '100 100 0', 'and nothing of it is applied or left prepared');
+$bg->{stderr} = '';
+c("SELECT distsys.node_add('p2', \$\$$p2_conn\$\$)");
+$bg->query_safe('BEGIN; ' . transfer(2) . ' COMMIT;');
+is(balances(2), '99 101', 'the retried transaction commits');
+
+# node_remove waits for a transaction between its first PREPARE and its
+# outcome (which holds the registry in ROW EXCLUSIVE mode, as here); first
+# recovery forgets the decision that still names p2
+c('SELECT distsys.dtx_recover()');
+is(c('SELECT count(*) FROM distsys.dtx_decisions'), '0', 'no decision names p2');
+my $holder = bg_session($coord);
+$holder->query_safe('BEGIN; LOCK TABLE distsys.node_registry IN ROW EXCLUSIVE MODE');
+my ($remover) = start_waiter($coord, "distsys.node_remove('p2')");
+$coord->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_locks
+	WHERE relation = 'distsys.node_registry'::regclass AND NOT granted")
+  or die 'node_remove did not wait';
+is(c("SELECT count(*) FROM distsys.nodes WHERE name = 'p2'"), '1', 'node_remove waits for a transaction that is preparing');
+$holder->query_safe('COMMIT');
+is(finish_waiter($remover), 'true', 'and removes the node once it ended');
+$remover->quit;
+c("SELECT distsys.node_add('p2', \$\$$p2_conn\$\$)");
+
+# a transaction waits to prepare while node_add is in progress (which holds
+# the registry in SHARE ROW EXCLUSIVE mode, as here), then commits
+$holder->query_safe('BEGIN; LOCK TABLE distsys.node_registry IN SHARE ROW EXCLUSIVE MODE');
+my ($mover) = start_waiter($coord,
+	"distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 3')
+	 + distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 3')");
+$coord->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_locks
+	WHERE relation = 'distsys.node_registry'::regclass AND NOT granted")
+  or die 'the committing transaction did not wait';
+is(balances(3), '100 100', 'a committing transaction waits while the registry changes');
+$holder->query_safe('COMMIT');
+is(finish_waiter($mover) . ' ' . balances(3), '2 99 101', 'and commits once the change is done');
+$mover->quit;
+$holder->quit;
+
+# a cancel stops dtx_recover(): here statement_timeout, while it waits for
+# a server that accepts connections and never answers
+my $silent = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
+  or die "listen: $!";
+c("SELECT distsys.node_add('silent', 'host=127.0.0.1 port=" . $silent->sockport
+	  . " dbname=postgres connect_timeout=60')");
+my ($ret, $out, $err) = $coord->psql('postgres',
+	"SET statement_timeout = '500ms'; SELECT distsys.dtx_recover();", extra_params => ['-v', 'VERBOSITY=verbose']);
+like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
+	'a statement_timeout stops dtx_recover() waiting for a silent node');
+unlike($err, qr/could not reach node/, 'instead of being reported as an unreachable node');
+c("SELECT distsys.node_remove('silent', force => true)");
+close $silent;
+
+$bg->quit;
+done_testing();
