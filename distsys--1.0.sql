@@ -376,13 +376,14 @@ REVOKE ALL ON node_registry FROM PUBLIC;
 
 -- Backends cache the connection strings they looked up; any change to the
 -- table (node_add, node_remove, or plain SQL by its owner) tells them to
--- look again once it commits.
+-- look again once it commits, and first waits for the transactions that are
+-- preparing on nodes (and holds new ones off until it ends).
 CREATE FUNCTION node_registry_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'node_registry_trigger'
 	LANGUAGE C;
 REVOKE ALL ON FUNCTION node_registry_trigger() FROM PUBLIC;
 CREATE TRIGGER node_registry_changed
-	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON node_registry
+	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON node_registry
 	FOR EACH STATEMENT EXECUTE FUNCTION node_registry_trigger();
 
 CREATE FUNCTION node_add(name text, conninfo text, force boolean DEFAULT false) RETURNS void

@@ -115,7 +115,14 @@ participant_connect(DtxParticipant *p)
 		conninfo = p->conninfo;
 	else
 	{
+		/*
+		 * Read what is registered now, not as of a REPEATABLE READ snapshot
+		 * older than the change that moved the version: what is read is kept
+		 * as of that version.
+		 */
+		PushActiveSnapshot(GetLatestSnapshot());
 		conninfo = node_conninfo(p->node);
+		PopActiveSnapshot();
 		p->conninfo_version = 0;
 	}
 
@@ -137,6 +144,23 @@ participant_connect(DtxParticipant *p)
 		p->conn = remote_connect(p->node, copy);
 	}
 	p->conninfo_version = version;
+}
+
+/*
+ * dtx_node_in_transaction: whether node takes part in the current
+ * transaction (node_add and node_remove refuse to move it under it).
+ */
+bool
+dtx_node_in_transaction(const char *node)
+{
+	char		key[NAMEDATALEN] = {0};
+	DtxParticipant *p;
+
+	if (dtx_participants == NULL || strlen(node) >= NAMEDATALEN)
+		return false;
+	strlcpy(key, node, sizeof(key));
+	p = hash_search(dtx_participants, key, HASH_FIND, NULL);
+	return p != NULL && p->state != DTX_IDLE;
 }
 
 /*

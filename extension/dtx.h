@@ -85,6 +85,7 @@ extern HTAB *dtx_participants;
 extern void dtx_xact_init(void);
 extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_hold_registry(DtxParticipant **ps, int n);
+extern bool dtx_node_in_transaction(const char *node);
 
 /* dtx_xact.c */
 extern void dtx_xact_callback(XactEvent event, void *arg);

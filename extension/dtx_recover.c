@@ -373,7 +373,7 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 	}
 	if (timed_out)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", node, distsys_dtx_commit_timeout_ms),
 				 errcontext("remote statement on node \"%s\": %s", node, sql)));
 	remote_report(WARNING, conn, res, node, sql);
@@ -494,10 +494,12 @@ run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel)
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		/*
-		 * A cancel or statement_timeout (57014; a node past its time limit
-		 * is 08006) stops dtx_recover().
+		 * This backend's own cancel or statement_timeout stops the pass;
+		 * a node's (its 57014, or its time limit here) is that node's
+		 * failure, like any other.
 		 */
-		if (err->sqlerrcode == ERRCODE_QUERY_CANCELED && !IsBackgroundWorker)
+		if (err->sqlerrcode == ERRCODE_QUERY_CANCELED && err->funcname != NULL &&
+			strcmp(err->funcname, "ProcessInterrupts") == 0)
 			ReThrowError(err);
 		ereport(elevel,
 				(errcode(err->sqlerrcode),

@@ -166,7 +166,7 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 	}
 	else if (timed_out)
 		ereport(WARNING,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", p->node, distsys_dtx_commit_timeout_ms),
 				 errdetail("The recovery worker will finish the transaction there."),
 				 errcontext("remote statement on node \"%s\": %s", p->node, sql)));
@@ -253,7 +253,7 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	}
 	if (failed >= 0 && failure == NULL && ps[failed]->busy)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", ps[failed]->node, timeout),
 				 errhint("The limit is distsys.dtx_prepare_timeout."),
 				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));

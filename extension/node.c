@@ -25,6 +25,7 @@
 #include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 
 #include "distsys.h"
 #include "dtx.h"
@@ -79,21 +80,13 @@ registry_touched_now(void)
 	registry_touched = true;
 }
 
-/* the first column of the first row SPI returned */
-static Datum
-spi_first_value(void)
-{
-	bool		isnull;
-
-	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-}
-
 PG_FUNCTION_INFO_V1(node_registry_trigger);
 
 /*
- * node_registry_trigger: the statement trigger on distsys.node_registry, so
- * that a change made with plain SQL by the owner also reaches the backends'
- * cached connection strings, not only one made by node_add or node_remove.
+ * node_registry_trigger: the statement trigger that runs before every
+ * change of distsys.node_registry, so that one made with plain SQL by the
+ * owner is also locked against transactions that prepare (as node_add and
+ * node_remove are) and reaches the backends' cached connection strings.
  */
 Datum
 node_registry_trigger(PG_FUNCTION_ARGS)
@@ -102,6 +95,7 @@ node_registry_trigger(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("node_registry_trigger must be called as a trigger")));
+	node_registry_lock(ShareRowExclusiveLock);
 	registry_touched_now();
 	return PointerGetDatum(NULL);
 }
@@ -129,7 +123,7 @@ node_registry_lock(LOCKMODE mode)
 	LockRelationOid(relid, mode);
 }
 
-static SPIPlanPtr add_plan, repoint_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
+static SPIPlanPtr add_plan, remove_plan, in_use_plan, conninfo_plan, names_plan;
 
 /*
  * check_node_name: a node name is 1 to 63 letters, digits, '_', '-' or '.',
@@ -175,6 +169,58 @@ check_conninfo(const char *conninfo)
 	PQconninfoFree(opts);
 }
 
+/*
+ * refuse_if_needed: refuse (55006) to move node (remove or re-point it)
+ * while this transaction uses it, or, unless force, while recovery still
+ * needs the server it names now: a decision row names it, or a prepared
+ * transaction of this coordinator is on it or is decided by it.  The caller
+ * has done SPI_connect.
+ */
+static void
+refuse_if_needed(const char *name, bool force)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+
+	if (dtx_node_in_transaction(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("node \"%s\" is used by this transaction", name),
+				 errhint("Change the node in a transaction that does not run statements on it.")));
+	if (force)
+		return;
+	if (distsys_spi_run(&in_use_plan,
+						"SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
+						1, types, values, NULL, true) > 0 ||
+		dtx_node_in_use(name))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("node \"%s\" still has distributed transactions to finish", name),
+				 errdetail("Recovery must finish them on the server the node names now."),
+				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
+}
+
+/*
+ * lock_and_check: check that name may be moved, lock the registry against
+ * transactions that prepare (node_registry_lock), and check again as of
+ * now: a transaction may have prepared there meanwhile.  The first check,
+ * without the lock, keeps a node that cannot be reached from holding every
+ * distributed commit up while its connection attempt times out.
+ */
+static void
+lock_and_check(const char *name, bool moving, bool force)
+{
+	if (moving)
+		refuse_if_needed(name, force);
+	node_registry_lock(ShareRowExclusiveLock);
+	if (moving)
+	{
+		PushActiveSnapshot(GetLatestSnapshot());
+		refuse_if_needed(name, force);
+		PopActiveSnapshot();
+	}
+}
+
 PG_FUNCTION_INFO_V1(node_add);
 
 /*
@@ -190,30 +236,18 @@ node_add(PG_FUNCTION_ARGS)
 	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
+	char	   *now;
 
 	check_node_name(name);
 	check_conninfo(conninfo);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
-	node_registry_lock(ShareRowExclusiveLock);
+	PushActiveSnapshot(GetLatestSnapshot());
+	now = node_conninfo_if_any(name);
+	PopActiveSnapshot();
 	SPI_connect();
-
-	/*
-	 * Re-pointed, recovery would look for its prepared work, or ask for the
-	 * outcomes it decided, on another server.
-	 */
-	if (!force &&
-		distsys_spi_run(&repoint_plan,
-						"SELECT EXISTS (SELECT 1 FROM distsys.dtx_decisions d"
-						" WHERE r.name = ANY (d.participants))"
-						" FROM distsys.node_registry r WHERE r.name = $1 AND r.conninfo <> $2",
-						2, types, values, NULL, true) > 0 &&
-		(DatumGetBool(spi_first_value()) || dtx_node_in_use(name)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("node \"%s\" still has distributed transactions to finish", name),
-				 errdetail("Recovery must finish them on the server the node names now."),
-				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, then re-point it, or pass force => true.")));
+	/* re-pointed, recovery would look for its work on another server */
+	lock_and_check(name, now != NULL && strcmp(now, conninfo) != 0, force);
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
@@ -226,8 +260,7 @@ PG_FUNCTION_INFO_V1(node_remove);
 
 /*
  * node_remove(name, force): forget the node; false if it was not
- * registered.  A decision record that still names it means committed work
- * the recovery worker must finish there, so that is refused unless forced.
+ * registered.  Refused while recovery still needs it, unless forced.
  */
 Datum
 node_remove(PG_FUNCTION_ARGS)
@@ -239,17 +272,8 @@ node_remove(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	values[0] = CStringGetTextDatum(name);
-	node_registry_lock(ShareRowExclusiveLock);
 	SPI_connect();
-	if (!force &&
-		(distsys_spi_run(&in_use_plan,
-						 "SELECT 1 FROM distsys.dtx_decisions WHERE $1 = ANY (participants) LIMIT 1",
-						 1, types, values, NULL, true) > 0 ||
-		 dtx_node_in_use(name)))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("node \"%s\" still has distributed transactions to finish", name),
-				 errhint("Run SELECT distsys.dtx_recover() until distsys.dtx_in_doubt shows nothing for it, or pass force => true.")));
+	lock_and_check(name, true, force);
 	n = distsys_spi_run(&remove_plan,
 						"DELETE FROM distsys.node_registry WHERE name = $1",
 						1, types, values, NULL, false);

@@ -112,6 +112,28 @@ remote_notice(void *arg, const PGresult *res)
 }
 
 /*
+ * connect_deadline: when a connection attempt started now must give up,
+ * from the connect_timeout in its conninfo (seconds, as libpq reads it:
+ * below 2 means 2); 0 for no limit.  libpq applies connect_timeout only to
+ * its own blocking connect, not to PQconnectPoll, so it is applied here.
+ */
+static TimestampTz
+connect_deadline(PGconn *conn)
+{
+	PQconninfoOption *opts = conn ? PQconninfo(conn) : NULL;
+	PQconninfoOption *o;
+	int			seconds = 0;
+
+	for (o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL)
+			seconds = atoi(o->val);
+	PQconninfoFree(opts);
+	if (seconds <= 0)
+		return 0;
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(seconds, 2) * 1000);
+}
+
+/*
  * remote_connect: a new connection to node, or an error naming the node.
  * node must outlive the connection (its notices name it).
  * The connection attempt waits on the latch, so a cancel interrupts it;
@@ -122,6 +144,7 @@ remote_connect(const char *node, const char *conninfo)
 {
 	PGconn	   *conn;
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	volatile bool timed_out = false;
 
 	if (!AcquireExternalFD())
 		ereport(ERROR,
@@ -131,12 +154,18 @@ remote_connect(const char *node, const char *conninfo)
 	conn = PQconnectStart(conninfo);
 	PG_TRY();
 	{
+		TimestampTz deadline = connect_deadline(conn);
+
 		while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
 			   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
 		{
 			int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
 
-			remote_wait_socket(conn, ev, 0, REMOTE_INTERRUPTIBLE);
+			if (remote_wait_socket(conn, ev, deadline, REMOTE_INTERRUPTIBLE) & WL_TIMEOUT)
+			{
+				timed_out = true;
+				break;
+			}
 			st = PQconnectPoll(conn);
 		}
 	}
@@ -148,9 +177,10 @@ remote_connect(const char *node, const char *conninfo)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	if (conn == NULL || timed_out || PQstatus(conn) != CONNECTION_OK)
 	{
-		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
+		char	   *msg = pstrdup(timed_out ? "no answer within connect_timeout" :
+								  conn ? PQerrorMessage(conn) : "out of memory");
 
 		PQfinish(conn);
 		ReleaseExternalFD();
@@ -481,7 +511,7 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 	{
 		/* no cancel: it could hang as long; the caller drops the connection */
 		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
+				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
 				 errcontext("remote statement on node \"%s\": %s", node, shown)));
 	}

@@ -1,11 +1,12 @@
 # The node registry against distributed transactions in flight: a change
 # made with plain SQL reaches the backends' cached connection strings; a
 # node removed or re-pointed while a transaction uses it fails that
-# transaction's COMMIT with 40001 and nothing is applied; node_remove waits
+# transaction's COMMIT with 40001 and nothing is applied, and the
+# transaction itself cannot move it; node_remove and plain SQL changes wait
 # for a transaction that is preparing, and a transaction waits to prepare
 # while node_add or node_remove is in progress.  Also: a cancel (here a
 # statement_timeout) stops dtx_recover() instead of being reported as one
-# more unreachable node.
+# more unreachable node, and connect_timeout bounds a connection attempt.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -41,6 +42,28 @@ is($bg->query_safe($port_sql), $p1->port, 'a backend reaches p1');
 c("UPDATE distsys.node_registry SET conninfo = \$\$$p2_conn\$\$ WHERE name = 'p1'");
 is($bg->query_safe($port_sql), $p2->port, 'a registry change by plain SQL reaches its cached connection string');
 c("UPDATE distsys.node_registry SET conninfo = \$\$$p1_conn\$\$ WHERE name = 'p1'");
+
+# a REPEATABLE READ transaction looks the registry up as it is now, not as
+# of its snapshot (which would be stamped with the newer registry version)
+$bg->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT 1');
+c("SELECT distsys.node_add('p1', \$\$$p2_conn\$\$)");
+is($bg->query_safe($port_sql), $p2->port, 'a REPEATABLE READ transaction reaches a node where it is registered now');
+$bg->query_safe('COMMIT');
+c("SELECT distsys.node_add('p1', \$\$$p1_conn\$\$)");
+
+# the transaction that uses a node cannot move it
+$bg->query_safe('BEGIN; ' . transfer(1));
+$bg->query("SELECT distsys.node_add('p1', \$\$$p2_conn\$\$)");
+like($bg->{stderr}, qr/ERROR:  55006: node "p1" is used by this transaction/,
+	'a transaction cannot re-point a node it used');
+$bg->{stderr} = '';
+$bg->query_safe('ROLLBACK; BEGIN; ' . transfer(1));
+$bg->query("SELECT distsys.node_remove('p2', force => true)");
+like($bg->{stderr}, qr/ERROR:  55006: node "p2" is used by this transaction/,
+	'nor remove it, even with force');
+$bg->{stderr} = '';
+$bg->query_safe('ROLLBACK');
+is(balances(1), '100 100', 'nothing was applied');
 
 # removed, then re-pointed, while a transaction uses it: COMMIT fails
 $bg->query_safe('BEGIN; ' . transfer(1));
@@ -93,6 +116,18 @@ is(balances(3), '100 100', 'a committing transaction waits while the registry ch
 $holder->query_safe('COMMIT');
 is(finish_waiter($mover) . ' ' . balances(3), '2 99 101', 'and commits once the change is done');
 $mover->quit;
+
+# a plain SQL change of the registry waits for a preparing transaction too
+$holder->query_safe('BEGIN; LOCK TABLE distsys.node_registry IN ROW EXCLUSIVE MODE');
+my $editor = bg_session($coord, on_error_stop => 0);
+$editor->query_until(qr/sent/, "\\echo sent\n"
+	. "UPDATE distsys.node_registry SET added_at = now() WHERE name = 'p1';\n\\echo done:updated\n");
+$coord->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_locks
+	WHERE relation = 'distsys.node_registry'::regclass AND NOT granted")
+  or die 'the plain UPDATE did not wait';
+$holder->query_safe('COMMIT');
+is(finish_waiter($editor), 'updated', 'a plain UPDATE of the registry waits for a preparing transaction');
+$editor->quit;
 $holder->quit;
 
 # a cancel stops dtx_recover(): here statement_timeout, while it waits for
@@ -106,6 +141,15 @@ my ($ret, $out, $err) = $coord->psql('postgres',
 like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 	'a statement_timeout stops dtx_recover() waiting for a silent node');
 unlike($err, qr/could not reach node/, 'instead of being reported as an unreachable node');
+c("SELECT distsys.node_remove('silent', force => true)");
+
+# connect_timeout in a node's conninfo bounds the connection attempt
+c("SELECT distsys.node_add('silent', 'host=127.0.0.1 port=" . $silent->sockport
+	  . " dbname=postgres connect_timeout=2')");
+($ret, $out, $err) = $coord->psql('postgres', "SELECT distsys.dtx_exec('silent', 'SELECT 1')",
+	timeout => $PostgreSQL::Test::Utils::timeout_default);
+like($err, qr/could not connect to node "silent".*no answer within connect_timeout/s,
+	'a node that does not answer fails the connection after connect_timeout');
 c("SELECT distsys.node_remove('silent', force => true)");
 close $silent;
 
