@@ -65,13 +65,18 @@ MODES="distsys distsys-coord nonatomic naive"
 
 # write_driver FILE: the C driver.  One line on stdout per run:
 #   transfers=N seconds=S tps=X p50_us=N p99_us=N done_total=N errors=N
-#   partial=N notices=N
+#   partial=N notices=N cpu_c_us=N cpu_p1_us=N cpu_p2_us=N cpu_driver_us=N
 # (transfers, tps and the percentiles over the recording window; done_total
 # counts warm-up too; partial: non-atomic transfers whose second half
-# failed; notices: WARNINGs and NOTICEs the servers sent).  Latencies of the recording window are appended to --lat-file, in
-# microseconds, one a line.  The first error of each kind goes to stderr.
+# failed; notices: WARNINGs and NOTICEs the servers sent; cpu_*: CPU time
+# that every process of C, P1 and P2 (the children of the postmasters given
+# by --postmasters) and the driver itself used in the recording window,
+# from /proc, in clock ticks).  Latencies of the recording window are
+# appended to --lat-file, in microseconds, one a line.  The first error of
+# each kind goes to stderr.
 write_driver() {
 	cat > "$1" <<-'C'
+	#include <dirent.h>
 	#include <errno.h>
 	#include <inttypes.h>
 	#include <pthread.h>
@@ -91,6 +96,9 @@ write_driver() {
 	static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 	static int errors_printed;
 	static long notices;
+	/* CPU accounting: the postmasters of C, P1 and P2 (--postmasters) */
+	enum { CPU_C, CPU_P1, CPU_P2, CPU_DRIVER, CPU_ROLES };
+	static long postmaster[3];
 
 	typedef struct {
 		int id;
@@ -271,6 +279,50 @@ write_driver() {
 		return NULL;
 	}
 
+	/* cpu_snapshot: CPU time used so far (utime + stime, in clock ticks)
+	 * by every child of each postmaster, and by this driver, into t. */
+	static void cpu_snapshot(long long t[CPU_ROLES])
+	{
+		DIR *d = opendir("/proc");
+		struct dirent *e;
+		char path[64], buf[1024];
+		memset(t, 0, sizeof(long long) * CPU_ROLES);
+		while (d && (e = readdir(d)) != NULL) {
+			long pid = atol(e->d_name), ppid;
+			unsigned long long ut, st;
+			char *p;
+			FILE *f;
+			int role;
+			if (pid <= 0)
+				continue;
+			snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+			if (!(f = fopen(path, "r")))
+				continue;
+			p = fgets(buf, sizeof buf, f) ? strrchr(buf, ')') : NULL;
+			fclose(f);
+			/* after "pid (comm)": state ppid ... field 14 utime, 15 stime */
+			if (!p || sscanf(p + 2, "%*c %ld %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu %llu",
+							 &ppid, &ut, &st) != 3)
+				continue;
+			if (pid == (long) getpid())
+				role = CPU_DRIVER;
+			else if (ppid == postmaster[0]) role = CPU_C;
+			else if (ppid == postmaster[1]) role = CPU_P1;
+			else if (ppid == postmaster[2]) role = CPU_P2;
+			else continue;
+			t[role] += (long long) (ut + st);
+		}
+		if (d)
+			closedir(d);
+	}
+
+	static void sleep_until(double t)
+	{
+		double left;
+		while ((left = t - now()) > 0)
+			usleep((useconds_t) (left * 1e6));
+	}
+
 	static int cmp(const void *x, const void *y)
 	{
 		double a = *(const double *) x, b = *(const double *) y;
@@ -285,6 +337,8 @@ write_driver() {
 		size_t n = 0, k;
 		long done = 0, errs = 0, partial = 0;
 		int i, dead = 0;
+		long long cpu0[CPU_ROLES], cpu1[CPU_ROLES];
+		double tick_us = 1e6 / sysconf(_SC_CLK_TCK);
 		FILE *f;
 
 		for (i = 1; i + 1 < argc; i += 2) {
@@ -302,6 +356,8 @@ write_driver() {
 			else if (!strcmp(o, "--coordinator")) c_conninfo = v;
 			else if (!strcmp(o, "--lat-file")) lat_file = v;
 			else if (!strcmp(o, "--prefix")) prefix = v;
+			else if (!strcmp(o, "--postmasters"))
+				sscanf(v, "%ld,%ld,%ld", &postmaster[0], &postmaster[1], &postmaster[2]);
 			else { fprintf(stderr, "dtxbench: unknown option %s\n", o); return 2; }
 		}
 		if (i != argc || mode < 0 || clients < 1 || rows < 1 ||
@@ -342,6 +398,11 @@ write_driver() {
 		t_rec = t0 + warmup_ms / 1000.0;
 		t_end = t_rec + run_ms / 1000.0;
 		pthread_barrier_wait(&ready);
+		/* the recording window's CPU, process by process */
+		sleep_until(t_rec);
+		cpu_snapshot(cpu0);
+		sleep_until(t_end);
+		cpu_snapshot(cpu1);
 		for (i = 0; i < clients; i++)
 			pthread_join(th[i], NULL);
 		for (i = 0; i < clients; i++) {
@@ -363,10 +424,13 @@ write_driver() {
 				fprintf(f, "%.0f\n", all[k] * 1e6);
 			fclose(f);
 		}
-		printf("transfers=%zu seconds=%.3f tps=%.1f p50_us=%.0f p99_us=%.0f done_total=%ld errors=%ld partial=%ld notices=%ld\n",
+		printf("transfers=%zu seconds=%.3f tps=%.1f p50_us=%.0f p99_us=%.0f done_total=%ld errors=%ld partial=%ld notices=%ld"
+			   " cpu_c_us=%.0f cpu_p1_us=%.0f cpu_p2_us=%.0f cpu_driver_us=%.0f\n",
 			   n, run_ms / 1000.0, n / (run_ms / 1000.0),
 			   n ? all[(size_t) (0.50 * (n - 1))] * 1e6 : 0, n ? all[(size_t) (0.99 * (n - 1))] * 1e6 : 0,
-			   done, errs, partial, notices);
+			   done, errs, partial, notices,
+			   (cpu1[CPU_C] - cpu0[CPU_C]) * tick_us, (cpu1[CPU_P1] - cpu0[CPU_P1]) * tick_us,
+			   (cpu1[CPU_P2] - cpu0[CPU_P2]) * tick_us, (cpu1[CPU_DRIVER] - cpu0[CPU_DRIVER]) * tick_us);
 		for (i = 0; i < clients; i++) {
 			PQfinish(ws[i].a);
 			if (ws[i].b)
@@ -399,7 +463,7 @@ cell() {
 	if line=$(timeout $(((WARMUP_MS + RUN_MS / ROUNDS) / 1000 + 120)) "$DS_WORK/dtxbench" \
 		--mode "$mode" --clients "$clients" --rows "$ROWS" \
 		--warmup-ms "$WARMUP_MS" --run-ms $((RUN_MS / ROUNDS)) "${target[@]}" \
-		--lat-file "$DS_WORK/lat-$mode-$clients" --prefix "r$round" \
+		--lat-file "$DS_WORK/lat-$mode-$clients" --prefix "r$round" --postmasters "$POSTMASTERS" \
 		< /dev/null 2> "$DS_WORK/cell.err"); then
 		printf '%s\t%s\t%s\n' "$mode" "$clients" "$line" >> "$RESULTS"
 		printf '  round %s  %-9s %s client(s)  %s\n' "$round" "$mode" "$clients" "$line" >&2
@@ -441,6 +505,19 @@ summary() {
 		END { printf "%s %s %s %d %d %d %d\n", tps, p50, p99, e, p, na, w }' "$RESULTS"
 }
 
+# cpu_row MODE CLIENTS: "C P1 P2 driver total", CPU microseconds per
+# transfer over all rounds' recording windows.
+cpu_row() {
+	awk -F'\t' -v m="$1" -v c="$2" '
+		function field(name) { return match($3, name "=[0-9]+") ? substr($3, RSTART + length(name) + 1, RLENGTH - length(name) - 1) : 0 }
+		$1 == m && $2 == c {
+			n += field("transfers"); cc += field("cpu_c_us"); p1 += field("cpu_p1_us")
+			p2 += field("cpu_p2_us"); d += field("cpu_driver_us")
+		}
+		END { if (n == 0) { print "n/a n/a n/a n/a n/a"; exit }
+			  printf "%.0f %.0f %.0f %.0f %.0f\n", cc / n, p1 / n, p2 / n, d / n, (cc + p1 + p2 + d) / n }' "$RESULTS"
+}
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 main() {
@@ -466,6 +543,7 @@ main() {
 	C_PORT=$(ds_start_node coordinator)
 	P1_PORT=$(ds_start_node p1)
 	P2_PORT=$(ds_start_node p2)
+	POSTMASTERS=$(for n in coordinator p1 p2; do head -1 "$DS_WORK/$n/postmaster.pid"; done | paste -sd,)
 	# distsys on the participants too: a last agent keeps its marks there
 	for port in "$P1_PORT" "$P2_PORT"; do
 		psql_on "$port" -c "CREATE EXTENSION distsys" \
@@ -538,6 +616,19 @@ main() {
 				printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$mode" "$clients" "$tps" "$p50" "$p99" \
 					"$(ratio "$tps" "$NA_TPS")" "$errs"
 				TPS[$mode-$clients]=$tps
+			done
+		done
+		echo
+		echo "CPU time per transfer, µs (every process of each server and the driver, from /proc, recording windows only):"
+		echo
+		echo "| mode | clients | C | P1 | P2 | driver | total | × non-atomic |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		for clients in $CLIENT_COUNTS; do
+			read -r _ _ _ _ NA_CPU < <(cpu_row nonatomic "$clients")
+			for mode in $MODES; do
+				read -r cc p1 p2 dr total < <(cpu_row "$mode" "$clients")
+				printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$mode" "$clients" "$cc" "$p1" "$p2" "$dr" \
+					"$total" "$(ratio "$total" "$NA_CPU")"
 			done
 		done
 		echo
