@@ -225,22 +225,94 @@ decider_status(PGconn *conn, const char *node, uint64 xid)
 }
 
 /*
+ * Connections to deciding nodes, kept for one recovery pass or one scan of
+ * dtx_in_doubt: the prepared parts one node decides are asked about over
+ * one connection, and a node that failed is not tried again until the next
+ * pass (what it decides stays unknown), instead of costing a connection
+ * attempt, and perhaps its timeout, per prepared transaction.
+ */
+typedef struct DeciderConn
+{
+	char		node[NAMEDATALEN];	/* hash key */
+	PGconn	   *conn;			/* NULL once it failed in this pass */
+} DeciderConn;
+
+static HTAB *decider_conns = NULL;
+
+/*
+ * deciders_forget: close the deciders' connections; at the start and the
+ * end of each pass (the start also cleans up after a pass that failed).
+ */
+static void
+deciders_forget(void)
+{
+	HASH_SEQ_STATUS seq;
+	DeciderConn *dc;
+
+	if (decider_conns == NULL)
+		return;
+	hash_seq_init(&seq, decider_conns);
+	while ((dc = hash_seq_search(&seq)) != NULL)
+		remote_disconnect(dc->conn);
+	hash_destroy(decider_conns);
+	decider_conns = NULL;
+}
+
+/*
+ * decider_conn: this pass's connection to node, opened on first use; NULL
+ * if node failed earlier in this pass.  An error propagates, and the node
+ * counts as failed.
+ */
+static DeciderConn *
+decider_conn(const char *node)
+{
+	char		key[NAMEDATALEN] = {0};
+	DeciderConn *dc;
+	bool		found;
+
+	if (decider_conns == NULL)
+		decider_conns = distsys_name_hash("distsys deciding nodes", sizeof(DeciderConn));
+	strlcpy(key, node, sizeof(key));
+	dc = hash_search(decider_conns, key, HASH_ENTER, &found);
+	if (found)
+		return dc->conn != NULL ? dc : NULL;
+	dc->conn = NULL;
+	dc->conn = remote_connect(node, node_conninfo(node));
+	PG_TRY();
+	{
+		refuse_standby(dc->conn, node);
+	}
+	PG_CATCH();
+	{
+		remote_disconnect(dc->conn);
+		dc->conn = NULL;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return dc;
+}
+
+/*
  * decider_ask: the outcome of q->decider's transaction (step 0): its mark,
- * else whether that transaction may still commit.  An error propagates.
+ * else whether that transaction may still commit.  An error propagates;
+ * a node that failed earlier in this pass leaves the outcome unknown.
  */
 static void
 decider_ask(void *arg)
 {
 	DeciderQuestion *q = arg;
 	const char *node = q->decider->node;
-	PGconn	   *conn = remote_connect(node, node_conninfo(node));
+	DeciderConn *dc = decider_conn(node);
 
+	if (dc == NULL)
+		return;
 	PG_TRY();
 	{
+		PGconn	   *conn = dc->conn;
 		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
 									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
 									(int64) q->id, dtx_coordinator_name());
-		refuse_standby(conn, node);
+
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
 		else if (strcmp(decider_status(conn, node, q->decider->xid), "in progress") == 0)
@@ -252,9 +324,12 @@ decider_ask(void *arg)
 				DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;
 		}
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		remote_disconnect(conn);
+		/* failed, or left in the middle of a statement: not asked again */
+		remote_disconnect(dc->conn);
+		dc->conn = NULL;
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
 }
@@ -671,6 +746,7 @@ dtx_recover_all(int elevel, bool backoff)
 	ListCell   *lc;
 
 	refuse_in_recovery("distributed transaction recovery");
+	deciders_forget();
 	records = read_records();
 	/* every node registered now, not as of an older snapshot (see above) */
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -703,6 +779,7 @@ dtx_recover_all(int elevel, bool backoff)
 			forget_record(r->id);
 	}
 	forget_marks(passes, npasses);
+	deciders_forget();
 	return resolved;
 }
 
@@ -758,6 +835,7 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 
 	refuse_in_recovery("distsys.dtx_in_doubt");
 	InitMaterializedSRF(fcinfo, 0);
+	deciders_forget();
 	foreach(lc, node_names())
 	{
 		NodePass	pass = {0};
@@ -767,6 +845,7 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 		pass.each = in_doubt_row;
 		(void) run_guarded(visit_node, &pass, pass.node, WARNING);
 	}
+	deciders_forget();
 	return (Datum) 0;
 }
 

@@ -15,7 +15,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 
-my $coord = distsys_node('coord', 'distsys.dtx_recovery_interval = 0');
+my $coord = distsys_node('coord', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
 my ($p1, $p2) = map { bank_participant($coord, $_, 10, 100) } qw(p1 p2);
 my ($p1_conn, $p2_conn) = map { $_->connstr('postgres') } $p1, $p2;
 
@@ -130,13 +130,33 @@ is(finish_waiter($editor), 'updated', 'a plain UPDATE of the registry waits for 
 $editor->quit;
 $holder->quit;
 
+# recovery asks a deciding node over one connection per pass: with p2 (the
+# last agent here) down, two transactions it decided are unknown after one
+# attempt to reach it as their decider, not one per transaction
+$p2->safe_psql('postgres', 'CREATE EXTENSION distsys');
+for my $id (4, 5)
+{
+	$coord->psql('postgres', 'SET distsys.dtx_fault = crash_after_decision; BEGIN; ' . transfer($id) . ' COMMIT;');
+	$coord->poll_query_until('postgres', 'SELECT true') or die 'the coordinator did not come back';
+}
+is(c("SELECT string_agg(participant || ' ' || outcome || ' ' || decider, ',') FROM distsys.dtx_in_doubt"),
+	'p1 committed p2,p1 committed p2', 'two transactions decided by p2 are in doubt on p1');
+$p2->stop('fast');
+my ($ret, $out, $err) = $coord->psql('postgres', "SELECT string_agg(outcome, ',') FROM distsys.dtx_in_doubt");
+is($out, 'unknown,unknown', 'with p2 down, both outcomes are unknown');
+my @unreachable = $err =~ /could not reach node "p2"/g;
+is(scalar @unreachable, 2, 'p2 was tried once as their decider (and once to list it), not once per transaction');
+$p2->start;
+is(c('SELECT distsys.dtx_recover()') . ' ' . balances(4) . ' ' . balances(5), '2 99 101 99 101',
+	'once p2 is back, recovery commits both');
+
 # a cancel stops dtx_recover(): here statement_timeout, while it waits for
 # a server that accepts connections and never answers
 my $silent = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp')
   or die "listen: $!";
 c("SELECT distsys.node_add('silent', 'host=127.0.0.1 port=" . $silent->sockport
 	  . " dbname=postgres connect_timeout=60')");
-my ($ret, $out, $err) = $coord->psql('postgres',
+($ret, $out, $err) = $coord->psql('postgres',
 	"SET statement_timeout = '500ms'; SELECT distsys.dtx_recover();", extra_params => ['-v', 'VERBOSITY=verbose']);
 like($err, qr/ERROR:  57014: canceling statement due to statement timeout/,
 	'a statement_timeout stops dtx_recover() waiting for a silent node');
