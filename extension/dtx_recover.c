@@ -218,6 +218,11 @@ decider_status(PGconn *conn, const char *node, uint64 xid)
 		status = PQgetisnull(res, 0, 0) ? "" : pstrdup(PQgetvalue(res, 0, 0));
 	else if (state != NULL && strcmp(state, "22023") == 0)
 		status = "future";		/* "transaction ID ... is in the future" */
+	else if (timed_out)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", node, distsys_dtx_commit_timeout_ms),
+				 errcontext("remote statement on node \"%s\": %s", node, sql)));
 	else
 		remote_report(ERROR, conn, res, node, sql);
 	PQclear(res);
@@ -277,7 +282,8 @@ decider_conn(const char *node)
 	if (found)
 		return dc->conn != NULL ? dc : NULL;
 	dc->conn = NULL;
-	dc->conn = remote_connect(node, node_conninfo(node));
+	/* dc->node, not node: the connection keeps it for its notices */
+	dc->conn = remote_connect(dc->node, node_conninfo(node));
 	PG_TRY();
 	{
 		refuse_standby(dc->conn, node);
@@ -569,12 +575,11 @@ run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel)
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
 		/*
-		 * This backend's own cancel or statement_timeout stops the pass;
-		 * a node's (its 57014, or its time limit here) is that node's
-		 * failure, like any other.
+		 * This backend's own cancel, statement_timeout or lock_timeout
+		 * stops the pass; a node's (its 57014, or its time limit here) is
+		 * that node's failure, like any other.
 		 */
-		if (err->sqlerrcode == ERRCODE_QUERY_CANCELED && err->funcname != NULL &&
-			strcmp(err->funcname, "ProcessInterrupts") == 0)
+		if (err->funcname != NULL && strcmp(err->funcname, "ProcessInterrupts") == 0)
 			ReThrowError(err);
 		ereport(elevel,
 				(errcode(err->sqlerrcode),
@@ -731,12 +736,10 @@ forget_marks(NodePass *passes, int npasses)
 }
 
 /*
- * dtx_recover_all: one recovery pass over every registered node; returns
- * how many prepared transactions it resolved.  Failed nodes are reported
- * at elevel; with backoff (the worker), they are retried with backoff.
+ * recover_pass: the body of dtx_recover_all.
  */
-int
-dtx_recover_all(int elevel, bool backoff)
+static int
+recover_pass(int elevel, bool backoff)
 {
 	List	   *records;
 	List	   *names;
@@ -746,7 +749,6 @@ dtx_recover_all(int elevel, bool backoff)
 	ListCell   *lc;
 
 	refuse_in_recovery("distributed transaction recovery");
-	deciders_forget();
 	records = read_records();
 	/* every node registered now, not as of an older snapshot (see above) */
 	PushActiveSnapshot(GetLatestSnapshot());
@@ -779,7 +781,29 @@ dtx_recover_all(int elevel, bool backoff)
 			forget_record(r->id);
 	}
 	forget_marks(passes, npasses);
+	return resolved;
+}
+
+/*
+ * dtx_recover_all: one recovery pass over every registered node; returns
+ * how many prepared transactions it resolved.  Failed nodes are reported
+ * at elevel; with backoff (the worker), they are retried with backoff.
+ */
+int
+dtx_recover_all(int elevel, bool backoff)
+{
+	int			resolved;
+
 	deciders_forget();
+	PG_TRY();
+	{
+		resolved = recover_pass(elevel, backoff);
+	}
+	PG_FINALLY();
+	{
+		deciders_forget();
+	}
+	PG_END_TRY();
 	return resolved;
 }
 
@@ -836,16 +860,23 @@ dtx_in_doubt_list(PG_FUNCTION_ARGS)
 	refuse_in_recovery("distsys.dtx_in_doubt");
 	InitMaterializedSRF(fcinfo, 0);
 	deciders_forget();
-	foreach(lc, node_names())
+	PG_TRY();
 	{
-		NodePass	pass = {0};
+		foreach(lc, node_names())
+		{
+			NodePass	pass = {0};
 
-		pass.node = lfirst(lc);
-		pass.rsinfo = rsinfo;
-		pass.each = in_doubt_row;
-		(void) run_guarded(visit_node, &pass, pass.node, WARNING);
+			pass.node = lfirst(lc);
+			pass.rsinfo = rsinfo;
+			pass.each = in_doubt_row;
+			(void) run_guarded(visit_node, &pass, pass.node, WARNING);
+		}
 	}
-	deciders_forget();
+	PG_FINALLY();
+	{
+		deciders_forget();
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }
 

@@ -201,24 +201,39 @@ refuse_if_needed(const char *name, bool force)
 }
 
 /*
- * lock_and_check: check that name may be moved, lock the registry against
- * transactions that prepare (node_registry_lock), and check again as of
- * now: a transaction may have prepared there meanwhile.  The first check,
- * without the lock, keeps a node that cannot be reached from holding every
- * distributed commit up while its connection attempt times out.
+ * moving: whether setting name to conninfo (NULL: removing it) moves it
+ * away from the server it names now, as of the active snapshot.
+ */
+static bool
+moving(const char *name, const char *conninfo)
+{
+	char	   *now;
+
+	if (conninfo == NULL)
+		return true;
+	now = node_conninfo_if_any(name);
+	return now != NULL && strcmp(now, conninfo) != 0;
+}
+
+/*
+ * lock_and_check: check that name may be set to conninfo (NULL: removed),
+ * lock the registry against transactions that prepare
+ * (node_registry_lock), and check again as of now: the node may have been
+ * re-pointed, and a transaction may have prepared there, meanwhile.  The
+ * first check, without the lock, keeps a node that cannot be reached from
+ * holding every distributed commit up while its connection attempt times
+ * out.
  */
 static void
-lock_and_check(const char *name, bool moving, bool force)
+lock_and_check(const char *name, const char *conninfo, bool force)
 {
-	if (moving)
+	if (moving(name, conninfo))
 		refuse_if_needed(name, force);
 	node_registry_lock(ShareRowExclusiveLock);
-	if (moving)
-	{
-		PushActiveSnapshot(GetLatestSnapshot());
+	PushActiveSnapshot(GetLatestSnapshot());
+	if (moving(name, conninfo))
 		refuse_if_needed(name, force);
-		PopActiveSnapshot();
-	}
+	PopActiveSnapshot();
 }
 
 PG_FUNCTION_INFO_V1(node_add);
@@ -236,18 +251,14 @@ node_add(PG_FUNCTION_ARGS)
 	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
-	char	   *now;
 
 	check_node_name(name);
 	check_conninfo(conninfo);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(conninfo);
-	PushActiveSnapshot(GetLatestSnapshot());
-	now = node_conninfo_if_any(name);
-	PopActiveSnapshot();
 	SPI_connect();
 	/* re-pointed, recovery would look for its work on another server */
-	lock_and_check(name, now != NULL && strcmp(now, conninfo) != 0, force);
+	lock_and_check(name, conninfo, force);
 	distsys_spi_run(&add_plan,
 					"INSERT INTO distsys.node_registry (name, conninfo) VALUES ($1, $2)"
 					" ON CONFLICT (name) DO UPDATE SET conninfo = EXCLUDED.conninfo",
@@ -273,7 +284,7 @@ node_remove(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(name);
 	SPI_connect();
-	lock_and_check(name, true, force);
+	lock_and_check(name, NULL, force);
 	n = distsys_spi_run(&remove_plan,
 						"DELETE FROM distsys.node_registry WHERE name = $1",
 						1, types, values, NULL, false);

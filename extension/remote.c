@@ -114,23 +114,37 @@ remote_notice(void *arg, const PGresult *res)
 /*
  * connect_deadline: when a connection attempt started now must give up,
  * from the connect_timeout in its conninfo (seconds, as libpq reads it:
- * below 2 means 2); 0 for no limit.  libpq applies connect_timeout only to
- * its own blocking connect, not to PQconnectPoll, so it is applied here.
+ * below 2 means 2, and per host, so a list of n hosts gets n times it); 0
+ * for no limit.  libpq applies connect_timeout only to its own blocking
+ * connect, not to PQconnectPoll, so it is applied here.
  */
 static TimestampTz
 connect_deadline(PGconn *conn)
 {
 	PQconninfoOption *opts = conn ? PQconninfo(conn) : NULL;
 	PQconninfoOption *o;
-	int			seconds = 0;
+	int			seconds = 0,
+				hosts = 1;
 
 	for (o = opts; o != NULL && o->keyword != NULL; o++)
+	{
 		if (strcmp(o->keyword, "connect_timeout") == 0 && o->val != NULL)
 			seconds = atoi(o->val);
+		/* libpq's limit is per host: a list of them gets one each */
+		if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
+			o->val != NULL)
+		{
+			int			n = 1;
+
+			for (const char *c = o->val; *c; c++)
+				n += *c == ',';
+			hosts = Max(hosts, n);
+		}
+	}
 	PQconninfoFree(opts);
 	if (seconds <= 0)
 		return 0;
-	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), Max(seconds, 2) * 1000);
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), (int64) Max(seconds, 2) * 1000 * hosts);
 }
 
 /*

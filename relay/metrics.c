@@ -189,6 +189,14 @@ answer(int fd)
 				 "Content-Length: %d\r\nConnection: close\r\n\r\n", len);
 		if (write(fd, head, strlen(head)) < 0 || write(fd, body, len) < 0)
 			log_debug("metrics client went away: %s", strerror(errno));
+		/*
+		 * Read whatever else the client sent (the rest of a request that
+		 * came in two pieces): closing a socket with unread data resets
+		 * the connection, and the client may lose the answer.
+		 */
+		shutdown(fd, SHUT_WR);
+		while (read(fd, req, sizeof(req)) > 0)
+			;
 	}
 	close(fd);
 }

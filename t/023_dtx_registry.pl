@@ -136,7 +136,10 @@ $holder->quit;
 $p2->safe_psql('postgres', 'CREATE EXTENSION distsys');
 for my $id (4, 5)
 {
+	my $log_offset = -s $coord->logfile;
 	$coord->psql('postgres', 'SET distsys.dtx_fault = crash_after_decision; BEGIN; ' . transfer($id) . ' COMMIT;');
+	# back once the crash restart is over, not before it began
+	$coord->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	$coord->poll_query_until('postgres', 'SELECT true') or die 'the coordinator did not come back';
 }
 is(c("SELECT string_agg(participant || ' ' || outcome || ' ' || decider, ',') FROM distsys.dtx_in_doubt"),
