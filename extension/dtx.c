@@ -256,7 +256,8 @@ participant_begin(DtxParticipant *p)
 	p->state = DTX_OPEN;		/* from now on, an abort ends it cleanly */
 	p->xid = 0;
 	p->broken = false;
-	p->subxact_level = GetCurrentTransactionNestLevel();
+	p->depth = 1;
+	p->release_from = 0;
 	check_slots(p);
 	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
@@ -266,28 +267,50 @@ participant_begin(DtxParticipant *p)
 }
 
 /*
+ * savepoints_for: the statements that bring p's remote transaction to the
+ * local nesting level, a savepoint per subtransaction level it lacks
+ * (dtx_xact.c rolls a node back to the savepoint of a subtransaction that
+ * aborts), after releasing those of subtransactions that committed since.
+ * They go in the same round trip as the statement.
+ */
+static char *
+savepoints_for(DtxParticipant *p)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	if (p->release_from > 0)
+		appendStringInfo(&buf, "RELEASE SAVEPOINT " DTX_SAVEPOINT "; ", p->release_from);
+	p->release_from = 0;
+	while (p->depth < level)
+		appendStringInfo(&buf, "SAVEPOINT " DTX_SAVEPOINT "; ", ++p->depth);
+	return buf.data;
+}
+
+/*
  * participant_for: node's participant in this transaction; *begin is the
- * prefix that opens its remote transaction, or "" if it is open already.
+ * prefix that opens its remote transaction and its savepoints, if any.
  */
 static DtxParticipant *
 participant_for(const char *node, char **begin)
 {
 	DtxParticipant *p = participant_entry(node);
+	char	   *open = "";
 
-	*begin = "";
 	if (p->broken)
 		ereport(ERROR,
 				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
-				 errmsg("the remote transaction on node \"%s\" was rolled back with a subtransaction", node),
-				 errdetail("A savepoint rollback cannot be applied to a node's part of a distributed transaction."),
+				 errmsg("the remote transaction on node \"%s\" could not be rolled back to a savepoint", node),
+				 errdetail("A subtransaction that ran statements there aborted, and the node did not roll them back."),
 				 errhint("Roll back the whole transaction and retry it.")));
 	if (p->state == DTX_IDLE)
-		*begin = participant_begin(p);
+		open = participant_begin(p);
 	else if (p->state != DTX_OPEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("the distributed transaction is already committing")));
-	p->subxact_level = Max(p->subxact_level, GetCurrentTransactionNestLevel());
+	*begin = psprintf("%s%s", open, savepoints_for(p));
 	return p;
 }
 

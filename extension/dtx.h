@@ -54,11 +54,18 @@ typedef struct DtxParticipant
 	bool		can_decide;		/* it has distsys.dtx_marks we may insert into */
 	bool		busy;			/* a statement was sent and not fully read */
 	bool		stalled;		/* it did not answer within the timeout */
-	bool		broken;			/* failed in a subtransaction: must abort */
-	int			subxact_level;	/* local nesting level of its first use */
+	bool		broken;			/* a savepoint rollback failed: must abort */
+	int			depth;			/* remote nesting: 1 + the savepoints made */
+	int			release_from;	/* savepoint level to release, or 0 */
 	TimestampTz slots_checked_at;	/* last free-slot check (check_slots) */
 	char		gid[DTX_GID_MAX];
 } DtxParticipant;
+
+/*
+ * The savepoint a node's transaction gets for a local subtransaction of
+ * nesting level %d (dtx.c, dtx_xact.c).
+ */
+#define DTX_SAVEPOINT "distsys_%d"
 
 /* Fault points for tests (distsys.dtx_fault). */
 typedef enum DtxFault

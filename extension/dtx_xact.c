@@ -551,7 +551,7 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 		if (ps[i]->broken)
 			ereport(ERROR,
 					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
-					 errmsg("the remote transaction on node \"%s\" was rolled back with a subtransaction", ps[i]->node),
+					 errmsg("the remote transaction on node \"%s\" could not be rolled back to a savepoint", ps[i]->node),
 					 errhint("Roll back the whole transaction and retry it.")));
 		writers += ps[i]->xid != 0 ? 1 : 0;
 	}
@@ -604,6 +604,39 @@ settle_last_agent(void)
 }
 
 /*
+ * settle_busy: make p's connection idle in an abort: a statement that was
+ * interrupted is cancelled and its results read; a node that does not
+ * answer in time is disconnected (a cancel request could hang just as
+ * long; the node rolls back what is not prepared, and recovery resolves
+ * what is).
+ */
+static void
+settle_busy(DtxParticipant *p)
+{
+	bool		timed_out;
+
+	if (p->conn != NULL && p->busy && p->stalled)
+		dtx_forget_participant(p);
+	if (p->conn == NULL || !p->busy)
+		return;
+	/*
+	 * A remote error is raised here after its results were read: nothing
+	 * runs there, and a cancel request now could hit the next statement.
+	 */
+	if (PQtransactionStatus(p->conn) != PQTRANS_ACTIVE)
+	{
+		p->busy = false;
+		return;
+	}
+	remote_cancel(p->conn);
+	PQclear(remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+							   REMOTE_UNINTERRUPTIBLE, &timed_out));
+	p->busy = false;
+	if (timed_out)
+		dtx_forget_participant(p);
+}
+
+/*
  * finish: after the local commit or abort, end every participant's remote
  * transaction the way the transaction ended, and forget it.  With a last
  * agent, its outcome is the transaction's; while it is unknown, prepared
@@ -637,27 +670,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 	{
 		DtxParticipant *p = ps[i];
 
-		if (p->conn != NULL && p->busy && p->stalled)
-		{
-			/*
-			 * It did not answer in time: a cancel request could hang just as
-			 * long, so drop the connection; the node rolls back what is not
-			 * prepared, and recovery resolves what is.
-			 */
-			dtx_forget_participant(p);
-		}
-		if (p->conn != NULL && p->busy)
-		{
-			/* interrupted mid-statement: cancel it, then read what is left */
-			bool		timed_out;
-
-			remote_cancel(p->conn);
-			PQclear(remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
-									   REMOTE_UNINTERRUPTIBLE, &timed_out));
-			p->busy = false;
-			if (timed_out)
-				dtx_forget_participant(p);
-		}
+		settle_busy(p);
 		if (p->conn == NULL || p->state == DTX_DONE)
 			continue;
 		if (p->state == DTX_PREPARED && !unknown)
@@ -672,6 +685,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 	{
 		ps[i]->state = DTX_IDLE;
 		ps[i]->xid = 0;
+		ps[i]->depth = ps[i]->release_from = 0;
 		ps[i]->broken = ps[i]->stalled = false;
 	}
 	last_agent = NULL;
@@ -713,10 +727,45 @@ dtx_xact_callback(XactEvent event, void *arg)
 }
 
 /*
- * dtx_subxact_callback: work done on a node inside a subtransaction that
- * rolls back cannot be undone there alone, so the node's transaction is
- * marked broken and the whole transaction must roll back; on a commit of
- * the subtransaction its work belongs to the parent.
+ * rollback_to_savepoint: after the local subtransaction of nesting level
+ * level aborted, roll each of ps that ran statements in it back to that
+ * level's savepoint, all in one round; a node that cannot be is broken, and
+ * the whole transaction must roll back.
+ */
+static void
+rollback_to_savepoint(DtxParticipant **ps, int n, int level)
+{
+	char	  **sqls = palloc0(sizeof(char *) * n);
+	bool	   *ok = palloc(sizeof(bool) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		DtxParticipant *p = ps[i];
+
+		if (p->depth < level)
+			continue;
+		settle_busy(p);
+		p->depth = level - 1;
+		if (p->release_from >= level)
+			p->release_from = 0;	/* the rollback removes those too */
+		if (p->conn == NULL)
+			p->broken = true;
+		else
+			sqls[i] = psprintf("ROLLBACK TO SAVEPOINT " DTX_SAVEPOINT "; RELEASE SAVEPOINT " DTX_SAVEPOINT,
+							   level, level);
+	}
+	run_round(ps, sqls, n, ROUND_ROLLBACK, ok);
+	for (i = 0; i < n; i++)
+		if (sqls[i] != NULL && !ok[i])
+			ps[i]->broken = true;
+}
+
+/*
+ * dtx_subxact_callback: a subtransaction that rolls back rolls back what it
+ * did on the nodes too (to the savepoint each node got when the
+ * subtransaction first used it); one that commits leaves its work to the
+ * parent, and its savepoints are released with the next statement sent.
  */
 void
 dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -730,13 +779,18 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
 	ps = active_participants(&n);
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		rollback_to_savepoint(ps, n, level);
+		return;
+	}
 	for (i = 0; i < n; i++)
 	{
-		if (ps[i]->subxact_level < level)
+		DtxParticipant *p = ps[i];
+
+		if (p->depth < level)
 			continue;
-		if (event == SUBXACT_EVENT_COMMIT_SUB)
-			ps[i]->subxact_level = level - 1;
-		else
-			ps[i]->broken = true;
+		p->depth = level - 1;
+		p->release_from = p->release_from == 0 ? level : Min(p->release_from, level);
 	}
 }

@@ -129,9 +129,6 @@ like(c_err("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHER
 	PREPARE TRANSACTION 'mine';"), qr/0A000.*cannot PREPARE a transaction that has run statements on other nodes/s,
 	'a distributed transaction cannot be PREPAREd by hand');
 is(prepared($p1), '0', 'and its remote part was rolled back');
-like(c_err("BEGIN; SAVEPOINT s; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal WHERE id = 1');
-	ROLLBACK TO s; SELECT distsys.dtx_exec('p1', 'SELECT 1'); COMMIT;"),
-	qr/25P02.*rolled back with a subtransaction/s, 'a savepoint rollback over remote work is refused');
 c("SELECT distsys.node_remove('dead', force => true)");	# it cannot be asked: forced
 c("SET distsys.dtx_prepared_reserve = 19");	# a no-op: this session ends here
 like(c_err("SET distsys.dtx_prepared_reserve = 100; SELECT distsys.dtx_exec('p1', 'SELECT 1')"),

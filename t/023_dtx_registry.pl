@@ -6,7 +6,8 @@
 # for a transaction that is preparing, and a transaction waits to prepare
 # while node_add or node_remove is in progress.  Also: a cancel (here a
 # statement_timeout) stops dtx_recover() instead of being reported as one
-# more unreachable node, and connect_timeout bounds a connection attempt.
+# more unreachable node, connect_timeout bounds a connection attempt, and
+# savepoints roll back remote work.
 use strict;
 use warnings;
 use IO::Socket::INET;
@@ -129,6 +130,57 @@ $holder->query_safe('COMMIT');
 is(finish_waiter($editor), 'updated', 'a plain UPDATE of the registry waits for a preparing transaction');
 $editor->quit;
 $holder->quit;
+
+# savepoints: a subtransaction that rolls back rolls its remote work back
+# (to a savepoint the node got when the subtransaction first used it), at
+# once, so its row locks are gone too; one that commits keeps it
+c("BEGIN;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 6');
+	SAVEPOINT a;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 10 WHERE id = 6');
+	SAVEPOINT b;
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 100 WHERE id = 6');
+	RELEASE b;
+	ROLLBACK TO a;
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1000 WHERE id = 6');
+	SAVEPOINT c;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 10000 WHERE id = 6');
+	RELEASE c;
+	COMMIT;");
+is(balances(6), '10101 1100', 'ROLLBACK TO undoes the remote work after the savepoint, RELEASE keeps it');
+$bg->query_safe("BEGIN; SELECT distsys.dtx_exec('p1', 'SELECT 1'); SAVEPOINT s;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 7'); ROLLBACK TO s");
+is($p1->safe_psql('postgres', "SET lock_timeout = '5s'; UPDATE acct SET bal = bal + 5 WHERE id = 7 RETURNING bal"),
+	'105', 'the rolled back row is not locked any more');
+$bg->query_safe('COMMIT');
+my $plpgsql = c("DO \$\$
+	BEGIN
+		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 8');
+		BEGIN
+			PERFORM distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 8');
+			PERFORM distsys.dtx_exec('p1', 'SELECT 1 / 0');
+		EXCEPTION WHEN division_by_zero THEN
+			RAISE NOTICE 'caught';
+		END;
+		PERFORM distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 2 WHERE id = 8');
+	END \$\$; SELECT 'done'");
+is($plpgsql . ' ' . balances(8), 'done 99 102',
+	'a PL/pgSQL exception block catches a remote error, its remote work is undone and the rest commits');
+is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
+
+# a node whose savepoint rollback fails (its backend is gone) fails COMMIT
+$bg->query_safe("BEGIN; SELECT distsys.dtx_exec('p2', 'SELECT 1'); SAVEPOINT s;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 9')");
+$p1->safe_psql('postgres', "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+	WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()");
+$bg->query('ROLLBACK TO s');
+$bg->{stderr} = '';
+$bg->query("SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 9')");
+$bg->query('COMMIT');
+like($bg->{stderr}, qr/25P02: the remote transaction on node "p1" could not be rolled back to a savepoint/,
+	'a node that could not be rolled back to the savepoint fails the transaction: 25P02');
+$bg->{stderr} = '';
+is(balances(9) . ' ' . (prepared($p1) + prepared($p2)), '100 100 0', 'and nothing of it is applied');
 
 # recovery asks a deciding node over one connection per pass: with p2 (the
 # last agent here) down, two transactions it decided are unknown after one
