@@ -129,9 +129,10 @@ participant_connect(DtxParticipant *p)
 	/*
 	 * An idle connection has nothing to read unless the node closed it
 	 * (restart, terminate): reading now finds that out before it is used.
+	 * One left busy (a slot check that was interrupted) is dropped.
 	 */
 	if (p->conn != NULL &&
-		(!PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
+		(p->busy || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
 		 strcmp(p->conninfo, conninfo) != 0))
 		dtx_forget_participant(p);
 	if (p->conn == NULL)
@@ -253,12 +254,13 @@ static char *
 participant_begin(DtxParticipant *p)
 {
 	participant_connect(p);
+	/* before the state changes: if it fails, nothing was begun there */
+	check_slots(p);
 	p->state = DTX_OPEN;		/* from now on, an abort ends it cleanly */
 	p->xid = 0;
 	p->broken = false;
 	p->depth = 1;
 	p->release_from = 0;
-	check_slots(p);
 	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
 					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
@@ -267,14 +269,14 @@ participant_begin(DtxParticipant *p)
 }
 
 /*
- * savepoints_for: the statements that bring p's remote transaction to the
+ * savepoint_sql: the statements that bring p's remote transaction to the
  * local nesting level, a savepoint per subtransaction level it lacks
  * (dtx_xact.c rolls a node back to the savepoint of a subtransaction that
- * aborts), after releasing those of subtransactions that committed since.
- * They go in the same round trip as the statement.
+ * aborts), after releasing those of subtransactions that committed since;
+ * "" if there are none.  savepoints_made records that they ran.
  */
 static char *
-savepoints_for(DtxParticipant *p)
+savepoint_sql(DtxParticipant *p)
 {
 	int			level = GetCurrentTransactionNestLevel();
 	StringInfoData buf;
@@ -282,10 +284,41 @@ savepoints_for(DtxParticipant *p)
 	initStringInfo(&buf);
 	if (p->release_from > 0)
 		appendStringInfo(&buf, "RELEASE SAVEPOINT " DTX_SAVEPOINT "; ", p->release_from);
-	p->release_from = 0;
-	while (p->depth < level)
-		appendStringInfo(&buf, "SAVEPOINT " DTX_SAVEPOINT "; ", ++p->depth);
+	for (int d = p->depth + 1; d <= level; d++)
+		appendStringInfo(&buf, "SAVEPOINT " DTX_SAVEPOINT "; ", d);
 	return buf.data;
+}
+
+static void
+savepoints_made(DtxParticipant *p)
+{
+	p->release_from = 0;
+	p->depth = Max(p->depth, GetCurrentTransactionNestLevel());
+}
+
+/*
+ * make_savepoints: run savepoint_sql on p, an open participant, in a round
+ * trip of its own: sent with the statement, a syntax error in the
+ * statement would keep them from running (the server parses the whole
+ * string first), and the savepoint levels would no longer be known.  A
+ * failure here leaves them unknown: the node is broken.
+ */
+static void
+make_savepoints(DtxParticipant *p, const char *sql)
+{
+	p->busy = true;
+	PG_TRY();
+	{
+		PQclear(remote_run(p->conn, p->node, sql, 0));
+	}
+	PG_CATCH();
+	{
+		p->broken = true;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	p->busy = false;
+	savepoints_made(p);
 }
 
 /*
@@ -296,7 +329,7 @@ static DtxParticipant *
 participant_for(const char *node, char **begin)
 {
 	DtxParticipant *p = participant_entry(node);
-	char	   *open = "";
+	char	   *open;
 
 	if (p->broken)
 		ereport(ERROR,
@@ -305,12 +338,28 @@ participant_for(const char *node, char **begin)
 				 errdetail("A subtransaction that ran statements there aborted, and the node did not roll them back."),
 				 errhint("Roll back the whole transaction and retry it.")));
 	if (p->state == DTX_IDLE)
+	{
+		/*
+		 * A new remote transaction gets its savepoints with BEGIN and the
+		 * statement: should a syntax error keep them all from running, the
+		 * node has no transaction, which an abort finds (dtx_xact.c).
+		 */
 		open = participant_begin(p);
+		*begin = psprintf("%s%s", open, savepoint_sql(p));
+		savepoints_made(p);
+	}
 	else if (p->state != DTX_OPEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
 				 errmsg("the distributed transaction is already committing")));
-	*begin = psprintf("%s%s", open, savepoints_for(p));
+	else
+	{
+		char	   *sql = savepoint_sql(p);
+
+		*begin = "";
+		if (*sql != '\0')
+			make_savepoints(p, sql);
+	}
 	return p;
 }
 

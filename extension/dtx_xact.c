@@ -749,7 +749,17 @@ rollback_to_savepoint(DtxParticipant **ps, int n, int level)
 		p->depth = level - 1;
 		if (p->release_from >= level)
 			p->release_from = 0;	/* the rollback removes those too */
-		if (p->conn == NULL)
+		if (p->conn != NULL && PQtransactionStatus(p->conn) == PQTRANS_IDLE && p->xid == 0)
+		{
+			/*
+			 * Its first statement, sent with BEGIN, did not even start (a
+			 * syntax error): there is no transaction there, and nothing of
+			 * ours was written; it begins afresh when next used.
+			 */
+			p->state = DTX_IDLE;
+			p->depth = 0;
+		}
+		else if (p->conn == NULL || PQtransactionStatus(p->conn) == PQTRANS_IDLE)
 			p->broken = true;
 		else
 			sqls[i] = psprintf("ROLLBACK TO SAVEPOINT " DTX_SAVEPOINT "; RELEASE SAVEPOINT " DTX_SAVEPOINT,
@@ -779,18 +789,20 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
 	ps = active_participants(&n);
-	if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		rollback_to_savepoint(ps, n, level);
+	if (n == 0)
 		return;
-	}
-	for (i = 0; i < n; i++)
-	{
-		DtxParticipant *p = ps[i];
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		rollback_to_savepoint(ps, n, level);
+	else
+		for (i = 0; i < n; i++)
+		{
+			DtxParticipant *p = ps[i];
 
-		if (p->depth < level)
-			continue;
-		p->depth = level - 1;
-		p->release_from = p->release_from == 0 ? level : Min(p->release_from, level);
-	}
+			if (p->depth < level)
+				continue;
+			p->depth = level - 1;
+			p->release_from = p->release_from == 0 ? level : Min(p->release_from, level);
+		}
+	/* a loop of subtransactions would pile these up until the top ends */
+	pfree(ps);
 }

@@ -17,7 +17,7 @@ use Test::More;
 use DistsysTest;
 
 my $coord = distsys_node('coord', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
-my ($p1, $p2) = map { bank_participant($coord, $_, 10, 100) } qw(p1 p2);
+my ($p1, $p2) = map { bank_participant($coord, $_, 20, 100) } qw(p1 p2);
 my ($p1_conn, $p2_conn) = map { $_->connstr('postgres') } $p1, $p2;
 
 sub c { return $coord->safe_psql('postgres', $_[0]); }
@@ -167,6 +167,64 @@ my $plpgsql = c("DO \$\$
 is($plpgsql . ' ' . balances(8), 'done 99 102',
 	'a PL/pgSQL exception block catches a remote error, its remote work is undone and the rest commits');
 is(prepared($p1) + prepared($p2), 0, 'nothing is left prepared');
+
+# a syntax error keeps a whole message from running (the server parses it
+# first): savepoints of a node already open are made in a round trip of
+# their own, so a rollback finds them; a new node's BEGIN did not run, so
+# it begins afresh
+c("BEGIN;
+	SAVEPOINT a;
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 10');
+	RELEASE a;
+	SAVEPOINT b;
+	DO \$\$ BEGIN PERFORM distsys.dtx_exec('p1', 'SELEC 1'); EXCEPTION WHEN syntax_error THEN NULL; END \$\$;
+	DO \$\$ BEGIN PERFORM distsys.dtx_exec('p2', 'SELEC 1'); EXCEPTION WHEN syntax_error THEN NULL; END \$\$;
+	ROLLBACK TO b;
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 2 WHERE id = 10');
+	COMMIT;");
+is(balances(10), '101 102', 'syntax errors in subtransactions: the work before them is kept, a new node begins afresh');
+
+# a node refused by its slot check in a subtransaction has not begun: it
+# begins when next used, not in autocommit
+my ($dret, $dout, $derr) = $coord->psql('postgres', "DO \$\$ BEGIN
+		PERFORM set_config('distsys.dtx_prepared_reserve', '100', true);
+		BEGIN
+			PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 11');
+		EXCEPTION WHEN configuration_limit_exceeded THEN
+			RAISE NOTICE 'refused';
+		END;
+		PERFORM set_config('distsys.dtx_prepared_reserve', '0', true);
+		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 11');
+		RAISE EXCEPTION 'undo it all';
+	END \$\$");
+like($derr, qr/NOTICE:  refused.*ERROR:  undo it all/s, 'the slot check refused the node inside the block');
+is(balances(11), '100 100', 'and the later statement there was rolled back with the transaction');
+
+# a top-level ROLLBACK with savepoints open rolls everything back
+c("BEGIN; SAVEPOINT a; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 12');
+	SAVEPOINT b; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 12'); ROLLBACK;");
+is(balances(12) . ' ' . (prepared($p1) + prepared($p2)), '100 100 0', 'ROLLBACK with savepoints open: nothing applied');
+
+# a cancel while a node runs a statement inside an exception block: the
+# statement is cancelled there, the node rolled back to the savepoint, and
+# the next statement is not hit by a stray cancel
+my $sleeper = bg_session($coord, on_error_stop => 0);
+my $sleeper_pid = $sleeper->query_safe('SELECT pg_backend_pid()');
+$sleeper->query_until(qr/sent/, "\\echo sent\n" . "DO \$\$ BEGIN
+		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 13');
+		BEGIN
+			PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 100 WHERE id = 13; SELECT pg_sleep(60)');
+		EXCEPTION WHEN query_canceled THEN
+			RAISE NOTICE 'cancelled';
+		END;
+		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 10 WHERE id = 13');
+	END \$\$;\n\\echo done:ran\n");
+$p1->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+  or die 'the node does not run the statement';
+c("SELECT pg_cancel_backend($sleeper_pid)");
+is(finish_waiter($sleeper) . ' ' . balances(13), 'ran 111 100',
+	'a cancel inside an exception block: the node rolled back to the savepoint, the rest committed');
+$sleeper->quit;
 
 # a node whose savepoint rollback fails (its backend is gone) fails COMMIT
 $bg->query_safe("BEGIN; SELECT distsys.dtx_exec('p2', 'SELECT 1'); SAVEPOINT s;
