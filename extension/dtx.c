@@ -131,6 +131,8 @@ participant_connect(DtxParticipant *p)
 	 * (restart, terminate): reading now finds that out before it is used.
 	 * One left busy (a slot check that was interrupted) is dropped.
 	 */
+	if (p->conn != NULL && p->busy && PQtransactionStatus(p->conn) != PQTRANS_ACTIVE)
+		p->busy = false;		/* a remote error was read: nothing runs */
 	if (p->conn != NULL &&
 		(p->busy || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
 		 strcmp(p->conninfo, conninfo) != 0))
@@ -347,6 +349,7 @@ participant_for(const char *node, char **begin)
 		open = participant_begin(p);
 		*begin = psprintf("%s%s", open, savepoint_sql(p));
 		savepoints_made(p);
+		p->begin_unconfirmed = true;
 	}
 	else if (p->state != DTX_OPEN)
 		ereport(ERROR,
@@ -418,6 +421,7 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 						   psprintf("%s%s%s", begin, sql, probing ? XID_PROBE : ""),
 						   sql, 0, probing ? &probe : NULL);
 	p->busy = false;
+	p->begin_unconfirmed = false;
 	if (probing)
 		note_xid(p, probe);
 	if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)

@@ -55,6 +55,8 @@ typedef struct DtxParticipant
 	bool		busy;			/* a statement was sent and not fully read */
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* a savepoint rollback failed: must abort */
+	bool		begin_unconfirmed;	/* BEGIN sent with a statement not yet
+									 * answered */
 	int			depth;			/* remote nesting: 1 + the savepoints made */
 	int			release_from;	/* savepoint level to release, or 0 */
 	TimestampTz slots_checked_at;	/* last free-slot check (check_slots) */

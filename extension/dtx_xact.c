@@ -686,7 +686,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 		ps[i]->state = DTX_IDLE;
 		ps[i]->xid = 0;
 		ps[i]->depth = ps[i]->release_from = 0;
-		ps[i]->broken = ps[i]->stalled = false;
+		ps[i]->broken = ps[i]->stalled = ps[i]->begin_unconfirmed = false;
 	}
 	last_agent = NULL;
 }
@@ -749,21 +749,26 @@ rollback_to_savepoint(DtxParticipant **ps, int n, int level)
 		p->depth = level - 1;
 		if (p->release_from >= level)
 			p->release_from = 0;	/* the rollback removes those too */
-		if (p->conn != NULL && PQtransactionStatus(p->conn) == PQTRANS_IDLE && p->xid == 0)
+		if (p->begin_unconfirmed && p->conn != NULL &&
+			PQtransactionStatus(p->conn) == PQTRANS_IDLE)
 		{
 			/*
 			 * Its first statement, sent with BEGIN, did not even start (a
-			 * syntax error): there is no transaction there, and nothing of
-			 * ours was written; it begins afresh when next used.
+			 * syntax error): there is no transaction there; it begins afresh
+			 * when next used.
 			 */
 			p->state = DTX_IDLE;
 			p->depth = 0;
+			p->begin_unconfirmed = false;
 		}
 		else if (p->conn == NULL || PQtransactionStatus(p->conn) == PQTRANS_IDLE)
 			p->broken = true;
 		else
+		{
+			p->begin_unconfirmed = false;	/* it has a transaction */
 			sqls[i] = psprintf("ROLLBACK TO SAVEPOINT " DTX_SAVEPOINT "; RELEASE SAVEPOINT " DTX_SAVEPOINT,
 							   level, level);
+		}
 	}
 	run_round(ps, sqls, n, ROUND_ROLLBACK, ok);
 	for (i = 0; i < n; i++)
@@ -782,27 +787,33 @@ dtx_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
 	int			level = GetCurrentTransactionNestLevel();
-	int			n,
-				i;
+	int			n;
 	DtxParticipant **ps;
+	DtxParticipant *p;
+	HASH_SEQ_STATUS seq;
 
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
-	ps = active_participants(&n);
-	if (n == 0)
-		return;
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		rollback_to_savepoint(ps, n, level);
-	else
-		for (i = 0; i < n; i++)
-		{
-			DtxParticipant *p = ps[i];
-
-			if (p->depth < level)
-				continue;
-			p->depth = level - 1;
-			p->release_from = p->release_from == 0 ? level : Min(p->release_from, level);
-		}
-	/* a loop of subtransactions would pile these up until the top ends */
-	pfree(ps);
+	{
+		ps = active_participants(&n);
+		if (n > 0)
+			rollback_to_savepoint(ps, n, level);
+		return;
+	}
+	/*
+	 * Nothing is allocated here: memory allocated in a committing
+	 * subtransaction stays until the top transaction ends, and a loop of
+	 * them (PL/pgSQL exception blocks) would pile it up.
+	 */
+	if (dtx_participants == NULL)
+		return;
+	hash_seq_init(&seq, dtx_participants);
+	while ((p = hash_seq_search(&seq)) != NULL)
+	{
+		if (p->state == DTX_IDLE || p->depth < level)
+			continue;
+		p->depth = level - 1;
+		p->release_from = p->release_from == 0 ? level : Min(p->release_from, level);
+	}
 }

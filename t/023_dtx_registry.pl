@@ -33,6 +33,24 @@ sub transfer
 		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = $id');";
 }
 
+# handler_block(FIRST, INNER, CONDITION, AFTER): a DO block that runs
+# dtx_exec(FIRST), then dtx_exec(INNER) in an exception block that catches
+# CONDITION with a NOTICE, then dtx_exec(AFTER) (each a node and a
+# statement, quoted)
+sub handler_block
+{
+	my ($first, $inner, $condition, $after) = @_;
+	return "DO \$\$ BEGIN
+		PERFORM distsys.dtx_exec($first);
+		BEGIN
+			PERFORM distsys.dtx_exec($inner);
+		EXCEPTION WHEN $condition THEN
+			RAISE NOTICE 'caught';
+		END;
+		PERFORM distsys.dtx_exec($after);
+	END \$\$";
+}
+
 my $bg = bg_session($coord, on_error_stop => 0);
 $bg->query_safe('\set VERBOSITY verbose');
 
@@ -200,6 +218,17 @@ my ($dret, $dout, $derr) = $coord->psql('postgres', "DO \$\$ BEGIN
 like($derr, qr/NOTICE:  refused.*ERROR:  undo it all/s, 'the slot check refused the node inside the block');
 is(balances(11), '100 100', 'and the later statement there was rolled back with the transaction');
 
+# a node whose transaction a statement ended inside a subtransaction (a
+# COMMIT sent through dtx_exec) cannot be rolled back to the savepoint:
+# even with the error caught, the distributed transaction fails
+($dret, $dout, $derr) = $coord->psql('postgres',
+	handler_block("'p1', 'SELECT 1'", "'p1', 'SELECT 2; COMMIT'", 'invalid_transaction_termination',
+		"'p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 14'"),
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+like($derr, qr/NOTICE:  00000: caught.*ERROR:  25P02: the remote transaction on node "p1" could not be rolled back to a savepoint/s,
+	'a node whose transaction ended in a subtransaction fails the transaction');
+is(balances(14), '100 100', 'and nothing of it is applied');
+
 # a top-level ROLLBACK with savepoints open rolls everything back
 c("BEGIN; SAVEPOINT a; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 12');
 	SAVEPOINT b; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 12'); ROLLBACK;");
@@ -210,15 +239,11 @@ is(balances(12) . ' ' . (prepared($p1) + prepared($p2)), '100 100 0', 'ROLLBACK 
 # the next statement is not hit by a stray cancel
 my $sleeper = bg_session($coord, on_error_stop => 0);
 my $sleeper_pid = $sleeper->query_safe('SELECT pg_backend_pid()');
-$sleeper->query_until(qr/sent/, "\\echo sent\n" . "DO \$\$ BEGIN
-		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 13');
-		BEGIN
-			PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 100 WHERE id = 13; SELECT pg_sleep(60)');
-		EXCEPTION WHEN query_canceled THEN
-			RAISE NOTICE 'cancelled';
-		END;
-		PERFORM distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 10 WHERE id = 13');
-	END \$\$;\n\\echo done:ran\n");
+$sleeper->query_until(qr/sent/, "\\echo sent\n"
+	. handler_block("'p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 13'",
+		"'p1', 'UPDATE acct SET bal = bal + 100 WHERE id = 13; SELECT pg_sleep(60)'", 'query_canceled',
+		"'p1', 'UPDATE acct SET bal = bal + 10 WHERE id = 13'")
+	. ";\n\\echo done:ran\n");
 $p1->poll_query_until('postgres', "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
   or die 'the node does not run the statement';
 c("SELECT pg_cancel_backend($sleeper_pid)");
