@@ -283,6 +283,8 @@ savepoint_sql(DtxParticipant *p)
 	int			level = GetCurrentTransactionNestLevel();
 	StringInfoData buf;
 
+	if (p->release_from == 0 && p->depth >= level)
+		return "";				/* the usual case: nothing to do */
 	initStringInfo(&buf);
 	if (p->release_from > 0)
 		appendStringInfo(&buf, "RELEASE SAVEPOINT " DTX_SAVEPOINT "; ", p->release_from);
