@@ -255,6 +255,16 @@ check_slots(DtxParticipant *p)
 static char *
 participant_begin(DtxParticipant *p)
 {
+	/*
+	 * A registry change of this transaction is not in the backends' cached
+	 * connection strings, and would make recovery look for this work where
+	 * the change points once it commits.
+	 */
+	if (node_registry_changed_here())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot begin work on node \"%s\" in a transaction that changed the node registry", p->node),
+				 errhint("Commit the change of the registry first.")));
 	participant_connect(p);
 	/* before the state changes: if it fails, nothing was begun there */
 	check_slots(p);

@@ -130,6 +130,7 @@ extern char *node_conninfo(const char *node);
 extern char *node_conninfo_if_any(const char *node);
 extern List *node_names(void);
 extern void node_registry_lock(LOCKMODE mode);
+extern bool node_registry_changed_here(void);
 
 /* settings (guc.c) */
 extern int	distsys_dtx_prepare_timeout_ms;

@@ -65,6 +65,17 @@ registry_callback(XactEvent event, void *arg)
 }
 
 /*
+ * node_registry_changed_here: whether this transaction changed the
+ * registry (dtx.c then refuses to begin work on a node: its connection
+ * string could be this transaction's uncommitted one).
+ */
+bool
+node_registry_changed_here(void)
+{
+	return registry_touched;
+}
+
+/*
  * registry_touched_now: this transaction changes the registry.
  */
 static void

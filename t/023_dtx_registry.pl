@@ -21,6 +21,13 @@ my ($p1, $p2) = map { bank_participant($coord, $_, 20, 100) } qw(p1 p2);
 my ($p1_conn, $p2_conn) = map { $_->connstr('postgres') } $p1, $p2;
 
 sub c { return $coord->safe_psql('postgres', $_[0]); }
+
+# c_err_verbose(SQL): what the coordinator's psql printed on stderr
+sub c_err_verbose
+{
+	my ($ret, $out, $err) = $coord->psql('postgres', $_[0], extra_params => ['-v', 'VERBOSITY=verbose']);
+	return $err;
+}
 sub bal { return $_[0]->safe_psql('postgres', "SELECT bal FROM acct WHERE id = $_[1]"); }
 sub prepared { return $_[0]->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'); }
 sub balances { return join ' ', bal($p1, $_[0]), bal($p2, $_[0]); }
@@ -61,6 +68,15 @@ is($bg->query_safe($port_sql), $p1->port, 'a backend reaches p1');
 c("UPDATE distsys.node_registry SET conninfo = \$\$$p2_conn\$\$ WHERE name = 'p1'");
 is($bg->query_safe($port_sql), $p2->port, 'a registry change by plain SQL reaches its cached connection string');
 c("UPDATE distsys.node_registry SET conninfo = \$\$$p1_conn\$\$ WHERE name = 'p1'");
+
+# a transaction that changed the registry cannot begin work on a node (its
+# connection string could be the uncommitted change)
+like(c_err_verbose("BEGIN; SELECT distsys.node_add('p1', \$\$$p2_conn\$\$);
+	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 15'); COMMIT"),
+	qr/55000: cannot begin work on node "p1" in a transaction that changed the node registry/,
+	'no distributed work after a registry change in the same transaction');
+is(balances(15) . ' ' . c("SELECT conninfo = \$\$$p1_conn\$\$ FROM distsys.nodes WHERE name = 'p1'"),
+	'100 100 t', 'nothing applied, the change rolled back');
 
 # a REPEATABLE READ transaction looks the registry up as it is now, not as
 # of its snapshot (which would be stamped with the newer registry version)
