@@ -30,7 +30,6 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "distsys.h"
@@ -115,14 +114,8 @@ participant_connect(DtxParticipant *p)
 		conninfo = p->conninfo;
 	else
 	{
-		/*
-		 * Read what is registered now, not as of a REPEATABLE READ snapshot
-		 * older than the change that moved the version: what is read is kept
-		 * as of that version.
-		 */
-		PushActiveSnapshot(GetLatestSnapshot());
+		/* read as registered now (node.c), kept as of that version */
 		conninfo = node_conninfo(p->node);
-		PopActiveSnapshot();
 		p->conninfo_version = 0;
 	}
 
@@ -188,10 +181,7 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 
 		if (p->xid == 0 || p->conninfo_version == version)
 			continue;
-		/* a change committed since: read it whatever the isolation level */
-		PushActiveSnapshot(GetLatestSnapshot());
-		now = node_conninfo_if_any(p->node);
-		PopActiveSnapshot();
+		now = node_conninfo_if_any(p->node);	/* a change committed since */
 		if (now == NULL || strcmp(now, p->conninfo) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
@@ -336,6 +326,22 @@ make_savepoints(DtxParticipant *p, const char *sql)
 }
 
 /*
+ * dtx_check_broken: an ERROR if p could not be rolled back to a savepoint
+ * (dtx_xact.c): its part of the transaction is lost, so the whole
+ * transaction must roll back.
+ */
+void
+dtx_check_broken(DtxParticipant *p)
+{
+	if (p->broken)
+		ereport(ERROR,
+				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
+				 errmsg("the remote transaction on node \"%s\" could not be rolled back to a savepoint", p->node),
+				 errdetail("A subtransaction that ran statements there aborted, and the node did not roll them back."),
+				 errhint("Roll back the whole transaction and retry it.")));
+}
+
+/*
  * participant_for: node's participant in this transaction; *begin is the
  * prefix that opens its remote transaction and its savepoints, if any.
  */
@@ -345,12 +351,7 @@ participant_for(const char *node, char **begin)
 	DtxParticipant *p = participant_entry(node);
 	char	   *open;
 
-	if (p->broken)
-		ereport(ERROR,
-				(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
-				 errmsg("the remote transaction on node \"%s\" could not be rolled back to a savepoint", node),
-				 errdetail("A subtransaction that ran statements there aborted, and the node did not roll them back."),
-				 errhint("Roll back the whole transaction and retry it.")));
+	dtx_check_broken(p);
 	if (p->state == DTX_IDLE)
 	{
 		/*

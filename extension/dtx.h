@@ -95,6 +95,7 @@ extern void dtx_xact_init(void);
 extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_hold_registry(DtxParticipant **ps, int n);
 extern bool dtx_node_in_transaction(const char *node);
+extern void dtx_check_broken(DtxParticipant *p);
 
 /* dtx_xact.c */
 extern void dtx_xact_callback(XactEvent event, void *arg);

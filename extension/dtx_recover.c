@@ -219,10 +219,7 @@ decider_status(PGconn *conn, const char *node, uint64 xid)
 	else if (state != NULL && strcmp(state, "22023") == 0)
 		status = "future";		/* "transaction ID ... is in the future" */
 	else if (timed_out)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("node \"%s\" did not answer within %d ms", node, distsys_dtx_commit_timeout_ms),
-				 errcontext("remote statement on node \"%s\": %s", node, sql)));
+		remote_timeout_error(node, distsys_dtx_commit_timeout_ms, sql);
 	else
 		remote_report(ERROR, conn, res, node, sql);
 	PQclear(res);
@@ -453,10 +450,7 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 		return false;
 	}
 	if (timed_out)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("node \"%s\" did not answer within %d ms", node, distsys_dtx_commit_timeout_ms),
-				 errcontext("remote statement on node \"%s\": %s", node, sql)));
+		remote_timeout_error(node, distsys_dtx_commit_timeout_ms, sql);
 	remote_report(WARNING, conn, res, node, sql);
 	return false;
 }

@@ -548,11 +548,7 @@ dtx_pre_commit(DtxParticipant **ps, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		if (ps[i]->broken)
-			ereport(ERROR,
-					(errcode(ERRCODE_IN_FAILED_SQL_TRANSACTION),
-					 errmsg("the remote transaction on node \"%s\" could not be rolled back to a savepoint", ps[i]->node),
-					 errhint("Roll back the whole transaction and retry it.")));
+		dtx_check_broken(ps[i]);
 		writers += ps[i]->xid != 0 ? 1 : 0;
 	}
 	if (writers == 0)

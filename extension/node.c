@@ -213,7 +213,7 @@ refuse_if_needed(const char *name, bool force)
 
 /*
  * moving: whether setting name to conninfo (NULL: removing it) moves it
- * away from the server it names now, as of the active snapshot.
+ * away from the server it names now.
  */
 static bool
 moving(const char *name, const char *conninfo)
@@ -305,7 +305,9 @@ node_remove(PG_FUNCTION_ARGS)
 
 /*
  * node_conninfo_if_any: the connection string of node (palloc'd in the
- * caller's context), or NULL if it is not registered.
+ * caller's context), or NULL if it is not registered.  Read as registered
+ * now, whatever the isolation level: an older REPEATABLE READ snapshot
+ * could miss a change that moved the registry version (dtx.c caches by it).
  */
 char *
 node_conninfo_if_any(const char *node)
@@ -316,6 +318,7 @@ node_conninfo_if_any(const char *node)
 	MemoryContext caller = CurrentMemoryContext;
 
 	values[0] = CStringGetTextDatum(node);
+	PushActiveSnapshot(GetLatestSnapshot());
 	SPI_connect();
 	if (distsys_spi_run(&conninfo_plan,
 						"SELECT conninfo FROM distsys.node_registry WHERE name = $1",
@@ -326,6 +329,7 @@ node_conninfo_if_any(const char *node)
 		result = MemoryContextStrdup(caller, s);
 	}
 	SPI_finish();
+	PopActiveSnapshot();
 	return result;
 }
 

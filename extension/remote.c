@@ -485,6 +485,19 @@ remote_report(int elevel, PGconn *conn, PGresult *res, const char *node, const c
 }
 
 /*
+ * remote_timeout_error: the ERROR for a node that did not answer sql
+ * within timeout_ms.
+ */
+void
+remote_timeout_error(const char *node, int timeout_ms, const char *sql)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_QUERY_CANCELED),
+			 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
+			 errcontext("remote statement on node \"%s\": %s", node, sql)));
+}
+
+/*
  * remote_run_shown: send sql on conn and wait for its result
  * (interruptible); a failure or a timeout raises an ERROR naming the node
  * and, as the statement, shown.  With trailer, sql ends with one more
@@ -521,14 +534,9 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 				 errhint("Use INSERT or SELECT in dtx_exec and dtx_query."),
 				 errcontext("remote statement on node \"%s\": %s", node, shown)));
 	}
+	/* no cancel: it could hang as long; the caller drops the connection */
 	if (timed_out)
-	{
-		/* no cancel: it could hang as long; the caller drops the connection */
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
-				 errcontext("remote statement on node \"%s\": %s", node, shown)));
-	}
+		remote_timeout_error(node, timeout_ms, shown);
 	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
 						PQresultStatus(res) != PGRES_TUPLES_OK) ||
 		(trailer != NULL && before == NULL))

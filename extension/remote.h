@@ -30,5 +30,6 @@ extern PGresult *remote_run(PGconn *conn, const char *node, const char *sql,
 extern PGresult *remote_run_shown(PGconn *conn, const char *node, const char *sql,
 								  const char *shown, int timeout_ms, PGresult **trailer);
 extern const char *remote_sqlstate(PGresult *res);
+extern void remote_timeout_error(const char *node, int timeout_ms, const char *sql) pg_attribute_noreturn();
 
 #endif							/* DISTSYS_REMOTE_H */
