@@ -12,11 +12,31 @@ MODULE_big  = distsys
 DATA        = distsys--1.0.sql
 PGFILEDESC  = "distsys - distributed systems primitives inside PostgreSQL"
 
-EXT_SRCS    = $(sort $(wildcard extension/*.c))
+# One folder per subsystem (extension/README.md).  Subsystem headers have
+# distinct names, so each folder is on the include path and a file includes
+# "dlock.h", not a path.
+EXT_DIRS    = common lock msg dtx
+EXT_SRCS    = $(sort $(foreach d,$(EXT_DIRS),$(wildcard extension/$(d)/*.c)))
+EXT_HDRS    = $(foreach d,$(EXT_DIRS),$(wildcard extension/$(d)/*.h))
+# The consensus cores are pure C: they are compiled without PostgreSQL's
+# include path (CORE_CFLAGS), so a PostgreSQL header in a core does not build.
+RAFT_CORE_SRCS = $(sort $(wildcard extension/raft/core/*.c))
 # libpq: the 2PC coordinator (and later subsystems) call other nodes
 SHLIB_LINK_INTERNAL = $(libpq)
-PG_CPPFLAGS = -I$(shell $(PG_CONFIG) --includedir 2>/dev/null)
-OBJS        = $(EXT_SRCS:.c=.o)
+PG_CPPFLAGS = $(foreach d,$(EXT_DIRS),-Iextension/$(d)) \
+			  -I$(shell $(PG_CONFIG) --includedir 2>/dev/null)
+OBJS        = $(EXT_SRCS:.c=.o) $(RAFT_CORE_SRCS:.c=.o)
+
+# PostgreSQL's standard test targets.  'make installcheck' runs these against
+# a running server that preloads distsys (see README: tests); 'make test'
+# runs the same lists on throwaway clusters (tools/test.sh).
+REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+ISOLATION   = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
+TAP_TESTS   = 1
+PROVE_TESTS = t/*.pl relay/t/*.pl
+PROVE_FLAGS = -I t
+# the TAP tests' nodes preload distsys: every node they start reads this
+export TEMP_CONFIG ?= $(CURDIR)/tools/test.conf
 
 PG_CONFIG  ?= pg_config
 PGXS       := $(wildcard $(shell $(PG_CONFIG) --pgxs 2>/dev/null))
@@ -30,7 +50,13 @@ PG_CFLAGS  += -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
 
 # PGXS tracks header dependencies only when PostgreSQL was configured with
 # --enable-depend; a struct changed in a header must rebuild every user of it
-$(OBJS): $(wildcard extension/*.h)
+$(EXT_SRCS:.c=.o): $(EXT_HDRS)
+
+# The Raft core: PGXS's CFLAGS (the server's optimisation and warnings), no
+# CPPFLAGS, so neither the server's include directories nor -D_GNU_SOURCE.
+CORE_CFLAGS = $(CFLAGS) $(CFLAGS_SL) -std=gnu11 -Werror
+extension/raft/core/%.o: extension/raft/core/%.c $(wildcard extension/raft/core/*.h)
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
 
 include relay/relay.mk
 include tests/sim/sim.mk
@@ -49,3 +75,7 @@ test:
 
 demo:
 	tools/demo.sh
+
+# print-VAR: the value of a variable (tools/test.sh reads the test lists)
+print-%:
+	@echo $($*)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run-raft.sh: figures for the Raft core (extension/raft), one command.
+# bench/run-raft.sh: figures for the Raft core (extension/raft/core), one command.
 #
 #   bench/run-raft.sh            full run, about 15 seconds
 #   bench/run-raft.sh --quick    1,000 trials and 200,000 entries

@@ -69,13 +69,7 @@ ds_setup() {
 	ds_private_install
 	DS_PGXS_TEST="$(dirname "$(pg_config --pgxs)")/../test"
 	DS_TEMP_CONFIG="$DS_WORK/distsys-test.conf"
-	cat > "$DS_TEMP_CONFIG" <<-CONF
-	shared_preload_libraries = 'distsys'
-	max_prepared_transactions = 20
-	max_connections = 60
-	listen_addresses = '127.0.0.1'
-	fsync = on
-	CONF
+	cp "$DS_TOP/tools/test.conf" "$DS_TEMP_CONFIG"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
 	return 0
 }

@@ -51,7 +51,7 @@ run_tap() {
 	(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$DS_WORK/tap" \
 		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
 		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 \
-		perl "$DS_TOP/tools/prove.pl" "$DS_WORK/tap.count" "${files[@]}") || rc=$?
+		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/tap.count" "${files[@]}") || rc=$?
 	if [ -f "$DS_WORK/tap.count" ]; then
 		read -r p f < "$DS_WORK/tap.count"
 		PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
@@ -78,10 +78,14 @@ ds_setup
 mkdir -p "$DS_WORK/tests/relay"
 cp -a "$DS_TOP/sql" "$DS_TOP/expected" "$DS_TOP/specs" "$DS_TOP/t" "$DS_WORK/tests/"
 cp -a "$DS_TOP/relay/t" "$DS_WORK/tests/relay/"
+# everything the unprivileged user runs comes from DS_WORK, which it owns:
+# the clone itself may be unreadable to it (a root user's home is mode 700)
+cp "$DS_TOP/tools/prove.pl" "$DS_WORK/tests/"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
 
-regress_tests=$(ls "$DS_TOP"/sql/*.sql 2>/dev/null | xargs -rn1 basename | sed 's/\.sql$//' | sort)
-isolation_tests=$(ls "$DS_TOP"/specs/*.spec 2>/dev/null | xargs -rn1 basename | sed 's/\.spec$//' | sort)
+# the Makefile's REGRESS and ISOLATION lists, as 'make installcheck' runs them
+regress_tests=$(make -C "$DS_TOP" -s print-REGRESS)
+isolation_tests=$(make -C "$DS_TOP" -s print-ISOLATION)
 
 # shellcheck disable=SC2086
 run_regress regress "$DS_PGXS_TEST/regress/pg_regress" $regress_tests

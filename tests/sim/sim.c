@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * sim.c
- *	  Deterministic simulator for the Raft core (extension/raft): a 3- or
+ *	  Deterministic simulator for the Raft core (extension/raft/core): a 3- or
  *	  5-node cluster with a key-value state machine and clients, under an
  *	  adversarial network, crashes, membership changes and leadership
  *	  transfers, checked for safety after every tick and for liveness and

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../../extension/raft/raft.h"
+#include "../../extension/raft/core/raft.h"
 
 #define LIN_INF		UINT64_MAX
 

@@ -20,7 +20,7 @@
 SIM_SAVED_GOAL := $(.DEFAULT_GOAL)
 
 SIM_DIR      := tests/sim
-RAFT_DIR     := extension/raft
+RAFT_DIR     := extension/raft/core
 SIM_CC       ?= $(CC)
 SIM_CFLAGS   := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes
 SIM_JOBS     ?= 2

@@ -39,7 +39,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
-#include "guc.h"
+#include "msg.h"
 #include "spi_util.h"
 
 #define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE('D','I','0','0','1')

@@ -133,7 +133,7 @@ extern List *node_names(void);
 extern void node_registry_lock(LOCKMODE mode);
 extern bool node_registry_changed_here(void);
 
-/* settings (guc.c) */
+/* settings (registered in common/guc.c) */
 extern int	distsys_dtx_prepare_timeout_ms;
 extern int	distsys_dtx_commit_timeout_ms;
 extern int	distsys_dtx_lock_timeout_ms;

@@ -27,6 +27,11 @@
 #define DLOCK_FENCE_SLOTS	4	/* transactions fenced on one grant at once */
 #define DLOCK_MAX_DEPTH		1000000 /* reentrancy depth */
 
+/* settings (registered in common/guc.c) */
+extern int	distsys_max_locks;
+extern int	distsys_max_lock_holders;
+extern int	distsys_lock_max_ttl_s;
+
 typedef enum DLockMode
 {
 	DLOCK_EXCLUSIVE,

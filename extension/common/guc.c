@@ -3,9 +3,11 @@
  * guc.c
  *	  Every distsys.* setting, defined in one place.
  *
- * Subsystems read the variables declared in guc.h; nothing else defines a
- * setting.  The "distsys" prefix is reserved, so a misspelt distsys.*
- * setting in postgresql.conf is reported instead of silently ignored.
+ * Each subsystem declares the variables of its settings in its own header
+ * (lock/dlock.h, msg/msg.h, dtx/dtx.h) and reads them; this file defines
+ * and registers them all, and nothing else registers a setting.
+ * The "distsys" prefix is reserved, so a misspelt distsys.* setting in
+ * postgresql.conf is reported instead of silently ignored.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,8 +18,9 @@
 #include <limits.h>
 
 #include "distsys.h"
+#include "dlock.h"
 #include "dtx.h"
-#include "guc.h"
+#include "msg.h"
 
 int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;

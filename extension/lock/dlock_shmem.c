@@ -43,7 +43,6 @@
 #include "utils/timestamp.h"
 
 #include "dlock.h"
-#include "guc.h"
 
 #define DLOCK_TRANCHE		"distsys_dlock"
 #define DLOCK_TOKEN_DIR		"pg_distsys"

@@ -33,7 +33,6 @@
 
 #include "distsys.h"
 #include "dlock.h"
-#include "guc.h"
 
 #define ERRCODE_DLOCK_STALE_TOKEN	MAKE_SQLSTATE('D','L','0','0','1')
 #define DLOCK_ADMIN_ROLE			"distsys_lock_admin"
