@@ -71,7 +71,7 @@ endif
 
 .PHONY: test demo
 test:
-	tools/test.sh
+	ONLY="$(ONLY)" tools/test.sh
 
 demo:
 	tools/demo.sh

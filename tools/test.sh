@@ -5,8 +5,19 @@
 # (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
 # the Raft simulator and its mutants (make sim, make sim-mutants).
 # Ends with one line "N passed, N failed" and exits non-zero on any failure.
+#
+# ONLY=REGEX (make test ONLY=...) runs only the tests whose name matches it
+# (a regress or isolation test's name, a TAP file's name, sim, sim-mutants):
+# for a developer's quick loop; CI runs everything.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
+
+ONLY=${ONLY:-}
+
+# selected NAME...: the names that ONLY lets through, one a line.
+selected() {
+	printf '%s\n' "$@" | grep -E -- "${ONLY:-.}" || true
+}
 
 PASSED=0
 FAILED=0
@@ -42,7 +53,9 @@ run_regress() {
 run_tap() {
 	local files=() rc=0 counts
 	for d in "$@"; do
-		for f in "$DS_WORK/tests/$d"/*.pl; do [ -f "$f" ] && files+=("$f"); done
+		for f in "$DS_WORK/tests/$d"/*.pl; do
+			[ -f "$f" ] && [ -n "$(selected "${f##*/}")" ] && files+=("$f")
+		done
 	done
 	[ ${#files[@]} -gt 0 ] || return 0
 	ds_say "TAP: ${files[*]##*/}"
@@ -84,16 +97,18 @@ cp "$DS_TOP/tools/prove.pl" "$DS_WORK/tests/"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
 
 # the Makefile's REGRESS and ISOLATION lists, as 'make installcheck' runs them
-regress_tests=$(make -C "$DS_TOP" -s print-REGRESS)
-isolation_tests=$(make -C "$DS_TOP" -s print-ISOLATION)
+# shellcheck disable=SC2046
+regress_tests=$(selected $(make -C "$DS_TOP" -s print-REGRESS))
+# shellcheck disable=SC2046
+isolation_tests=$(selected $(make -C "$DS_TOP" -s print-ISOLATION))
 
 # shellcheck disable=SC2086
 run_regress regress "$DS_PGXS_TEST/regress/pg_regress" $regress_tests
 # shellcheck disable=SC2086
 run_regress isolation "$DS_PGXS_TEST/isolation/pg_isolation_regress" $isolation_tests
 run_tap t relay/t
-run_make_target sim
-run_make_target sim-mutants
+[ -z "$(selected sim)" ] || run_make_target sim
+[ -z "$(selected sim-mutants)" ] || run_make_target sim-mutants
 
 echo
 echo "$PASSED passed, $FAILED failed"
