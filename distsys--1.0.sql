@@ -90,7 +90,7 @@ CREATE FUNCTION dlock_assert(name text, token bigint) RETURNS void
 	AS 'MODULE_PATHNAME', 'dlock_assert'
 	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dlock_assert(text, bigint) IS
-	'raise SQLSTATE DL001 unless token is the current grant; fences the rest of the transaction';
+	'raise SQLSTATE YL001 unless token is the current grant; fences the rest of the transaction';
 
 CREATE FUNCTION dlock_break(name text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'dlock_break'
@@ -284,7 +284,7 @@ COMMENT ON VIEW outbox_status IS 'outbox backlog, age of its oldest message, dea
 -- claimed once per consumer; the claim is part of the consumer's
 -- transaction, so a rollback un-claims it.  Rows are kept while their
 -- message is younger than distsys.inbox_retention (sent_at); older
--- messages are refused by inbox_claim (SQLSTATE DI001) rather than applied,
+-- messages are refused by inbox_claim (SQLSTATE YI001) rather than applied,
 -- because a duplicate of them could no longer be recognised.
 CREATE TABLE inbox (
 	consumer	text NOT NULL,

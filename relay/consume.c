@@ -24,7 +24,7 @@
  *	 1. the message is retried after --retry-backoff, doubling up to
  *		--retry-backoff-max;
  *	 2. after --dead-letter-after failed attempts, or at once for SQLSTATE
- *		DI001 (sent before the inbox retention horizon: it could duplicate
+ *		YI001 (sent before the inbox retention horizon: it could duplicate
  *		a forgotten entry), it is written to distsys.inbox_dead with the
  *		error, unclaimed;
  *	 3. once it is applied or dead-lettered, the partition goes on.
@@ -436,7 +436,7 @@ head_failed(PartQueue *p)
 	cm.failed++;
 	p->attempts++;
 	snprintf(error, sizeof(error), "%s: %s", db->sqlstate, db->error);
-	if (strcmp(db->sqlstate, "DI001") == 0 || p->attempts >= consumer.opts->dead_letter_after)
+	if (strcmp(db->sqlstate, "YI001") == 0 || p->attempts >= consumer.opts->dead_letter_after)
 	{
 		if (dead_letter(p, error))
 			return;

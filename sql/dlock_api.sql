@@ -110,7 +110,7 @@ SELECT dlock_check('fence', :t6) AS current_valid,
        dlock_check('fence', :t6 - 1) AS other_invalid,
        dlock_check('no-such-lock', :t6) AS unknown_lock;
 SELECT dlock_assert('fence', :t6);
--- a stale token raises SQLSTATE DL001 (token numbers masked for stable output)
+-- a stale token raises SQLSTATE YL001 (token numbers masked for stable output)
 CREATE TEMP TABLE fence_token AS SELECT :t6::bigint AS t;
 CREATE FUNCTION pg_temp.try_assert(tok bigint) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

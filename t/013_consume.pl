@@ -4,7 +4,7 @@
 # Messages are produced with kcat to distsys-kafka-mock, so the headers
 # (message id, sent-at) can be chosen: a failing handler retried then
 # dead-lettered while another partition goes on; a message sent before
-# the retention horizon (DI001) dead-lettered at once; the same message
+# the retention horizon (YI001) dead-lettered at once; the same message
 # delivered twice applied once; a message without a message id; bad flags
 # and an unknown handler refused at start (exit 2); the metrics; SIGTERM
 # commits the offsets (a new consumer of the group gets nothing again); the
@@ -100,14 +100,14 @@ like(relay_log($c), qr/message id-2 .* failed, attempt 1 of 3: P0001: cannot app
 like($node->safe_psql('postgres', "SELECT headers->>'distsys-message-id' || ' ' || topic"
 	  . " FROM app.applied WHERE k = 'a1'"), qr/^id-1 in$/, 'the handler gets topic and headers');
 
-# --- DI001: sent before the retention horizon -> dead-lettered at once -----
+# --- YI001: sent before the retention horizon -> dead-lettered at once -----
 produce($m, 'in', 1, 'old', '{"n": 5}', 'distsys-message-id=id-old',
 	'distsys-sent-at=2000-01-01T00:00:00.000000Z');
 ok($node->poll_query_until('postgres',
 	"SELECT count(*) = 1 FROM distsys.inbox_dead WHERE message_id = 'id-old'"), 'an old message is dead-lettered');
 like($node->safe_psql('postgres', "SELECT attempts || ' ' || error FROM distsys.inbox_dead"
-	  . " WHERE message_id = 'id-old'"), qr/^1 DI001: message "id-old" was sent before/,
-	'at the first attempt, with DI001');
+	  . " WHERE message_id = 'id-old'"), qr/^1 YI001: message "id-old" was sent before/,
+	'at the first attempt, with YI001');
 
 # --- the same message twice: applied once ----------------------------------
 produce($m, 'in', 1, 'dup', '{"n": 6}', 'distsys-message-id=id-dup');

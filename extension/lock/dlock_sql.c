@@ -34,7 +34,7 @@
 #include "distsys.h"
 #include "dlock.h"
 
-#define ERRCODE_DLOCK_STALE_TOKEN	MAKE_SQLSTATE('D','L','0','0','1')
+#define ERRCODE_DLOCK_STALE_TOKEN	MAKE_SQLSTATE('Y','L','0','0','1')
 #define DLOCK_ADMIN_ROLE			"distsys_lock_admin"
 
 /* One parsed lock request. */

@@ -14,7 +14,7 @@
  * its message was sent (sent_at: the outbox row's creation time, which a
  * resend of the same message carries unchanged).  inbox_cleanup deletes
  * entries of messages sent longer ago than distsys.inbox_retention, and
- * inbox_claim refuses (SQLSTATE DI001) any message sent longer ago than
+ * inbox_claim refuses (SQLSTATE YI001) any message sent longer ago than
  * that, or before the horizon of the last cleanup (in case the retention
  * was raised since): such a message could be a duplicate of an entry
  * already deleted, so it is never applied silently; the consumer
@@ -42,7 +42,7 @@
 #include "msg.h"
 #include "spi_util.h"
 
-#define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE('D','I','0','0','1')
+#define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE('Y','I','0','0','1')
 
 /* the claim, unless the message predates the last cleanup's horizon */
 static const char *const claim_sql =
