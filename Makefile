@@ -34,7 +34,6 @@ REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 ISOLATION   = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
 TAP_TESTS   = 1
 PROVE_TESTS = t/*.pl relay/t/*.pl
-PROVE_FLAGS = -I t
 # the TAP tests' nodes preload distsys: every node they start reads this
 export TEMP_CONFIG ?= $(CURDIR)/tools/test.conf
 
@@ -47,6 +46,8 @@ ifneq ($(PGXS),)
 include $(PGXS)
 
 PG_CFLAGS  += -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
+# after the include: Makefile.global empties PROVE_FLAGS (t/ holds our helpers)
+PROVE_FLAGS = -I t
 
 # PGXS tracks header dependencies only when PostgreSQL was configured with
 # --enable-depend; a struct changed in a header must rebuild every user of it
@@ -75,6 +76,11 @@ test:
 
 demo:
 	tools/demo.sh
+
+# prove_installcheck: only the TAP tests of 'make installcheck'
+.PHONY: prove_installcheck
+prove_installcheck:
+	$(prove_installcheck)
 
 # print-VAR: the value of a variable (tools/test.sh reads the test lists)
 print-%:
