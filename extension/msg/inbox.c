@@ -163,21 +163,67 @@ check_handler(Oid handler, Oid payload_type)
 }
 
 /*
+ * HandlerCache: the handler's FmgrInfo, kept per call site of inbox_apply
+ * (in fn_extra of the caller's FmgrInfo) so that a PL handler's own cache,
+ * which lives in the FmgrInfo, survives from one row to the next.
+ *
+ * A handler may call inbox_apply itself, from the same call site (a
+ * recursive handler: SQL functions reuse their plans' expression state) or
+ * another one.  An FmgrInfo in use by a call further up the stack must not
+ * be re-initialised under it, so a call that finds its site's cache busy
+ * uses an FmgrInfo of its own for that one call.
+ */
+typedef struct HandlerCache
+{
+	Oid			handler;
+	bool		busy;
+	FmgrInfo	flinfo;
+} HandlerCache;
+
+/*
+ * handler_flinfo: the FmgrInfo to call the handler with, and the site cache
+ * marked busy when it is the one returned (*cache set, else NULL).
+ */
+static FmgrInfo *
+handler_flinfo(FunctionCallInfo fcinfo, Oid handler, HandlerCache **cache)
+{
+	HandlerCache *hc = (HandlerCache *) fcinfo->flinfo->fn_extra;
+	FmgrInfo   *own;
+
+	if (hc == NULL)
+	{
+		hc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(HandlerCache));
+		fcinfo->flinfo->fn_extra = hc;
+	}
+	if (!hc->busy)
+	{
+		if (hc->handler != handler)
+		{
+			hc->handler = InvalidOid;	/* until fmgr_info succeeds */
+			fmgr_info_cxt(handler, &hc->flinfo, fcinfo->flinfo->fn_mcxt);
+			hc->handler = handler;
+		}
+		hc->busy = true;
+		*cache = hc;
+		return &hc->flinfo;
+	}
+	own = palloc0(sizeof(FmgrInfo));
+	fmgr_info(handler, own);
+	*cache = NULL;
+	return own;
+}
+
+/*
  * call_handler: handler(topic, key, payload, headers), NULLs passed as such.
  */
 static void
 call_handler(FunctionCallInfo fcinfo, Oid handler)
 {
-	static FmgrInfo flinfo;
-	static Oid	flinfo_oid = InvalidOid;
+	HandlerCache *cache;
+	FmgrInfo   *flinfo = handler_flinfo(fcinfo, handler, &cache);
 	LOCAL_FCINFO(call, 4);
 
-	if (flinfo_oid != handler)
-	{
-		fmgr_info_cxt(handler, &flinfo, TopMemoryContext);
-		flinfo_oid = handler;
-	}
-	InitFunctionCallInfoData(*call, &flinfo, 4, InvalidOid, NULL, NULL);
+	InitFunctionCallInfoData(*call, flinfo, 4, InvalidOid, NULL, NULL);
 	for (int i = 0; i < 4; i++)
 	{
 		int			arg = i + 3;	/* topic, key, payload, headers */
@@ -185,7 +231,16 @@ call_handler(FunctionCallInfo fcinfo, Oid handler)
 		call->args[i].value = PG_GETARG_DATUM(arg);
 		call->args[i].isnull = PG_ARGISNULL(arg);
 	}
-	(void) FunctionCallInvoke(call);
+	PG_TRY();
+	{
+		(void) FunctionCallInvoke(call);
+	}
+	PG_FINALLY();
+	{
+		if (cache != NULL)
+			cache->busy = false;
+	}
+	PG_END_TRY();
 }
 
 /*
