@@ -66,16 +66,20 @@ all: relay
 install: install-relay
 EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log \
 			  $(SIM_CLEAN)
-else ifeq ($(filter test demo,$(MAKECMDGOALS)),)
+else ifeq ($(filter test demo fuzz,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif
 
-.PHONY: test demo
+.PHONY: test demo fuzz
 test:
 	ONLY="$(ONLY)" tools/test.sh
 
 demo:
 	tools/demo.sh
+
+# the hostile-input run of every SQL function (not a test: see tools/fuzz.sh)
+fuzz:
+	tools/fuzz.sh $(if $(SECONDS),--seconds $(SECONDS))
 
 # prove_installcheck: only the TAP tests of 'make installcheck'
 .PHONY: prove_installcheck
