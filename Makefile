@@ -2,10 +2,14 @@
 #
 #   make            build distsys.so, distsys-relay and distsys-kafka-mock
 #   make install    install them into the PostgreSQL found by pg_config
-#   make test       every test on throwaway clusters (see tools/test.sh)
+#   make test       every test on throwaway clusters (see tools/test.sh);
+#                   make test ONLY=REGEX runs the tests whose names match
+#   make installcheck   the same suites against a running server that
+#                   preloads distsys (PGXS's standard target; README)
 #   make demo       a walk-through on throwaway clusters (see tools/demo.sh)
 #   make sim        the Raft core's deterministic simulator (tests/sim/sim.mk);
 #                   make sim-mutants checks that it catches wrong variants
+#   make fuzz       hostile arguments for every SQL function (tools/fuzz.sh)
 
 EXTENSION   = distsys
 MODULE_big  = distsys
