@@ -19,7 +19,7 @@
  * relay's lanes are taken over at the next tick of a survivor.  A new
  * owner starts from the database, where every unacked row still is, in id
  * order: per-key order survives a hand-over.  Messages the old owner had
- * in flight may arrive twice (see the README).
+ * in flight may arrive twice (see docs/design/outbox.md).
  *
  * Threads: main thread only.
  *

@@ -4,8 +4,8 @@
  *	  The relay's Kafka producer: idempotent, acks=all, never times a
  *	  message out, stops rather than leave a gap.
  *
- * Settings, and why (see the README, "Outbox relay: delivery and order
- * guarantees"):
+ * Settings, and why (the guarantees they serve: docs/design/outbox.md,
+ * "The relay: delivery and order"):
  *	 enable.idempotence=true  the broker drops retried duplicates and keeps
  *							  each partition in produce order, also across
  *							  retries with several requests in flight;
