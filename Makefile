@@ -5,7 +5,7 @@
 #   make test       every test on throwaway clusters (see tools/test.sh);
 #                   make test ONLY=REGEX runs the tests whose names match
 #   make installcheck   the same suites against a running server that
-#                   preloads distsys (PGXS's standard target; README)
+#                   preloads distsys (PGXS standard target; docs/operations.md)
 #   make demo       a walk-through on throwaway clusters (see tools/demo.sh)
 #   make sim        the Raft core's deterministic simulator (tests/sim/sim.mk);
 #                   make sim-mutants checks that it catches wrong variants
@@ -16,7 +16,7 @@ MODULE_big  = distsys
 DATA        = distsys--1.0.sql
 PGFILEDESC  = "distsys - distributed systems primitives inside PostgreSQL"
 
-# One folder per subsystem (extension/README.md).  Subsystem headers have
+# One folder per subsystem (docs/design/README.md).  Subsystem headers have
 # distinct names, so each folder is on the include path and a file includes
 # "dlock.h", not a path.
 EXT_DIRS    = common lock msg dtx
@@ -32,7 +32,7 @@ PG_CPPFLAGS = $(foreach d,$(EXT_DIRS),-Iextension/$(d)) \
 OBJS        = $(EXT_SRCS:.c=.o) $(RAFT_CORE_SRCS:.c=.o)
 
 # PostgreSQL's standard test targets.  'make installcheck' runs these against
-# a running server that preloads distsys (see README: tests); 'make test'
+# a running server that preloads distsys (see docs/operations.md); 'make test'
 # runs the same lists on throwaway clusters (tools/test.sh).
 REGRESS     = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
 ISOLATION   = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
