@@ -4,11 +4,11 @@
  *	  The hot writes of distsys.dlock_leases without SQL.
  *
  * A durable grant inserts one row and its final release deletes it.  Done
- * through SPI, each of those plans and starts a second executor inside the
- * calling statement, and profiles showed that costing more than the heap
- * and index work itself, which left a durable lock slower than the
- * unique-index INSERT/DELETE pattern it replaces.  So these two writes go
- * to the table directly, with only the parts of the executor they need:
+ * through SPI, each of those starts a second executor inside the calling
+ * statement, and profiles showed that costing more than the heap and index
+ * work itself, which left a durable lock slower than the unique-index
+ * INSERT/DELETE pattern it replaces.  So these two writes go to the table
+ * directly, with only the parts of the executor they need:
  *
  * - insert: table_tuple_insert, then ExecInsertIndexTuples into every index
  *	 of the table, as INSERT does.  So a partial or expression index, and an
