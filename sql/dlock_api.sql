@@ -163,6 +163,84 @@ SELECT dlock_cleanup() >= 1 AS cleaned;
 SELECT name FROM dlock_leases ORDER BY name;
 SELECT dlock_release('live', 'here');
 
+-- An index added to dlock_leases (by an administrator or an upgrade script)
+-- gets every row the lock functions write, whatever its expression or
+-- predicate: an index scan finds the same rows as a scan of the heap after
+-- grants, reentries, renewals and releases.
+CREATE INDEX regress_leases_owner ON dlock_leases (owner);
+CREATE INDEX regress_leases_upper ON dlock_leases (upper(owner)) WHERE mode = 'shared';
+CREATE INDEX regress_leases_expiry ON dlock_leases (expires_at);
+SELECT dlock_try('ix', '1 hour', 'ix-w') IS NOT NULL AS exclusive,
+       dlock_try('ix-s', '1 hour', 'ix-r1', 'shared') IS NOT NULL AS shared1,
+       dlock_try('ix-s', '1 hour', 'ix-r2', 'shared') IS NOT NULL AS shared2,
+       dlock_try('ix-s', '1 hour', 'ix-r3', 'shared') IS NOT NULL AS shared3,
+       dlock_try('ix-gone', '1 hour', 'ix-g') IS NOT NULL AS to_release;
+SELECT dlock_try('ix', '1 hour', 'ix-w') IS NOT NULL AS reentered,
+       dlock_renew('ix-s', '2 hours', 'ix-r1') AS renewed,
+       dlock_release('ix-s', 'ix-r2') AS released_shared,
+       dlock_release('ix-gone', 'ix-g') AS released;
+BEGIN;
+SELECT dlock_try('ix-undone', '1 hour', 'ix-u') IS NOT NULL AS rolled_back;
+ROLLBACK;
+SELECT dlock_release('ix', 'ix-w') AS released_one_level;
+-- through the heap
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
+SELECT name, owner, mode, depth FROM dlock_leases ORDER BY name, owner;
+-- through each index
+RESET enable_indexscan;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT name, owner, depth FROM dlock_leases
+ WHERE owner = ANY ('{ix-w,ix-r1,ix-r2,ix-r3,ix-g,ix-u}');
+SELECT name, owner, depth FROM dlock_leases
+ WHERE owner = ANY ('{ix-w,ix-r1,ix-r2,ix-r3,ix-g,ix-u}') ORDER BY name, owner;
+EXPLAIN (COSTS OFF) SELECT name, owner, depth FROM dlock_leases
+ WHERE upper(owner) = ANY ('{IX-R1,IX-R2,IX-R3}') AND mode = 'shared';
+SELECT name, owner, depth FROM dlock_leases
+ WHERE upper(owner) = ANY ('{IX-R1,IX-R2,IX-R3}') AND mode = 'shared' ORDER BY owner;
+EXPLAIN (COSTS OFF) SELECT name, owner, depth FROM dlock_leases
+ WHERE expires_at > '-infinity';
+SELECT name, owner, depth FROM dlock_leases
+ WHERE expires_at > '-infinity' ORDER BY name, owner;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+SELECT dlock_release('ix', 'ix-w'), dlock_release('ix-s', 'ix-r1'),
+       dlock_release('ix-s', 'ix-r3');
+DROP INDEX regress_leases_owner, regress_leases_upper, regress_leases_expiry;
+
+-- A trigger, rule or CHECK constraint on dlock_leases would not see the rows
+-- a grant or a final release writes: the lock functions refuse to write
+-- rows while the table has one, and change nothing.
+SELECT dlock_try('trg-held', owner => 'w') IS NOT NULL AS held_before;
+CREATE FUNCTION regress_leases_trigger() RETURNS trigger LANGUAGE plpgsql
+	AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER regress_leases_trigger BEFORE INSERT OR DELETE ON dlock_leases
+	FOR EACH ROW EXECUTE FUNCTION regress_leases_trigger();
+SELECT dlock_try('trg', owner => 'w');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT dlock_release('trg-held', 'w');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT name, depth FROM dlocks WHERE name LIKE 'trg%';
+SELECT dlock_try('trg') IS NOT NULL AS session_owned_writes_no_row;
+SELECT dlock_release('trg');
+DROP TRIGGER regress_leases_trigger ON dlock_leases;
+DROP FUNCTION regress_leases_trigger();
+ALTER TABLE dlock_leases ADD CONSTRAINT regress_leases_check CHECK (depth > 0);
+SELECT dlock_try('trg', owner => 'w');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ALTER TABLE dlock_leases DROP CONSTRAINT regress_leases_check;
+SELECT dlock_try('trg', owner => 'w') IS NOT NULL AS got_without_check;
+SELECT dlock_release('trg', 'w'), dlock_release('trg-held', 'w');
+-- So is a column they do not know of; a dropped column is no obstacle.
+ALTER TABLE dlock_leases ADD COLUMN regress_note text;
+SELECT dlock_try('col', owner => 'w');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+ALTER TABLE dlock_leases DROP COLUMN regress_note;
+SELECT dlock_try('col', owner => 'w') IS NOT NULL AS got_after_drop;
+SELECT name, owner, depth FROM dlock_leases WHERE name = 'col';
+SELECT dlock_release('col', 'w');
+SELECT count(*) AS rows_left FROM dlock_leases WHERE name = 'col';
+
 -- Bad input: a clear error with SQLSTATE, and nothing changes.
 SELECT dlock_try(NULL);
 \echo SQLSTATE :LAST_ERROR_SQLSTATE

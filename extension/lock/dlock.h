@@ -5,8 +5,11 @@
  *
  * Who does what:
  *	dlock_shmem.c	lock entries, holders, FIFO waiter queues, fencing tokens
- *					(all under DLockShared->lock)
- *	dlock_table.c	the durable lease table distsys.dlock_leases (SPI)
+ *					(all under dlock_shared->lock)
+ *	dlock_table.c	the durable lease table distsys.dlock_leases: loading it
+ *					after a restart, renewals, stale rows, cleanup (SPI)
+ *	dlock_heap.c	a grant's row insert and a final release's row delete,
+ *					the hot writes of that table, without SQL
  *	dlock_xact.c	transactional effects of application-owned grants
  *	dlock_sql.c		the SQL functions and the blocking wait
  *	dlock_views.c	the dlocks, dlock_waiters and dlock_stats views
@@ -38,7 +41,10 @@ typedef enum DLockMode
 	DLOCK_SHARED
 } DLockMode;
 
-/* Hash key: the database and the zero-padded name, so lookups never collide. */
+/*
+ * Hash key: the database and the name, zero-padded because the hash table
+ * hashes and compares the whole key as bytes (HASH_BLOBS).
+ */
 typedef struct DLockKey
 {
 	Oid			dbid;
@@ -71,7 +77,7 @@ typedef struct DLockEntry
 {
 	DLockKey	key;			/* hash key, must be first */
 	dlist_head	holders;
-	dlist_head	waiters;		/* FIFO queue of DLockWaiter */
+	dlist_head	waiters;		/* FIFO queue of DLockProc.node */
 	dlist_node	waited_node;	/* in DLockShared.waited while waiters exist */
 	int			nholders;
 	int			nwaiters;
@@ -82,7 +88,7 @@ typedef enum DLockWaitResult
 {
 	DLOCK_WAITING,
 	DLOCK_GRANTED,
-	DLOCK_NO_SLOT				/* granted, but no holder slot was free */
+	DLOCK_NO_SLOT				/* its turn came, but no holder slot was free */
 } DLockWaitResult;
 
 /* One per PGPROC, indexed by pgprocno. */
@@ -92,8 +98,8 @@ typedef struct DLockProc
 	DLockEntry *entry;			/* lock waited for, or NULL */
 	DLockMode	mode;
 	char		owner[DLOCK_OWNER_MAX + 1];
-	TimestampTz since;
-	TimestampTz ttl_us;			/* lease length to grant with */
+	TimestampTz since;			/* when it started waiting */
+	int64		ttl_us;			/* lease length to grant with, microseconds */
 	DLockWaitResult result;
 	DLockHolder *granted;		/* set with result DLOCK_GRANTED */
 	Latch	   *latch;
@@ -153,14 +159,16 @@ extern void dlock_enqueue(DLockEntry *entry, DLockProc *me);
 extern void dlock_dequeue(DLockProc *me, TimestampTz now);
 extern DLockHolder *dlock_holder_by_token(DLockEntry *entry, int64 token);
 extern bool dlock_holder_live(DLockHolder *holder, TimestampTz now);
-extern DLockProc *dlock_my_proc(void);
 extern void dlock_poke_worker(DLockEntry *entry);
 extern TimestampTz dlock_expire_waited(TimestampTz now);
 extern void dlock_fence(DLockHolder *holder, TransactionId xid);
 extern void dlock_restore_holder(DLockEntry *entry, const DLockHolder *saved);
-extern void dlock_reserve_tokens(void);
 extern bool dlock_is_loaded(Oid dbid);
 extern bool dlock_mark_loaded(Oid dbid, bool stale_rows);
+
+/* dlock_shmem.c: called without dlock_shared->lock */
+extern DLockProc *dlock_my_proc(void);
+extern void dlock_reserve_tokens(void);
 extern bool dlock_stale_rows(Oid dbid);
 
 /* dlock_table.c: the durable lease table, in the caller's transaction */
@@ -169,7 +177,7 @@ extern void dlock_table_insert(const char *name, const DLockHolder *h, Timestamp
 extern void dlock_table_update(const char *name, const DLockHolder *h);
 extern int64 dlock_table_cleanup(void);
 
-/* dlock_heap.c */
+/* dlock_heap.c: the hot writes of the lease table, in the caller's transaction */
 extern void dlock_heap_insert(const char *name, const DLockHolder *h);
 extern void dlock_heap_delete(const char *name, const DLockHolder *h);
 
@@ -177,7 +185,7 @@ extern void dlock_heap_delete(const char *name, const DLockHolder *h);
 typedef enum DLockPendingKind
 {
 	DLOCK_UNDO_GRANT,			/* abort: give back a new grant */
-	DLOCK_UNDO_CHANGE,			/* abort: restore depth and expiry */
+	DLOCK_UNDO_CHANGE,			/* abort: restore depth, releasing, expiry */
 	DLOCK_DEFER_RELEASE,		/* commit: depth - 1, free at 0 */
 	DLOCK_DEFER_BREAK			/* commit: remove the holder */
 } DLockPendingKind;

@@ -189,8 +189,12 @@ dlock_write_token_limit(int64 limit)
 
 /*
  * dlock_reserve_tokens: make sure plenty of durably reserved tokens remain.
- * Called without the main lock before every operation that may grant, so
- * that grants made where no error is allowed (commit callbacks) find tokens.
+ * Called without the main lock by dlock_try and dlock_acquire and by every
+ * pass of the expiry worker, so that the grants of hand-offs, which do not
+ * reserve (a release, a session exit, a commit callback where no error is
+ * allowed), find tokens.  Should a hand-off still run out, the waiter
+ * stays queued and dlock_grant_waiters wakes the worker, which reserves
+ * more and grants it.
  */
 void
 dlock_reserve_tokens(void)

@@ -10,6 +10,16 @@
  * matching undo record is registered (dlock_xact.c), so an error anywhere
  * leaves shared memory and the table in agreement.
  *
+ * Locking: every function that takes dlock_shared->lock releases it
+ * itself.  What is done under it is a *_step function that only changes
+ * shared memory and returns what it decided (a DLockStep, with copies of
+ * the grant in a DLockOutcome); the caller releases the lock, then raises
+ * the step's error, waits or writes the table, so no lock traffic stalls
+ * behind an error report or a table write.  (A few operations of
+ * dlock_shmem.c do raise an error under the lock, when lock entries or
+ * fence slots run out; they change nothing first, and error recovery
+ * releases every LWLock.)
+ *
  * A blocked dlock_acquire sleeps on its latch in the FIFO queue.  It is
  * woken by the backend that grants it the lock (release, session exit,
  * expiry worker), by its own timeout, or by an interrupt; on cancel or
@@ -45,6 +55,32 @@ typedef struct DLockRequest
 	DLockMode	mode;
 	int64		ttl_us;
 } DLockRequest;
+
+/*
+ * DLockStep: what a step taken under dlock_shared->lock decided.  The step
+ * only changes shared memory and copies out what the caller needs; the
+ * caller releases the lock, then raises the step's error, waits or writes
+ * the lease table.
+ */
+typedef enum DLockStep
+{
+	STEP_GRANTED,				/* a new grant, copied to after */
+	STEP_REENTERED,				/* the grant changed from before to after */
+	STEP_QUEUED,				/* this backend waits in the lock's queue */
+	STEP_NOT_GRANTED,			/* held by another, or the wait timed out */
+	STEP_NO_UPGRADE,			/* shared holder asked for exclusive */
+	STEP_TOO_DEEP,				/* already reentered DLOCK_MAX_DEPTH times */
+	STEP_NO_SLOT				/* no free holder slot */
+} DLockStep;
+
+/* A step's result, copied out of shared memory. */
+typedef struct DLockOutcome
+{
+	DLockStep	step;
+	TimestampTz now;			/* when the step was taken */
+	DLockHolder before;			/* a changed grant as it was (for undo) */
+	DLockHolder after;			/* the grant as the step left it */
+} DLockOutcome;
 
 static void
 invalid(const char *msg, const char *hint)
@@ -203,43 +239,88 @@ durable_commit(const DLockKey *key, const DLockHolder *after,
 }
 
 /*
- * reenter: the owner already holds the lock: depth + 1 and a lease of at
- * least ttl from now.  Caller holds the exclusive lock; it is released here.
+ * reenter: the owner already holds the lock as h: depth + 1 and a lease of
+ * at least ttl from now.  Caller holds the exclusive lock.  Returns
+ * STEP_REENTERED, or why h stays as it is.
  */
-static int64
-reenter(DLockRequest *req, DLockHolder *h, TimestampTz now)
+static DLockStep
+reenter(const DLockRequest *req, DLockHolder *h, DLockOutcome *out)
 {
-	DLockHolder before = *h;
-	DLockHolder after;
-
 	if (h->mode == DLOCK_SHARED && req->mode == DLOCK_EXCLUSIVE && !h->releasing)
-	{
-		LWLockRelease(dlock_shared->lock);
-		ereport(ERROR,
-				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-				 errmsg("lock \"%s\" is held in shared mode by this owner", req->key.name),
-				 errdetail("A shared lock cannot be upgraded to exclusive in place."),
-				 errhint("Release the shared lock, then acquire it in exclusive mode.")));
-	}
-	if (h->releasing)
-		h->depth = 1;			/* taken back before the release committed */
-	else if (h->depth >= DLOCK_MAX_DEPTH)
-	{
-		LWLockRelease(dlock_shared->lock);
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("lock \"%s\" is already held %d times by this owner",
-						req->key.name, DLOCK_MAX_DEPTH)));
-	}
-	else
-		h->depth++;
+		return STEP_NO_UPGRADE;
+	if (!h->releasing && h->depth >= DLOCK_MAX_DEPTH)
+		return STEP_TOO_DEEP;
+	out->before = *h;
+	/* taken back before its final release committed: depth 1 again */
+	h->depth = h->releasing ? 1 : h->depth + 1;
 	h->releasing = false;
-	h->expires_at = Max(h->expires_at, now + req->ttl_us);
-	after = *h;
-	LWLockRelease(dlock_shared->lock);
-	if (req->owner)
-		durable_commit(&req->key, &after, &before, !before.releasing, now);
-	return after.token;
+	h->expires_at = Max(h->expires_at, out->now + req->ttl_us);
+	out->after = *h;
+	return STEP_REENTERED;
+}
+
+/*
+ * grant_now: a new grant of the free or compatible entry to the requester.
+ * Caller holds the exclusive lock.  Returns STEP_GRANTED, or STEP_NO_SLOT
+ * when every holder slot is in use.
+ */
+static DLockStep
+grant_now(const DLockRequest *req, DLockEntry *entry, DLockOutcome *out)
+{
+	DLockHolder *h;
+
+	h = dlock_grant(entry, req->mode, req->owner,
+					req->owner ? -1 : MyProc->pgprocno,
+					req->owner ? 0 : MyProcPid, out->now, req->ttl_us);
+	if (h == NULL)
+	{
+		dlock_entry_forget_if_unused(entry);
+		return STEP_NO_SLOT;
+	}
+	out->after = *h;
+	return STEP_GRANTED;
+}
+
+/*
+ * enqueue_me: put this backend at the tail of entry's queue with its
+ * request.  Caller holds the exclusive lock.
+ */
+static void
+enqueue_me(const DLockRequest *req, DLockProc *me, DLockEntry *entry,
+		   TimestampTz now)
+{
+	strlcpy(me->owner, req->owner ? req->owner : "", sizeof(me->owner));
+	me->mode = req->mode;
+	me->ttl_us = req->ttl_us;
+	me->since = now;
+	me->pid = MyProcPid;
+	me->latch = MyLatch;
+	/* whatever set the latch before we queued was not a grant of ours */
+	ResetLatch(MyLatch);
+	dlock_enqueue(entry, me);
+}
+
+/*
+ * lock_step: the part of dlock_try and dlock_acquire done under the
+ * exclusive lock, which the caller holds: reenter a lock the requester
+ * holds, grant a free one, or (if wait) queue for it.  Returns the step
+ * taken, or STEP_NOT_GRANTED when the lock is held and wait is false.
+ */
+static DLockStep
+lock_step(const DLockRequest *req, DLockProc *me, bool wait,
+		  DLockOutcome *out)
+{
+	DLockEntry *entry = lookup_live(&req->key, true, out->now);
+	DLockHolder *h = dlock_find_holder(entry, req->owner);
+
+	if (h != NULL)
+		return reenter(req, h, out);
+	if (dlist_is_empty(&entry->waiters) && dlock_compatible(entry, req->mode))
+		return grant_now(req, entry, out);
+	if (!wait)
+		return STEP_NOT_GRANTED;
+	enqueue_me(req, me, entry, out->now);
+	return STEP_QUEUED;
 }
 
 static void
@@ -253,19 +334,44 @@ no_slot_error(void)
 }
 
 /*
- * take_grant: finish a grant this backend now owns (made directly or handed
- * over while it waited): write the durable row if application-owned.
- * Called with the exclusive lock held; releases it.
+ * refuse: raise the error of a lock request that ended with step, if it is
+ * one of the refusals.
+ */
+static void
+refuse(const DLockRequest *req, DLockStep step)
+{
+	if (step == STEP_NO_SLOT)
+		no_slot_error();
+	if (step == STEP_NO_UPGRADE)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("lock \"%s\" is held in shared mode by this owner", req->key.name),
+				 errdetail("A shared lock cannot be upgraded to exclusive in place."),
+				 errhint("Release the shared lock, then acquire it in exclusive mode.")));
+	if (step == STEP_TOO_DEEP)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("lock \"%s\" is already held %d times by this owner",
+						req->key.name, DLOCK_MAX_DEPTH)));
+}
+
+/*
+ * finish_lock: act on how a lock request ended, with the lock released:
+ * raise its error, or write the row of an application-owned grant or
+ * reentry.  Returns the token, or 0 when the lock was not granted.
  */
 static int64
-take_grant(DLockRequest *req, DLockHolder *h, TimestampTz now)
+finish_lock(const DLockRequest *req, const DLockOutcome *out)
 {
-	DLockHolder after = *h;
-
-	LWLockRelease(dlock_shared->lock);
-	if (req->owner)
-		durable_commit(&req->key, &after, NULL, false, now);
-	return after.token;
+	refuse(req, out->step);
+	if (out->step == STEP_GRANTED && req->owner)
+		durable_commit(&req->key, &out->after, NULL, false, out->now);
+	else if (out->step == STEP_REENTERED && req->owner)
+		durable_commit(&req->key, &out->after, &out->before,
+					   !out->before.releasing, out->now);
+	if (out->step == STEP_GRANTED || out->step == STEP_REENTERED)
+		return out->after.token;
+	return 0;
 }
 
 /*
@@ -308,48 +414,58 @@ wait_latch(TimestampTz deadline)
 }
 
 /*
- * wait_for_grant: the blocking part of dlock_acquire.  The caller queued
- * this backend and released the lock.  Returns the token, or 0 on timeout.
+ * wait_step: after a wake-up, under the exclusive lock, which the caller
+ * holds: STEP_GRANTED if a grant was handed over, STEP_NO_SLOT if it came
+ * without a holder slot, STEP_NOT_GRANTED at the deadline (0: none), else
+ * STEP_QUEUED.  This backend has left the queue unless still STEP_QUEUED.
  */
-static int64
-wait_for_grant(DLockRequest *req, DLockProc *me, TimestampTz deadline)
+static DLockStep
+wait_step(DLockProc *me, bool woken, TimestampTz deadline, DLockOutcome *out)
 {
-	int64		token = 0;
+	if (woken)
+		dlock_shared->counters.wakeups++;
+	if (me->result == DLOCK_GRANTED)
+	{
+		me->entry = NULL;
+		out->after = *me->granted;
+		return STEP_GRANTED;
+	}
+	if (me->result == DLOCK_NO_SLOT)
+	{
+		dlock_dequeue(me, out->now);
+		return STEP_NO_SLOT;
+	}
+	if (deadline != 0 && out->now >= deadline)
+	{
+		dlock_dequeue(me, out->now);
+		dlock_shared->counters.timeouts++;
+		return STEP_NOT_GRANTED;
+	}
+	return STEP_QUEUED;
+}
 
+/*
+ * wait_for_grant: the blocking part of dlock_acquire.  The caller queued
+ * this backend; sets out to how the wait ended (see wait_step).  On an
+ * error or interrupt, leaves the queue or gives back a grant that arrived
+ * meanwhile before the error propagates.
+ */
+static void
+wait_for_grant(DLockProc *me, TimestampTz deadline, DLockOutcome *out)
+{
 	PG_TRY();
 	{
-		for (;;)
+		do
 		{
 			int			rc = wait_latch(deadline);
-			TimestampTz now = GetCurrentTimestamp();
 
+			out->now = GetCurrentTimestamp();
 			LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-			if (rc & WL_LATCH_SET)
-				dlock_shared->counters.wakeups++;
-			if (me->result == DLOCK_GRANTED)
-			{
-				DLockHolder *h = me->granted;
-
-				me->entry = NULL;
-				token = take_grant(req, h, now);
-				break;
-			}
-			if (me->result == DLOCK_NO_SLOT)
-			{
-				dlock_dequeue(me, now);
-				LWLockRelease(dlock_shared->lock);
-				no_slot_error();
-			}
-			if (deadline != 0 && now >= deadline)
-			{
-				dlock_dequeue(me, now);
-				dlock_shared->counters.timeouts++;
-				LWLockRelease(dlock_shared->lock);
-				break;
-			}
+			out->step = wait_step(me, (rc & WL_LATCH_SET) != 0, deadline, out);
 			LWLockRelease(dlock_shared->lock);
-			CHECK_FOR_INTERRUPTS();
-		}
+			if (out->step == STEP_QUEUED)
+				CHECK_FOR_INTERRUPTS();
+		} while (out->step == STEP_QUEUED);
 	}
 	PG_CATCH();
 	{
@@ -361,7 +477,6 @@ wait_for_grant(DLockRequest *req, DLockProc *me, TimestampTz deadline)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	return token;
 }
 
 /*
@@ -371,51 +486,19 @@ wait_for_grant(DLockRequest *req, DLockProc *me, TimestampTz deadline)
 static int64
 lock_common(DLockRequest *req, int64 timeout_us)
 {
-	TimestampTz now;
-	DLockEntry *entry;
-	DLockHolder *h;
 	DLockProc  *me;
+	DLockOutcome out;
 
 	lock_begin();
 	dlock_reserve_tokens();
 	me = dlock_my_proc();
-	now = GetCurrentTimestamp();
+	out.now = GetCurrentTimestamp();
 	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	entry = lookup_live(&req->key, true, now);
-	h = dlock_find_holder(entry, req->owner);
-	if (h != NULL)
-		return reenter(req, h, now);
-
-	if (dlist_is_empty(&entry->waiters) && dlock_compatible(entry, req->mode))
-	{
-		h = dlock_grant(entry, req->mode, req->owner,
-						req->owner ? -1 : MyProc->pgprocno,
-						req->owner ? 0 : MyProcPid, now, req->ttl_us);
-		if (h == NULL)
-		{
-			dlock_entry_forget_if_unused(entry);
-			LWLockRelease(dlock_shared->lock);
-			no_slot_error();
-		}
-		return take_grant(req, h, now);
-	}
-	if (timeout_us == 0)
-	{
-		LWLockRelease(dlock_shared->lock);
-		return 0;
-	}
-
-	strlcpy(me->owner, req->owner ? req->owner : "", sizeof(me->owner));
-	me->mode = req->mode;
-	me->ttl_us = req->ttl_us;
-	me->since = now;
-	me->pid = MyProcPid;
-	me->latch = MyLatch;
-	/* whatever set the latch before we queued was not a grant of ours */
-	ResetLatch(MyLatch);
-	dlock_enqueue(entry, me);
+	out.step = lock_step(req, me, timeout_us != 0, &out);
 	LWLockRelease(dlock_shared->lock);
-	return wait_for_grant(req, me, timeout_us < 0 ? 0 : now + timeout_us);
+	if (out.step == STEP_QUEUED)
+		wait_for_grant(me, timeout_us < 0 ? 0 : out.now + timeout_us, &out);
+	return finish_lock(req, &out);
 }
 
 static void
@@ -479,45 +562,76 @@ dlock_acquire(PG_FUNCTION_ARGS)
 }
 
 /*
- * release_held: one level of a release of holder h, which this caller
- * holds.  Caller holds the exclusive lock; it is released here.
+ * held_live: the caller's grant of key, after expiring holders; NULL if it
+ * holds none or its final release is pending.  Caller holds the exclusive
+ * lock.
+ */
+static DLockHolder *
+held_live(const DLockKey *key, const char *owner, TimestampTz now)
+{
+	DLockEntry *entry = lookup_live(key, false, now);
+	DLockHolder *h = entry ? dlock_find_holder(entry, owner) : NULL;
+
+	if (h != NULL && !h->releasing)
+		return h;
+	if (entry)
+		dlock_entry_forget_if_unused(entry);
+	return NULL;
+}
+
+/*
+ * release_step: one level of a release of the caller's grant of key, under
+ * the exclusive lock, which the caller holds.  Returns false if there is
+ * no grant to release.
  *
  * A session-owned lock is freed (and handed on) at once.  For an
  * application-owned one, a depth decrement happens at once but the final
  * release only when this transaction commits, because its row still
- * exists until then; both are undone if the transaction rolls back.
+ * exists until then (release_row); both are undone if the transaction
+ * rolls back.
  */
-static void
-release_held(const DLockKey *key, DLockEntry *entry, DLockHolder *h,
-			 const char *owner, TimestampTz now)
+static bool
+release_step(const DLockKey *key, const char *owner, DLockOutcome *out)
 {
-	DLockHolder before = *h;
-	DLockHolder after;
+	DLockHolder *h = held_live(key, owner, out->now);
+	DLockEntry *entry;
 
+	if (h == NULL)
+		return false;
+	out->before = *h;
+	entry = h->entry;
 	if (owner == NULL && h->depth == 1)
 	{
 		dlock_remove_holder(h);
 		dlock_shared->counters.releases++;
-		dlock_grant_waiters(entry, now);
+		dlock_grant_waiters(entry, out->now);
 		dlock_entry_forget_if_unused(entry);
+		return true;
 	}
-	else if (h->depth > 1)
+	if (h->depth > 1)
 		h->depth--;
 	else
 		h->releasing = true;
-	after = *h;
-	LWLockRelease(dlock_shared->lock);
-	if (owner == NULL)
-		return;
+	out->after = *h;
+	return true;
+}
 
-	dlock_xact_remember(DLOCK_UNDO_CHANGE, key, &before);
-	if (after.releasing)
+/*
+ * release_row: the durable side of an application-owned release_step: its
+ * undo record, then the row's new depth, or its deletion with the final
+ * release deferred to commit.
+ */
+static void
+release_row(const DLockKey *key, const DLockOutcome *out)
+{
+	dlock_xact_remember(DLOCK_UNDO_CHANGE, key, &out->before);
+	if (out->after.releasing)
 	{
-		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &after);
-		dlock_heap_delete(key->name, &after);
+		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &out->after);
+		dlock_heap_delete(key->name, &out->after);
 	}
 	else
-		dlock_table_update(key->name, &after);
+		dlock_table_update(key->name, &out->after);
 }
 
 /*
@@ -530,26 +644,39 @@ dlock_release(PG_FUNCTION_ARGS)
 {
 	DLockKey	key;
 	const char *owner;
-	TimestampTz now;
-	DLockEntry *entry;
-	DLockHolder *h;
+	DLockOutcome out;
+	bool		held;
 
 	parse_name(fcinfo, 0, &key);
 	owner = parse_owner(fcinfo, 1);
 	lock_begin();
-	now = GetCurrentTimestamp();
+	out.now = GetCurrentTimestamp();
 	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	entry = lookup_live(&key, false, now);
-	h = entry ? dlock_find_holder(entry, owner) : NULL;
-	if (h == NULL || h->releasing)
-	{
-		if (entry)
-			dlock_entry_forget_if_unused(entry);
-		LWLockRelease(dlock_shared->lock);
-		PG_RETURN_BOOL(false);
-	}
-	release_held(&key, entry, h, owner, now);
-	PG_RETURN_BOOL(true);
+	held = release_step(&key, owner, &out);
+	LWLockRelease(dlock_shared->lock);
+	if (held && owner != NULL)
+		release_row(&key, &out);
+	PG_RETURN_BOOL(held);
+}
+
+/*
+ * renew_step: set the lease of the requester's live grant to end ttl from
+ * now, under the exclusive lock, which the caller holds.  Returns false if
+ * it holds none (it expired or was taken over).
+ */
+static bool
+renew_step(const DLockRequest *req, DLockOutcome *out)
+{
+	DLockHolder *h = held_live(&req->key, req->owner, out->now);
+
+	if (h == NULL || !dlock_holder_live(h, out->now))
+		return false;
+	out->before = *h;
+	h->expires_at = out->now + req->ttl_us;
+	out->after = *h;
+	if (!dlist_is_empty(&h->entry->waiters))
+		dlock_poke_worker(NULL);	/* its planned expiry pass is early now */
+	return true;
 }
 
 /*
@@ -560,34 +687,18 @@ Datum
 dlock_renew(PG_FUNCTION_ARGS)
 {
 	DLockRequest req;
-	TimestampTz now;
-	DLockEntry *entry;
-	DLockHolder *h;
-	DLockHolder before;
-	DLockHolder after;
+	DLockOutcome out;
+	bool		renewed;
 
 	parse_request(fcinfo, &req, 0, 1, 2, -1);
 	lock_begin();
-	now = GetCurrentTimestamp();
+	out.now = GetCurrentTimestamp();
 	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	entry = lookup_live(&req.key, false, now);
-	h = entry ? dlock_find_holder(entry, req.owner) : NULL;
-	if (h == NULL || h->releasing || !dlock_holder_live(h, now))
-	{
-		if (entry)
-			dlock_entry_forget_if_unused(entry);
-		LWLockRelease(dlock_shared->lock);
-		PG_RETURN_BOOL(false);
-	}
-	before = *h;
-	h->expires_at = now + req.ttl_us;
-	after = *h;
-	if (dlist_is_empty(&entry->waiters) == false)
-		dlock_poke_worker(NULL);	/* its planned expiry pass is early now */
+	renewed = renew_step(&req, &out);
 	LWLockRelease(dlock_shared->lock);
-	if (req.owner)
-		durable_commit(&req.key, &after, &before, true, now);
-	PG_RETURN_BOOL(true);
+	if (renewed && req.owner)
+		durable_commit(&req.key, &out.after, &out.before, true, out.now);
+	PG_RETURN_BOOL(renewed);
 }
 
 /*
@@ -662,6 +773,43 @@ check_break_privilege(void)
 }
 
 /*
+ * break_step: end every grant of key, under the exclusive lock, which the
+ * caller holds.  Session-owned grants end at once; the application-owned
+ * ones are copied to *durable (*ndurable of them) and end when this
+ * transaction commits.  Returns false if nobody held the lock.
+ */
+static bool
+break_step(const DLockKey *key, TimestampTz now, DLockHolder **durable,
+		   int *ndurable)
+{
+	DLockEntry *entry = lookup_live(key, false, now);
+	dlist_mutable_iter it;
+	bool		any;
+
+	*ndurable = 0;
+	if (entry == NULL)
+		return false;
+	any = entry->nholders > 0;
+	/* palloc under an LWLock is fine: an error releases it on abort */
+	*durable = palloc(Max(1, entry->nholders) * sizeof(DLockHolder));
+	dlist_foreach_modify(it, &entry->holders)
+	{
+		DLockHolder *h = dlist_container(DLockHolder, node, it.cur);
+
+		if (h->procno >= 0)
+		{
+			dlock_remove_holder(h);
+			dlock_shared->counters.breaks++;
+		}
+		else
+			(*durable)[(*ndurable)++] = *h;
+	}
+	dlock_grant_waiters(entry, now);
+	dlock_entry_forget_if_unused(entry);
+	return any;
+}
+
+/*
  * dlock_break(name): forcibly end every grant of the lock.  Session-owned
  * grants end at once; application-owned ones when this transaction commits.
  */
@@ -669,39 +817,17 @@ Datum
 dlock_break(PG_FUNCTION_ARGS)
 {
 	DLockKey	key;
-	DLockEntry *entry;
-	dlist_mutable_iter it;
 	TimestampTz now;
 	DLockHolder *durable = NULL;
-	int			ndurable = 0;
-	bool		any = false;
+	int			ndurable;
+	bool		any;
 
 	parse_name(fcinfo, 0, &key);
 	check_break_privilege();
 	lock_begin();
 	now = GetCurrentTimestamp();
 	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	entry = lookup_live(&key, false, now);
-	if (entry != NULL)
-	{
-		/* palloc under an LWLock is fine: an error releases it on abort */
-		durable = palloc(Max(1, entry->nholders) * sizeof(DLockHolder));
-		dlist_foreach_modify(it, &entry->holders)
-		{
-			DLockHolder *h = dlist_container(DLockHolder, node, it.cur);
-
-			any = true;
-			if (h->procno >= 0)
-			{
-				dlock_remove_holder(h);
-				dlock_shared->counters.breaks++;
-			}
-			else
-				durable[ndurable++] = *h;
-		}
-		dlock_grant_waiters(entry, now);
-		dlock_entry_forget_if_unused(entry);
-	}
+	any = break_step(&key, now, &durable, &ndurable);
 	LWLockRelease(dlock_shared->lock);
 	for (int i = 0; i < ndurable; i++)
 	{

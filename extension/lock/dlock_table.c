@@ -12,10 +12,11 @@
  * Each row mirrors one holder.  A new grant inserts a row, preceded by a
  * DELETE of expired rows that would collide with it on the unique index of
  * its mode (only in a database where a lease expired unreleased); a
- * reentry, renewal or depth change is an UPDATE of non-indexed columns (a
- * HOT update); a final release deletes the row.  The insert and the delete
- * are the hot path and bypass the executor (dlock_heap.c); the rest are
- * SQL statements.  The remaining expired rows go with dlock_cleanup().
+ * reentry, renewal or depth change is an UPDATE of columns the install
+ * script does not index (a HOT update); a final release deletes the row.
+ * The insert and the delete are the hot path and are written without SQL
+ * (dlock_heap.c); the rest are SQL statements.  The remaining expired rows
+ * go with dlock_cleanup().
  * Statements run as the extension's owner (see spi_util.c), so any role
  * allowed to call the lock functions can take application-owned locks
  * without privileges on the table itself.

@@ -1,13 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * dlock_views.c
- *	  Set-returning functions behind distsys.dlocks, distsys.dlock_waiters
- *	  and distsys.dlock_stats.
+ *	  The functions behind the views distsys.dlocks, distsys.dlock_waiters
+ *	  and distsys.dlock_stats, and dlock_stats_reset.
  *
- * Each takes dlock_shared->lock in shared mode once, copies what it shows
- * into a tuplestore and releases the lock before returning rows, so a slow
- * client never holds up lock traffic.  Expired holders are not shown: an
- * expired lock is free even before anyone removes it.
+ * Each takes dlock_shared->lock once (in shared mode; exclusive to reset
+ * the counters), copies what it shows out of shared memory (the
+ * set-returning ones into a tuplestore) and releases the lock before
+ * returning rows, so a slow client never holds up lock traffic.  Expired holders are not shown:
+ * an expired lock is free even before anyone removes it.
  *
  *-------------------------------------------------------------------------
  */

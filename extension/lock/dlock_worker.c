@@ -8,13 +8,15 @@
  * waiter at each expiry).  Instead this one worker sleeps until the earliest
  * lease of any lock that has waiters ends, then expires those holders and
  * grants the lock through dlock_grant_waiters, which wakes only the waiters
- * granted.  dlock_enqueue and dlock_renew poke its latch when they change
- * that earliest time.  It also keeps the reserve of fencing tokens filled,
- * so grants made in commit callbacks never run out.
+ * granted.  dlock_enqueue pokes its latch when a new waiter's lock expires
+ * before the worker planned to look, and dlock_renew when a lock with
+ * waiters is renewed.  It also keeps the reserve of fencing tokens filled,
+ * and grants the waiters that a hand-off left queued for want of tokens.
  *
  * It opens no database (everything it touches is in shared memory); it
- * attaches to the server only so that pg_stat_activity shows it.  If it dies it is restarted after a second; meanwhile expired
- * locks are still taken over by the next dlock_try or dlock_acquire.
+ * attaches to the server only so that pg_stat_activity shows it.  If it
+ * dies it is restarted after a second; meanwhile expired locks are still
+ * taken over by the next dlock_try or dlock_acquire.
  *
  *-------------------------------------------------------------------------
  */

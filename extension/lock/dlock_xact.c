@@ -108,8 +108,9 @@ apply_pending(DLockPending *p, bool commit, TimestampTz now)
 }
 
 /*
- * finish_pending: apply the operations at nesting level >= level, newest
- * first on abort so that undo records restore the oldest state last.
+ * applies: whether p is carried out when a (sub)transaction at nesting
+ * level ends: a commit carries out the deferred releases and breaks, an
+ * abort the undo records of its level and deeper.
  */
 static bool
 applies(const DLockPending *p, bool commit, int level)
@@ -119,6 +120,11 @@ applies(const DLockPending *p, bool commit, int level)
 	return commit ? deferred : (!deferred && p->level >= level);
 }
 
+/*
+ * finish_pending: carry out the operations that apply (see applies), in
+ * order on commit and newest first on abort, so that undo records restore
+ * the oldest state last; then forget those that ended.
+ */
 static void
 finish_pending(bool commit, int level)
 {
