@@ -47,11 +47,12 @@ REVOKE ALL ON dlock_leases FROM PUBLIC;
 GRANT SELECT ON dlock_leases TO PUBLIC;
 COMMENT ON TABLE dlock_leases IS 'durable application-owned lock grants (written by the dlock_* functions)';
 -- Restored leases are held again, with their tokens and expiry times, once
--- the first lock call in the database loads them; expired rows are dumped
--- too, because the load starts the server's token counter above every
--- token in the table, expired or not (dlock_table.c), so that a restored
--- server, whose counter would otherwise start afresh, never hands a token
--- of the old server to a new grant.
+-- the first lock call in the database loads them.  Expired rows are dumped
+-- too: the load moves the server's token counter above every token in the
+-- table, expired or not (dlock_table.c), so a restored server, whose
+-- counter starts afresh, never grants a token a client of the old server
+-- may still hold for a lease in the table.  Tokens of grants that left no
+-- row (released, cleaned up, session-owned) are not in a dump.
 SELECT pg_catalog.pg_extension_config_dump('dlock_leases', '');
 
 -- Members of this role may break locks they do not hold.
