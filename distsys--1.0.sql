@@ -7,6 +7,12 @@
 -- restricted function by function below.
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 
+-- pg_dump leaves out the contents of an extension's tables unless the
+-- extension marks them (pg_extension_config_dump); CREATE EXTENSION on
+-- restore makes them empty.  Every table below that holds state users made
+-- is marked, with its sequence, so a dump of the database keeps it; what a
+-- restored row may and may not be trusted for is written at each mark.
+
 CREATE FUNCTION version() RETURNS text
 	AS 'MODULE_PATHNAME', 'distsys_version'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -40,6 +46,14 @@ CREATE UNIQUE INDEX dlock_leases_shared ON dlock_leases (name, owner)
 REVOKE ALL ON dlock_leases FROM PUBLIC;
 GRANT SELECT ON dlock_leases TO PUBLIC;
 COMMENT ON TABLE dlock_leases IS 'durable application-owned lock grants (written by the dlock_* functions)';
+-- Restored leases are held again, with their tokens and expiry times, once
+-- the first lock call in the database loads them.  Expired rows are dumped
+-- too: the load moves the server's token counter above every token in the
+-- table, expired or not (dlock_table.c), so a restored server, whose
+-- counter starts afresh, never grants a token a client of the old server
+-- may still hold for a lease in the table.  Tokens of grants that left no
+-- row (released, cleaned up, session-owned) are not in a dump.
+SELECT pg_catalog.pg_extension_config_dump('dlock_leases', '');
 
 -- Members of this role may break locks they do not hold.
 DO $$
@@ -175,6 +189,10 @@ ALTER SEQUENCE outbox_id_seq OWNED BY outbox.id;
 CREATE INDEX outbox_lane_id ON outbox (lane, id);
 REVOKE ALL ON outbox FROM PUBLIC;
 COMMENT ON TABLE outbox IS 'messages waiting for distsys-relay (write them with outbox_send)';
+-- The sequence too: a restored outbox must not hand out the ids of the
+-- rows it restored (or of messages relayed before the dump) again.
+SELECT pg_catalog.pg_extension_config_dump('outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('outbox_id_seq', '');
 
 -- Messages the broker refused permanently or that failed too often.
 CREATE TABLE outbox_dead (
@@ -193,6 +211,7 @@ CREATE TABLE outbox_dead (
 );
 REVOKE ALL ON outbox_dead FROM PUBLIC;
 COMMENT ON TABLE outbox_dead IS 'dead-lettered outbox messages, with the error (requeue with outbox_requeue)';
+SELECT pg_catalog.pg_extension_config_dump('outbox_dead', '');
 
 CREATE FUNCTION outbox_send(topic text, payload jsonb, key text DEFAULT NULL,
 							headers jsonb DEFAULT NULL) RETURNS bigint
@@ -297,15 +316,21 @@ CREATE INDEX inbox_sent_at ON inbox (sent_at);
 REVOKE ALL ON inbox FROM PUBLIC;
 GRANT SELECT ON inbox TO PUBLIC;
 COMMENT ON TABLE inbox IS 'messages each consumer has applied (written by inbox_claim)';
+SELECT pg_catalog.pg_extension_config_dump('inbox', '');
 
 -- The horizon of the last inbox_cleanup: entries of messages sent before it
 -- are gone, so such messages are refused even if the retention is raised.
+-- The latest row counts (inbox.c): a restore adds the dumped horizon next
+-- to the row inserted here, and inbox_cleanup moves every row forward.
+-- The row inserted here is dumped only once a cleanup has moved it.
 CREATE TABLE inbox_horizon (
 	pruned_before timestamptz NOT NULL
 );
 INSERT INTO inbox_horizon VALUES ('-infinity');
 REVOKE ALL ON inbox_horizon FROM PUBLIC;
 GRANT SELECT ON inbox_horizon TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('inbox_horizon',
+										   'WHERE pruned_before > ''-infinity''');
 
 -- Messages a consumer could not apply, with the error.
 CREATE TABLE inbox_dead (
@@ -324,6 +349,8 @@ CREATE TABLE inbox_dead (
 );
 REVOKE ALL ON inbox_dead FROM PUBLIC;
 COMMENT ON TABLE inbox_dead IS 'messages a consumer gave up on, with the error';
+SELECT pg_catalog.pg_extension_config_dump('inbox_dead', '');
+SELECT pg_catalog.pg_extension_config_dump('inbox_dead_id_seq', '');
 
 CREATE FUNCTION inbox_claim(consumer text, message_id text, sent_at timestamptz DEFAULT NULL)
 	RETURNS boolean
@@ -373,6 +400,7 @@ CREATE TABLE node_registry (
 	added_at	timestamptz NOT NULL DEFAULT now()
 );
 REVOKE ALL ON node_registry FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('node_registry', '');
 
 -- Backends cache the connection strings they looked up; any change to the
 -- table (node_add, node_remove, or plain SQL by its owner) tells them to
@@ -419,15 +447,23 @@ GRANT SELECT ON nodes TO PUBLIC;
 -- recovery worker commits the participants of transactions that have a
 -- row, rolls back those of transactions that ended without one, and
 -- deletes a row once none of its participants is still prepared.
+--
+-- Dumped: participants may still hold prepared parts that need a row.  The
+-- GIDs name the server and database that wrote them, so a restored copy,
+-- a different server or database, never takes them for its own.  It
+-- commits those whose row it restored (a row in a dump was committed) and
+-- never rolls any of them back: a dump cannot show the transactions that
+-- were committing when it was taken (dtx_recover.c).
 CREATE TABLE dtx_decisions (
 	id				bigint NOT NULL,	-- the transaction's random id, in its GIDs
-	xid				xid8 NOT NULL,		-- the coordinator transaction, for people
+	xid				xid8 NOT NULL,		-- the coordinator transaction, also in its GIDs
 	participants	text[] NOT NULL,
 	decided_at		timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNIQUE INDEX dtx_decisions_id ON dtx_decisions (id);
 REVOKE ALL ON dtx_decisions FROM PUBLIC;
 GRANT SELECT ON dtx_decisions TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('dtx_decisions', '');
 
 -- Members of this role may run distributed transactions on the registered
 -- nodes, with the credentials of the nodes' connection strings.
@@ -474,6 +510,10 @@ CREATE TABLE dtx_marks (
 REVOKE ALL ON dtx_marks FROM PUBLIC;
 GRANT SELECT ON dtx_marks TO PUBLIC;
 GRANT INSERT, DELETE ON dtx_marks TO distsys_dtx_user;
+-- Dumped: a mark is the commit of the transaction it names, which
+-- coordinators ask this node about until their prepared parts are gone;
+-- without it a restored node would make them roll back committed work.
+SELECT pg_catalog.pg_extension_config_dump('dtx_marks', '');
 
 CREATE FUNCTION dtx_in_doubt_list(OUT participant text, OUT gid text,
 								  OUT prepared_since timestamptz, OUT coordinator_xid xid8,

@@ -41,6 +41,18 @@
  *	   afterwards without any of their GIDs are deleted: a row visible then
  *	   means every PREPARE had finished before, so a GID not listed later
  *	   was committed.
+ *	5. A GID that names another server or database is another
+ *	   coordinator's, even when this database was restored from a dump of
+ *	   that coordinator's (a new server has a new system identifier, a new
+ *	   database a new oid).  Rules 1-4 never apply to it.  But if a decision
+ *	   row with its id and coordinator xid was restored here, it is adopted
+ *	   and committed: a row in a dump was committed where the dump was
+ *	   taken, and only committed rows are ever inserted.  An adopted GID is
+ *	   never rolled back, and one without a row is left alone: a dump does
+ *	   not show the transactions that were committing while it was taken,
+ *	   so here the absence of a row proves nothing.  The coordinator that
+ *	   wrote such a GID, or an operator, resolves it.  Adopted GIDs keep
+ *	   their row as in step 4 (rows are matched to GIDs by id).
  *
  * Every action is idempotent (a GID that is already gone was resolved by
  * someone else), so dtx_recover() and the worker may run at once.  Nothing
@@ -103,11 +115,16 @@ typedef struct NodePass
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
+/*
+ * decision_exists: whether the decision row of id is visible; sets *xid (if
+ * not NULL) to the coordinator transaction it names.
+ */
 static bool
-decision_exists(uint64 id)
+decision_exists(uint64 id, FullTransactionId *xid)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum((int64) id)};
+	bool		isnull;
 	uint64		n;
 
 	/*
@@ -118,8 +135,11 @@ decision_exists(uint64 id)
 	PushActiveSnapshot(GetLatestSnapshot());
 	SPI_connect();
 	n = distsys_spi_run(&exists_plan,
-						"SELECT 1 FROM distsys.dtx_decisions WHERE id = $1",
+						"SELECT xid FROM distsys.dtx_decisions WHERE id = $1",
 						1, types, values, NULL, true);
+	if (n > 0 && xid != NULL)
+		*xid = DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	PopActiveSnapshot();
 	return n > 0;
@@ -150,12 +170,14 @@ parse_decider(const char *s, DtxDecider *decider)
 }
 
 /*
- * dtx_parse_gid: whether gid is one of this coordinator's; sets its
+ * parse_any_gid: whether gid is a distsys GID of any coordinator; sets its
  * coordinator xid, distributed transaction id and decider (node "" for the
- * coordinator itself).
+ * coordinator itself), and *own to whether it names this server and this
+ * database.
  */
-bool
-dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *decider)
+static bool
+parse_any_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *decider,
+			  bool *own)
 {
 	unsigned long long sysid,
 				xid64,
@@ -166,14 +188,43 @@ dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *
 
 	memset(decider, 0, sizeof(*decider));
 	if (sscanf(gid, DTX_GID_PREFIX ":%llu:%u:%llu:%llu:%d%n",
-			   &sysid, &dbid, &xid64, &id64, &index, &end) != 5 ||
-		sysid != GetSystemIdentifier() || dbid != MyDatabaseId)
+			   &sysid, &dbid, &xid64, &id64, &index, &end) != 5)
 		return false;
 	if (gid[end] != '\0' && !parse_decider(gid + end, decider))
 		return false;
 	*fxid = FullTransactionIdFromU64(xid64);
 	*id = id64;
+	*own = sysid == GetSystemIdentifier() && dbid == MyDatabaseId;
 	return true;
+}
+
+/*
+ * adopted: whether recovery here adopts the GID of transaction id, written
+ * by another coordinator's transaction fxid (step 5): that coordinator
+ * decided it, and this database was restored from its dump with the row.
+ */
+static bool
+adopted(uint64 id, FullTransactionId fxid, const DtxDecider *decider)
+{
+	FullTransactionId row_xid;
+
+	return decider->node[0] == '\0' && decision_exists(id, &row_xid) &&
+		FullTransactionIdEquals(row_xid, fxid);
+}
+
+/*
+ * dtx_parse_gid: whether gid is one of this coordinator's, its own or
+ * adopted (step 5); sets its coordinator xid, distributed transaction id
+ * and decider (node "" for the coordinator itself).
+ */
+bool
+dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *decider)
+{
+	bool		own;
+
+	if (!parse_any_gid(gid, fxid, id, decider, &own))
+		return false;
+	return own || adopted(*id, *fxid, decider);
 }
 
 /* A question to a deciding node, and its answer (decider_ask). */
@@ -339,17 +390,21 @@ decider_ask(void *arg)
 
 /*
  * dtx_outcome: what recovery does with the prepared transaction gid
- * (steps 1-3 above, or step 0 when a node decided it); sets *fxid to its
- * coordinator xid and *decider to its deciding node.
+ * (steps 1-3 above, step 0 when a node decided it, step 5 when another
+ * coordinator wrote it); sets *fxid to its coordinator xid and *decider to
+ * its deciding node.
  */
 DtxOutcome
 dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 {
 	uint64		id;
+	bool		own;
 	DeciderQuestion q;
 
-	if (!dtx_parse_gid(gid, fxid, &id, decider))
+	if (!parse_any_gid(gid, fxid, &id, decider, &own))
 		return DTX_OUTCOME_FOREIGN;
+	if (!own)
+		return adopted(id, *fxid, decider) ? DTX_OUTCOME_COMMIT : DTX_OUTCOME_FOREIGN;
 	if (decider->node[0] != '\0')
 	{
 		if (dtx_committing_now(id))
@@ -360,11 +415,11 @@ dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 		(void) run_guarded(decider_ask, &q, decider->node, WARNING);
 		return q.outcome;
 	}
-	if (decision_exists(id))
+	if (decision_exists(id, NULL))
 		return DTX_OUTCOME_COMMIT;
 	if (dtx_committing_now(id))
 		return DTX_OUTCOME_RUNNING;
-	return decision_exists(id) ? DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;
+	return decision_exists(id, NULL) ? DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;
 }
 
 /*
@@ -402,16 +457,17 @@ dtx_outcome_name(DtxOutcome outcome)
 }
 
 /*
- * own_prepared_sql: the query listing this coordinator's prepared
- * transactions on a node (with when they were prepared).
+ * prepared_list_sql: the query listing the prepared transactions of distsys
+ * coordinators on a node (with when they were prepared): this one's, and
+ * others' it may adopt (step 5); the callers skip the rest.
  */
 static char *
-own_prepared_sql(void)
+prepared_list_sql(void)
 {
 	return psprintf("SELECT gid, prepared FROM pg_prepared_xacts"
-					" WHERE database = current_database() AND gid LIKE '%s:" UINT64_FORMAT ":%u:%%'"
+					" WHERE database = current_database() AND gid LIKE '%s:%%'"
 					" ORDER BY prepared",
-					DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId);
+					DTX_GID_PREFIX);
 }
 
 /*
@@ -503,7 +559,7 @@ visit_node(void *arg)
 	PG_TRY();
 	{
 		refuse_standby(conn, pass->node);
-		res = remote_run(conn, pass->node, own_prepared_sql(), distsys_dtx_commit_timeout_ms);
+		res = remote_run(conn, pass->node, prepared_list_sql(), distsys_dtx_commit_timeout_ms);
 		pass->listed = true;
 		for (int i = 0; i < PQntuples(res); i++)
 			pass->each(pass, conn, res, i);
@@ -524,7 +580,8 @@ visit_node(void *arg)
 
 /*
  * recover_row: resolve one listed prepared transaction, counting it in
- * pass->resolved, or note it in pass->left.
+ * pass->resolved, or note it in pass->left; another coordinator's is
+ * skipped.
  */
 static void
 recover_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
@@ -534,6 +591,8 @@ recover_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 	DtxDecider	decider;
 	DtxOutcome	outcome = dtx_outcome(gid, &fxid, &decider);
 
+	if (outcome == DTX_OUTCOME_FOREIGN)
+		return;
 	if ((outcome == DTX_OUTCOME_COMMIT || outcome == DTX_OUTCOME_ABORT) &&
 		resolve(conn, pass->node, gid, outcome == DTX_OUTCOME_COMMIT))
 		pass->resolved++;
@@ -668,21 +727,19 @@ read_records(void)
 
 /*
  * record_finished: whether no participant of r can still be prepared:
- * each was listed this pass without r's GID (an unregistered node counts
- * as finished: it was removed with force).
+ * each was listed this pass without a GID of r's id, this coordinator's or
+ * adopted (an unregistered node counts as finished: it was removed with
+ * force).
  */
 static bool
 record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 {
 	ListCell   *lc;
-	int			index = 0;
 
 	foreach(lc, r->participants)
 	{
-		char		gid[DTX_GID_MAX];
 		int			i;
 
-		dtx_make_gid(gid, r->fxid, r->id, ++index, NULL);
 		for (i = 0; i < npasses; i++)
 		{
 			ListCell   *g;
@@ -692,8 +749,16 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 			if (!passes[i].listed)
 				return false;
 			foreach(g, passes[i].left)
-				if (strcmp(lfirst(g), gid) == 0)
+			{
+				FullTransactionId fxid;
+				uint64		id;
+				DtxDecider	decider;
+				bool		own;
+
+				/* only this coordinator's and adopted GIDs are left */
+				if (parse_any_gid(lfirst(g), &fxid, &id, &decider, &own) && id == r->id)
 					return false;
+			}
 		}
 	}
 	return true;
@@ -826,6 +891,8 @@ in_doubt_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 	DtxDecider	decider;
 	DtxOutcome	outcome = dtx_outcome(PQgetvalue(res, row, 0), &fxid, &decider);
 
+	if (outcome == DTX_OUTCOME_FOREIGN)
+		return;					/* another coordinator's */
 	values[0] = CStringGetTextDatum(pass->node);
 	values[1] = CStringGetTextDatum(PQgetvalue(res, row, 0));
 	values[2] = DirectFunctionCall3(timestamptz_in, CStringGetDatum(PQgetvalue(res, row, 1)),

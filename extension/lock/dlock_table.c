@@ -9,6 +9,12 @@
  * transaction commits.  It is read back into shared memory by the first lock
  * call in each database after a start or crash restart.
  *
+ * The table can also come from pg_dump, into a server whose token counter
+ * never reached the tokens in it.  So the load also moves the counter above
+ * every token in the table, expired rows included: a client of the old
+ * server may still present the token of a lease that expired there, and a
+ * new grant of that lock must never be handed the same token.
+ *
  * Each row mirrors one holder.  A new grant inserts a row, preceded by a
  * DELETE of expired rows that would collide with it on the unique index of
  * its mode (only in a database where a lease expired unreleased); a
@@ -38,8 +44,10 @@ static const char *const load_sql =
 "SELECT name, owner, mode, token, depth, granted_at, expires_at"
 "  FROM distsys.dlock_leases WHERE expires_at > $1";
 
-static const char *const any_stale_sql =
-"SELECT 1 FROM distsys.dlock_leases WHERE expires_at <= $1 LIMIT 1";
+/* whether any row has expired; the largest token of all rows */
+static const char *const scan_sql =
+"SELECT coalesce(bool_or(expires_at <= $1), false), coalesce(max(token), 0)"
+"  FROM distsys.dlock_leases";
 
 /*
  * The write statements come in one variant per mode, with the mode written
@@ -59,7 +67,7 @@ static const char *const cleanup_sql =
 
 #define OWNER_MATCH " AND owner = $2"
 
-static SPIPlanPtr load_plan, any_stale_plan, cleanup_plan;
+static SPIPlanPtr load_plan, scan_plan, cleanup_plan;
 static SPIPlanPtr stale_plan[2], update_plan[2];
 static Oid	loaded_dbid = InvalidOid;
 
@@ -120,6 +128,10 @@ restore_row(HeapTuple tup, TupleDesc desc)
  *	  database exists in shared memory until the flag is set.
  * 2. Several backends may read the table at once; only the one that sets
  *	  the flag (under the exclusive lock) installs what it read.
+ * 3. That backend also moves the token counter above the largest token in
+ *	  the table (see the banner), and then reserves tokens above it
+ *	  durably, before any row can be deleted: after a crash the counter
+ *	  starts above them even if their rows are gone by then.
  */
 void
 dlock_table_ensure_loaded(void)
@@ -135,19 +147,28 @@ dlock_table_ensure_loaded(void)
 	LWLockRelease(dlock_shared->lock);
 	if (!loaded)
 	{
-		bool		stale;
+		bool		stale,
+					isnull;
+		int64		max_token;
 
 		values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
 		SPI_connect();
-		stale = distsys_spi_run(&any_stale_plan, any_stale_sql, 1, types, values,
-								NULL, true) > 0;
+		distsys_spi_run(&scan_plan, scan_sql, 1, types, values, NULL, true);
+		stale = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										   1, &isnull));
+		max_token = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+												2, &isnull));
 		distsys_spi_run(&load_plan, load_sql, 1, types, values, NULL, true);
 		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
 		if (dlock_mark_loaded(MyDatabaseId, stale))
+		{
 			for (uint64 i = 0; i < SPI_processed; i++)
 				restore_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			dlock_shared->next_token = Max(dlock_shared->next_token, max_token + 1);
+		}
 		LWLockRelease(dlock_shared->lock);
 		SPI_finish();
+		dlock_reserve_tokens();
 	}
 	loaded_dbid = MyDatabaseId;
 }

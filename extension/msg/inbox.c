@@ -44,9 +44,14 @@
 
 #define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE('Y','I','0','0','1')
 
-/* the claim, unless the message predates the last cleanup's horizon */
+/*
+ * the claim, unless the message predates the last cleanup's horizon: the
+ * latest row's, since a restore of a dump adds the dumped horizon beside
+ * the row CREATE EXTENSION inserted (see distsys--1.0.sql)
+ */
 static const char *const claim_sql =
-"WITH h AS (SELECT pruned_before FROM distsys.inbox_horizon),"
+"WITH h AS (SELECT coalesce(max(pruned_before), '-infinity') AS pruned_before"
+"           FROM distsys.inbox_horizon),"
 " ins AS (INSERT INTO distsys.inbox (consumer, message_id, sent_at)"
 "         SELECT $1, $2, $3 FROM h WHERE $3 >= h.pruned_before"
 "         ON CONFLICT DO NOTHING RETURNING 1)"
