@@ -163,7 +163,7 @@ is(n("SELECT distsys.inbox_claim('billing', 'm-1', '$sent')"), 'f',
 my ($ret, $out, $err) = $new->psql('postgres',
 	"SELECT distsys.inbox_claim('billing', 'was-old', now() - interval '2 hours')",
 	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
-like($err, qr/DI001/, 'the restored horizon still refuses a message sent before it');
+like($err, qr/YI001/, 'the restored horizon still refuses a message sent before it');
 is(n("SELECT distsys.inbox_claim('billing', 'm-2')"), 't', 'a new message is claimed');
 ($ret, $out, $err) = $new->psql('postgres',
 	"INSERT INTO distsys.inbox_dead (consumer, topic, attempts, error)"

@@ -738,7 +738,7 @@ dlock_check(PG_FUNCTION_ARGS)
 }
 
 /*
- * dlock_assert(name, token): raise DL001 unless token is the current grant.
+ * dlock_assert(name, token): raise YL001 unless token is the current grant.
  * On success the grant cannot be taken over by expiry until the calling
  * transaction ends, so a write that follows in it is fenced.
  */
