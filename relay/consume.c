@@ -38,30 +38,29 @@
  * process exits 0.  Queued messages not yet applied are redelivered to the
  * next consumer of their partition.
  *
- * Threads: one (librdkafka's own aside); counters need no lock.
+ * State: one Consumer, on consume_run's stack, passed to every function
+ * here and to the hooks of loop.c, consume_kafka.c (rebalances) and
+ * metrics.c (the page).  Threads: one (librdkafka's own aside); the
+ * counters need no lock.
  *
  *-------------------------------------------------------------------------
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "consume.h"
+#include "distsys_protocol.h"
 #include "log.h"
-#include "signals.h"
+#include "loop.h"
 #include "metrics.h"
+#include "signals.h"
+#include "util.h"
 
 #define CLEANUP_EVERY_S		600.0
-#define IDLE_WAIT_MS		1000
+#define IDLE_WAIT_S			1.0
+#define FULL_WAIT_S			0.05	/* the window is full, Kafka's queue is not */
 
 typedef struct ConsumeMetrics
 {
@@ -77,101 +76,20 @@ typedef struct Consumer
 {
 	const RelayOptions *opts;
 	ConsumeDb	db;
+	KConsumer	kc;
+	ConsumeMetrics cm;
 	PartQueue  *parts;			/* assigned partitions */
 	int			queued;			/* messages in all queues */
 	int			window;			/* most messages held in memory */
 	InMsg	  **batch;
 	bool	   *applied;
-	int			connect_backoff_ms;
-	bool		db_logged;		/* the failure to connect was logged */
+	Reconnect	reconnect;
 	bool		bad_config;		/* the handler cannot be used: exit 2 */
 	bool		moved;			/* some next_offset moved: commit */
-	double		next_connect;
 	double		next_cleanup;
 } Consumer;
 
-static Consumer consumer;
-static ConsumeMetrics cm;
-
-/*
- * backoff_ms: the delay after failed attempt number attempts.
- */
-static int
-backoff_ms(int attempts)
-{
-	const RelayOptions *o = consumer.opts;
-	double		ms = o->retry_backoff_ms * pow(2, attempts > 0 ? attempts - 1 : 0);
-
-	return ms > o->retry_backoff_max_ms ? o->retry_backoff_max_ms : (int) ms;
-}
-
 /* ---- messages and partition queues -------------------------------- */
-
-typedef struct Buf
-{
-	char	   *data;
-	size_t		len;
-	size_t		cap;
-} Buf;
-
-static void
-buf_put(Buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap)
-	{
-		b->cap = (b->len + n + 1) * 2;
-		b->data = realloc(b->data, b->cap);
-	}
-	memcpy(b->data + b->len, s, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-}
-
-/*
- * json_string: s (n bytes, UTF-8 assumed) as a JSON string.
- */
-static void
-json_string(Buf *b, const char *s, size_t n)
-{
-	buf_put(b, "\"", 1);
-	for (size_t i = 0; i < n; i++)
-	{
-		unsigned char c = (unsigned char) s[i];
-		char		esc[8];
-
-		if (c == '"' || c == '\\')
-		{
-			esc[0] = '\\';
-			esc[1] = (char) c;
-			buf_put(b, esc, 2);
-		}
-		else if (c < 0x20)
-		{
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			buf_put(b, esc, 6);
-		}
-		else
-			buf_put(b, (const char *) &c, 1);
-	}
-	buf_put(b, "\"", 1);
-}
-
-/*
- * format_ms: epoch milliseconds as ISO 8601 UTC.
- */
-static char *
-format_ms(int64_t ms)
-{
-	time_t		secs = (time_t) (ms / 1000);
-	struct tm	tm;
-	char		buf[40];
-	size_t		n;
-
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sizeof(buf) - n, ".%03dZ", (int) (ms % 1000));
-	return strdup(buf);
-}
 
 /*
  * read_headers: the headers of m as a JSON object (a header without value
@@ -185,33 +103,33 @@ read_headers(InMsg *m, char **content_type)
 	const char *name;
 	const void *val;
 	size_t		size;
-	Buf			b = {0};
+	StrBuf		b = {0};
 
-	buf_put(&b, "{", 1);
+	strbuf_puts(&b, "{");
 	*content_type = NULL;
 	if (rd_kafka_message_headers(m->rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
 		{
 			if (i > 0)
-				buf_put(&b, ",", 1);
-			json_string(&b, name, strlen(name));
-			buf_put(&b, ":", 1);
+				strbuf_puts(&b, ",");
+			strbuf_json_string(&b, name, strlen(name));
+			strbuf_puts(&b, ":");
 			if (val == NULL)
-				buf_put(&b, "null", 4);
-			else
-				json_string(&b, val, size);
-			if (val == NULL)
+			{
+				strbuf_puts(&b, "null");
 				continue;
-			if (strcmp(name, "distsys-message-id") == 0 && size > 0)
+			}
+			strbuf_json_string(&b, val, size);
+			if (strcmp(name, DISTSYS_HEADER_MESSAGE_ID) == 0 && size > 0)
 				free(m->message_id), m->message_id = strndup(val, size);
-			else if (strcmp(name, "distsys-sent-at") == 0 && size > 0)
+			else if (strcmp(name, DISTSYS_HEADER_SENT_AT) == 0 && size > 0)
 				free(m->sent_at), m->sent_at = strndup(val, size);
-			else if (strcmp(name, "content-type") == 0)
+			else if (strcmp(name, DISTSYS_HEADER_CONTENT_TYPE) == 0)
 				free(*content_type), *content_type = strndup(val, size);
 		}
 	}
-	buf_put(&b, "}", 1);
+	strbuf_puts(&b, "}");
 	m->headers = b.data;
 }
 
@@ -221,33 +139,41 @@ read_headers(InMsg *m, char **content_type)
  * Kafka timestamp), and which handler variant gets the payload.
  */
 static InMsg *
-make_msg(rd_kafka_message_t *rkm, PartQueue *p)
+make_msg(Consumer *c, rd_kafka_message_t *rkm, PartQueue *p)
 {
 	InMsg	   *m = calloc(1, sizeof(InMsg));
 	char	   *ct;
-	const ConsumeDb *db = &consumer.db;
 	bool		json_type;
 
 	m->rkm = rkm;
 	m->part = p;
 	read_headers(m, &ct);
-	if (m->message_id == NULL && asprintf(&m->message_id, "%s-%d-%lld", p->topic,
-										  (int) rkm->partition, (long long) rkm->offset) < 0)
+	if (m->message_id == NULL &&
+		asprintf(&m->message_id, DISTSYS_FALLBACK_MESSAGE_ID_FORMAT, p->topic,
+				 rkm->partition, rkm->offset) < 0)
 		abort();
 	if (m->sent_at == NULL)
 	{
 		rd_kafka_timestamp_type_t tstype;
 		int64_t		ts = rd_kafka_message_timestamp(rkm, &tstype);
+		char		buf[40];
 
 		if (ts >= 0)
-			m->sent_at = format_ms(ts);
+		{
+			format_timestamp(ts * 1000, 3, buf, sizeof(buf));
+			m->sent_at = strdup(buf);
+		}
 	}
-	json_type = ct == NULL || strncmp(ct, "application/json", 16) == 0;
-	m->as_json = db->bytea_handler == NULL || (db->jsonb_handler != NULL && json_type);
+	json_type = ct == NULL ||
+		strncmp(ct, DISTSYS_CONTENT_TYPE_JSON, strlen(DISTSYS_CONTENT_TYPE_JSON)) == 0;
+	m->as_json = c->db.bytea_handler == NULL || (c->db.jsonb_handler != NULL && json_type);
 	free(ct);
 	return m;
 }
 
+/*
+ * free_msg: release m and the Kafka message it holds.
+ */
 static void
 free_msg(InMsg *m)
 {
@@ -258,10 +184,13 @@ free_msg(InMsg *m)
 	free(m);
 }
 
+/*
+ * find_part: the queue of an assigned partition, or NULL.
+ */
 static PartQueue *
-find_part(const char *topic, int32_t partition)
+find_part(Consumer *c, const char *topic, int32_t partition)
 {
-	for (PartQueue *p = consumer.parts; p != NULL; p = p->next)
+	for (PartQueue *p = c->parts; p != NULL; p = p->next)
 		if (p->partition == partition && strcmp(p->topic, topic) == 0)
 			return p;
 	return NULL;
@@ -269,20 +198,21 @@ find_part(const char *topic, int32_t partition)
 
 /*
  * on_assigned: a partition was assigned; committed is its committed
- * offset (-1 unknown).
+ * offset (-1 unknown).  A hook of consume_kafka.c.
  */
 static PartQueue *
-on_assigned(const char *topic, int32_t partition, int64_t committed)
+on_assigned(void *arg, const char *topic, int32_t partition, int64_t committed)
 {
-	PartQueue  *p = find_part(topic, partition);
+	Consumer   *c = arg;
+	PartQueue  *p = find_part(c, topic, partition);
 
 	if (p == NULL)
 	{
 		p = calloc(1, sizeof(PartQueue));
 		p->topic = strdup(topic);
 		p->partition = partition;
-		p->next = consumer.parts;
-		consumer.parts = p;
+		p->next = c->parts;
+		c->parts = p;
 	}
 	p->last_seen = -1;
 	p->committed = committed;
@@ -294,7 +224,7 @@ on_assigned(const char *topic, int32_t partition, int64_t committed)
  * drop_queue: forget p's queued messages (they will be delivered again).
  */
 static void
-drop_queue(PartQueue *p)
+drop_queue(Consumer *c, PartQueue *p)
 {
 	while (p->head != NULL)
 	{
@@ -302,7 +232,7 @@ drop_queue(PartQueue *p)
 
 		p->head = m->next;
 		free_msg(m);
-		consumer.queued--;
+		c->queued--;
 	}
 	p->tail = NULL;
 	p->count = 0;
@@ -310,25 +240,26 @@ drop_queue(PartQueue *p)
 
 /*
  * on_revoked: topic NULL: partitions are about to go, commit what was
- * applied; else forget that partition.
+ * applied; else forget that partition.  A hook of consume_kafka.c.
  */
 static void
-on_revoked(const char *topic, int32_t partition)
+on_revoked(void *arg, const char *topic, int32_t partition)
 {
+	Consumer   *c = arg;
 	PartQueue **pp;
 
 	if (topic == NULL)
 	{
-		kconsumer_commit(consumer.parts, true);
+		kconsumer_commit(&c->kc, c->parts, true);
 		return;
 	}
-	for (pp = &consumer.parts; *pp != NULL; pp = &(*pp)->next)
+	for (pp = &c->parts; *pp != NULL; pp = &(*pp)->next)
 	{
 		PartQueue  *p = *pp;
 
 		if (p->partition == partition && strcmp(p->topic, topic) == 0)
 		{
-			drop_queue(p);
+			drop_queue(c, p);
 			*pp = p->next;
 			free(p->topic);
 			free(p);
@@ -342,29 +273,29 @@ on_revoked(const char *topic, int32_t partition)
  * at or below an offset already queued (fetched again after a pause).
  */
 static void
-enqueue(rd_kafka_message_t *rkm)
+enqueue(Consumer *c, rd_kafka_message_t *rkm)
 {
 	const char *topic = rd_kafka_topic_name(rkm->rkt);
-	PartQueue  *p = find_part(topic, rkm->partition);
+	PartQueue  *p = find_part(c, topic, rkm->partition);
 	InMsg	   *m;
 
 	if (p == NULL)
-		p = on_assigned(topic, rkm->partition, -1);
+		p = on_assigned(c, topic, rkm->partition, -1);
 	if (rkm->offset <= p->last_seen)
 	{
 		rd_kafka_message_destroy(rkm);
 		return;
 	}
-	cm.consumed++;
+	c->cm.consumed++;
 	p->last_seen = rkm->offset;
-	m = make_msg(rkm, p);
+	m = make_msg(c, rkm, p);
 	if (p->tail)
 		p->tail->next = m;
 	else
 		p->head = m;
 	p->tail = m;
 	p->count++;
-	consumer.queued++;
+	c->queued++;
 }
 
 /*
@@ -372,7 +303,7 @@ enqueue(rd_kafka_message_t *rkm)
  * leaves the queue and the offset may pass it.
  */
 static void
-finish_head(PartQueue *p)
+finish_head(Consumer *c, PartQueue *p)
 {
 	InMsg	   *m = p->head;
 
@@ -381,21 +312,25 @@ finish_head(PartQueue *p)
 	if (p->head == NULL)
 		p->tail = NULL;
 	p->count--;
-	consumer.queued--;
+	c->queued--;
 	free_msg(m);
 	p->attempts = 0;
 	p->blocked_until = 0;
 	if (p->paused)
-		kconsumer_pause(p, false);
-	consumer.moved = true;
+		kconsumer_pause(&c->kc, p, false);
+	c->moved = true;
 }
 
 /* ---- applying ------------------------------------------------------ */
 
+/*
+ * db_ready: whether the database connection is up (a failure may have
+ * closed it in the middle of a turn).
+ */
 static bool
-db_ready(void)
+db_ready(const Consumer *c)
 {
-	return consumer.db.conn != NULL;
+	return c->db.conn != NULL;
 }
 
 /*
@@ -403,63 +338,66 @@ db_ready(void)
  * record it (the message stays, to be tried again).
  */
 static bool
-dead_letter(PartQueue *p, const char *error)
+dead_letter(Consumer *c, PartQueue *p, const char *error)
 {
 	InMsg	   *m = p->head;
 
-	if (consume_db_dead_letter(&consumer.db, consumer.opts->group, m, p->attempts, error) != APPLY_OK)
+	if (consume_db_dead_letter(&c->db, c->opts->group, m, p->attempts, error) != APPLY_OK)
 	{
-		if (db_ready())
+		if (db_ready(c))
 			log_error("could not dead-letter message %s: %s; retrying", m->message_id,
-					  consumer.db.error);
+					  c->db.error);
 		return false;
 	}
-	cm.dead_lettered++;
+	c->cm.dead_lettered++;
 	log_error("message %s (topic %s, partition %d, offset %lld) dead-lettered after %d attempt%s: %s",
 			  m->message_id, p->topic, (int) p->partition, (long long) m->rkm->offset,
 			  p->attempts, p->attempts == 1 ? "" : "s", error);
-	finish_head(p);
+	finish_head(c, p);
 	return true;
 }
 
 /*
- * head_failed: p's head message failed alone with the error in db: retry
- * it later, or dead-letter it (steps 1 and 2 of the banner).
+ * head_failed: p's head message failed alone with the error in c->db:
+ * retry it later, or dead-letter it (steps 1 and 2 of the banner).
  */
 static void
-head_failed(PartQueue *p)
+head_failed(Consumer *c, PartQueue *p)
 {
-	ConsumeDb  *db = &consumer.db;
+	ConsumeDb  *db = &c->db;
 	char		error[1100];
 	int			delay;
 
-	cm.failed++;
+	c->cm.failed++;
 	p->attempts++;
 	snprintf(error, sizeof(error), "%s: %s", db->sqlstate, db->error);
-	if (strcmp(db->sqlstate, "YI001") == 0 || p->attempts >= consumer.opts->dead_letter_after)
+	if (strcmp(db->sqlstate, DISTSYS_SQLSTATE_INBOX_TOO_OLD) == 0 || p->attempts >= c->opts->dead_letter_after)
 	{
-		if (dead_letter(p, error))
+		if (dead_letter(c, p, error))
 			return;
-		if (!db_ready())
+		if (!db_ready(c))
 			return;
 	}
-	delay = backoff_ms(p->attempts);
+	delay = loop_backoff_ms(c->opts, p->attempts);
 	p->blocked_until = now_s() + delay / 1000.0;
 	if (!p->paused)
-		kconsumer_pause(p, true);
+		kconsumer_pause(&c->kc, p, true);
 	log_warning("message %s (topic %s, partition %d, offset %lld) failed, attempt %d of %d: %s; "
 				"retry in %d ms", p->head->message_id, p->topic, (int) p->partition,
-				(long long) p->head->rkm->offset, p->attempts, consumer.opts->dead_letter_after,
+				(long long) p->head->rkm->offset, p->attempts, c->opts->dead_letter_after,
 				error, delay);
 }
 
+/*
+ * count_outcome: one message that took effect, or was a duplicate.
+ */
 static void
-count_outcome(bool applied)
+count_outcome(Consumer *c, bool applied)
 {
 	if (applied)
-		cm.applied++;
+		c->cm.applied++;
 	else
-		cm.duplicates++;
+		c->cm.duplicates++;
 }
 
 /*
@@ -467,26 +405,29 @@ count_outcome(bool applied)
  * was lost.
  */
 static bool
-apply_head(PartQueue *p)
+apply_head(Consumer *c, PartQueue *p)
 {
 	bool		applied;
 
-	switch (consume_db_apply(&consumer.db, consumer.opts->group, &p->head, 1, &applied))
+	switch (consume_db_apply(&c->db, c->opts->group, &p->head, 1, &applied))
 	{
 		case APPLY_OK:
-			cm.batches++;
-			count_outcome(applied);
-			finish_head(p);
+			c->cm.batches++;
+			count_outcome(c, applied);
+			finish_head(c, p);
 			return true;
 		case APPLY_FAILED:
-			head_failed(p);
-			return db_ready();
+			head_failed(c, p);
+			return db_ready(c);
 		case APPLY_LOST:
 			break;
 	}
 	return false;
 }
 
+/*
+ * due: whether p has a message that may be applied now.
+ */
 static bool
 due(const PartQueue *p, double now)
 {
@@ -499,19 +440,19 @@ due(const PartQueue *p, double now)
  * head failed before are left to apply_retries.
  */
 static int
-fill_batch(double now)
+fill_batch(Consumer *c, double now)
 {
-	InMsg	  **b = consumer.batch;
+	InMsg	  **b = c->batch;
 	int			n = 0,
-				max = consumer.opts->batch_size;
+				max = c->opts->batch_size;
 	bool		more = true;
 
-	for (PartQueue *p = consumer.parts; p != NULL; p = p->next)
+	for (PartQueue *p = c->parts; p != NULL; p = p->next)
 		p->taken = 0;
 	while (more && n < max)
 	{
 		more = false;
-		for (PartQueue *p = consumer.parts; p != NULL && n < max; p = p->next)
+		for (PartQueue *p = c->parts; p != NULL && n < max; p = p->next)
 		{
 			InMsg	   *m = p->head;
 
@@ -534,16 +475,16 @@ fill_batch(double now)
  * order, skipping partitions stopped by a failure meanwhile.
  */
 static void
-apply_singles(int n)
+apply_singles(Consumer *c, int n)
 {
-	for (int i = 0; i < n && db_ready(); i++)
+	for (int i = 0; i < n && db_ready(c); i++)
 	{
-		InMsg	   *m = consumer.batch[i];
+		InMsg	   *m = c->batch[i];
 		PartQueue  *p = m->part;
 
 		if (p->head != m || p->attempts > 0)
 			continue;			/* an earlier message of p failed */
-		if (!apply_head(p))
+		if (!apply_head(c, p))
 			return;
 	}
 }
@@ -552,32 +493,32 @@ apply_singles(int n)
  * apply_batch: one batch; on failure, its messages one by one.
  */
 static void
-apply_batch(double now)
+apply_batch(Consumer *c, double now)
 {
-	int			n = fill_batch(now);
+	int			n = fill_batch(c, now);
 	ApplyResult rc;
 
 	if (n == 0)
 		return;
-	rc = consume_db_apply(&consumer.db, consumer.opts->group, consumer.batch, n, consumer.applied);
+	rc = consume_db_apply(&c->db, c->opts->group, c->batch, n, c->applied);
 	if (rc == APPLY_OK)
 	{
-		cm.batches++;
+		c->cm.batches++;
 		for (int i = 0; i < n; i++)
 		{
-			count_outcome(consumer.applied[i]);
-			finish_head(consumer.batch[i]->part);	/* batch order is queue order */
+			count_outcome(c, c->applied[i]);
+			finish_head(c, c->batch[i]->part);	/* batch order is queue order */
 		}
 		return;
 	}
 	if (rc == APPLY_FAILED)
 	{
 		log_debug("a batch of %d messages failed (%s: %s); applying them one by one",
-				  n, consumer.db.sqlstate, consumer.db.error);
+				  n, c->db.sqlstate, c->db.error);
 		if (n > 1)
-			apply_singles(n);
+			apply_singles(c, n);
 		else
-			head_failed(consumer.batch[0]->part);
+			head_failed(c, c->batch[0]->part);
 	}
 }
 
@@ -585,11 +526,11 @@ apply_batch(double now)
  * apply_retries: the due partitions whose head failed before go alone.
  */
 static void
-apply_retries(double now)
+apply_retries(Consumer *c, double now)
 {
-	for (PartQueue *p = consumer.parts; p != NULL && db_ready(); p = p->next)
+	for (PartQueue *p = c->parts; p != NULL && db_ready(c); p = p->next)
 		if (due(p, now) && p->attempts > 0)
-			apply_head(p);
+			apply_head(c, p);
 }
 
 /* ---- the loop ------------------------------------------------------ */
@@ -599,18 +540,16 @@ apply_retries(double now)
  * cannot be used stops the command.
  */
 static void
-step_connect(double now)
+step_connect(Consumer *c, double now)
 {
-	Consumer   *c = &consumer;
 	DbConnect	rc;
 
-	if (c->db.conn != NULL || now < c->next_connect)
+	if (c->db.conn != NULL || !reconnect_due(&c->reconnect, now))
 		return;
-	rc = consume_db_connect(&c->db, c->opts, c->db_logged);
+	rc = consume_db_connect(&c->db, c->opts, c->reconnect.logged);
 	if (rc == DB_CONNECTED)
 	{
-		c->db_logged = false;
-		c->connect_backoff_ms = c->opts->retry_backoff_ms;
+		reconnect_succeeded(&c->reconnect, c->opts);
 		return;
 	}
 	if (rc == DB_BAD_CONFIG)
@@ -619,27 +558,24 @@ step_connect(double now)
 		stop_requested = 1;
 		return;
 	}
-	c->db_logged = true;
-	c->next_connect = now + c->connect_backoff_ms / 1000.0;
-	c->connect_backoff_ms = c->connect_backoff_ms * 2 > c->opts->retry_backoff_max_ms ?
-		c->opts->retry_backoff_max_ms : c->connect_backoff_ms * 2;
+	reconnect_failed(&c->reconnect, c->opts, now);
 }
 
 /*
  * step_cleanup: distsys.inbox_cleanup() at start and every 10 minutes.
  */
 static void
-step_cleanup(double now)
+step_cleanup(Consumer *c, double now)
 {
 	long long	deleted = 0;
 
-	if (!db_ready() || now < consumer.next_cleanup)
+	if (!db_ready(c) || now < c->next_cleanup)
 		return;
-	consumer.next_cleanup = now + CLEANUP_EVERY_S;
-	if (consume_db_cleanup(&consumer.db, &deleted) == APPLY_OK)
+	c->next_cleanup = now + CLEANUP_EVERY_S;
+	if (consume_db_cleanup(&c->db, &deleted) == APPLY_OK)
 		log_info("inbox cleanup: %lld entries past the retention forgotten", deleted);
-	else if (db_ready())
-		log_warning("inbox cleanup failed: %s; next in %.0f s", consumer.db.error,
+	else if (db_ready(c))
+		log_warning("inbox cleanup failed: %s; next in %.0f s", c->db.error,
 					CLEANUP_EVERY_S);
 }
 
@@ -647,131 +583,142 @@ step_cleanup(double now)
  * step_intake: take what Kafka has, up to the window.
  */
 static void
-step_intake(void)
+step_intake(Consumer *c)
 {
 	rd_kafka_message_t *rkm;
 
-	while (consumer.queued < consumer.window && (rkm = kconsumer_poll()) != NULL)
-		enqueue(rkm);
+	while (c->queued < c->window && (rkm = kconsumer_poll(&c->kc)) != NULL)
+		enqueue(c, rkm);
 }
 
 /*
- * next_timeout_ms: 0 when work is due now, else until the next retry or
- * reconnection, at most IDLE_WAIT_MS.
+ * consume_turn: one turn of the loop (loop.c's turn): connect, clean up,
+ * take messages, apply retries and a batch, commit what moved.
+ */
+static void
+consume_turn(void *arg, double now)
+{
+	Consumer   *c = arg;
+
+	step_connect(c, now);
+	step_cleanup(c, now);
+	step_intake(c);
+	if (db_ready(c))
+		apply_retries(c, now);
+	if (db_ready(c))
+		apply_batch(c, now);
+	if (c->moved || kconsumer_commit_pending(&c->kc))
+	{
+		c->moved = false;
+		kconsumer_commit(&c->kc, c->parts, false);
+	}
+}
+
+/*
+ * consume_timeout_ms: 0 when work is due now, else until the next retry or
+ * reconnection, at most IDLE_WAIT_S.
  */
 static int
-next_timeout_ms(double now)
+consume_timeout_ms(void *arg, double now)
 {
-	double		t = now + IDLE_WAIT_MS / 1000.0;
+	Consumer   *c = arg;
+	double		t = now + IDLE_WAIT_S;
 
-	if (!db_ready())
-		t = consumer.next_connect < t ? consumer.next_connect : t;
+	if (!db_ready(c))
+		t = c->reconnect.next < t ? c->reconnect.next : t;
 	else
-		for (PartQueue *p = consumer.parts; p != NULL; p = p->next)
+		for (PartQueue *p = c->parts; p != NULL; p = p->next)
 			if (p->head != NULL)
 				t = p->blocked_until < t ? p->blocked_until : t;
-	if (consumer.queued >= consumer.window)
-		t = t < now + 0.05 ? t : now + 0.05;	/* the Kafka queue is not drained */
-	t -= now;
-	return t <= 0 ? 0 : (int) (t * 1000) + 1;
-}
-
-static void
-wait_events(int timeout_ms)
-{
-	struct pollfd fds[16];
-	int			n = 0,
-				nm;
-
-	fds[n++] = (struct pollfd) {.fd = signals_fd(), .events = POLLIN};
-	fds[n++] = (struct pollfd) {.fd = kconsumer_wakeup_fd(), .events = POLLIN};
-	nm = metrics_pollfds(fds + n, 16 - n);
-	if (poll(fds, n + nm, timeout_ms) < 0)
-		return;
-	metrics_serve(fds + n, nm);
+	if (c->queued >= c->window)
+		t = t < now + FULL_WAIT_S ? t : now + FULL_WAIT_S;
+	return loop_timeout_ms(t - now);
 }
 
 /*
- * render_page: the consume command's metrics.
+ * consume_pollfds: the wait watches the consumer queue's wake-up pipe.
  */
 static int
-render_page(char *buf, size_t size)
+consume_pollfds(void *arg, struct pollfd *fds, int max)
 {
-	int			n = 0;
+	Consumer   *c = arg;
 
-#define OUT(...) (n += snprintf(buf + n, n < (int) size ? size - n : 0, __VA_ARGS__))
-#define COUNTER(name, help, value) \
-	OUT("# HELP distsys_relay_consumer_" name " " help "\n" \
-		"# TYPE distsys_relay_consumer_" name " counter\n" \
-		"distsys_relay_consumer_" name " %llu\n", (unsigned long long) (value))
-	COUNTER("messages_consumed_total", "Messages received from Kafka (redeliveries included).", cm.consumed);
-	COUNTER("messages_applied_total", "Messages whose handler ran and committed.", cm.applied);
-	COUNTER("duplicates_skipped_total", "Messages the inbox had seen already: not applied again.", cm.duplicates);
-	COUNTER("messages_failed_total", "Failed attempts to apply a message.", cm.failed);
-	COUNTER("messages_dead_lettered_total", "Messages written to distsys.inbox_dead.", cm.dead_lettered);
-	COUNTER("transactions_total", "Committed apply transactions (batches).", cm.batches);
-	OUT("# HELP distsys_relay_consumer_lag Messages of the partition after the last one applied.\n"
-		"# TYPE distsys_relay_consumer_lag gauge\n");
-	for (PartQueue *p = consumer.parts; p != NULL && n < (int) size - 256; p = p->next)
-	{
-		int64_t		lag = kconsumer_lag(p);
-
-		if (lag >= 0)
-			OUT("distsys_relay_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
-				p->topic, (int) p->partition, (long long) lag);
-	}
-#undef COUNTER
-#undef OUT
-	return n < (int) size ? n : (int) size - 1;
+	fds[0] = (struct pollfd) {.fd = kconsumer_wakeup_fd(&c->kc), .events = POLLIN};
+	return 1;
 }
 
-static bool
-require_setting(const char *value, const char *name, const char *env)
+static const LoopHooks consume_hooks = {
+	.turn = consume_turn,
+	.timeout_ms = consume_timeout_ms,
+	.pollfds = consume_pollfds,
+};
+
+/*
+ * render_page: the consume command's metrics (metrics.c's page hook).
+ */
+static void
+render_page(StrBuf *page, void *arg)
 {
-	if (value != NULL && value[0] != '\0')
-		return true;
-	log_error("--%s is required for the consume command: give --%s, set %s or put %s "
-			  "in the config file", name, name, env, name);
-	return false;
+	const Consumer *c = arg;
+
+#define COUNTER(name, help, value) \
+	strbuf_printf(page, "# HELP distsys_relay_consumer_" name " " help "\n" \
+				  "# TYPE distsys_relay_consumer_" name " counter\n" \
+				  "distsys_relay_consumer_" name " %llu\n", (unsigned long long) (value))
+	COUNTER("messages_consumed_total", "Messages received from Kafka (redeliveries included).", c->cm.consumed);
+	COUNTER("messages_applied_total", "Messages whose handler ran and committed.", c->cm.applied);
+	COUNTER("duplicates_skipped_total", "Messages the inbox had seen already: not applied again.", c->cm.duplicates);
+	COUNTER("messages_failed_total", "Failed attempts to apply a message.", c->cm.failed);
+	COUNTER("messages_dead_lettered_total", "Messages written to distsys.inbox_dead.", c->cm.dead_lettered);
+	COUNTER("transactions_total", "Committed apply transactions (batches).", c->cm.batches);
+#undef COUNTER
+	strbuf_puts(page, "# HELP distsys_relay_consumer_lag Messages of the partition after the last one applied.\n"
+				"# TYPE distsys_relay_consumer_lag gauge\n");
+	for (const PartQueue *p = c->parts; p != NULL; p = p->next)
+	{
+		int64_t		lag = kconsumer_lag(&c->kc, p);
+
+		if (lag >= 0)
+			strbuf_printf(page, "distsys_relay_consumer_lag{topic=\"%s\",partition=\"%d\"} %lld\n",
+						  p->topic, (int) p->partition, (long long) lag);
+	}
 }
 
 /*
- * consume_init: the initial state; false when the configuration is refused.
+ * consume_init: the initial state, after the first connection attempt;
+ * false when the configuration is refused.
  */
 static bool
-consume_init(const RelayOptions *opts)
+consume_init(Consumer *c)
 {
 	static const ConsumerHooks hooks = {on_assigned, on_revoked};
-	Consumer   *c = &consumer;
+	const RelayOptions *opts = c->opts;
 
-	c->window = opts->batch_size * 10 < 10000 ? 10000 : opts->batch_size * 10;
+	c->window = loop_window(opts);
 	c->batch = calloc(opts->batch_size, sizeof(InMsg *));
 	c->applied = calloc(opts->batch_size, sizeof(bool));
-	if (!signals_setup())
-		return false;
-	metrics_set_page(render_page);
-	if (opts->metrics_addr != NULL && opts->metrics_addr[0] != '\0' &&
-		!metrics_listen(opts->metrics_addr))
-		return false;
-	return kconsumer_start(opts, &hooks);
+	metrics_set_page(render_page, c);
+	return loop_start(opts) && kconsumer_start(&c->kc, opts, &hooks, c);
 }
 
 /*
  * consume_shutdown: commit what took effect, leave the group, close.
  */
 static void
-consume_shutdown(void)
+consume_shutdown(Consumer *c)
 {
 	log_info("stopping: committing offsets (%d messages received but not applied "
-			 "will be delivered again)", consumer.queued);
-	kconsumer_commit(consumer.parts, true);
-	kconsumer_close();
-	while (consumer.parts != NULL)
-		on_revoked(consumer.parts->topic, consumer.parts->partition);
-	consume_db_disconnect(&consumer.db);
+			 "will be delivered again)", c->queued);
+	kconsumer_commit(&c->kc, c->parts, true);
+	kconsumer_close(&c->kc);
+	while (c->parts != NULL)
+		on_revoked(c, c->parts->topic, c->parts->partition);
+	consume_db_disconnect(&c->db);
 	log_info("stopped: %llu applied, %llu duplicates skipped, %llu dead-lettered",
-			 (unsigned long long) cm.applied, (unsigned long long) cm.duplicates,
-			 (unsigned long long) cm.dead_lettered);
+			 (unsigned long long) c->cm.applied, (unsigned long long) c->cm.duplicates,
+			 (unsigned long long) c->cm.dead_lettered);
+	free(c->batch);
+	free(c->applied);
 }
 
 /*
@@ -783,46 +730,26 @@ consume_shutdown(void)
 int
 consume_run(const RelayOptions *opts)
 {
-	Consumer   *c = &consumer;
+	static const char *const required[] = {"db", "brokers", "topic", "group", "handler", NULL};
+	Consumer	c;
 
-	if (!require_setting(opts->db, "db", "DISTSYS_DB") ||
-		!require_setting(opts->brokers, "brokers", "DISTSYS_BROKERS") ||
-		!require_setting(opts->topics, "topic", "DISTSYS_TOPIC") ||
-		!require_setting(opts->group, "group", "DISTSYS_GROUP") ||
-		!require_setting(opts->handler, "handler", "DISTSYS_HANDLER"))
+	if (!options_require(opts, required))
 		return RELAY_EXIT_USAGE;
 	/* the handler is checked before joining the group, when the db is up */
-	memset(c, 0, sizeof(*c));
-	c->opts = opts;
-	c->connect_backoff_ms = opts->retry_backoff_ms;
-	step_connect(now_s());
-	if (c->bad_config)
+	memset(&c, 0, sizeof(c));
+	c.opts = opts;
+	reconnect_init(&c.reconnect, opts);
+	step_connect(&c, now_s());
+	if (c.bad_config)
 		return RELAY_EXIT_USAGE;
-	if (!consume_init(opts))
+	if (!consume_init(&c))
 	{
-		consume_db_disconnect(&c->db);
+		consume_db_disconnect(&c.db);
 		return RELAY_EXIT_FAILURE;
 	}
 	log_info("consuming %s as group %s with handler %s", opts->topics, opts->group, opts->handler);
-	while (!stop_requested)
-	{
-		double		now = now_s();
-
-		step_connect(now);
-		step_cleanup(now);
-		step_intake();
-		if (db_ready())
-			apply_retries(now);
-		if (db_ready())
-			apply_batch(now);
-		if (c->moved || kconsumer_commit_pending())
-		{
-			c->moved = false;
-			kconsumer_commit(c->parts, false);
-		}
-		wait_events(next_timeout_ms(now_s()));
-	}
-	consume_shutdown();
-	metrics_close();
-	return c->bad_config ? RELAY_EXIT_USAGE : RELAY_EXIT_OK;
+	loop_run(&consume_hooks, &c);
+	consume_shutdown(&c);
+	loop_close();
+	return c.bad_config ? RELAY_EXIT_USAGE : RELAY_EXIT_OK;
 }

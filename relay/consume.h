@@ -90,18 +90,34 @@ extern ApplyResult consume_db_cleanup(ConsumeDb *db, long long *deleted);
 /* consume_kafka.c */
 typedef struct ConsumerHooks
 {
-	PartQueue  *(*assigned) (const char *topic, int32_t partition, int64_t committed);
-	void		(*revoked) (const char *topic, int32_t partition);
+	PartQueue  *(*assigned) (void *arg, const char *topic, int32_t partition,
+							 int64_t committed);
+	void		(*revoked) (void *arg, const char *topic, int32_t partition);
 } ConsumerHooks;
 
-extern bool kconsumer_start(const RelayOptions *opts, const ConsumerHooks *hooks);
-extern rd_kafka_message_t *kconsumer_poll(void);
-extern int	kconsumer_wakeup_fd(void);
-extern void kconsumer_pause(PartQueue *p, bool pause);
-extern void kconsumer_commit(PartQueue *parts, bool sync);
-extern bool kconsumer_commit_pending(void);
-extern int64_t kconsumer_lag(const PartQueue *p);
-extern void kconsumer_close(void);
+/* The Kafka consumer of one consume command; consume_kafka.c's state. */
+typedef struct KConsumer
+{
+	rd_kafka_t *rk;
+	rd_kafka_queue_t *queue;	/* the consumer queue */
+	int			wake_pipe[2];	/* readable when the queue has events */
+	const ConsumerHooks *hooks;
+	void	   *hooks_arg;
+	bool		brokers_down;
+	bool		commit_failed;	/* an async commit failed: commit all again */
+	bool		commit_warned;	/* that was logged; cleared by a success */
+	rd_kafka_resp_err_t last_msg_err;
+} KConsumer;
+
+extern bool kconsumer_start(KConsumer *kc, const RelayOptions *opts,
+							const ConsumerHooks *hooks, void *arg);
+extern rd_kafka_message_t *kconsumer_poll(KConsumer *kc);
+extern int	kconsumer_wakeup_fd(const KConsumer *kc);
+extern void kconsumer_pause(KConsumer *kc, PartQueue *p, bool pause);
+extern void kconsumer_commit(KConsumer *kc, PartQueue *parts, bool sync);
+extern bool kconsumer_commit_pending(const KConsumer *kc);
+extern int64_t kconsumer_lag(const KConsumer *kc, const PartQueue *p);
+extern void kconsumer_close(KConsumer *kc);
 
 extern int	consume_run(const RelayOptions *opts);
 

@@ -29,7 +29,7 @@
 
 #include "consume.h"
 #include "log.h"
-#include "outbox.h"				/* db_one_line */
+#include "util.h"
 
 #define PARAMS_PER_MSG	7
 #define FIXED_PARAMS	3
@@ -61,7 +61,7 @@ failure(ConsumeDb *db, PGresult *res)
 
 	snprintf(db->sqlstate, sizeof(db->sqlstate), "%s", state ? state : "");
 	snprintf(db->error, sizeof(db->error), "%s", msg ? msg : PQerrorMessage(db->conn));
-	db_one_line(db->error);
+	one_line(db->error);
 	if (PQstatus(db->conn) != CONNECTION_OK || db->sqlstate[0] == '\0' ||
 		strncmp(db->sqlstate, "08", 2) == 0 || strncmp(db->sqlstate, "57P", 3) == 0)
 	{
@@ -89,7 +89,7 @@ resolve_handler(ConsumeDb *db, const char *handler)
 			rc = DB_UNREACHABLE;
 		else
 			log_error("invalid --handler \"%s\": %s", handler,
-					  db_one_line(PQresultErrorMessage(res)));
+					  one_line(PQresultErrorMessage(res)));
 	}
 	else if (PQgetisnull(res, 0, 0) && PQgetisnull(res, 0, 1))
 		log_error("--handler %s: no function %s(topic text, key text, payload jsonb, headers jsonb)"
@@ -118,7 +118,7 @@ on_notice(void *arg, const char *message)
 {
 	char	   *copy = strdup(message);
 
-	log_info("database: %s", db_one_line(copy));
+	log_info("database: %s", one_line(copy));
 	free(copy);
 }
 
@@ -139,7 +139,7 @@ consume_db_connect(ConsumeDb *db, const RelayOptions *opts, bool quiet)
 	{
 		if (!quiet)
 			log_error("could not connect to the database: %s; retrying",
-					  db_one_line(PQerrorMessage(db->conn)));
+					  one_line(PQerrorMessage(db->conn)));
 		consume_db_disconnect(db);
 		return DB_UNREACHABLE;
 	}

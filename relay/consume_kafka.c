@@ -22,6 +22,10 @@
  * owner starts at the committed offset.  Eager and cooperative protocols
  * are both handled.
  *
+ * State: a KConsumer (consume.h) per consumer, held by the consume command
+ * and passed to every function here; librdkafka hands it to the callbacks
+ * as their opaque.
+ *
  * Threads: librdkafka runs its own threads; every callback here runs on
  * the main thread inside rd_kafka_consumer_poll.  The consumer queue's
  * wake-up pipe makes the main loop's poll() return when messages arrive.
@@ -29,6 +33,7 @@
  *-------------------------------------------------------------------------
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,15 +43,6 @@
 #include "consume.h"
 #include "kafka_conf.h"
 #include "log.h"
-
-static rd_kafka_t *rk = NULL;
-static rd_kafka_queue_t *cq = NULL;
-static int	wake_pipe[2] = {-1, -1};
-static const ConsumerHooks *hooks;
-static bool brokers_down = false;
-static bool commit_failed = false;	/* an async commit failed: commit all again */
-static bool commit_warned = false;	/* that was logged; cleared by a success */
-static rd_kafka_resp_err_t last_msg_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 static const char *const forced_props[][2] = {
 	{"enable.auto.commit", "false"},
@@ -60,22 +56,31 @@ static const char *const default_props[][2] = {
 	{"log.connection.close", "false"},
 };
 
+/*
+ * broker_up: a broker answered; say so once after an outage.
+ */
 static void
-broker_up(void)
+broker_up(KConsumer *kc)
 {
-	if (brokers_down)
+	if (kc->brokers_down)
 	{
-		brokers_down = false;
+		kc->brokers_down = false;
 		log_info("broker up: consuming again");
 	}
 }
 
+/*
+ * on_error: librdkafka's error events: an outage of all brokers once,
+ * fatal errors, the rest at debug level.
+ */
 static void
 on_error(rd_kafka_t *k, int err, const char *reason, void *opaque)
 {
-	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !brokers_down)
+	KConsumer  *kc = opaque;
+
+	if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !kc->brokers_down)
 	{
-		brokers_down = true;
+		kc->brokers_down = true;
 		log_warning("broker down: all brokers are unreachable (%s); retrying", reason);
 	}
 	else if (err == RD_KAFKA_RESP_ERR__FATAL)
@@ -93,19 +98,21 @@ static void
 on_commit(rd_kafka_t *k, rd_kafka_resp_err_t err,
 		  rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
+	KConsumer  *kc = opaque;
+
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
 	{
 		if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			broker_up();
-			commit_warned = false;
+			broker_up(kc);
+			kc->commit_warned = false;
 		}
 		return;
 	}
-	if (!commit_warned)
+	if (!kc->commit_warned)
 		log_warning("offset commit failed: %s; committing again", rd_kafka_err2str(err));
-	commit_warned = true;
-	commit_failed = true;
+	kc->commit_warned = true;
+	kc->commit_failed = true;
 }
 
 /*
@@ -113,19 +120,19 @@ on_commit(rd_kafka_t *k, rd_kafka_resp_err_t err,
  * the lag; -1 where none is known.
  */
 static void
-seed_committed(rd_kafka_topic_partition_list_t *parts)
+seed_committed(KConsumer *kc, rd_kafka_topic_partition_list_t *parts)
 {
 	rd_kafka_topic_partition_list_t *copy = rd_kafka_topic_partition_list_copy(parts);
 
-	if (rd_kafka_committed(rk, copy, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (rd_kafka_committed(kc->rk, copy, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
 		for (int i = 0; i < copy->cnt; i++)
 			copy->elems[i].offset = -1;
 	for (int i = 0; i < copy->cnt; i++)
 	{
 		rd_kafka_topic_partition_t *e = &copy->elems[i];
 
-		hooks->assigned(e->topic, e->partition,
-						e->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->offset >= 0 ? e->offset : -1);
+		kc->hooks->assigned(kc->hooks_arg, e->topic, e->partition,
+							e->err == RD_KAFKA_RESP_ERR_NO_ERROR && e->offset >= 0 ? e->offset : -1);
 	}
 	rd_kafka_topic_partition_list_destroy(copy);
 }
@@ -138,12 +145,13 @@ static void
 on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
+	KConsumer  *kc = opaque;
 	bool		cooperative = strcmp(rd_kafka_rebalance_protocol(k), "COOPERATIVE") == 0;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
 	{
 		log_info("partitions assigned: %d", parts->cnt);
-		seed_committed(parts);
+		seed_committed(kc, parts);
 		if (cooperative)
 			rd_kafka_error_destroy(rd_kafka_incremental_assign(k, parts));
 		else
@@ -151,9 +159,9 @@ on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
 		return;
 	}
 	log_info("partitions revoked: %d", parts->cnt);
-	hooks->revoked(NULL, -1);	/* commit first */
+	kc->hooks->revoked(kc->hooks_arg, NULL, -1);	/* commit first */
 	for (int i = 0; i < parts->cnt; i++)
-		hooks->revoked(parts->elems[i].topic, parts->elems[i].partition);
+		kc->hooks->revoked(kc->hooks_arg, parts->elems[i].topic, parts->elems[i].partition);
 	if (cooperative)
 		rd_kafka_error_destroy(rd_kafka_incremental_unassign(k, parts));
 	else
@@ -165,7 +173,7 @@ on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
  * guarantees rest on.
  */
 static rd_kafka_conf_t *
-build_conf(const RelayOptions *opts)
+build_conf(KConsumer *kc, const RelayOptions *opts)
 {
 	rd_kafka_conf_t *conf = kafka_conf_build(opts, default_props, lengthof(default_props),
 											forced_props, lengthof(forced_props), "the consumer");
@@ -177,6 +185,7 @@ build_conf(const RelayOptions *opts)
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
+	rd_kafka_conf_set_opaque(conf, kc);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
@@ -187,7 +196,7 @@ build_conf(const RelayOptions *opts)
  * subscribe: the comma-separated topics of --topic.
  */
 static bool
-subscribe(const char *topics)
+subscribe(KConsumer *kc, const char *topics)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(4);
 	char	   *copy = strdup(topics);
@@ -202,7 +211,7 @@ subscribe(const char *topics)
 			rd_kafka_topic_partition_list_add(list, t, RD_KAFKA_PARTITION_UA);
 	}
 	free(copy);
-	err = list->cnt == 0 ? RD_KAFKA_RESP_ERR__INVALID_ARG : rd_kafka_subscribe(rk, list);
+	err = list->cnt == 0 ? RD_KAFKA_RESP_ERR__INVALID_ARG : rd_kafka_subscribe(kc->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	if (err)
 		log_error("could not subscribe to --topic \"%s\": %s", topics, rd_kafka_err2str(err));
@@ -214,25 +223,32 @@ subscribe(const char *topics)
  * line) when the configuration is refused.
  */
 bool
-kconsumer_start(const RelayOptions *opts, const ConsumerHooks *h)
+kconsumer_start(KConsumer *kc, const RelayOptions *opts, const ConsumerHooks *hooks,
+				void *arg)
 {
 	char		err[512];
-	rd_kafka_conf_t *conf = build_conf(opts);
+	rd_kafka_conf_t *conf;
 
-	hooks = h;
-	if (conf == NULL)
+	memset(kc, 0, sizeof(*kc));
+	kc->wake_pipe[0] = kc->wake_pipe[1] = -1;
+	kc->hooks = hooks;
+	kc->hooks_arg = arg;
+	if ((conf = build_conf(kc, opts)) == NULL)
 		return false;
-	if ((rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) == NULL)
+	if ((kc->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err))) == NULL)
 	{
 		log_error("could not create the Kafka consumer: %s", err);
 		return false;
 	}
-	rd_kafka_poll_set_consumer(rk);
-	if (pipe2(wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+	rd_kafka_poll_set_consumer(kc->rk);
+	if (pipe2(kc->wake_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+	{
+		log_error("could not create the consumer's wake-up pipe: %s", strerror(errno));
 		return false;
-	cq = rd_kafka_queue_get_consumer(rk);
-	rd_kafka_queue_io_event_enable(cq, wake_pipe[1], "1", 1);
-	return subscribe(opts->topics);
+	}
+	kc->queue = rd_kafka_queue_get_consumer(kc->rk);
+	rd_kafka_queue_io_event_enable(kc->queue, kc->wake_pipe[1], "1", 1);
+	return subscribe(kc, opts->topics);
 }
 
 /*
@@ -241,34 +257,37 @@ kconsumer_start(const RelayOptions *opts, const ConsumerHooks *h)
  * kind in a row) and skipped.
  */
 rd_kafka_message_t *
-kconsumer_poll(void)
+kconsumer_poll(KConsumer *kc)
 {
 	rd_kafka_message_t *m;
 	char		buf[64];
 
-	while (read(wake_pipe[0], buf, sizeof(buf)) > 0)
+	while (read(kc->wake_pipe[0], buf, sizeof(buf)) > 0)
 		;
-	while ((m = rd_kafka_consumer_poll(rk, 0)) != NULL)
+	while ((m = rd_kafka_consumer_poll(kc->rk, 0)) != NULL)
 	{
 		if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
-			broker_up();
-			last_msg_err = RD_KAFKA_RESP_ERR_NO_ERROR;
+			broker_up(kc);
+			kc->last_msg_err = RD_KAFKA_RESP_ERR_NO_ERROR;
 			return m;
 		}
-		if (m->err != last_msg_err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		if (m->err != kc->last_msg_err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 			log_warning("consumer: %s%s%s", rd_kafka_message_errstr(m),
 						m->rkt ? ": topic " : "", m->rkt ? rd_kafka_topic_name(m->rkt) : "");
-		last_msg_err = m->err;
+		kc->last_msg_err = m->err;
 		rd_kafka_message_destroy(m);
 	}
 	return NULL;
 }
 
+/*
+ * kconsumer_wakeup_fd: readable when messages or events wait.
+ */
 int
-kconsumer_wakeup_fd(void)
+kconsumer_wakeup_fd(const KConsumer *kc)
 {
-	return wake_pipe[0];
+	return kc->wake_pipe[0];
 }
 
 /*
@@ -276,15 +295,15 @@ kconsumer_wakeup_fd(void)
  * waits for a retry, so memory does not fill with messages that cannot go.
  */
 void
-kconsumer_pause(PartQueue *p, bool pause)
+kconsumer_pause(KConsumer *kc, PartQueue *p, bool pause)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
 
 	rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
 	if (pause)
-		rd_kafka_pause_partitions(rk, list);
+		rd_kafka_pause_partitions(kc->rk, list);
 	else
-		rd_kafka_resume_partitions(rk, list);
+		rd_kafka_resume_partitions(kc->rk, list);
 	rd_kafka_topic_partition_list_destroy(list);
 	p->paused = pause;
 }
@@ -296,24 +315,24 @@ kconsumer_pause(PartQueue *p, bool pause)
  * messages are ever committed: next_offset moves nowhere else.
  */
 void
-kconsumer_commit(PartQueue *parts, bool sync)
+kconsumer_commit(KConsumer *kc, PartQueue *parts, bool sync)
 {
 	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(8);
-	bool		all = commit_failed;
+	bool		all = kc->commit_failed;
 	rd_kafka_resp_err_t err;
 
 	for (PartQueue *p = parts; p != NULL; p = p->next)
 		if (p->next_offset >= 0 && (all || p->next_offset != p->committed))
 			rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = p->next_offset;
-	commit_failed = false;
+	kc->commit_failed = false;
 	if (list->cnt > 0)
 	{
-		err = rd_kafka_commit(rk, list, !sync);
+		err = rd_kafka_commit(kc->rk, list, !sync);
 		if (err && sync)
 		{
 			log_warning("offset commit failed: %s; the messages will be delivered again "
 						"and skipped as duplicates", rd_kafka_err2str(err));
-			commit_failed = commit_warned = true;
+			kc->commit_failed = kc->commit_warned = true;
 		}
 		for (PartQueue *p = parts; p != NULL && !(err && sync); p = p->next)
 			p->committed = p->next_offset;
@@ -325,9 +344,9 @@ kconsumer_commit(PartQueue *parts, bool sync)
  * kconsumer_commit_pending: whether a failed commit waits to be repeated.
  */
 bool
-kconsumer_commit_pending(void)
+kconsumer_commit_pending(const KConsumer *kc)
 {
-	return commit_failed;
+	return kc->commit_failed;
 }
 
 /*
@@ -335,13 +354,13 @@ kconsumer_commit_pending(void)
  * watermark of the last fetch; -1 when not known yet.
  */
 int64_t
-kconsumer_lag(const PartQueue *p)
+kconsumer_lag(const KConsumer *kc, const PartQueue *p)
 {
 	int64_t		lo,
 				hi,
 				pos;
 
-	if (rd_kafka_get_watermark_offsets(rk, p->topic, p->partition, &lo, &hi) != 0 || hi < 0)
+	if (rd_kafka_get_watermark_offsets(kc->rk, p->topic, p->partition, &lo, &hi) != 0 || hi < 0)
 		return -1;
 	pos = p->next_offset >= 0 ? p->next_offset : p->committed >= 0 ? p->committed : lo;
 	if (pos < 0)
@@ -354,13 +373,16 @@ kconsumer_lag(const PartQueue *p)
  * gives the partitions up) and destroy the consumer.
  */
 void
-kconsumer_close(void)
+kconsumer_close(KConsumer *kc)
 {
-	rd_kafka_resp_err_t err = rd_kafka_consumer_close(rk);
+	rd_kafka_resp_err_t err = rd_kafka_consumer_close(kc->rk);
 
 	if (err)
 		log_warning("closing the consumer: %s", rd_kafka_err2str(err));
-	rd_kafka_queue_destroy(cq);
-	rd_kafka_destroy(rk);
-	rk = NULL;
+	rd_kafka_queue_destroy(kc->queue);
+	rd_kafka_destroy(kc->rk);
+	kc->rk = NULL;
+	close(kc->wake_pipe[0]);
+	close(kc->wake_pipe[1]);
+	kc->wake_pipe[0] = kc->wake_pipe[1] = -1;
 }

@@ -13,10 +13,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "options.h"
-
-#ifndef lengthof
-#define lengthof(array) (sizeof(array) / sizeof((array)[0]))
-#endif
+#include "util.h"
 
 extern bool kafka_set_prop(rd_kafka_conf_t *conf, const char *name, const char *value);
 extern rd_kafka_conf_t *kafka_conf_build(const RelayOptions *opts,

@@ -15,6 +15,8 @@
  *		unacked rows stay in the database for the next owner);
  *	 5. below it, dlock_try free lanes, starting at an offset from the pid so
  *		relays starting together do not collide.
+ * The lock names and the outbox's lane count come from distsys_protocol.h,
+ * which the extension shares.
  * Session-owned locks vanish the moment their connection closes, so a dead
  * relay's lanes are taken over at the next tick of a survivor.  A new
  * owner starts from the database, where every unacked row still is, in id
@@ -29,10 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "distsys_protocol.h"
 #include "lanes.h"
+#include "log.h"
 #include "metrics.h"
-#include "outbox.h"
+#include "util.h"
 
 void
 lanes_init(Lanes *l, int n)
@@ -72,11 +75,11 @@ lanes_owns_table_lane(int lane, void *arg)
 char *
 lanes_table_literal(const Lanes *l)
 {
-	char	   *buf = malloc(1024 * 6 + 3),
+	char	   *buf = malloc(DISTSYS_OUTBOX_LANES * 6 + 3),
 			   *p = buf;
 
 	*p++ = '{';
-	for (int lane = 0; lane < 1024; lane++)
+	for (int lane = 0; lane < DISTSYS_OUTBOX_LANES; lane++)
 		if (l->owned[lane % l->n])
 			p += sprintf(p, "%s%d", p - buf > 1 ? "," : "", lane);
 	strcpy(p, "}");
@@ -93,7 +96,7 @@ query(PGconn *conn, const char *sql, const char *param)
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK)
 		return res;
-	log_error("lane lock query failed: %s", db_one_line(PQerrorMessage(conn)));
+	log_error("lane lock query failed: %s", one_line(PQerrorMessage(conn)));
 	PQclear(res);
 	return NULL;
 }
@@ -105,8 +108,10 @@ lock_call(PGconn *conn, const char *fn, const char *name)
 	PGresult   *res;
 	bool		ok;
 
-	snprintf(sql, sizeof(sql), "SELECT distsys.%s($1%s)::text", fn,
-			 strcmp(fn, "dlock_release") ? ", '15 seconds'" : "");
+	if (strcmp(fn, "dlock_release") == 0)
+		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1)::text", fn);
+	else
+		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1, '%d seconds')::text", fn, LANES_TTL_S);
 	if ((res = query(conn, sql, name)) == NULL)
 		return false;
 	ok = !PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), "false") != 0;
@@ -117,7 +122,7 @@ lock_call(PGconn *conn, const char *fn, const char *name)
 static void
 lane_name(const Lanes *l, int r, char *buf, size_t size)
 {
-	snprintf(buf, size, "distsys.relay.lane.%d.%d", l->n, r);
+	snprintf(buf, size, DISTSYS_RELAY_LANE_LOCK, l->n, r);
 }
 
 /*
@@ -127,13 +132,14 @@ lane_name(const Lanes *l, int r, char *buf, size_t size)
 static int
 renew_all(Lanes *l, PGconn *conn)
 {
-	char		name[96];
+	char		name[96],
+				ttl[32];
 	char	   *arr = malloc((size_t) l->n * 12 + 3),
 			   *p = arr;
 	PGresult   *res;
 	int			rc = 0;
 
-	snprintf(name, sizeof(name), "distsys.relay.member.%d.%d", l->n, PQbackendPID(conn));
+	snprintf(name, sizeof(name), DISTSYS_RELAY_MEMBER_LOCK, l->n, PQbackendPID(conn));
 	if (!(l->member = l->member ? lock_call(conn, "dlock_renew", name) :
 		  lock_call(conn, "dlock_try", name)) && PQstatus(conn) != CONNECTION_OK)
 	{
@@ -145,15 +151,16 @@ renew_all(Lanes *l, PGconn *conn)
 		if (l->owned[r])
 			p += sprintf(p, "%s%d", p - arr > 1 ? "," : "", r);
 	strcpy(p, "}");
-	snprintf(name, sizeof(name), "distsys.relay.lane.%d.", l->n);
+	snprintf(name, sizeof(name), DISTSYS_RELAY_LANE_LOCK_PREFIX, l->n);
+	snprintf(ttl, sizeof(ttl), "%d seconds", LANES_TTL_S);
 	res = PQexecParams(conn,
 					   "SELECT r FROM unnest($1::int[]) r"
-					   " WHERE NOT distsys.dlock_renew($2 || r, '15 seconds')",
-					   2, NULL, (const char *[]) {arr, name}, NULL, NULL, 0);
+					   " WHERE NOT distsys.dlock_renew($2 || r, $3::interval)",
+					   3, NULL, (const char *[]) {arr, name, ttl}, NULL, NULL, 0);
 	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		log_error("could not renew the lane locks: %s", db_one_line(PQerrorMessage(conn)));
+		log_error("could not renew the lane locks: %s", one_line(PQerrorMessage(conn)));
 		PQclear(res);
 		return -1;
 	}
@@ -181,17 +188,19 @@ census(Lanes *l, PGconn *conn, bool *held)
 	PGresult   *res;
 	int			members = 0;
 
-	snprintf(pattern, sizeof(pattern), "distsys.relay.%%.%d.%%", l->n);
+	snprintf(pattern, sizeof(pattern), DISTSYS_RELAY_LOCK_PATTERN, l->n);
 	if ((res = query(conn, "SELECT name FROM distsys.dlocks WHERE name LIKE $1", pattern)) == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		const char *name = PQgetvalue(res, i, 0);
-		int			r;
+		int			n,
+					r;
 
-		if (strncmp(name, "distsys.relay.member.", 21) == 0)
+		if (sscanf(name, DISTSYS_RELAY_MEMBER_LOCK, &n, &r) == 2 && n == l->n)
 			members++;
-		else if (sscanf(name + 19, "%*d.%d", &r) == 1 && r >= 0 && r < l->n)
+		else if (sscanf(name, DISTSYS_RELAY_LANE_LOCK, &n, &r) == 2 && n == l->n &&
+				 r >= 0 && r < l->n)
 			held[r] = true;
 	}
 	PQclear(res);

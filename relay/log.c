@@ -4,9 +4,10 @@
  *	  One line per event, on stderr, as text or as JSON.
  *
  * Every line is written with a single write(2) so that lines from the
- * producer's delivery-report callback and the main loop never interleave.
- * The settings are written once at start-up, before any other thread runs,
- * and only read afterwards, so they need no lock.
+ * producer's delivery-report callback, librdkafka's own threads (its log
+ * callback) and the main loop never interleave.  A message is cut at
+ * LOG_LINE_MAX bytes.  The settings are written once at start-up, before
+ * any other thread runs, and only read afterwards, so they need no lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -15,10 +16,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 #define LOG_LINE_MAX 4096
 
@@ -39,6 +40,11 @@ log_setup(const char *progname, LogFormat format, LogLevel min_level)
 	log_min_level = min_level;
 }
 
+/*
+ * log_parse_format: read "text" or "json" (any case) into *format; false
+ * for anything else.  distsys-kafka-mock's --log-format; the relay reads
+ * its own from its option table.
+ */
 bool
 log_parse_format(const char *s, LogFormat *format)
 {
@@ -51,47 +57,6 @@ log_parse_format(const char *s, LogFormat *format)
 	return true;
 }
 
-bool
-log_parse_level(const char *s, LogLevel *level)
-{
-	for (int i = 0; i <= LOG_LEVEL_ERROR; i++)
-	{
-		if (strcasecmp(s, level_names[i]) == 0)
-		{
-			*level = (LogLevel) i;
-			return true;
-		}
-	}
-	return false;
-}
-
-/*
- * json_escape: copy src into dst as the inside of a JSON string, truncating
- * rather than overflowing.  Returns the number of bytes written.
- */
-static size_t
-json_escape(char *dst, size_t dstlen, const char *src)
-{
-	size_t		n = 0;
-
-	for (; *src && n + 7 < dstlen; src++)
-	{
-		unsigned char c = (unsigned char) *src;
-
-		if (c == '"' || c == '\\')
-		{
-			dst[n++] = '\\';
-			dst[n++] = c;
-		}
-		else if (c < 0x20)
-			n += snprintf(dst + n, dstlen - n, "\\u%04x", c);
-		else
-			dst[n++] = c;
-	}
-	dst[n] = '\0';
-	return n;
-}
-
 /*
  * log_event: format one event and write it as one line on stderr.
  */
@@ -99,13 +64,10 @@ void
 log_event(LogLevel level, const char *fmt,...)
 {
 	char		msg[LOG_LINE_MAX];
-	char		escaped[LOG_LINE_MAX];
-	char		line[LOG_LINE_MAX + 128];
 	char		stamp[32];
 	struct timeval tv;
-	struct tm	tm;
 	va_list		ap;
-	int			len;
+	StrBuf		line = {0};
 
 	if (level < log_min_level)
 		return;
@@ -115,28 +77,21 @@ log_event(LogLevel level, const char *fmt,...)
 	va_end(ap);
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	len = (int) strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(stamp + len, sizeof(stamp) - len, ".%03dZ", (int) (tv.tv_usec / 1000));
+	format_timestamp((int64_t) tv.tv_sec * 1000000 + tv.tv_usec, 3, stamp, sizeof(stamp));
 
 	if (log_format == LOG_FORMAT_JSON)
 	{
-		json_escape(escaped, sizeof(escaped), msg);
-		len = snprintf(line, sizeof(line),
-					   "{\"ts\":\"%s\",\"program\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n",
-					   stamp, log_progname, level_names[level], escaped);
+		strbuf_printf(&line, "{\"ts\":\"%s\",\"program\":\"%s\",\"level\":\"%s\",\"msg\":",
+					  stamp, log_progname, level_names[level]);
+		strbuf_json_string(&line, msg, strlen(msg));
+		strbuf_puts(&line, "}\n");
 	}
 	else
-		len = snprintf(line, sizeof(line), "%s %s %s: %s\n",
-					   stamp, log_progname, level_names[level], msg);
+		strbuf_printf(&line, "%s %s %s: %s\n", stamp, log_progname, level_names[level], msg);
 
-	if (len > (int) sizeof(line) - 1)
-	{
-		len = sizeof(line) - 1;
-		line[len - 1] = '\n';
-	}
-	if (write(STDERR_FILENO, line, len) < 0)
+	if (write(STDERR_FILENO, line.data, line.len) < 0)
 	{
 		/* nowhere left to report a failing stderr */
 	}
+	strbuf_free(&line);
 }

@@ -28,7 +28,6 @@ extern void log_setup(const char *progname, LogFormat format, LogLevel min_level
 extern void log_event(LogLevel level, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 extern bool log_parse_format(const char *s, LogFormat *format);
-extern bool log_parse_level(const char *s, LogLevel *level);
 
 #define log_debug(...)	log_event(LOG_LEVEL_DEBUG, __VA_ARGS__)
 #define log_info(...)	log_event(LOG_LEVEL_INFO, __VA_ARGS__)

@@ -4,16 +4,30 @@
  *	  The relay's counters, and a tiny HTTP responder that serves them in
  *	  Prometheus text format on --metrics-addr.
  *
- * The responder is part of the main poll loop: one listening socket and at
- * most METRICS_CLIENTS connections, each answered with the whole page as
- * soon as its request line arrived, then closed.  There is no thread: the
- * counters are only touched by the main thread, so they need no lock.
+ * The responder is part of the main poll loop (loop.c): one listening
+ * socket and at most METRICS_CLIENTS connections, all non-blocking.  A
+ * connection goes through:
+ *	 1. reading: waits (POLLIN) for its request; the first bytes that come
+ *		are taken as the whole request, and the page is rendered at once
+ *		into the connection's own output buffer, however long it is;
+ *	 2. writing: as much of the answer as the socket takes now, then the
+ *		rest whenever poll() says it is writable (POLLOUT), so a large page
+ *		(consumer lag of many partitions) arrives whole and a slow client
+ *		never blocks the loop;
+ *	 3. closing: once all is written, the write side is shut down and what
+ *		else the client sent is read (bounded) before close.
+ * A connection still open METRICS_CLIENT_TIMEOUT_S after it was accepted
+ * is closed, so a client that never sends or never reads cannot keep a
+ * slot.  Its send buffer is capped (METRICS_SNDBUF): a client that reads
+ * slowly holds little kernel memory, and a large page takes the POLLOUT
+ * path on loopback as it does across a network (where the buffer starts
+ * small), so the tests exercise it.  There is no thread: the counters and the connections are only
+ * touched by the main thread, so they need no lock.
  *
  *-------------------------------------------------------------------------
  */
-#define _GNU_SOURCE
+#define _GNU_SOURCE				/* accept4 */
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +37,20 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "signals.h"
 
-#define METRICS_CLIENTS 8
+#define METRICS_CLIENTS				8
+#define METRICS_CLIENT_TIMEOUT_S	10.0
+#define METRICS_SNDBUF				32768	/* the kernel doubles it */
+
+/* One connection of a metrics client. */
+typedef struct MetricsClient
+{
+	int			fd;
+	StrBuf		out;			/* the answer; empty while reading */
+	size_t		sent;			/* bytes of out written */
+	double		deadline;		/* closed then, done or not (epoch s) */
+} MetricsClient;
 
 RelayMetrics metrics = {.backlog = -1};
 
@@ -33,8 +59,9 @@ static const double bucket_bounds[METRICS_BUCKETS] = {
 };
 
 static MetricsPageFn page_fn = NULL;	/* NULL: the publish page, render() */
+static void *page_arg = NULL;
 static int	listen_fd = -1;
-static int	client_fd[METRICS_CLIENTS];
+static MetricsClient clients[METRICS_CLIENTS];
 static int	nclients = 0;
 
 /*
@@ -95,7 +122,9 @@ metrics_listen(const char *addr)
 }
 
 /*
- * metrics_pollfds: fill fds with the sockets to watch; returns how many.
+ * metrics_pollfds: fill fds with the sockets to watch, the listening one
+ * first, then each connection's (for its request, or for room to write
+ * the rest of its answer); returns how many.
  */
 int
 metrics_pollfds(struct pollfd *fds, int max)
@@ -106,20 +135,22 @@ metrics_pollfds(struct pollfd *fds, int max)
 		return 0;
 	fds[n++] = (struct pollfd) {.fd = listen_fd, .events = POLLIN};
 	for (int i = 0; i < nclients; i++)
-		fds[n++] = (struct pollfd) {.fd = client_fd[i], .events = POLLIN};
+		fds[n++] = (struct pollfd) {
+			.fd = clients[i].fd,
+			.events = clients[i].out.len > 0 ? POLLOUT : POLLIN
+		};
 	return n;
 }
 
 /*
- * render: the whole page into buf; returns its length.
+ * render: the publish command's page.
  */
-static int
-render(char *buf, size_t size)
+static void
+render(StrBuf *page)
 {
-	int			n = 0;
 	uint64_t	cum = 0;
 
-#define OUT(...) (n += snprintf(buf + n, size - n, __VA_ARGS__))
+#define OUT(...) strbuf_printf(page, __VA_ARGS__)
 	OUT("# HELP distsys_relay_messages_relayed_total Messages the broker acknowledged.\n"
 		"# TYPE distsys_relay_messages_relayed_total counter\n"
 		"distsys_relay_messages_relayed_total %llu\n",
@@ -155,67 +186,134 @@ render(char *buf, size_t size)
 		(unsigned long long) metrics.latency_count, metrics.latency_sum,
 		(unsigned long long) metrics.latency_count);
 #undef OUT
-	return n < (int) size ? n : (int) size - 1;
 }
 
 /*
- * metrics_set_page: serve the page fn renders instead of the publish
- * command's (the consume command has counters of its own).
+ * metrics_set_page: serve the page fn renders (called with arg) instead of
+ * the publish command's (the consume command has counters of its own).
  */
 void
-metrics_set_page(MetricsPageFn fn)
+metrics_set_page(MetricsPageFn fn, void *arg)
 {
 	page_fn = fn;
+	page_arg = arg;
 }
 
 /*
- * answer: read what the client sent and answer with the page; the
- * connection is closed either way.
+ * drop_client: close connection c and free its answer.
  */
 static void
-answer(int fd)
+drop_client(MetricsClient *c)
 {
-	static char body[65536];
-	char		req[2048],
-				head[256];
-	ssize_t		r = read(fd, req, sizeof(req) - 1);
-	int			len;
-
-	if (r > 0)
-	{
-		len = page_fn ? page_fn(body, sizeof(body)) : render(body, sizeof(body));
-		snprintf(head, sizeof(head),
-				 "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
-				 "Content-Length: %d\r\nConnection: close\r\n\r\n", len);
-		if (write(fd, head, strlen(head)) < 0 || write(fd, body, len) < 0)
-			log_debug("metrics client went away: %s", strerror(errno));
-		/*
-		 * Read whatever else the client sent (the rest of a request that
-		 * came in two pieces): closing a socket with unread data resets
-		 * the connection, and the client may lose the answer.
-		 */
-		shutdown(fd, SHUT_WR);
-		for (int i = 0; i < 32 && read(fd, req, sizeof(req)) > 0; i++)
-			;					/* at most 64 kB: a client may not hold us */
-	}
-	close(fd);
+	close(c->fd);
+	strbuf_free(&c->out);
+	c->fd = -1;
 }
 
 /*
- * metrics_serve: handle the sockets poll() found ready; fds are those
- * metrics_pollfds returned, n of them.
+ * finish_client: step 3 of the banner, after the whole answer was written.
+ */
+static void
+finish_client(MetricsClient *c)
+{
+	char		buf[2048];
+
+	/*
+	 * Read whatever else the client sent (the rest of a request that came
+	 * in two pieces): closing a socket with unread data resets the
+	 * connection, and the client may lose the answer.
+	 */
+	shutdown(c->fd, SHUT_WR);
+	for (int i = 0; i < 32 && read(c->fd, buf, sizeof(buf)) > 0; i++)
+		;						/* at most 64 kB: a client may not hold us */
+	drop_client(c);
+}
+
+/*
+ * write_answer: step 2 of the banner: write what the socket takes now;
+ * finish once all is written, drop the client when it went away.
+ */
+static void
+write_answer(MetricsClient *c)
+{
+	while (c->sent < c->out.len)
+	{
+		ssize_t		w = send(c->fd, c->out.data + c->sent, c->out.len - c->sent,
+							 MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;				/* the rest when poll() says POLLOUT */
+		if (w <= 0)
+		{
+			log_debug("metrics client went away: %s", strerror(errno));
+			drop_client(c);
+			return;
+		}
+		c->sent += w;
+	}
+	finish_client(c);
+}
+
+/*
+ * read_request: step 1 of the banner: on the request's first bytes,
+ * render the answer and start writing it; a client that closed or failed
+ * before asking is dropped.
+ */
+static void
+read_request(MetricsClient *c)
+{
+	char		req[2048];
+	ssize_t		r = read(c->fd, req, sizeof(req));
+	StrBuf		body = {0};
+
+	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (r <= 0)
+	{
+		drop_client(c);
+		return;
+	}
+	if (page_fn != NULL)
+		page_fn(&body, page_arg);
+	else
+		render(&body);
+	strbuf_printf(&c->out,
+				  "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+				  "Content-Length: %zu\r\nConnection: close\r\n\r\n", body.len);
+	strbuf_put(&c->out, body.data ? body.data : "", body.len);
+	strbuf_free(&body);
+	write_answer(c);
+}
+
+/*
+ * metrics_serve: handle the sockets poll() found ready, and close the
+ * connections past their deadline; fds are those metrics_pollfds
+ * returned, n of them.
  */
 void
 metrics_serve(struct pollfd *fds, int n)
 {
+	double		now = now_s();
 	int			kept = 0;
 
 	for (int i = 1; i < n; i++)
 	{
-		if (fds[i].revents)
-			answer(client_fd[i - 1]);
-		else
-			client_fd[kept++] = client_fd[i - 1];
+		MetricsClient *c = &clients[i - 1];
+
+		if (fds[i].revents && c->out.len == 0)
+			read_request(c);
+		else if (fds[i].revents)
+			write_answer(c);
+		if (c->fd >= 0 && now > c->deadline)
+		{
+			log_debug("metrics client closed after %.0f s without %s", METRICS_CLIENT_TIMEOUT_S,
+					  c->out.len == 0 ? "a request" : "reading its answer");
+			drop_client(c);
+		}
+		if (c->fd >= 0)
+			clients[kept++] = *c;
 	}
 	nclients = kept;
 	if (n > 0 && (fds[0].revents & POLLIN) && nclients < METRICS_CLIENTS)
@@ -223,7 +321,12 @@ metrics_serve(struct pollfd *fds, int n)
 		int			fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0)
-			client_fd[nclients++] = fd;
+		{
+			int			sndbuf = METRICS_SNDBUF;
+
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+			clients[nclients++] = (MetricsClient) {.fd = fd, .deadline = now + METRICS_CLIENT_TIMEOUT_S};
+		}
 	}
 }
 
@@ -234,7 +337,7 @@ void
 metrics_close(void)
 {
 	for (int i = 0; i < nclients; i++)
-		close(client_fd[i]);
+		drop_client(&clients[i]);
 	nclients = 0;
 	if (listen_fd >= 0)
 		close(listen_fd);

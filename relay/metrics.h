@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 #define METRICS_BUCKETS 13
 
 typedef struct RelayMetrics
@@ -30,15 +32,14 @@ typedef struct RelayMetrics
 
 extern RelayMetrics metrics;
 
-/* Renders a whole metrics page into buf; returns its length (< size). */
-typedef int (*MetricsPageFn) (char *buf, size_t size);
-
+/* Renders a whole metrics page into page; arg is the command's state. */
+typedef void (*MetricsPageFn) (StrBuf *page, void *arg);
 
 extern void metrics_observe_latency(double seconds);
 extern bool metrics_listen(const char *addr);
 extern int	metrics_pollfds(struct pollfd *fds, int max);
 extern void metrics_serve(struct pollfd *fds, int n);
-extern void metrics_set_page(MetricsPageFn fn);
+extern void metrics_set_page(MetricsPageFn fn, void *arg);
 extern void metrics_close(void);
 
 #endif							/* RELAY_METRICS_H */

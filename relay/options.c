@@ -29,6 +29,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,12 +41,14 @@
 #include <libpq-fe.h>
 #include <librdkafka/rdkafka.h>
 
+#include "distsys_protocol.h"
 #include "log.h"
 #include "options.h"
+#include "util.h"
 
 #define PROGNAME "distsys-relay"
-#define lengthof(array) (sizeof(array) / sizeof((array)[0]))
 #define OFF(field) offsetof(RelayOptions, field)
+#define OPT_VAL_BASE 256		/* getopt_long val of row 0; above any char */
 
 typedef enum OptType
 {
@@ -164,7 +167,7 @@ static const OptDef opt_table[] = {
 	},
 	{
 		.name = "lanes", .env = "DISTSYS_LANES", .type = OPT_INT,
-		.commands = RELAY_CMD_PUBLISH, .min = 1, .max = 1024, .defval = "16",
+		.commands = RELAY_CMD_PUBLISH, .min = 1, .max = DISTSYS_OUTBOX_LANES, .defval = "16",
 		.offset = OFF(lanes), .metavar = "N",
 		.help = "hash lanes the outbox is split into; one key stays in one lane"
 	},
@@ -771,30 +774,64 @@ parse_command(RelayOptions *opts, int argc, char **argv, int *first)
 }
 
 /*
- * lookup_flag: the row named by argument arg ("--name", "--name=value",
- * "-X", "-Xvalue"), with *value pointing at an attached value or NULL and
- * flag receiving the flag's name for messages.  Reports and returns NULL
- * for an unknown flag or one of another command.
+ * build_getopt: getopt_long's view of opt_table.  Every row is a long
+ * option whose val is OPT_VAL_BASE + its index; a row with a short flag
+ * also appears in shortopts, with ':' when it takes a value.  shortopts
+ * starts with "+:": stop at the first argument that is not a flag (a
+ * command must come first), and tell a missing value (':') from an
+ * unknown flag ('?').
+ */
+static void
+build_getopt(struct option *longopts, char *shortopts)
+{
+	size_t		n = 0;
+
+	shortopts[n++] = '+';
+	shortopts[n++] = ':';
+	for (size_t i = 0; i < lengthof(opt_table); i++)
+	{
+		const OptDef *def = &opt_table[i];
+
+		longopts[i] = (struct option) {
+			.name = def->name,
+			.has_arg = def->type == OPT_BOOL ? no_argument : required_argument,
+			.val = OPT_VAL_BASE + (int) i
+		};
+		if (def->short_name != '\0')
+		{
+			shortopts[n++] = def->short_name;
+			if (def->type != OPT_BOOL)
+				shortopts[n++] = ':';
+		}
+	}
+	longopts[lengthof(opt_table)] = (struct option) {0};
+	shortopts[n] = '\0';
+}
+
+/*
+ * flag_row: the row of the flag getopt_long answered val for, read from
+ * argument arg, and the flag as typed (for messages).  getopt_long also
+ * takes an unambiguous prefix of a long name; that is refused here as
+ * unknown, so that a new option never changes what an old command line
+ * means.  Reports and returns NULL for an unknown flag or one of another
+ * command.
  */
 static const OptDef *
-lookup_flag(const RelayOptions *opts, const char *arg, const char **value,
-			char *flag, size_t flaglen)
+flag_row(const RelayOptions *opts, int val, const char *arg, char *flag, size_t flaglen)
 {
 	const OptDef *def;
-	size_t		len;
 
-	if (arg[1] == '-')
+	if (val >= OPT_VAL_BASE)
 	{
-		len = strcspn(arg + 2, "=");
-		def = find_long(arg + 2, len);
-		*value = arg[2 + len] == '=' ? arg + 3 + len : NULL;
+		size_t		len = strcspn(arg + 2, "=");
+
 		snprintf(flag, flaglen, "--%.*s", (int) len, arg + 2);
+		def = find_long(arg + 2, len);
 	}
 	else
 	{
-		def = find_short(arg[1]);
-		*value = arg[1] && arg[2] ? arg + 2 : NULL;
-		snprintf(flag, flaglen, "-%c", arg[1]);
+		snprintf(flag, flaglen, "-%c", val);
+		def = find_short((char) val);
 	}
 	if (def == NULL)
 		opt_error(NULL, "unknown option \"%s\"; see %s --help", flag, PROGNAME);
@@ -805,53 +842,72 @@ lookup_flag(const RelayOptions *opts, const char *arg, const char **value,
 }
 
 /*
- * parse_argument: read the flag at argv[*i] and its value, which may be
- * the next argument (then *i is advanced past it).
+ * parse_flag: act on one answer c of getopt_long, read from argument arg:
+ * a flag to set, a missing value (':') or an error ('?').
  */
 static bool
-parse_argument(OptParser *p, int argc, char **argv, int *i)
+parse_flag(OptParser *p, int c, const char *arg)
 {
-	const char *arg = argv[*i];
-	const char *value;
 	const OptDef *def;
 	char		flag[128];
 	char		expected[256];
 	OptOrigin	at = {SRC_CLI, flag, NULL, 0};
 
-	if (arg[0] != '-' || arg[1] == '\0')
+	if (c == '?' && optopt == 0)
 	{
-		opt_error(NULL, "unexpected argument \"%s\": a command must come "
-				  "before all options", arg);
+		/* an unknown (or ambiguous) long flag */
+		snprintf(flag, sizeof(flag), "%.*s", (int) strcspn(arg, "="), arg);
+		opt_error(NULL, "unknown option \"%s\"; see %s --help", flag, PROGNAME);
 		return false;
 	}
-	if ((def = lookup_flag(p->opts, arg, &value, flag, sizeof(flag))) == NULL)
+	if ((def = flag_row(p->opts, c == '?' || c == ':' ? optopt : c, arg,
+						flag, sizeof(flag))) == NULL)
 		return false;
-	if (def->type == OPT_BOOL && value != NULL)
+	if (c == '?')
 	{
+		/* a known flag: a long flag without value, given one */
 		opt_error(NULL, "option %s takes no value", flag);
 		return false;
 	}
-	if (def->type == OPT_BOOL)
-		return opt_set(p, def, "true", &at);
-	if (value == NULL && *i + 1 >= argc)
+	if (c == ':')
 	{
 		describe_expected(def, false, expected, sizeof(expected));
 		opt_error(NULL, "option %s needs a value: expected %s", flag, expected);
 		return false;
 	}
-	return opt_set(p, def, value ? value : argv[++*i], &at);
+	return opt_set(p, def, def->type == OPT_BOOL ? "true" : optarg, &at);
 }
 
 /*
- * parse_command_line: read every flag after the subcommand.
+ * parse_command_line: read every flag after the subcommand with
+ * getopt_long; an argument left over is an error.
  */
 static bool
 parse_command_line(OptParser *p, int argc, char **argv, int first)
 {
-	for (int i = first; i < argc; i++)
+	struct option longopts[lengthof(opt_table) + 1];
+	char		shortopts[2 + 2 * lengthof(opt_table) + 1];
+	int			nargs = argc - first + 1;
+	char	  **args = argv + first - 1;	/* args[0] stands for the program */
+
+	build_getopt(longopts, shortopts);
+	opterr = 0;					/* our messages, not getopt's */
+	optind = 1;
+	for (;;)
 	{
-		if (!parse_argument(p, argc, argv, &i))
+		int			at = optind;	/* the argument the next flag is in */
+		int			c = getopt_long(nargs, args, shortopts, longopts, NULL);
+
+		if (c == -1)
+			break;
+		if (!parse_flag(p, c, args[at]))
 			return false;
+	}
+	if (optind < nargs)
+	{
+		opt_error(NULL, "unexpected argument \"%s\": a command must come "
+				  "before all options", args[optind]);
+		return false;
 	}
 	return true;
 }
@@ -1050,6 +1106,35 @@ options_parse(RelayOptions *opts, int argc, char **argv)
 		!parse_config_file(&p, opts->config))
 		return false;
 	return check_consistency(opts);
+}
+
+/*
+ * options_require: whether every setting in names (long names of string
+ * rows, NULL-terminated) has a non-empty value.  False after one log line
+ * naming the first that has none and the three ways to give it; the
+ * caller exits with RELAY_EXIT_USAGE.
+ */
+bool
+options_require(const RelayOptions *opts, const char *const *names)
+{
+	char		scope[64] = "";
+
+	/* the default command's messages do not name it */
+	if (opts->command != opt_commands[0].command)
+		snprintf(scope, sizeof(scope), " for the %s command",
+				 options_command_name(opts->command));
+	for (; *names != NULL; names++)
+	{
+		const OptDef *def = find_long(*names, strlen(*names));
+		const char *value = *(char *const *) ((const char *) opts + def->offset);
+
+		if (value != NULL && value[0] != '\0')
+			continue;
+		log_error("--%s is required%s: give --%s, set %s or put %s in the config file",
+				  def->name, scope, def->name, def->env, def->name);
+		return false;
+	}
+	return true;
 }
 
 /*

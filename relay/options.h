@@ -71,6 +71,7 @@ typedef struct RelayOptions
 } RelayOptions;
 
 extern bool options_parse(RelayOptions *opts, int argc, char **argv);
+extern bool options_require(const RelayOptions *opts, const char *const *names);
 extern void options_print_help(FILE *out, const RelayOptions *opts);
 extern void options_print_config(FILE *out, const RelayOptions *opts);
 extern const char *options_command_name(RelayCommand command);

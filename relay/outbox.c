@@ -38,10 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "distsys_protocol.h"
 #include "log.h"
 #include "outbox.h"
-
-#define OUTBOX_CHANNEL "distsys_outbox"
+#include "util.h"
 
 static const char *const fetch_sql =
 "SELECT pg_snapshot_xmin(s.s)::text, (s.x::text::bigint + 1)::text,"
@@ -57,31 +57,6 @@ static const char *const fetch_sql =
 "                        AND NOT id = ANY ($3::bigint[])"
 "                      ORDER BY id LIMIT $4) o ON true"
 " ORDER BY o.id";
-
-/*
- * db_one_line: turn a multi-line libpq message into one line, in place.
- */
-char *
-db_one_line(char *msg)
-{
-	char	   *out = msg;
-	bool		space = false;
-
-	for (const char *c = msg; *c; c++)
-	{
-		if (*c == '\n' || *c == '\t' || *c == ' ')
-			space = out != msg;
-		else
-		{
-			if (space)
-				*out++ = ' ';
-			*out++ = *c;
-			space = false;
-		}
-	}
-	*out = '\0';
-	return msg;
-}
 
 /*
  * outbox_connect: connect, check the extension and LISTEN.  Returns false
@@ -100,7 +75,7 @@ outbox_connect(OutboxDb *db, const char *conninfo, bool quiet)
 	{
 		if (!quiet)
 			log_error("could not connect to the database: %s; retrying",
-					  conn ? db_one_line(PQerrorMessage(conn)) : "out of memory");
+					  conn ? one_line(PQerrorMessage(conn)) : "out of memory");
 	}
 	else if (PQresultStatus(res = PQexec(conn, "SELECT extversion FROM pg_catalog.pg_extension"
 										  " WHERE extname = 'distsys'")) != PGRES_TUPLES_OK ||
@@ -117,14 +92,14 @@ outbox_connect(OutboxDb *db, const char *conninfo, bool quiet)
 
 		snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 0));
 		PQclear(res);
-		res = PQexec(conn, "LISTEN " OUTBOX_CHANNEL);
+		res = PQexec(conn, "LISTEN " DISTSYS_OUTBOX_CHANNEL);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (ok)
 			log_info("database connected: \"%s\" on %s:%s, distsys extension %s",
 					 PQdb(conn), PQhost(conn), PQport(conn), version);
 		else if (!quiet)
 			log_error("could not LISTEN on the database: %s",
-					  db_one_line(PQerrorMessage(conn)));
+					  one_line(PQerrorMessage(conn)));
 	}
 	PQclear(res);
 	if (!ok)
@@ -156,7 +131,7 @@ outbox_check_conn(OutboxDb *db)
 	if (db->conn != NULL)
 	{
 		log_error("database disconnected: %s; reconnecting",
-				  db_one_line(PQerrorMessage(db->conn)));
+				  one_line(PQerrorMessage(db->conn)));
 		outbox_disconnect(db);
 	}
 	return false;
@@ -294,7 +269,7 @@ outbox_fetch(OutboxDb *db, MsgQueue *q, const char *lanes, int limit, bool *more
 	free(excl);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
-		log_error("could not fetch outbox rows: %s", db_one_line(PQerrorMessage(db->conn)));
+		log_error("could not fetch outbox rows: %s", one_line(PQerrorMessage(db->conn)));
 		PQclear(res);
 		return -1;
 	}
@@ -342,7 +317,7 @@ outbox_ack(OutboxDb *db, const int64_t *ids, int n)
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
 		log_error("could not delete acknowledged outbox rows: %s",
-				  db_one_line(PQerrorMessage(db->conn)));
+				  one_line(PQerrorMessage(db->conn)));
 	PQclear(res);
 	return ok;
 }
@@ -370,7 +345,7 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		log_error("could not record the failure of outbox row %lld: %s",
-				  (long long) m->id, db_one_line(PQerrorMessage(db->conn)));
+				  (long long) m->id, one_line(PQerrorMessage(db->conn)));
 		PQclear(res);
 		return NULL;
 	}

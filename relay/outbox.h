@@ -33,7 +33,6 @@ typedef struct OutboxDb
 	int			ncuts;
 } OutboxDb;
 
-extern char *db_one_line(char *msg);
 extern bool outbox_connect(OutboxDb *db, const char *conninfo, bool quiet);
 extern void outbox_disconnect(OutboxDb *db);
 extern bool outbox_check_conn(OutboxDb *db);

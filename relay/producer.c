@@ -35,10 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "distsys_protocol.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "metrics.h"
 #include "producer.h"
+#include "util.h"
 
 static rd_kafka_t *rk = NULL;
 static rd_kafka_queue_t *mainq = NULL;
@@ -176,26 +178,11 @@ producer_start(const RelayOptions *opts, DeliveryFn fn, void *arg)
 }
 
 /*
- * format_sent_at: us (epoch microseconds) as ISO 8601 UTC with
- * microseconds, e.g. 2026-11-30T12:33:18.123456Z.
- */
-static void
-format_sent_at(int64_t us, char *buf, size_t size)
-{
-	time_t		secs = (time_t) (us / 1000000);
-	struct tm	tm;
-	size_t		n;
-
-	gmtime_r(&secs, &tm);
-	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, size - n, ".%06dZ", (int) (us % 1000000));
-}
-
-/*
  * producer_send: produce m to its topic with its key, payload and headers.
  * The message's timestamp and its distsys-sent-at header are the row's
  * created_at, so every resend of a row carries the same ones (the inbox
- * counts its retention from them).  Returns the error of the enqueue (QUEUE_FULL means: try again later).
+ * counts its retention from them); distsys-sent-at has microseconds.
+ * Returns the error of the enqueue (QUEUE_FULL means: try again later).
  */
 rd_kafka_resp_err_t
 producer_send(OutboxMsg *m)
@@ -204,9 +191,9 @@ producer_send(OutboxMsg *m)
 	const char *key = msg_key(m);
 	rd_kafka_resp_err_t err;
 	char		sent_at[40];
-	const char *ct = strcmp(m->payload_type, "json") == 0 ? "application/json" :
-		strcmp(m->payload_type, "text") == 0 ? "text/plain; charset=utf-8" :
-		"application/octet-stream";
+	const char *ct = strcmp(m->payload_type, DISTSYS_PAYLOAD_JSON) == 0 ? DISTSYS_CONTENT_TYPE_JSON :
+		strcmp(m->payload_type, DISTSYS_PAYLOAD_TEXT) == 0 ? DISTSYS_CONTENT_TYPE_TEXT :
+		DISTSYS_CONTENT_TYPE_BYTES;
 
 	for (int i = 0, off = 0; i < m->nheaders; i++)
 	{
@@ -216,10 +203,10 @@ producer_send(OutboxMsg *m)
 		rd_kafka_header_add(hdrs, name, -1, value, -1);
 		off = value + strlen(value) + 1 - m->headers;
 	}
-	rd_kafka_header_add(hdrs, "distsys-message-id", -1, m->message_id, -1);
-	rd_kafka_header_add(hdrs, "content-type", -1, ct, -1);
-	format_sent_at(m->created_us, sent_at, sizeof(sent_at));
-	rd_kafka_header_add(hdrs, "distsys-sent-at", -1, sent_at, -1);
+	rd_kafka_header_add(hdrs, DISTSYS_HEADER_MESSAGE_ID, -1, m->message_id, -1);
+	rd_kafka_header_add(hdrs, DISTSYS_HEADER_CONTENT_TYPE, -1, ct, -1);
+	format_timestamp(m->created_us, 6, sent_at, sizeof(sent_at));
+	rd_kafka_header_add(hdrs, DISTSYS_HEADER_SENT_AT, -1, sent_at, -1);
 	err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(m->topic),
 							RD_KAFKA_V_KEY(key, key ? strlen(key) : 0),
 							RD_KAFKA_V_VALUE(m->payload, m->payload_len),

@@ -33,7 +33,7 @@ typedef struct KeyState
 typedef struct OutboxMsg
 {
 	int64_t		id;
-	int			lane;			/* table lane, 0..1023 */
+	int			lane;			/* outbox lane, 0..DISTSYS_OUTBOX_LANES-1 */
 	char	   *topic;
 	char	   *payload;		/* NULL: tombstone */
 	size_t		payload_len;

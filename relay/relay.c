@@ -5,11 +5,11 @@
  *	  outbox rows of the owned lanes to Kafka and deletes them once the
  *	  broker acknowledged them.
  *
- * One thread does everything (librdkafka's own threads aside): a poll()
- * on the database socket (NOTIFY distsys_outbox wakes it on commit), the
- * producer's wake-up pipe (a delivery report is waiting), the signal pipe
- * and the metrics sockets, with a timeout for the 1 s fallback fetch and
- * the lane tick.  Each turn:
+ * One thread does everything (librdkafka's own threads aside), in the
+ * loop of loop.c: its wait watches the database socket (NOTIFY
+ * distsys_outbox wakes it on commit) and the producer's wake-up pipe (a
+ * delivery report is waiting), with a timeout for the 1 s fallback fetch
+ * and the lane tick.  Each turn:
  *	 1. (re)connect the database when it is down, with exponential backoff;
  *	 2. renew and rebalance lanes (lanes.c); a change resets the cursor and
  *		forgets queued rows of lanes no longer owned;
@@ -24,25 +24,18 @@
  *
  *-------------------------------------------------------------------------
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <math.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <unistd.h>
 
 #include "lanes.h"
 #include "log.h"
-#include "signals.h"
+#include "loop.h"
 #include "metrics.h"
 #include "outbox.h"
 #include "producer.h"
 #include "relay.h"
+#include "signals.h"
 
 #define FALLBACK_FETCH_S	1.0
 #define BACKLOG_EVERY_S		5.0
@@ -60,9 +53,7 @@ typedef struct Relay
 	int			window;			/* most rows held in memory */
 	bool		wake;			/* notified, or a fetch came back full */
 	unsigned	pass;
-	int			connect_backoff_ms;
-	bool		db_logged;		/* the failure to connect was logged */
-	double		next_connect;
+	Reconnect	reconnect;
 	double		next_lanes;
 	double		next_fetch;
 	double		next_backlog;
@@ -71,17 +62,6 @@ typedef struct Relay
 
 static void db_check(Relay *r);
 
-
-/*
- * backoff_ms: the delay before attempt number attempts + 1.
- */
-static int
-backoff_ms(const RelayOptions *opts, int attempts)
-{
-	double		ms = opts->retry_backoff_ms * pow(2, attempts > 0 ? attempts - 1 : 0);
-
-	return ms > opts->retry_backoff_max_ms ? opts->retry_backoff_max_ms : (int) ms;
-}
 
 /*
  * retry_later: m goes back to its queue; it and its key wait delay_ms.
@@ -103,7 +83,7 @@ static void
 record_failure(Relay *r, OutboxMsg *m, rd_kafka_resp_err_t err)
 {
 	bool		permanent = producer_error_is_permanent(err);
-	int			delay = backoff_ms(r->opts, m->attempts + 1);
+	int			delay = loop_backoff_ms(r->opts, m->attempts + 1);
 	const char *outcome = NULL;
 	char		error[256];
 
@@ -226,8 +206,7 @@ db_lost(Relay *r, double now)
 		outbox_disconnect(&r->db);
 	lanes_forget(&r->lanes);
 	lanes_changed(r);
-	r->next_connect = now;
-	r->db_logged = true;
+	reconnect_lost(&r->reconnect, now);
 }
 
 /*
@@ -247,22 +226,15 @@ db_check(Relay *r)
 static void
 step_connect(Relay *r, double now)
 {
-	if (r->db.conn != NULL || now < r->next_connect)
+	if (r->db.conn != NULL || !reconnect_due(&r->reconnect, now))
 		return;
-	if (outbox_connect(&r->db, r->opts->db, r->db_logged))
+	if (outbox_connect(&r->db, r->opts->db, r->reconnect.logged))
 	{
-		r->db_logged = false;
-		r->connect_backoff_ms = r->opts->retry_backoff_ms;
+		reconnect_succeeded(&r->reconnect, r->opts);
 		r->next_lanes = now;
 		return;
 	}
-	if (!r->db_logged)
-		r->db_logged = true;
-	else
-		log_debug("database still unreachable; next attempt in %d ms", r->connect_backoff_ms);
-	r->next_connect = now + r->connect_backoff_ms / 1000.0;
-	r->connect_backoff_ms = r->connect_backoff_ms * 2 > r->opts->retry_backoff_max_ms ?
-		r->opts->retry_backoff_max_ms : r->connect_backoff_ms * 2;
+	reconnect_failed(&r->reconnect, r->opts, now);
 }
 
 /*
@@ -367,62 +339,90 @@ step_produce(Relay *r, double now)
 }
 
 /*
- * next_timeout_ms: how long poll() may sleep.
+ * relay_turn: steps 1 to 6 of the banner (loop.c's turn).
+ */
+static void
+relay_turn(void *arg, double now)
+{
+	Relay	   *r = arg;
+
+	step_connect(r, now);
+	step_lanes(r, now);
+	producer_poll();
+	if (producer_failed())
+		producer_restart(r->opts);
+	flush_acks(r);
+	step_fetch(r, now);
+	step_produce(r, now);
+}
+
+/*
+ * relay_timeout_ms: how long the wait may last: until the next lane tick,
+ * fallback fetch, reconnection or retry; 0 when notified.
+ *
+ * A NOTIFY that arrived while a query ran (a fetch, an ack, a lane
+ * renewal) is already in libpq's queue and will not make the socket
+ * readable again: look before sleeping, or that wake-up would wait for the
+ * next commit or the fallback fetch.
  */
 static int
-next_timeout_ms(Relay *r, double now)
+relay_timeout_ms(void *arg, double now)
 {
+	Relay	   *r = arg;
 	double		t = r->next_lanes;
 
+	if (r->db.conn != NULL && outbox_notified(&r->db))
+		r->wake = true;
 	if (r->wake && r->db.conn != NULL)
 		return 0;
 	if (r->next_fetch < t)
 		t = r->next_fetch;
-	if (r->db.conn == NULL && r->next_connect < t)
-		t = r->next_connect;
+	if (r->db.conn == NULL && r->reconnect.next < t)
+		t = r->reconnect.next;
 	for (OutboxMsg *m = r->q.head; m != NULL; m = m->next)
 		if (m->state == MSG_QUEUED && m->not_before > now && m->not_before < t)
 			t = m->not_before;
-	t -= now;
-	return t <= 0 ? 0 : t > 1.0 ? 1000 : (int) (t * 1000) + 1;
+	return loop_timeout_ms(t - now);
 }
 
 /*
- * wait_events: sleep in poll() until something happens; a NOTIFY sets wake.
+ * relay_pollfds: the wait watches the producer's wake-up pipe and the
+ * database socket (-1, ignored by poll(), while disconnected).
+ */
+static int
+relay_pollfds(void *arg, struct pollfd *fds, int max)
+{
+	Relay	   *r = arg;
+
+	fds[0] = (struct pollfd) {.fd = producer_wakeup_fd(), .events = POLLIN};
+	fds[1] = (struct pollfd) {.fd = r->db.conn ? PQsocket(r->db.conn) : -1, .events = POLLIN};
+	return 2;
+}
+
+/*
+ * relay_ready: a readable database socket is a NOTIFY (wake) or a lost
+ * connection.
  */
 static void
-wait_events(Relay *r, int timeout_ms)
+relay_ready(void *arg, const struct pollfd *fds, int n)
 {
-	struct pollfd fds[16];
-	int			n = 0,
-				nm;
+	Relay	   *r = arg;
 
-	/*
-	 * A NOTIFY that arrived while a query ran (a fetch, an ack, a lane
-	 * renewal) is already in libpq's queue and will not make the socket
-	 * readable again: look before sleeping, or that wake-up would wait for
-	 * the next commit or the fallback fetch.
-	 */
-	if (r->db.conn != NULL && outbox_notified(&r->db))
-	{
-		r->wake = true;
-		timeout_ms = 0;
-	}
-	fds[n++] = (struct pollfd) {.fd = signals_fd(), .events = POLLIN};
-	fds[n++] = (struct pollfd) {.fd = producer_wakeup_fd(), .events = POLLIN};
-	fds[n++] = (struct pollfd) {.fd = r->db.conn ? PQsocket(r->db.conn) : -1, .events = POLLIN};
-	nm = metrics_pollfds(fds + n, 16 - n);
-	if (poll(fds, n + nm, timeout_ms) < 0)
-		return;
-	if (r->db.conn != NULL && (fds[2].revents & (POLLIN | POLLERR | POLLHUP)))
+	if (r->db.conn != NULL && (fds[1].revents & (POLLIN | POLLERR | POLLHUP)))
 	{
 		if (outbox_notified(&r->db))
 			r->wake = true;
 		else
 			db_check(r);
 	}
-	metrics_serve(fds + 3, nm);
 }
+
+static const LoopHooks relay_hooks = {
+	.turn = relay_turn,
+	.timeout_ms = relay_timeout_ms,
+	.pollfds = relay_pollfds,
+	.ready = relay_ready,
+};
 
 /*
  * shutdown_relay: SIGTERM: stop fetching, wait (bounded) for outstanding
@@ -440,7 +440,7 @@ shutdown_relay(Relay *r)
 		producer_poll();
 		flush_acks(r);
 		if (r->q.inflight > 0)
-			wait_events(r, 50);
+			loop_wait(&relay_hooks, r, 50);
 	}
 	producer_stop(0);
 	flush_acks(r);
@@ -459,28 +459,13 @@ relay_init(Relay *r, const RelayOptions *opts)
 {
 	memset(r, 0, sizeof(*r));
 	r->opts = opts;
-	r->window = opts->batch_size * 10 < 10000 ? 10000 : opts->batch_size * 10;
+	r->window = loop_window(opts);
 	r->acks = malloc(sizeof(int64_t) * r->window);
-	r->connect_backoff_ms = opts->retry_backoff_ms;
+	reconnect_init(&r->reconnect, opts);
 	queue_init(&r->q);
 	lanes_init(&r->lanes, opts->lanes);
 	r->lanes_lit = lanes_table_literal(&r->lanes);
-	if (!signals_setup())
-		exit(RELAY_EXIT_FAILURE);
-	if (opts->metrics_addr != NULL && opts->metrics_addr[0] != '\0' &&
-		!metrics_listen(opts->metrics_addr))
-		return false;
-	return producer_start(opts, on_delivery, r);
-}
-
-static bool
-require_setting(const char *value, const char *name, const char *env)
-{
-	if (value != NULL && value[0] != '\0')
-		return true;
-	log_error("--%s is required: give --%s, set %s or put %s in the config file",
-			  name, name, env, name);
-	return false;
+	return loop_start(opts) && producer_start(opts, on_delivery, r);
 }
 
 /*
@@ -491,29 +476,16 @@ require_setting(const char *value, const char *name, const char *env)
 int
 relay_run(const RelayOptions *opts)
 {
+	static const char *const required[] = {"db", "brokers", NULL};
 	Relay		r;
 
-	if (!require_setting(opts->db, "db", "DISTSYS_DB") ||
-		!require_setting(opts->brokers, "brokers", "DISTSYS_BROKERS"))
+	if (!options_require(opts, required))
 		return RELAY_EXIT_USAGE;
 	if (!relay_init(&r, opts))
 		return RELAY_EXIT_FAILURE;
 	log_info("relaying the outbox to %s with %d lanes", opts->brokers, opts->lanes);
-	while (!stop_requested)
-	{
-		double		now = now_s();
-
-		step_connect(&r, now);
-		step_lanes(&r, now);
-		producer_poll();
-		if (producer_failed())
-			producer_restart(opts);
-		flush_acks(&r);
-		step_fetch(&r, now);
-		step_produce(&r, now);
-		wait_events(&r, next_timeout_ms(&r, now_s()));
-	}
+	loop_run(&relay_hooks, &r);
 	shutdown_relay(&r);
-	metrics_close();
+	loop_close();
 	return RELAY_EXIT_OK;
 }

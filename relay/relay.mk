@@ -1,24 +1,26 @@
 # relay/relay.mk: builds distsys-relay and distsys-kafka-mock.
 #
 # Included from the root Makefile.  These are ordinary client programs: they
-# link libpq and librdkafka and never include postgres.h.
+# link libpq and librdkafka and never include postgres.h.  extension/msg is
+# on their include path for distsys_protocol.h alone, the header the relay
+# shares with the extension (it includes no PostgreSQL header).
 
 RELAY_CC      ?= $(CC)
 RELAY_CFLAGS  = -O2 -g -Wall -Wextra -Wno-unused-parameter -std=gnu11 \
-				-I$(shell $(PG_CONFIG) --includedir) \
+				-Iextension/msg -I$(shell $(PG_CONFIG) --includedir) \
 				$(shell pkg-config --cflags rdkafka 2>/dev/null)
 RELAY_LIBS    = -L$(shell $(PG_CONFIG) --libdir) -lpq \
 				$(shell pkg-config --libs rdkafka 2>/dev/null || echo -lrdkafka) -lpthread -lm
 
-RELAY_COMMON  = relay/log.o relay/options.o relay/signals.o relay/kafka_conf.o
-RELAY_OBJS    = relay/main.o relay/relay.o relay/outbox.o relay/producer.o \
+RELAY_COMMON  = relay/log.o relay/util.o relay/options.o relay/signals.o relay/kafka_conf.o
+RELAY_OBJS    = relay/main.o relay/loop.o relay/relay.o relay/outbox.o relay/producer.o \
 				relay/lanes.o relay/metrics.o relay/queue.o \
 				relay/consume.o relay/consume_db.o relay/consume_kafka.o \
 				$(RELAY_COMMON)
-MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o
+MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o relay/util.o
 RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock
 
-relay/%.o: relay/%.c $(wildcard relay/*.h)
+relay/%.o: relay/%.c $(wildcard relay/*.h) extension/msg/distsys_protocol.h
 	$(RELAY_CC) $(RELAY_CFLAGS) -c -o $@ $<
 
 relay/distsys-relay: $(RELAY_OBJS)

@@ -33,6 +33,22 @@ SELECT bool_and(lane BETWEEN 0 AND 1023) AS lanes_in_range FROM outbox;
 -- a message without a key takes no lock and still gets a lane
 SELECT outbox_send('orders', '{}'::jsonb) IS NOT NULL;
 
+-- the lane count of the C side (distsys_protocol.h) and the install script's
+-- CHECK on lane agree: a message without a key takes lane id % count, so the
+-- ids k * (bound + 1) - 1 and k * (bound + 1) land in lanes bound and 0 only
+-- when count = bound + 1 (a larger count breaks the CHECK, a smaller one
+-- gives another lane).  Rolled back; the sequence stays moved.
+SELECT (regexp_match(pg_get_constraintdef(oid), 'lane <= (\d+)'))[1]::int AS max_lane
+  FROM pg_constraint
+ WHERE conrelid = 'outbox'::regclass AND contype = 'c'
+   AND pg_get_constraintdef(oid) LIKE '%lane <=%' \gset
+BEGIN;
+SELECT setval('outbox_id_seq', 1000 * (:max_lane + 1) - 2) IS NOT NULL AS moved;
+SELECT outbox_send('wrap', '{}'::jsonb) IS NOT NULL, outbox_send('wrap', '{}'::jsonb) IS NOT NULL;
+SELECT array_agg(lane ORDER BY id) = ARRAY[:max_lane, 0]::smallint[] AS lanes_agree
+  FROM outbox WHERE topic = 'wrap';
+ROLLBACK;
+
 -- backlog views
 SELECT topic, messages, retrying, oldest_age > '0' AS has_age FROM outbox_backlog ORDER BY topic;
 SELECT backlog, dead FROM outbox_status;

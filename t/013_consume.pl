@@ -8,10 +8,12 @@
 # delivered twice applied once; a message without a message id; bad flags
 # and an unknown handler refused at start (exit 2); the metrics; SIGTERM
 # commits the offsets (a new consumer of the group gets nothing again); the
-# database restarted and the broker down and up.
+# database restarted and the broker down and up; a metrics page of 600
+# partitions arrives whole at a client that reads late.
 use strict;
 use warnings;
 use IPC::Run;
+use Socket qw(PF_INET SOCK_STREAM SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time sleep);
@@ -37,12 +39,15 @@ $node->safe_psql('postgres', q{
 		LANGUAGE sql STRICT AS 'SELECT';
 });
 
-my $port = do {
+# free_port(): a loopback port nothing listens on.
+sub free_port
+{
 	my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0');
 	my $p = $s->sockport;
 	close $s;
-	$p;
-};
+	return $p;
+}
+my $port = free_port();
 
 # --- bad flags and handlers: one line, exit 2 --------------------------------
 sub run_relay
@@ -160,5 +165,55 @@ like(relay_log($c), qr/broker up/, 'logs broker up');
 is(stop_relay($c), 0, 'SIGTERM again: exit 0');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM distsys.inbox WHERE consumer = \'g1\''), 8,
 	'one inbox entry per applied message');
+
+# --- a large metrics page arrives whole at a client that reads late --------
+# 600 partitions of a topic with a 200-character name: a lag line each, a
+# page of about 160 kB, more than a metrics connection's send buffer
+# (64 kB).  The client asks with a small receive buffer and reads only after
+# another client got a page: by then the relay has read its request and
+# written what the socket took (requests are served in the order they came),
+# and the rest must follow as the client reads (one write() cut it off, and
+# a page was cut at 64 kB).  The other client's page, meanwhile, shows that
+# the waiting answer does not hold the relay's loop up.
+my $big = 'lag-' . ('x' x 196);
+ok(mock_control($m, "create-topic $big 600"), 'a topic of 600 partitions');
+my $big_port = free_port();
+$c = start_consumer('consumer013c', $node, $m, '--topic', $big, '--group', 'g-big',
+	'--handler', 'app.apply', '--metrics-addr', "127.0.0.1:$big_port");
+sub lag_lines { return scalar(() = $_[0] =~ /^distsys_relay_consumer_lag\{/mg); }
+ok(wait_until(sub { lag_lines(metrics_page($big_port)) == 600 }, 90),
+	'the page has the lag of all 600 partitions')
+  or diag(substr(metrics_page($big_port), -300), relay_log($c));
+
+# late_reader(PORT, CODE): ask for the page with a 4 kB receive buffer, run
+# CODE, then read the answer (headers and body).
+sub late_reader
+{
+	my ($p, $meanwhile) = @_;
+	my $page = '';
+	socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+	setsockopt($s, SOL_SOCKET, SO_RCVBUF, 4096) or die "setsockopt: $!";
+	connect($s, pack_sockaddr_in($p, inet_aton('127.0.0.1'))) or die "connect: $!";
+	syswrite($s, "GET /metrics HTTP/1.0\r\n\r\n");
+	$meanwhile->();
+	local $SIG{ALRM} = sub { die "metrics page not complete within 60 s\n" };
+	alarm 60;
+	while (sysread($s, my $buf, 65536)) { $page .= $buf; }
+	alarm 0;
+	close $s;
+	return $page;
+}
+my $other = '';
+my ($head, $body) = split /\r\n\r\n/, late_reader($big_port, sub { $other = metrics_page($big_port) }), 2;
+like($other, qr/^distsys_relay_consumer_messages_consumed_total 0$/m,
+	'another client is served while the late reader waits');
+my ($length) = ($head // '') =~ /^Content-Length: (\d+)\r?$/mi;
+ok(defined $length && $length > 128 * 1024, 'the page is larger than the socket buffers')
+  or diag($head);
+is(length($body // ''), $length, 'the late reader gets as many bytes as Content-Length says');
+is(lag_lines($body // ''), 600, 'with the lag of every partition');
+like($body // '', qr/^distsys_relay_consumer_lag\{topic="\Q$big\E",partition="\d+"\} 0\n\z/m,
+	'ending with a whole line');
+is(stop_relay($c), 0, 'SIGTERM: exit 0');
 
 done_testing();

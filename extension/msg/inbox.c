@@ -39,10 +39,15 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "distsys_protocol.h"
 #include "msg.h"
 #include "spi_util.h"
 
-#define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE('Y','I','0','0','1')
+#define ERRCODE_INBOX_TOO_OLD	MAKE_SQLSTATE(DISTSYS_SQLSTATE_INBOX_TOO_OLD[0], \
+											  DISTSYS_SQLSTATE_INBOX_TOO_OLD[1], \
+											  DISTSYS_SQLSTATE_INBOX_TOO_OLD[2], \
+											  DISTSYS_SQLSTATE_INBOX_TOO_OLD[3], \
+											  DISTSYS_SQLSTATE_INBOX_TOO_OLD[4])
 
 /*
  * the claim, unless the message predates the last cleanup's horizon: the

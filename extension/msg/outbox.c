@@ -29,7 +29,9 @@
  * Each message carries a globally unique id, "<system identifier>-<database
  * oid>-<outbox id>", which consumers deduplicate on (see inbox_claim); it is
  * sent as the Kafka header distsys-message-id.  A commit notifies channel
- * distsys_outbox once per transaction, which wakes the relay.
+ * distsys_outbox once per transaction, which wakes the relay.  The lane
+ * count, the channel, the message id's format and the payload type names
+ * are shared with the relay through distsys_protocol.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -47,18 +49,18 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 
+#include "distsys_protocol.h"
 #include "spi_util.h"
 
-#define OUTBOX_LANES		1024
 #define OUTBOX_TOPIC_MAX	249 /* Kafka's limit */
 #define OUTBOX_LOCK_CLASS	0x4453	/* advisory tag field4: "DS", unlike
 									 * pg_advisory_lock's 1 and 2 */
-#define OUTBOX_CHANNEL		"distsys_outbox"
 
 static const char *const insert_sql =
 "INSERT INTO distsys.outbox"
 "       (id, lane, topic, key, payload, payload_type, headers, message_id)"
-" SELECT n, CASE WHEN $3 IS NULL THEN n % 1024 ELSE $1 END, $2, $3, $4, $5,"
+" SELECT n, CASE WHEN $3 IS NULL THEN n % " CppAsString2(DISTSYS_OUTBOX_LANES)
+" ELSE $1 END, $2, $3, $4, $5,"
 "        coalesce($6, '{}'), $7 || n"
 "   FROM nextval('distsys.outbox_id_seq') AS n"
 " RETURNING id";
@@ -132,8 +134,8 @@ message_id_prefix(void)
 
 	if (prefix_db != MyDatabaseId)
 	{
-		snprintf(prefix, sizeof(prefix), UINT64_FORMAT "-%u-",
-				 GetSystemIdentifier(), MyDatabaseId);
+		snprintf(prefix, sizeof(prefix), DISTSYS_MESSAGE_ID_PREFIX_FORMAT,
+				 (uint64_t) GetSystemIdentifier(), MyDatabaseId);
 		prefix_db = MyDatabaseId;
 	}
 	return prefix;
@@ -152,7 +154,7 @@ lock_key(const char *key)
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 						 OUTBOX_LOCK_CLASS);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	return (int) (h % OUTBOX_LANES);
+	return (int) (h % DISTSYS_OUTBOX_LANES);
 }
 
 /*
@@ -199,7 +201,7 @@ outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
 	distsys_spi_run(&insert_plan, insert_sql, 7, types, values, nulls, false);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	Async_Notify(OUTBOX_CHANNEL, "");
+	Async_Notify(DISTSYS_OUTBOX_CHANNEL, "");
 	return id;
 }
 
@@ -220,7 +222,7 @@ outbox_send_jsonb(PG_FUNCTION_ARGS)
 
 		payload = PointerGetDatum(cstring_to_text(s));	/* text and bytea share a layout */
 	}
-	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "json"));
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, DISTSYS_PAYLOAD_JSON));
 }
 
 /* outbox_send(topic, payload text, key, headers): the text's bytes */
@@ -229,7 +231,7 @@ outbox_send_text(PG_FUNCTION_ARGS)
 {
 	Datum		payload = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 
-	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "text"));
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, DISTSYS_PAYLOAD_TEXT));
 }
 
 /* outbox_send(topic, payload bytea, key, headers): the bytes as they are */
@@ -238,5 +240,5 @@ outbox_send_bytea(PG_FUNCTION_ARGS)
 {
 	Datum		payload = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
 
-	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, "bytes"));
+	PG_RETURN_INT64(outbox_send_common(fcinfo, payload, DISTSYS_PAYLOAD_BYTES));
 }

@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.c
+ *	  Small helpers shared by distsys-relay's modules and
+ *	  distsys-kafka-mock: a growable string (StrBuf), the one JSON string
+ *	  escaper, the one ISO 8601 timestamp formatter, and one_line for
+ *	  libpq's multi-line messages.
+ *
+ * Nothing here keeps state: every function works on what it is given, so
+ * any thread may call it (log.c does, from librdkafka's threads).  A
+ * failed allocation aborts: none of the callers could go on without the
+ * string.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util.h"
+
+/*
+ * strbuf_reserve: room for n more bytes and the NUL.
+ */
+static void
+strbuf_reserve(StrBuf *b, size_t n)
+{
+	size_t		need = b->len + n + 1;
+
+	if (need <= b->cap)
+		return;
+	b->cap = need < 256 ? 256 : need * 2;
+	b->data = realloc(b->data, b->cap);
+	if (b->data == NULL)
+		abort();
+}
+
+/*
+ * strbuf_put: append the n bytes at s.
+ */
+void
+strbuf_put(StrBuf *b, const char *s, size_t n)
+{
+	strbuf_reserve(b, n);
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+/*
+ * strbuf_puts: append the string s.
+ */
+void
+strbuf_puts(StrBuf *b, const char *s)
+{
+	strbuf_put(b, s, strlen(s));
+}
+
+/*
+ * strbuf_printf: append the printf-formatted text, whatever its length.
+ */
+void
+strbuf_printf(StrBuf *b, const char *fmt,...)
+{
+	va_list		ap;
+	int			n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	strbuf_reserve(b, (size_t) n);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	b->len += n;
+}
+
+/*
+ * strbuf_json_string: append s (n bytes, UTF-8 assumed) as a JSON string
+ * in double quotes: quotes, backslashes and control characters escaped,
+ * every other byte as it is.
+ */
+void
+strbuf_json_string(StrBuf *b, const char *s, size_t n)
+{
+	size_t		plain = 0;		/* start of the bytes not yet copied */
+
+	strbuf_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		strbuf_put(b, s + plain, i - plain);
+		if (c < 0x20)
+			strbuf_printf(b, "\\u%04x", c);
+		else
+			strbuf_printf(b, "\\%c", c);
+		plain = i + 1;
+	}
+	strbuf_put(b, s + plain, n - plain);
+	strbuf_put(b, "\"", 1);
+}
+
+/*
+ * strbuf_free: release the text; b is empty again.
+ */
+void
+strbuf_free(StrBuf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+/*
+ * format_timestamp: us (epoch microseconds, not negative) as ISO 8601 UTC
+ * with digits (3 or 6) of fractional seconds, e.g.
+ * 2026-11-30T12:33:18.123Z or 2026-11-30T12:33:18.123456Z.
+ */
+void
+format_timestamp(int64_t us, int digits, char *buf, size_t size)
+{
+	time_t		secs = (time_t) (us / 1000000);
+	int			frac = (int) (us % 1000000);
+	struct tm	tm;
+	size_t		n;
+
+	gmtime_r(&secs, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (digits == 3)
+		snprintf(buf + n, size - n, ".%03dZ", frac / 1000);
+	else
+		snprintf(buf + n, size - n, ".%06dZ", frac);
+}
+
+/*
+ * one_line: turn a multi-line message (libpq's, with DETAIL and HINT
+ * lines) into one line, in place: every run of white space becomes one
+ * space, none at either end.  Returns msg.
+ */
+char *
+one_line(char *msg)
+{
+	char	   *out = msg;
+	bool		space = false;
+
+	for (const char *c = msg; *c; c++)
+	{
+		if (*c == '\n' || *c == '\t' || *c == ' ')
+			space = out != msg;
+		else
+		{
+			if (space)
+				*out++ = ' ';
+			*out++ = *c;
+			space = false;
+		}
+	}
+	*out = '\0';
+	return msg;
+}

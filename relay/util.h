@@ -1,0 +1,36 @@
+/*-------------------------------------------------------------------------
+ *
+ * util.h
+ *	  Small helpers shared by distsys-relay's modules and
+ *	  distsys-kafka-mock: a growable string, JSON string escaping, ISO 8601
+ *	  timestamps, one-line messages.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RELAY_UTIL_H
+#define RELAY_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define lengthof(array) (sizeof(array) / sizeof((array)[0]))
+
+/* A NUL-terminated string that grows as it is written; {0} is empty. */
+typedef struct StrBuf
+{
+	char	   *data;			/* NULL until the first write */
+	size_t		len;			/* bytes before the NUL */
+	size_t		cap;
+} StrBuf;
+
+extern void strbuf_put(StrBuf *b, const char *s, size_t n);
+extern void strbuf_puts(StrBuf *b, const char *s);
+extern void strbuf_printf(StrBuf *b, const char *fmt,...)
+			__attribute__((format(printf, 2, 3)));
+extern void strbuf_json_string(StrBuf *b, const char *s, size_t n);
+extern void strbuf_free(StrBuf *b);
+
+extern void format_timestamp(int64_t us, int digits, char *buf, size_t size);
+extern char *one_line(char *msg);
+
+#endif							/* RELAY_UTIL_H */
