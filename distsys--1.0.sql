@@ -318,6 +318,34 @@ GRANT SELECT ON inbox TO PUBLIC;
 COMMENT ON TABLE inbox IS 'messages each consumer has applied (written by inbox_claim)';
 SELECT pg_catalog.pg_extension_config_dump('inbox', '');
 
+-- Who owns each consumer name: the role of its first claim, or the role an
+-- administrator gave it with inbox_consumer_owner().  Only roles with the
+-- owner's privileges may claim, apply, read or dead-letter messages for it,
+-- so no role can pre-claim (and so skip) another consumer's messages.  A
+-- regrole, so a dump restores it by the role's name.
+CREATE TABLE inbox_consumers (
+	consumer	text PRIMARY KEY,
+	owner		regrole NOT NULL,
+	created_at	timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+REVOKE ALL ON inbox_consumers FROM PUBLIC;
+GRANT SELECT ON inbox_consumers TO PUBLIC;
+COMMENT ON TABLE inbox_consumers IS 'the role each inbox consumer belongs to (set by its first claim or inbox_consumer_owner)';
+SELECT pg_catalog.pg_extension_config_dump('inbox_consumers', '');
+
+-- inbox_owns(consumer): whether the current role has the privileges of the
+-- consumer's owner (false for a consumer nobody owns yet).  The row
+-- security policies below use it.
+CREATE FUNCTION inbox_owns(consumer text) RETURNS boolean
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog
+	AS $$
+	SELECT EXISTS (SELECT FROM distsys.inbox_consumers c
+				   WHERE c.consumer = $1 AND pg_catalog.pg_has_role(c.owner, 'USAGE'))
+$$;
+ALTER TABLE inbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY inbox_own_consumers ON inbox FOR SELECT USING (distsys.inbox_owns(consumer));
+
 -- The horizon of the last inbox_cleanup: entries of messages sent before it
 -- are gone, so such messages are refused even if the retention is raised.
 -- The latest row counts (inbox.c): a restore adds the dumped horizon next
@@ -349,6 +377,15 @@ CREATE TABLE inbox_dead (
 );
 REVOKE ALL ON inbox_dead FROM PUBLIC;
 COMMENT ON TABLE inbox_dead IS 'messages a consumer gave up on, with the error';
+-- Whoever is granted access (the consume command's role) sees and writes
+-- the dead letters of its own consumers only; a consumer nobody owns yet
+-- may be dead-lettered before its first claim.
+ALTER TABLE inbox_dead ENABLE ROW LEVEL SECURITY;
+CREATE POLICY inbox_dead_own_consumers ON inbox_dead
+	USING (distsys.inbox_owns(consumer))
+	WITH CHECK (distsys.inbox_owns(consumer)
+				OR NOT EXISTS (SELECT FROM distsys.inbox_consumers c
+							   WHERE c.consumer = inbox_dead.consumer));
 SELECT pg_catalog.pg_extension_config_dump('inbox_dead', '');
 SELECT pg_catalog.pg_extension_config_dump('inbox_dead_id_seq', '');
 
@@ -381,11 +418,24 @@ REVOKE ALL ON FUNCTION inbox_cleanup() FROM PUBLIC;
 COMMENT ON FUNCTION inbox_cleanup() IS
 	'delete inbox entries of messages older than distsys.inbox_retention: how many';
 
-CREATE VIEW inbox_status AS
+CREATE FUNCTION inbox_consumer_owner(consumer text, owner regrole) RETURNS void
+	LANGUAGE sql VOLATILE
+	SET search_path = pg_catalog
+	AS $$
+	INSERT INTO distsys.inbox_consumers (consumer, owner) VALUES ($1, $2)
+	ON CONFLICT ON CONSTRAINT inbox_consumers_pkey DO UPDATE SET owner = EXCLUDED.owner
+$$;
+REVOKE ALL ON FUNCTION inbox_consumer_owner(text, regrole) FROM PUBLIC;
+COMMENT ON FUNCTION inbox_consumer_owner(text, regrole) IS
+	'give an inbox consumer (new or existing) to a role (owner and superusers)';
+
+-- security_invoker: the row security of inbox applies to whoever reads it
+CREATE VIEW inbox_status WITH (security_invoker = true) AS
 	SELECT consumer, count(*) AS claimed, min(sent_at) AS oldest_sent_at,
 		   max(claimed_at) AS last_claimed_at
 	  FROM inbox GROUP BY consumer;
-COMMENT ON VIEW inbox_status IS 'per consumer: messages remembered, the oldest, the last claim';
+COMMENT ON VIEW inbox_status IS 'per consumer: messages remembered, the oldest, the last claim (consumers of your roles only)';
+GRANT SELECT ON inbox_status TO PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Nodes and two-phase commit

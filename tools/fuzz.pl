@@ -85,6 +85,7 @@ my %pool = (
 	regprocedure => [ 'NULL', "'fuzz_h(text,text,jsonb,jsonb)'", "'fuzz_hb(text,text,bytea,jsonb)'",
 		"'fuzz_nest(text,text,jsonb,jsonb)'", "'fuzz_nest_sql(text,text,jsonb,jsonb)'", "'fuzz_fail(text,text,jsonb,jsonb)'",
 		"'fuzz_strict(text,text,jsonb,jsonb)'", "'pg_sleep(double precision)'", "'now()'" ],
+	regrole => [ 'NULL', "'postgres'", "'fuzz_user'", "'pg_read_all_data'", "'public'" ],
 	'bigint[]' => [ 'NULL', "'{}'", "'{1}'", "'{NULL}'", "(SELECT array_agg(id) FROM distsys.outbox)",
 		"array_fill(1::bigint, ARRAY[100000])" ],
 );

@@ -50,17 +50,28 @@
 											  DISTSYS_SQLSTATE_INBOX_TOO_OLD[4])
 
 /*
- * the claim, unless the message predates the last cleanup's horizon: the
+ * the claim, unless the message predates the last cleanup's horizon (the
  * latest row's, since a restore of a dump adds the dumped horizon beside
- * the row CREATE EXTENSION inserted (see distsys--1.0.sql)
+ * the row CREATE EXTENSION inserted: see distsys--1.0.sql) or the caller
+ * ($4) lacks the privileges of the consumer's owner.  Returns whether the
+ * message is too old, whether it was claimed now, and the consumer's owner
+ * and whether the caller may act for it (NULL, NULL: nobody owns it yet).
  */
 static const char *const claim_sql =
 "WITH h AS (SELECT coalesce(max(pruned_before), '-infinity') AS pruned_before"
 "           FROM distsys.inbox_horizon),"
+" o AS (SELECT owner, pg_catalog.pg_has_role($4, owner, 'USAGE') AS mine"
+"       FROM distsys.inbox_consumers WHERE consumer = $1),"
 " ins AS (INSERT INTO distsys.inbox (consumer, message_id, sent_at)"
-"         SELECT $1, $2, $3 FROM h WHERE $3 >= h.pruned_before"
+"         SELECT $1, $2, $3 FROM h, o WHERE $3 >= h.pruned_before AND o.mine"
 "         ON CONFLICT DO NOTHING RETURNING 1)"
-" SELECT (SELECT $3 < pruned_before FROM h), (SELECT count(*) FROM ins)";
+" SELECT (SELECT $3 < pruned_before FROM h), (SELECT count(*) FROM ins),"
+"        (SELECT owner::oid FROM o), (SELECT mine FROM o)";
+
+/* a consumer nobody owns yet becomes the caller's */
+static const char *const adopt_sql =
+"INSERT INTO distsys.inbox_consumers (consumer, owner) VALUES ($1, $2::oid::regrole)"
+" ON CONFLICT DO NOTHING";
 
 static const char *const cleanup_sql =
 "WITH h AS (UPDATE distsys.inbox_horizon"
@@ -68,6 +79,7 @@ static const char *const cleanup_sql =
 " DELETE FROM distsys.inbox WHERE sent_at < $1";
 
 static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr adopt_plan = NULL;
 static SPIPlanPtr cleanup_plan = NULL;
 
 static char *
@@ -93,42 +105,123 @@ retention_horizon(void)
 	return GetCurrentTimestamp() - (int64) distsys_inbox_retention_s * USECS_PER_SEC;
 }
 
+/* What one run of claim_sql found. */
+typedef struct ClaimResult
+{
+	bool		too_old;		/* sent before the last cleanup's horizon */
+	bool		claimed;		/* the message was new, and is claimed now */
+	bool		owned;			/* someone owns the consumer */
+	Oid			owner;
+	bool		mine;			/* the caller has the owner's privileges */
+} ClaimResult;
+
+/*
+ * run_claim: one run of claim_sql for the current user.
+ */
+static ClaimResult
+run_claim(const char *consumer, const char *message_id, TimestampTz sent_at)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, OIDOID};
+	Datum		values[4];
+	ClaimResult r;
+	bool		isnull;
+	HeapTuple	row;
+	TupleDesc	desc;
+
+	values[0] = CStringGetTextDatum(consumer);
+	values[1] = CStringGetTextDatum(message_id);
+	values[2] = TimestampTzGetDatum(sent_at);
+	values[3] = ObjectIdGetDatum(GetUserId());
+	SPI_connect();
+	distsys_spi_run(&claim_plan, claim_sql, 4, types, values, NULL, false);
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	r.too_old = DatumGetBool(SPI_getbinval(row, desc, 1, &isnull));
+	r.claimed = DatumGetInt64(SPI_getbinval(row, desc, 2, &isnull)) == 1;
+	r.owner = DatumGetObjectId(SPI_getbinval(row, desc, 3, &isnull));
+	r.owned = !isnull;
+	r.mine = r.owned && DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+	SPI_finish();
+	return r;
+}
+
+/*
+ * adopt_consumer: make the current user the owner of a consumer nobody
+ * owns.  A concurrent first claim of the same consumer by another role
+ * makes this wait for it and then insert nothing; the caller's next claim
+ * then finds that role as the owner.
+ */
+static void
+adopt_consumer(const char *consumer)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(consumer);
+	values[1] = ObjectIdGetDatum(GetUserId());
+	SPI_connect();
+	distsys_spi_run(&adopt_plan, adopt_sql, 2, types, values, NULL, false);
+	SPI_finish();
+}
+
+/*
+ * refuse_consumer: the error for a claim by a role without the privileges
+ * of the consumer's owner (which may have been dropped since).
+ */
+static void
+refuse_consumer(const char *consumer, Oid owner)
+{
+	char	   *owner_name = GetUserNameFromId(owner, true);
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("role \"%s\" may not claim messages of inbox consumer \"%s\"",
+					GetUserNameFromId(GetUserId(), false), consumer),
+			 owner_name
+			 ? errdetail("The consumer belongs to role \"%s\".", owner_name)
+			 : errdetail("The consumer belongs to a role that no longer exists (OID %u).", owner),
+			 errhint("Claim as a role that has the privileges of its owner, or have an administrator give the consumer to this role with distsys.inbox_consumer_owner().")));
+}
+
 /*
  * claim: record (consumer, message id); true if it was not there yet.
+ *
+ * A sent_at in the future (a producer's clock ahead of ours, or a hostile
+ * 'infinity' that cleanup would never remove) counts as now: retention then
+ * counts from the claim, which is later than the real send, so a duplicate
+ * within the retention is still recognised.
  */
 static bool
 claim(FunctionCallInfo fcinfo, int consumer_arg, int id_arg, int sent_arg)
 {
-	Oid			types[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[3];
 	char	   *consumer = required_text(fcinfo, consumer_arg, "consumer");
 	char	   *message_id = required_text(fcinfo, id_arg, "message id");
-	TimestampTz sent_at = PG_ARGISNULL(sent_arg)
-		? GetCurrentTimestamp() : PG_GETARG_TIMESTAMPTZ(sent_arg);
-	bool		too_old;
-	bool		isnull;
-	int64		n;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz sent_at = PG_ARGISNULL(sent_arg) ? now : PG_GETARG_TIMESTAMPTZ(sent_arg);
+	ClaimResult r = {0};
 
-	too_old = sent_at < retention_horizon();
-	if (!too_old)
+	if (sent_at > now)
+		sent_at = now;
+	r.too_old = sent_at < retention_horizon();
+	if (!r.too_old)
 	{
-		values[0] = CStringGetTextDatum(consumer);
-		values[1] = CStringGetTextDatum(message_id);
-		values[2] = TimestampTzGetDatum(sent_at);
-		SPI_connect();
-		distsys_spi_run(&claim_plan, claim_sql, 3, types, values, NULL, false);
-		too_old = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		SPI_finish();
+		r = run_claim(consumer, message_id, sent_at);
+		if (!r.owned && !r.too_old)
+		{
+			adopt_consumer(consumer);
+			r = run_claim(consumer, message_id, sent_at);
+		}
 	}
-	if (too_old)
+	if (r.too_old)
 		ereport(ERROR,
 				(errcode(ERRCODE_INBOX_TOO_OLD),
 				 errmsg("message \"%s\" was sent before the inbox retention horizon", message_id),
 				 errdetail("It may duplicate a message whose inbox entry has already been deleted, so it is not applied."),
 				 errhint("Check it by hand; raise distsys.inbox_retention (now %d s) if such delays are expected.",
 						 distsys_inbox_retention_s)));
-	return n == 1;
+	if (!r.mine)
+		refuse_consumer(consumer, r.owner);
+	return r.claimed;
 }
 
 PG_FUNCTION_INFO_V1(inbox_claim);
