@@ -419,11 +419,17 @@ COMMENT ON FUNCTION inbox_cleanup() IS
 	'delete inbox entries of messages older than distsys.inbox_retention: how many';
 
 CREATE FUNCTION inbox_consumer_owner(consumer text, owner regrole) RETURNS void
-	LANGUAGE sql VOLATILE
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog
 	AS $$
-	INSERT INTO distsys.inbox_consumers (consumer, owner) VALUES ($1, $2)
-	ON CONFLICT ON CONSTRAINT inbox_consumers_pkey DO UPDATE SET owner = EXCLUDED.owner
+BEGIN
+	IF $1 IS NULL OR $1 = '' OR $2 IS NULL THEN
+		RAISE EXCEPTION 'inbox consumer and owner must not be null or empty'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO distsys.inbox_consumers AS c (consumer, owner) VALUES ($1, $2)
+	ON CONFLICT ON CONSTRAINT inbox_consumers_pkey DO UPDATE SET owner = EXCLUDED.owner;
+END
 $$;
 REVOKE ALL ON FUNCTION inbox_consumer_owner(text, regrole) FROM PUBLIC;
 COMMENT ON FUNCTION inbox_consumer_owner(text, regrole) IS

@@ -91,3 +91,8 @@ DELETE FROM inbox WHERE consumer IN ('roles-stock', 'roles-billing', 'roles-futu
 DELETE FROM inbox_consumers WHERE consumer IN ('roles-stock', 'roles-billing', 'roles-future', 'roles-orphan');
 DROP ROLE regress_inbox_a;
 DROP ROLE regress_inbox_b;
+-- bad input
+SELECT inbox_consumer_owner(NULL, 'postgres');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+SELECT inbox_consumer_owner('x', NULL);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE

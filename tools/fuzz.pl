@@ -192,6 +192,11 @@ print "fuzz: seed $opt{seed}, $opt{sessions} sessions, $rounds rounds, $calls ca
   . scalar(@functions) . " functions\n";
 print "fuzz: errors by SQLSTATE: "
   . join(', ', map { "$_ $by_state{$_}" } sort { $by_state{$b} <=> $by_state{$a} } keys %by_state) . "\n";
+for my $state (sort keys %by_state)
+{
+	my @f = sort grep { /\Q $state\E$/ } keys %by_func_state;
+	printf "  %s: %s\n", $state, join(', ', map { /^(\S+)/; "$1 $by_func_state{$_}" } @f);
+}
 print "fuzz: sessions that died: $died\n";
 print "fuzz: internal errors (XX000, FATAL, PANIC): " . scalar(@internal) . "\n";
 my %seen;
