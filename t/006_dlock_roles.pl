@@ -61,5 +61,31 @@ is(sql_as('alice', "SELECT distsys.dlock_release('job', 'svc') AND distsys.dlock
 	'tt', 'each role releases its own grant in the end');
 is(sql('SELECT count(*) FROM distsys.dlock_leases'), '0', 'and no row is left');
 
+# The queue's hand-off: bob's waiter under the owner string that alice's
+# waiter ahead of it is granted does not join her shared grant (an owner
+# string is held by one grant of a lock); it and the bob waiter behind it
+# wait for that grant to end, then are granted as bob.
+sql_as('alice', "SELECT distsys.dlock_try('q', '1 hour', 'w')");
+my @w;
+for my $who (['alice', 'r'], ['bob', 'r'], ['bob', 'b'])
+{
+	my ($bg) = start_waiter($node,
+		"SELECT distsys.dlock_acquire('q', '1 hour', '60s', '$who->[1]', 'shared') IS NOT NULL",
+		$who->[0]);
+	push @w, $bg;
+	wait_for_queue($node, 'q', scalar @w);
+}
+is(sql("SELECT string_agg(owner || ' ' || role, ', ' ORDER BY position) FROM distsys.dlock_waiters"),
+	'r alice, r bob, b bob', 'the waiters queue with their roles');
+sql_as('alice', "SELECT distsys.dlock_release('q', 'w')");
+is(finish_waiter($w[0]), 'true', "alice's waiter is granted");
+is(sql("SELECT string_agg(owner || ' ' || role, ', ' ORDER BY position) FROM distsys.dlock_waiters"),
+	'r bob, b bob', "bob's waiters still wait");
+sql_as('alice', "SELECT distsys.dlock_release('q', 'r')");
+is(finish_waiter($w[1]) . finish_waiter($w[2]), 'truetrue', "then both of bob's are granted");
+is(sql("SELECT string_agg(owner || ' ' || role, ', ' ORDER BY owner) FROM distsys.dlock_leases"),
+	'b bob, r bob', 'as bob');
+$_->quit for @w;
+
 $node->stop;
 done_testing();
