@@ -847,6 +847,8 @@ token_step(const DLockKey *key, int64 token, TransactionId xid,
 	DLockEntry *entry = dlock_entry_lookup(key, false);
 	DLockHolder *h = entry ? dlock_holder_by_token(entry, token) : NULL;
 
+	/* the time under the lock: no expiry can pass unseen before the fence */
+	out->now = GetCurrentTimestamp();
 	if (h == NULL || !dlock_holder_live(h, out->now))
 		return TOKEN_STALE;
 	out->after = *h;
@@ -881,12 +883,11 @@ check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token, bool fence,
 	actor_init(&actor, &out);
 	do
 	{
-		out.now = GetCurrentTimestamp();
 		LWLockAcquire(dlock_shared->lock, fence ? LW_EXCLUSIVE : LW_SHARED);
 		state = token_step(key, *token, xid, &actor, &out);
 		LWLockRelease(dlock_shared->lock);
 	} while (actor_ask(&actor, &out));
-	*role = out.after.role;
+	*role = state == TOKEN_STALE ? InvalidOid : out.after.role;
 	return state;
 }
 
