@@ -42,7 +42,7 @@ SELECT dlock_assert('job', :t_alice);
 -- so none survives to hold a slot
 \set gid regress_dlock_bob_
 SELECT s FROM generate_series(1, 4) g, LATERAL (VALUES (1, 'BEGIN'),
-	(2, 'SELECT distsys.dlock_assert(''job'', (SELECT token FROM distsys.dlocks WHERE name = ''job''))'),
+	(2, 'SELECT distsys.dlock_assert(''job'', (SELECT token FROM distsys.dlock_leases WHERE name = ''job''))'),
 	(3, format('PREPARE TRANSACTION %L', :'gid' || g))) v(o, s) ORDER BY g, o \gexec
 SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'regress_dlock_bob%';
 
@@ -54,7 +54,7 @@ SELECT token = :t_alice AS same_token, depth,
        expires_at - granted_at AS lease FROM dlocks WHERE name = 'job';
 \set gid regress_dlock_alice_
 SELECT s FROM generate_series(1, 4) g, LATERAL (VALUES (1, 'BEGIN'),
-	(2, 'SELECT distsys.dlock_assert(''job'', (SELECT token FROM distsys.dlocks WHERE name = ''job''))'),
+	(2, 'SELECT distsys.dlock_assert(''job'', (SELECT token FROM distsys.dlock_leases WHERE name = ''job''))'),
 	(3, format('PREPARE TRANSACTION %L', :'gid' || g))) v(o, s) ORDER BY g, o \gexec
 SELECT gid FROM pg_prepared_xacts WHERE gid LIKE 'regress_dlock_alice%' ORDER BY gid;
 SELECT dlock_assert('job', :t_alice);
