@@ -98,14 +98,15 @@ sub bg_session
 	return $bg;
 }
 
-# start_waiter(NODE, SQL): a background session that runs SQL (which may
-# block) and prints "done:" and its result when it returns.  Returns the
-# session and its backend pid.
+# start_waiter(NODE, SQL, ROLE): a background session that runs SQL (which
+# may block), as ROLE if given, and prints "done:" and its result when it
+# returns.  Returns the session and its backend pid.
 sub start_waiter
 {
-	my ($node, $sql) = @_;
+	my ($node, $sql, $role) = @_;
 	my $bg = bg_session($node, on_error_stop => 0);
 	my $pid = $bg->query_safe('SELECT pg_backend_pid()');
+	$bg->query_safe("SET ROLE $role") if $role;
 	$bg->query_until(qr/sent/, "\\echo sent\nSELECT 'done:' || coalesce(($sql)::text, 'null');\n");
 	return ($bg, $pid);
 }

@@ -54,7 +54,9 @@ typedef struct DLockKey
 /*
  * One grant of a lock.  A session-owned holder has procno >= 0 and an empty
  * owner; an application-owned one has an owner and is mirrored by a row of
- * distsys.dlock_leases.
+ * distsys.dlock_leases.  role is the role that took the grant (GetUserId()
+ * then): only it, a role with its privileges or a lock admin may re-enter,
+ * release, renew or fence an application-owned grant (see dlock_sql.c).
  */
 typedef struct DLockHolder
 {
@@ -62,6 +64,7 @@ typedef struct DLockHolder
 	dlist_node	proc_node;		/* session-owned: in its backend's held list */
 	struct DLockEntry *entry;
 	char		owner[DLOCK_OWNER_MAX + 1];
+	Oid			role;			/* the role that took the grant */
 	int			procno;			/* session owner's pgprocno, or -1 */
 	int			pid;			/* session owner's pid, or 0 */
 	DLockMode	mode;
@@ -98,6 +101,7 @@ typedef struct DLockProc
 	DLockEntry *entry;			/* lock waited for, or NULL */
 	DLockMode	mode;
 	char		owner[DLOCK_OWNER_MAX + 1];
+	Oid			role;			/* the role to grant to */
 	TimestampTz since;			/* when it started waiting */
 	int64		ttl_us;			/* lease length to grant with, microseconds */
 	DLockWaitResult result;
@@ -150,8 +154,8 @@ extern void dlock_entry_forget_if_unused(DLockEntry *entry);
 extern DLockHolder *dlock_find_holder(DLockEntry *entry, const char *owner);
 extern bool dlock_compatible(DLockEntry *entry, DLockMode mode);
 extern DLockHolder *dlock_grant(DLockEntry *entry, DLockMode mode,
-								const char *owner, int procno, int pid,
-								TimestampTz now, int64 ttl_us);
+								const char *owner, Oid role, int procno,
+								int pid, TimestampTz now, int64 ttl_us);
 extern void dlock_remove_holder(DLockHolder *holder);
 extern int	dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next);
 extern void dlock_grant_waiters(DLockEntry *entry, TimestampTz now);

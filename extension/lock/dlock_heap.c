@@ -63,12 +63,13 @@
  */
 #define Anum_dlock_leases_name			1
 #define Anum_dlock_leases_owner			2
-#define Anum_dlock_leases_mode			3
-#define Anum_dlock_leases_token			4
-#define Anum_dlock_leases_depth			5
-#define Anum_dlock_leases_granted_at	6
-#define Anum_dlock_leases_expires_at	7
-#define Natts_dlock_leases				7
+#define Anum_dlock_leases_role			3
+#define Anum_dlock_leases_mode			4
+#define Anum_dlock_leases_token			5
+#define Anum_dlock_leases_depth			6
+#define Anum_dlock_leases_granted_at	7
+#define Anum_dlock_leases_expires_at	8
+#define Natts_dlock_leases				8
 
 static const struct
 {
@@ -77,6 +78,7 @@ static const struct
 }			lease_columns[Natts_dlock_leases] = {
 	[Anum_dlock_leases_name - 1] = {"name", TEXTOID},
 	[Anum_dlock_leases_owner - 1] = {"owner", TEXTOID},
+	[Anum_dlock_leases_role - 1] = {"role", REGROLEOID},
 	[Anum_dlock_leases_mode - 1] = {"mode", TEXTOID},
 	[Anum_dlock_leases_token - 1] = {"token", INT8OID},
 	[Anum_dlock_leases_depth - 1] = {"depth", INT4OID},
@@ -140,7 +142,7 @@ lease_check_table(Relation rel)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table distsys.dlock_leases does not have the columns of this version of distsys"),
-				 errdetail("Durable lock grants need the columns name, owner, mode, token, depth, granted_at and expires_at, in this order, and no others."),
+				 errdetail("Durable lock grants need the columns name, owner, role, mode, token, depth, granted_at and expires_at, in this order, and no others."),
 				 errhint("Undo the change to the table, or update the extension with ALTER EXTENSION distsys UPDATE.")));
 	if (rel->trigdesc != NULL || rel->rd_rules != NULL ||
 		(constr != NULL && constr->num_check > 0))
@@ -165,6 +167,7 @@ lease_fill_slot(TupleTableSlot *slot, const char *name, const DLockHolder *h)
 	memset(slot->tts_isnull, false, Natts_dlock_leases * sizeof(bool));
 	values[Anum_dlock_leases_name - 1] = CStringGetTextDatum(name);
 	values[Anum_dlock_leases_owner - 1] = CStringGetTextDatum(h->owner);
+	values[Anum_dlock_leases_role - 1] = ObjectIdGetDatum(h->role);
 	values[Anum_dlock_leases_mode - 1] =
 		CStringGetTextDatum(h->mode == DLOCK_SHARED ? "shared" : "exclusive");
 	values[Anum_dlock_leases_token - 1] = Int64GetDatum(h->token);

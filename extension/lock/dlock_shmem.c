@@ -278,7 +278,10 @@ dlock_entry_forget_if_unused(DLockEntry *entry)
 
 /*
  * dlock_find_holder: the current grant of this owner (application owner, or
- * this session when owner is NULL), or NULL.
+ * this session when owner is NULL), or NULL.  An application owner's grant
+ * is found by its owner string alone, whichever role took it: an owner
+ * string is held by at most one grant of a lock, and the caller decides
+ * whether it may act for that grant's role.
  */
 DLockHolder *
 dlock_find_holder(DLockEntry *entry, const char *owner)
@@ -338,8 +341,8 @@ dlock_compatible(DLockEntry *entry, DLockMode mode)
  * no reserved token is left (the caller decides whether that is an error).
  */
 DLockHolder *
-dlock_grant(DLockEntry *entry, DLockMode mode, const char *owner, int procno,
-			int pid, TimestampTz now, int64 ttl_us)
+dlock_grant(DLockEntry *entry, DLockMode mode, const char *owner, Oid role,
+			int procno, int pid, TimestampTz now, int64 ttl_us)
 {
 	DLockHolder *h;
 
@@ -352,6 +355,7 @@ dlock_grant(DLockEntry *entry, DLockMode mode, const char *owner, int procno,
 	memset(h, 0, sizeof(DLockHolder));
 	h->entry = entry;
 	strlcpy(h->owner, owner ? owner : "", sizeof(h->owner));
+	h->role = role;
 	h->procno = procno;
 	h->pid = pid;
 	h->mode = mode;
@@ -488,6 +492,13 @@ dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next)
  * dlock_grant_waiters: grant the lock to the head of the queue, and to the
  * shared waiters right behind a shared head, while they fit.  Only those
  * backends are woken.  Never raises an error: it runs in commit callbacks.
+ *
+ * A waiter whose owner string already holds the lock does not fit either:
+ * an owner string is held by at most one grant of a lock (the unique index
+ * of shared grants says so too).  That grant is another role's, which the
+ * waiter may not act for (else it would have re-entered it instead of
+ * queueing), or one its own role took after it queued; either way it waits
+ * for that grant to end.
  */
 void
 dlock_grant_waiters(DLockEntry *entry, TimestampTz now)
@@ -497,9 +508,10 @@ dlock_grant_waiters(DLockEntry *entry, TimestampTz now)
 		DLockProc  *w = dlist_head_element(DLockProc, node, &entry->waiters);
 		DLockHolder *h;
 
-		if (!dlock_compatible(entry, w->mode))
+		if (!dlock_compatible(entry, w->mode) ||
+			(w->owner[0] && dlock_find_holder(entry, w->owner) != NULL))
 			break;
-		h = dlock_grant(entry, w->mode, w->owner[0] ? w->owner : NULL,
+		h = dlock_grant(entry, w->mode, w->owner[0] ? w->owner : NULL, w->role,
 						w->owner[0] ? -1 : (int) (w - dlock_shared->procs),
 						w->owner[0] ? 0 : w->pid, now, w->ttl_us);
 		if (h == NULL && dlock_shared->next_token > dlock_shared->token_limit)

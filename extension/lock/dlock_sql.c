@@ -20,6 +20,20 @@
  * fence slots run out; they change nothing first, and error recovery
  * releases every LWLock.)
  *
+ * Who may act on a grant: an application-owned grant belongs to the role
+ * that took it (DLockHolder.role), not to whoever names its owner string,
+ * which everyone can read.  Re-entering, releasing, renewing or fencing it
+ * (dlock_assert) takes that role, a role with its privileges
+ * (has_privs_of_role, so superusers too) or a member of distsys_lock_admin;
+ * to any other role the grant is another contender's.  Whether the caller
+ * has another role's privileges takes catalog lookups, which are never done
+ * under dlock_shared->lock (they may read from disk, take heavyweight locks
+ * or fail): a step that meets a grant of a role it has not asked about yet
+ * changes nothing and names that role (DLockOutcome.ask_role); its caller
+ * asks with the lock released (actor_ask) and takes the step again.
+ * Session-owned grants are found by the session, as before; only fencing
+ * one asks for its role.
+ *
  * A blocked dlock_acquire sleeps on its latch in the FIFO queue.  It is
  * woken by the backend that grants it the lock (release, session exit,
  * expiry worker), by its own timeout, or by an interrupt; on cancel or
@@ -78,9 +92,29 @@ typedef struct DLockOutcome
 {
 	DLockStep	step;
 	TimestampTz now;			/* when the step was taken */
+	Oid			ask_role;		/* valid: ask about it, take the step again */
 	DLockHolder before;			/* a changed grant as it was (for undo) */
 	DLockHolder after;			/* the grant as the step left it */
 } DLockOutcome;
+
+/*
+ * DLockActor: the calling role, and the one other role it has been asked
+ * about during this call (see "Who may act on a grant" above).
+ */
+typedef struct DLockActor
+{
+	Oid			role;			/* GetUserId() */
+	Oid			asked;			/* another role, or InvalidOid */
+	bool		may;			/* whether role may act for asked */
+} DLockActor;
+
+/* What dlock_check and dlock_assert found for a token. */
+typedef enum DLockTokenState
+{
+	TOKEN_STALE,				/* not a current, unexpired grant */
+	TOKEN_CURRENT,				/* current (and fenced, if asked) */
+	TOKEN_OTHER_ROLE			/* current, but not the caller's to fence */
+} DLockTokenState;
 
 static void
 invalid(const char *msg, const char *hint)
@@ -205,6 +239,64 @@ lock_begin(void)
 }
 
 /*
+ * dlock_is_admin: whether the current user may act on every grant: a
+ * superuser or a role with the privileges of distsys_lock_admin.
+ */
+static bool
+dlock_is_admin(void)
+{
+	Oid			admin = get_role_oid(DLOCK_ADMIN_ROLE, true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+static void
+actor_init(DLockActor *actor, DLockOutcome *out)
+{
+	actor->role = GetUserId();
+	actor->asked = InvalidOid;
+	actor->may = false;
+	out->ask_role = InvalidOid;
+}
+
+/*
+ * may_act: whether actor may act on grant h, under dlock_shared->lock,
+ * which the caller holds.  Without the lookups that are not done under the
+ * lock, this is known for the actor's own role and the one it was asked
+ * about; for any other role it returns false and names the role in
+ * out->ask_role, and the caller's step must then change nothing.
+ */
+static bool
+may_act(const DLockActor *actor, const DLockHolder *h, DLockOutcome *out)
+{
+	if (h->role == actor->role)
+		return true;
+	if (h->role == actor->asked)
+		return actor->may;
+	out->ask_role = h->role;
+	return false;
+}
+
+/*
+ * actor_ask: after a step, with the lock released.  If the step named a
+ * role to ask about, find out whether the actor may act for it and return
+ * true: the caller takes the step again.  Each round learns the role of a
+ * grant that was there a moment ago; a new round only follows if that
+ * grant changed hands meanwhile.
+ */
+static bool
+actor_ask(DLockActor *actor, DLockOutcome *out)
+{
+	if (!OidIsValid(out->ask_role))
+		return false;
+	actor->asked = out->ask_role;
+	actor->may = has_privs_of_role(actor->role, actor->asked) || dlock_is_admin();
+	out->ask_role = InvalidOid;
+	CHECK_FOR_INTERRUPTS();
+	return true;
+}
+
+/*
  * lookup_live: the entry of key with its expired holders removed and the
  * lock handed on; NULL if nobody holds or waits for it.  Caller holds the
  * exclusive lock.
@@ -269,7 +361,7 @@ grant_now(const DLockRequest *req, DLockEntry *entry, DLockOutcome *out)
 {
 	DLockHolder *h;
 
-	h = dlock_grant(entry, req->mode, req->owner,
+	h = dlock_grant(entry, req->mode, req->owner, GetUserId(),
 					req->owner ? -1 : MyProc->pgprocno,
 					req->owner ? 0 : MyProcPid, out->now, req->ttl_us);
 	if (h == NULL)
@@ -290,6 +382,7 @@ enqueue_me(const DLockRequest *req, DLockProc *me, DLockEntry *entry,
 		   TimestampTz now)
 {
 	strlcpy(me->owner, req->owner ? req->owner : "", sizeof(me->owner));
+	me->role = GetUserId();
 	me->mode = req->mode;
 	me->ttl_us = req->ttl_us;
 	me->since = now;
@@ -304,18 +397,31 @@ enqueue_me(const DLockRequest *req, DLockProc *me, DLockEntry *entry,
  * lock_step: the part of dlock_try and dlock_acquire done under the
  * exclusive lock, which the caller holds: reenter a lock the requester
  * holds, grant a free one, or (if wait) queue for it.  Returns the step
- * taken, or STEP_NOT_GRANTED when the lock is held and wait is false.
+ * taken, or STEP_NOT_GRANTED when the lock is held and wait is false (or
+ * the actor is to be asked about the role of its owner's grant first).
+ *
+ * A grant of the requested owner string that the actor may not act for is
+ * another contender's: the lock is held, whatever the mode.
  */
 static DLockStep
-lock_step(const DLockRequest *req, DLockProc *me, bool wait,
-		  DLockOutcome *out)
+lock_step(const DLockRequest *req, const DLockActor *actor, DLockProc *me,
+		  bool wait, DLockOutcome *out)
 {
 	DLockEntry *entry = lookup_live(&req->key, true, out->now);
 	DLockHolder *h = dlock_find_holder(entry, req->owner);
+	bool		taken = false;
 
+	if (h != NULL && req->owner != NULL && !may_act(actor, h, out))
+	{
+		if (OidIsValid(out->ask_role))
+			return STEP_NOT_GRANTED;
+		taken = true;
+		h = NULL;
+	}
 	if (h != NULL)
 		return reenter(req, h, out);
-	if (dlist_is_empty(&entry->waiters) && dlock_compatible(entry, req->mode))
+	if (!taken && dlist_is_empty(&entry->waiters) &&
+		dlock_compatible(entry, req->mode))
 		return grant_now(req, entry, out);
 	if (!wait)
 		return STEP_NOT_GRANTED;
@@ -487,15 +593,20 @@ static int64
 lock_common(DLockRequest *req, int64 timeout_us)
 {
 	DLockProc  *me;
+	DLockActor	actor;
 	DLockOutcome out;
 
 	lock_begin();
 	dlock_reserve_tokens();
 	me = dlock_my_proc();
-	out.now = GetCurrentTimestamp();
-	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	out.step = lock_step(req, me, timeout_us != 0, &out);
-	LWLockRelease(dlock_shared->lock);
+	actor_init(&actor, &out);
+	do
+	{
+		out.now = GetCurrentTimestamp();
+		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+		out.step = lock_step(req, &actor, me, timeout_us != 0, &out);
+		LWLockRelease(dlock_shared->lock);
+	} while (actor_ask(&actor, &out));
 	if (out.step == STEP_QUEUED)
 		wait_for_grant(me, timeout_us < 0 ? 0 : out.now + timeout_us, &out);
 	return finish_lock(req, &out);
@@ -521,7 +632,9 @@ PG_FUNCTION_INFO_V1(dlock_break);
 PG_FUNCTION_INFO_V1(dlock_cleanup);
 
 /*
- * dlock_try(name, ttl, owner, mode): the token, or NULL if held by another.
+ * dlock_try(name, ttl, owner, mode): the token, or NULL if held by another
+ * (for an application owner: also when another role's grant holds that
+ * owner string, see "Who may act on a grant").
  */
 Datum
 dlock_try(PG_FUNCTION_ARGS)
@@ -563,15 +676,19 @@ dlock_acquire(PG_FUNCTION_ARGS)
 
 /*
  * held_live: the caller's grant of key, after expiring holders; NULL if it
- * holds none or its final release is pending.  Caller holds the exclusive
- * lock.
+ * holds none, its final release is pending, or the owner's grant is one
+ * the actor may not act for (or must be asked about first: see may_act).
+ * Caller holds the exclusive lock.
  */
 static DLockHolder *
-held_live(const DLockKey *key, const char *owner, TimestampTz now)
+held_live(const DLockKey *key, const char *owner, const DLockActor *actor,
+		  DLockOutcome *out)
 {
-	DLockEntry *entry = lookup_live(key, false, now);
+	DLockEntry *entry = lookup_live(key, false, out->now);
 	DLockHolder *h = entry ? dlock_find_holder(entry, owner) : NULL;
 
+	if (h != NULL && owner != NULL && !may_act(actor, h, out))
+		h = NULL;
 	if (h != NULL && !h->releasing)
 		return h;
 	if (entry)
@@ -591,9 +708,10 @@ held_live(const DLockKey *key, const char *owner, TimestampTz now)
  * rolls back.
  */
 static bool
-release_step(const DLockKey *key, const char *owner, DLockOutcome *out)
+release_step(const DLockKey *key, const char *owner, const DLockActor *actor,
+			 DLockOutcome *out)
 {
-	DLockHolder *h = held_live(key, owner, out->now);
+	DLockHolder *h = held_live(key, owner, actor, out);
 	DLockEntry *entry;
 
 	if (h == NULL)
@@ -635,7 +753,10 @@ release_row(const DLockKey *key, const DLockOutcome *out)
 }
 
 /*
- * dlock_release(name, owner): true if the caller held the lock.  At depth 0
+ * dlock_release(name, owner): true if the caller held the lock (an
+ * application-owned grant only counts if the caller may act for its role:
+ * to any other role this is false, as for a lock it does not hold, since
+ * the owner string proves nothing).  At depth 0
  * the lock goes to the next waiter at once (for an application-owned lock,
  * when the releasing transaction commits).
  */
@@ -644,16 +765,21 @@ dlock_release(PG_FUNCTION_ARGS)
 {
 	DLockKey	key;
 	const char *owner;
+	DLockActor	actor;
 	DLockOutcome out;
 	bool		held;
 
 	parse_name(fcinfo, 0, &key);
 	owner = parse_owner(fcinfo, 1);
 	lock_begin();
-	out.now = GetCurrentTimestamp();
-	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	held = release_step(&key, owner, &out);
-	LWLockRelease(dlock_shared->lock);
+	actor_init(&actor, &out);
+	do
+	{
+		out.now = GetCurrentTimestamp();
+		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+		held = release_step(&key, owner, &actor, &out);
+		LWLockRelease(dlock_shared->lock);
+	} while (actor_ask(&actor, &out));
 	if (held && owner != NULL)
 		release_row(&key, &out);
 	PG_RETURN_BOOL(held);
@@ -665,9 +791,9 @@ dlock_release(PG_FUNCTION_ARGS)
  * it holds none (it expired or was taken over).
  */
 static bool
-renew_step(const DLockRequest *req, DLockOutcome *out)
+renew_step(const DLockRequest *req, const DLockActor *actor, DLockOutcome *out)
 {
-	DLockHolder *h = held_live(&req->key, req->owner, out->now);
+	DLockHolder *h = held_live(&req->key, req->owner, actor, out);
 
 	if (h == NULL || !dlock_holder_live(h, out->now))
 		return false;
@@ -681,89 +807,150 @@ renew_step(const DLockRequest *req, DLockOutcome *out)
 
 /*
  * dlock_renew(name, ttl, owner): set the lease of a lock the owner still
- * holds to end ttl from now; false if it expired or was taken over.
+ * holds to end ttl from now; false if it expired or was taken over, or is
+ * a grant of a role the caller may not act for (as dlock_release).
  */
 Datum
 dlock_renew(PG_FUNCTION_ARGS)
 {
 	DLockRequest req;
+	DLockActor	actor;
 	DLockOutcome out;
 	bool		renewed;
 
 	parse_request(fcinfo, &req, 0, 1, 2, -1);
 	lock_begin();
-	out.now = GetCurrentTimestamp();
-	LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
-	renewed = renew_step(&req, &out);
-	LWLockRelease(dlock_shared->lock);
+	actor_init(&actor, &out);
+	do
+	{
+		out.now = GetCurrentTimestamp();
+		LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
+		renewed = renew_step(&req, &actor, &out);
+		LWLockRelease(dlock_shared->lock);
+	} while (actor_ask(&actor, &out));
 	if (renewed && req.owner)
 		durable_commit(&req.key, &out.after, &out.before, true, out.now);
 	PG_RETURN_BOOL(renewed);
 }
 
 /*
- * check_token: whether token is a current, unexpired grant of the lock; with
- * fence, also fence the calling transaction on the grant.
+ * token_step: under dlock_shared->lock, which the caller holds: whether
+ * token is a current, unexpired grant of key, copied to out->after; with a
+ * valid xid, also fence that transaction on the grant if the actor may act
+ * for it.  A role that may not gets TOKEN_OTHER_ROLE and no fence slot, so
+ * that it cannot fill the DLOCK_FENCE_SLOTS of a grant that is not its own.
  */
-static bool
-check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token, bool fence)
+static DLockTokenState
+token_step(const DLockKey *key, int64 token, TransactionId xid,
+		   const DLockActor *actor, DLockOutcome *out)
+{
+	DLockEntry *entry = dlock_entry_lookup(key, false);
+	DLockHolder *h = entry ? dlock_holder_by_token(entry, token) : NULL;
+
+	/* the time under the lock: no expiry can pass unseen before the fence */
+	out->now = GetCurrentTimestamp();
+	if (h == NULL || !dlock_holder_live(h, out->now))
+		return TOKEN_STALE;
+	out->after = *h;
+	if (!TransactionIdIsValid(xid))
+		return TOKEN_CURRENT;
+	if (!may_act(actor, h, out))
+		return TOKEN_OTHER_ROLE;
+	dlock_fence(h, xid);
+	return TOKEN_CURRENT;
+}
+
+/*
+ * check_token: what token is to the lock named by the first argument (see
+ * token_step); with fence, the calling transaction is fenced on the grant
+ * when it is current and the caller's.  *role is the role of a current
+ * grant.
+ */
+static DLockTokenState
+check_token(FunctionCallInfo fcinfo, DLockKey *key, int64 *token, bool fence,
+			Oid *role)
 {
 	TransactionId xid = InvalidTransactionId;
-	DLockEntry *entry;
-	DLockHolder *h;
-	bool		ok;
+	DLockActor	actor;
+	DLockOutcome out;
+	DLockTokenState state;
 
 	parse_name(fcinfo, 0, key);
 	*token = parse_token(fcinfo, 1);
 	lock_begin();
 	if (fence)
 		xid = GetTopTransactionId();	/* before the lock: it may do I/O */
-	LWLockAcquire(dlock_shared->lock, fence ? LW_EXCLUSIVE : LW_SHARED);
-	entry = dlock_entry_lookup(key, false);
-	h = entry ? dlock_holder_by_token(entry, *token) : NULL;
-	ok = h != NULL && dlock_holder_live(h, GetCurrentTimestamp());
-	if (ok && fence)
-		dlock_fence(h, xid);
-	LWLockRelease(dlock_shared->lock);
-	return ok;
+	actor_init(&actor, &out);
+	do
+	{
+		LWLockAcquire(dlock_shared->lock, fence ? LW_EXCLUSIVE : LW_SHARED);
+		state = token_step(key, *token, xid, &actor, &out);
+		LWLockRelease(dlock_shared->lock);
+	} while (actor_ask(&actor, &out));
+	*role = state == TOKEN_STALE ? InvalidOid : out.after.role;
+	return state;
 }
 
+/*
+ * dlock_check(name, token): whether token is the current grant.  Open to
+ * every role: it changes nothing, and dlocks shows the tokens anyway.
+ */
 Datum
 dlock_check(PG_FUNCTION_ARGS)
 {
 	DLockKey	key;
 	int64		token;
+	Oid			role;
 
-	PG_RETURN_BOOL(check_token(fcinfo, &key, &token, false));
+	PG_RETURN_BOOL(check_token(fcinfo, &key, &token, false, &role) != TOKEN_STALE);
 }
 
 /*
- * dlock_assert(name, token): raise YL001 unless token is the current grant.
- * On success the grant cannot be taken over by expiry until the calling
- * transaction ends, so a write that follows in it is fenced.
+ * role_name: the name of role, or its OID if it was dropped.
+ */
+static char *
+role_name(Oid role)
+{
+	char	   *name = GetUserNameFromId(role, true);
+
+	return name ? name : psprintf("%u", role);
+}
+
+/*
+ * dlock_assert(name, token): raise YL001 unless token is the current grant,
+ * and 42501 if it is but the grant is not the caller's to fence (see
+ * token_step).  On success the grant cannot be taken over by expiry until
+ * the calling transaction ends, so a write that follows in it is fenced.
  */
 Datum
 dlock_assert(PG_FUNCTION_ARGS)
 {
 	DLockKey	key;
 	int64		token;
+	Oid			role;
+	DLockTokenState state = check_token(fcinfo, &key, &token, true, &role);
 
-	if (!check_token(fcinfo, &key, &token, true))
+	if (state == TOKEN_STALE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DLOCK_STALE_TOKEN),
 				 errmsg("fencing token " INT64_FORMAT " is not the current grant of lock \"%s\"",
 						token, key.name),
 				 errdetail("The lock was released, expired or granted to someone else since this token was issued."),
 				 errhint("Acquire the lock again and retry the work with the new token.")));
+	if (state == TOKEN_OTHER_ROLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to assert lock \"%s\"", key.name),
+				 errdetail("Its current grant was taken by role \"%s\".", role_name(role)),
+				 errhint("Assert it as that role, a role with its privileges or a member of role %s.",
+						 DLOCK_ADMIN_ROLE)));
 	PG_RETURN_VOID();
 }
 
 static void
 check_break_privilege(void)
 {
-	Oid			admin = get_role_oid(DLOCK_ADMIN_ROLE, true);
-
-	if (superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+	if (dlock_is_admin())
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

@@ -15,11 +15,13 @@
  * server may still present the token of a lease that expired there, and a
  * new grant of that lock must never be handed the same token.
  *
- * Each row mirrors one holder.  A new grant inserts a row, preceded by a
- * DELETE of expired rows that would collide with it on the unique index of
- * its mode (only in a database where a lease expired unreleased); a
- * reentry, renewal or depth change is an UPDATE of columns the install
- * script does not index (a HOT update); a final release deletes the row.
+ * Each row mirrors one holder, with the role that took it, so that after a
+ * restart the grant is still that role's alone (see dlock_sql.c).  A new
+ * grant inserts a row, preceded by a DELETE of expired rows that would
+ * collide with it on the unique index of its mode (only in a database where
+ * a lease expired unreleased); a reentry, renewal or depth change is an
+ * UPDATE of columns the install script does not index (a HOT update); a
+ * final release deletes the row.
  * The insert and the delete are the hot path and are written without SQL
  * (dlock_heap.c); the rest are SQL statements.  The remaining expired rows
  * go with dlock_cleanup().
@@ -41,7 +43,7 @@
 #include "spi_util.h"
 
 static const char *const load_sql =
-"SELECT name, owner, mode, token, depth, granted_at, expires_at"
+"SELECT name, owner, role, mode, token, depth, granted_at, expires_at"
 "  FROM distsys.dlock_leases WHERE expires_at > $1";
 
 /* whether any row has expired; the largest token of all rows */
@@ -107,12 +109,13 @@ restore_row(HeapTuple tup, TupleDesc desc)
 			sizeof(key.name));
 	strlcpy(h.owner, TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)),
 			sizeof(h.owner));
-	h.mode = strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)),
+	h.role = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	h.mode = strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull)),
 					"shared") == 0 ? DLOCK_SHARED : DLOCK_EXCLUSIVE;
-	h.token = DatumGetInt64(SPI_getbinval(tup, desc, 4, &isnull));
-	h.depth = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
-	h.granted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 6, &isnull));
-	h.expires_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull));
+	h.token = DatumGetInt64(SPI_getbinval(tup, desc, 5, &isnull));
+	h.depth = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+	h.granted_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 7, &isnull));
+	h.expires_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 
 	entry = dlock_entry_lookup(&key, true);
 	if (dlock_find_holder(entry, h.owner) == NULL)

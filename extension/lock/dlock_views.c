@@ -7,8 +7,13 @@
  * Each takes dlock_shared->lock once (in shared mode; exclusive to reset
  * the counters), copies what it shows out of shared memory (the
  * set-returning ones into a tuplestore) and releases the lock before
- * returning rows, so a slow client never holds up lock traffic.  Expired holders are not shown:
- * an expired lock is free even before anyone removes it.
+ * returning rows, so a slow client never holds up lock traffic.  Expired
+ * holders are not shown: an expired lock is free even before anyone
+ * removes it.
+ *
+ * Every role sees every grant and waiter of the database, with its owner
+ * string, token and role: since a grant belongs to its role (dlock_sql.c),
+ * knowing its owner string or token gives no power over it.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,36 +43,38 @@ mode_name(DLockMode mode)
 static void
 holder_row(ReturnSetInfo *rsinfo, DLockEntry *entry, DLockHolder *h)
 {
-	Datum		v[9];
-	bool		n[9] = {0};
+	Datum		v[10];
+	bool		n[10] = {0};
 
 	v[0] = CStringGetTextDatum(entry->key.name);
 	v[1] = CStringGetTextDatum(mode_name(h->mode));
 	n[2] = h->procno >= 0;
 	v[2] = n[2] ? (Datum) 0 : CStringGetTextDatum(h->owner);
-	n[3] = h->procno < 0;
-	v[3] = Int32GetDatum(h->pid);
-	v[4] = Int64GetDatum(h->token);
-	v[5] = Int32GetDatum(h->depth);
-	v[6] = TimestampTzGetDatum(h->granted_at);
-	v[7] = TimestampTzGetDatum(h->expires_at);
-	v[8] = Int32GetDatum(entry->nwaiters);
+	v[3] = ObjectIdGetDatum(h->role);
+	n[4] = h->procno < 0;
+	v[4] = Int32GetDatum(h->pid);
+	v[5] = Int64GetDatum(h->token);
+	v[6] = Int32GetDatum(h->depth);
+	v[7] = TimestampTzGetDatum(h->granted_at);
+	v[8] = TimestampTzGetDatum(h->expires_at);
+	v[9] = Int32GetDatum(entry->nwaiters);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 }
 
 static void
 waiter_row(ReturnSetInfo *rsinfo, DLockEntry *entry, DLockProc *w, int position)
 {
-	Datum		v[6];
-	bool		n[6] = {0};
+	Datum		v[7];
+	bool		n[7] = {0};
 
 	v[0] = CStringGetTextDatum(entry->key.name);
 	v[1] = CStringGetTextDatum(mode_name(w->mode));
 	n[2] = w->owner[0] == '\0';
 	v[2] = n[2] ? (Datum) 0 : CStringGetTextDatum(w->owner);
-	v[3] = Int32GetDatum(w->pid);
-	v[4] = Int32GetDatum(position);
-	v[5] = TimestampTzGetDatum(w->since);
+	v[3] = ObjectIdGetDatum(w->role);
+	v[4] = Int32GetDatum(w->pid);
+	v[5] = Int32GetDatum(position);
+	v[6] = TimestampTzGetDatum(w->since);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 }
 
