@@ -151,13 +151,13 @@ active_participants(int *n)
 static void
 round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 {
-	const char *state = remote_sqlstate(res);
+	int			code = remote_errcode(res);
 
 	/*
 	 * Gone (42704) or busy (55000): recovery resolved it or is resolving it,
 	 * the same way, since it commits only what has a decision record.
 	 */
-	if (state != NULL && (strcmp(state, "42704") == 0 || strcmp(state, "55000") == 0))
+	if (code == ERRCODE_UNDEFINED_OBJECT || code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 	{
 		ereport(LOG,
 				(errmsg("node \"%s\": %s: already resolved or being resolved by recovery",
@@ -169,7 +169,7 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", p->node, distsys_dtx_commit_timeout_ms),
 				 errdetail("The recovery worker will finish the transaction there."),
-				 errcontext("remote statement on node \"%s\": %s", p->node, sql)));
+				 remote_errcontext(p->node, sql)));
 	else
 		remote_report(WARNING, p->conn, res, p->node, sql);
 	if (timed_out || PQstatus(p->conn) != CONNECTION_OK)
@@ -189,6 +189,88 @@ remaining_ms(TimestampTz deadline)
 }
 
 /*
+ * The first failure of a round before commit, raised once every answer is
+ * in (so no connection is left busy).
+ */
+typedef struct RoundFailure
+{
+	int			index;			/* the participant; -1: none */
+	PGresult   *res;			/* its answer, or NULL (none, or not_prepared) */
+	bool		not_prepared;	/* PREPARE found its transaction ended */
+} RoundFailure;
+
+/*
+ * round_answer: read the answer of p to sql, its statement number i in a
+ * round of kind ending at deadline; whether it succeeded.  A failure after
+ * commit is round_failed's; before it, the first one is kept in *failure.
+ */
+static bool
+round_answer(DtxParticipant *p, const char *sql, int i, RoundKind kind,
+			 TimestampTz deadline, RoundFailure *failure)
+{
+	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
+	PGresult   *res = NULL;
+	bool		timed_out = false;
+	bool		ok;
+
+	if (p->conn != NULL && p->busy)
+		res = remote_wait_result(p->conn, remaining_ms(deadline), how, &timed_out);
+	p->busy = timed_out;
+	p->stalled = timed_out;
+	ok = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
+						 PQresultStatus(res) == PGRES_TUPLES_OK);
+	/* a transaction the statements ended answers PREPARE with ROLLBACK */
+	if (ok && kind == ROUND_PREPARE &&
+		strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
+	{
+		PQclear(res);
+		p->state = DTX_OPEN;
+		if (failure->index < 0)
+		{
+			failure->index = i;
+			failure->not_prepared = true;
+		}
+		return false;
+	}
+	if (ok)
+		PQclear(res);
+	else if (ROUND_IS_FINISH(kind))
+		round_failed(p, res, sql, timed_out);
+	else if (failure->index < 0)
+		failure->index = i, failure->res = res;
+	else
+		PQclear(res);
+	if (ok && kind == ROUND_PREPARE)
+		fault_point(DTX_FAULT_AFTER_SOME_PREPARES);
+	if (ok && kind == ROUND_COMMIT && p->state == DTX_PREPARED)
+		fault_point(DTX_FAULT_AFTER_SOME_COMMITS);
+	return ok;
+}
+
+/*
+ * round_raise: the ERROR for failure, a round's first failure (frees its
+ * result).
+ */
+static void
+round_raise(DtxParticipant **ps, char **sqls, RoundFailure *failure, int timeout)
+{
+	DtxParticipant *p = ps[failure->index];
+
+	if (failure->not_prepared)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+				 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", p->node),
+				 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
+	if (failure->res == NULL && p->busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", p->node, timeout),
+				 errhint("The limit is distsys.dtx_prepare_timeout."),
+				 remote_errcontext(p->node, sqls[failure->index])));
+	remote_report(ERROR, p->conn, failure->res, p->node, sqls[failure->index]);
+}
+
+/*
  * run_round: send each participant's statement (sqls[i]; NULL: skip it),
  * then collect every answer.  Before commit the first failure is raised
  * once all answers are in; after it, see round_failed.  ok[i] says which
@@ -199,9 +281,8 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 {
 	int			timeout = ROUND_IS_FINISH(kind) ? distsys_dtx_commit_timeout_ms :
 		kind == ROUND_PREPARE ? distsys_dtx_prepare_timeout_ms : 0;
-	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
-	int			failed = -1;
-	PGresult   *failure = NULL;
+	RoundFailure failure = {-1, NULL, false};
+	RoundFailure *volatile f = &failure;
 	TimestampTz deadline = 0;
 	int			i;
 
@@ -211,54 +292,21 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	for (i = 0; i < n; i++)
 		if (sqls[i] != NULL && ps[i]->conn != NULL)
 			ps[i]->busy = remote_send(ps[i]->conn, sqls[i]);
-	for (i = 0; i < n; i++)
+	PG_TRY();
 	{
-		PGresult   *res = NULL;
-		bool		timed_out = false;
-
-		ok[i] = false;
-		if (sqls[i] == NULL)
-			continue;
-		if (ps[i]->conn != NULL && ps[i]->busy)
-			res = remote_wait_result(ps[i]->conn, remaining_ms(deadline), how, &timed_out);
-		ps[i]->busy = timed_out;
-		ps[i]->stalled = timed_out;
-		ok[i] = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
-								PQresultStatus(res) == PGRES_TUPLES_OK);
-		/* a transaction the statements ended answers PREPARE with ROLLBACK */
-		if (ok[i] && kind == ROUND_PREPARE &&
-			strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
-		{
-			ok[i] = false;
-			PQclear(res);
-			res = NULL;
-			ps[i]->state = DTX_OPEN;
-			ereport(ERROR,
-					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
-					 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", ps[i]->node),
-					 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
-		}
-		if (ok[i])
-			PQclear(res);
-		else if (ROUND_IS_FINISH(kind))
-			round_failed(ps[i], res, sqls[i], timed_out);
-		else if (failed < 0)
-			failed = i, failure = res;
-		else
-			PQclear(res);
-		if (ok[i] && kind == ROUND_PREPARE)
-			fault_point(DTX_FAULT_AFTER_SOME_PREPARES);
-		if (ok[i] && kind == ROUND_COMMIT && ps[i]->state == DTX_PREPARED)
-			fault_point(DTX_FAULT_AFTER_SOME_COMMITS);
+		for (i = 0; i < n; i++)
+			ok[i] = sqls[i] != NULL &&
+				round_answer(ps[i], sqls[i], i, kind, deadline, f);
 	}
-	if (failed >= 0 && failure == NULL && ps[failed]->busy)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("node \"%s\" did not answer within %d ms", ps[failed]->node, timeout),
-				 errhint("The limit is distsys.dtx_prepare_timeout."),
-				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));
-	if (failed >= 0)
-		remote_report(ERROR, ps[failed]->conn, failure, ps[failed]->node, sqls[failed]);
+	PG_CATCH();
+	{
+		/* a cancel while waiting for the others: the failure held is libpq's */
+		PQclear(f->res);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (f->index >= 0)
+		round_raise(ps, sqls, f, timeout);
 }
 
 /*
@@ -523,17 +571,19 @@ commit_sole_writer(DtxParticipant **ps, int n)
 	for (i = 0; i < n; i++)
 	{
 		PGresult   *res;
+		bool		committed;
 
 		if (ps[i]->xid == 0)
 			continue;
 		ps[i]->busy = true;
 		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
 		ps[i]->busy = false;
-		if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		PQclear(res);
+		if (!committed)
 			ereport(ERROR,
 					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
 					 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", ps[i]->node)));
-		PQclear(res);
 		ps[i]->state = DTX_DONE;
 	}
 }
