@@ -21,9 +21,9 @@
  * file descriptors (AcquireExternalFD), as postgres_fdw does, so remote
  * connections cannot exhaust the backend's file limit.  The first
  * REMOTE_MAX_WAIT_SETS open connections also keep a WaitEventSet each
- * (RemoteWaitSet), which holds a second one (its epoll descriptor); a wait
- * on any other connection, or while connecting, builds a set for that one
- * wait (WaitLatchOrSocket).  The sets are in TopMemoryContext and a static
+ * (RemoteWaitSet), which holds a second one (its epoll descriptor, on
+ * Linux); a wait on any other connection, or while connecting, builds a
+ * set for that one wait (WaitLatchOrSocket), which holds one meanwhile.  The sets are in TopMemoryContext and a static
  * array that only this backend touches; each is freed with its connection.
  *
  * libpq's results and connections are malloc'd: an ERROR does not free
@@ -32,11 +32,11 @@
  *
  * Remote errors are re-raised with the remote SQLSTATE, message, detail and
  * hint, and a context line naming the node and the statement.  Every error
- * raised for a node (its own error, or its failure to connect, to answer in
- * time or to answer as expected) is raised in the message domain
- * REMOTE_ERROR_DOMAIN: remote_error_from_node recognises it, so a caller
- * that catches errors tells a node's 57014 or 55P03 from this backend's own
- * cancel or lock_timeout without looking at the message.
+ * this module raises for a node (its own error, or its failure to connect,
+ * to answer in time or to answer as expected) is raised in the message
+ * domain REMOTE_ERROR_DOMAIN: remote_error_from_node recognises it, so a
+ * caller that catches errors tells a node's 57014 or 55P03 from this
+ * backend's own cancel or lock_timeout without looking at the message.
  *
  *-------------------------------------------------------------------------
  */
@@ -119,6 +119,9 @@ wait_set_add(PGconn *conn)
 	/* more connections than slots: those wait the slower way */
 }
 
+/*
+ * wait_set_of: conn's own WaitEventSet, or NULL if it has none.
+ */
 static RemoteWaitSet *
 wait_set_of(PGconn *conn)
 {
@@ -130,6 +133,9 @@ wait_set_of(PGconn *conn)
 	return NULL;
 }
 
+/*
+ * wait_set_drop: free conn's WaitEventSet, if any, and its slot.
+ */
 static void
 wait_set_drop(PGconn *conn)
 {

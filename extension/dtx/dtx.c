@@ -7,9 +7,11 @@
  * transaction there, with the local isolation level and read-only mode and
  * with distsys.dtx_lock_timeout as its lock_timeout (so two distributed
  * transactions that wait for each other across nodes end with an error
- * instead of hanging); later calls reuse it.  The local COMMIT is the global
- * commit: dtx_xact.c prepares, records the decision and commits the
- * participants around it.
+ * instead of hanging); later calls reuse it.  The local COMMIT commits them
+ * all: dtx_xact.c, on the local transaction's callbacks, commits a sole
+ * writer in one phase, or prepares the writers and has the decision taken
+ * (a decision record in the local commit, or a last agent's commit), then
+ * commits the participants.
  *
  * State: one hash table per backend (TopMemoryContext), keyed by node
  * name, holding each node's connection (kept across transactions) and its
@@ -71,6 +73,9 @@ dtx_forget_participant(DtxParticipant *p)
 	p->can_decide = false;
 }
 
+/*
+ * participant_entry: node's entry in dtx_participants, made idle if new.
+ */
 static DtxParticipant *
 participant_entry(const char *node)
 {

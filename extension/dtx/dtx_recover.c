@@ -103,6 +103,10 @@ typedef struct NodePass
 	void		(*each) (struct NodePass *pass, PGconn *conn, PGresult *res, int row);
 } NodePass;
 
+/*
+ * decision_exists: whether the decision row of transaction id is visible
+ * now (steps 1 and 3).
+ */
 static bool
 decision_exists(uint64 id)
 {
@@ -384,6 +388,9 @@ refuse_in_recovery(const char *what)
 				 errhint("Run it on the primary, or on this server once it is promoted.")));
 }
 
+/*
+ * dtx_outcome_name: outcome as dtx_in_doubt shows it.
+ */
 const char *
 dtx_outcome_name(DtxOutcome outcome)
 {
@@ -612,6 +619,9 @@ typedef struct Backoff
 
 static HTAB *backoffs = NULL;
 
+/*
+ * backoff_of: node's backoff entry, made if new (try at once).
+ */
 static Backoff *
 backoff_of(const char *node)
 {
@@ -628,6 +638,10 @@ backoff_of(const char *node)
 	return b;
 }
 
+/*
+ * backoff_note: after a visit of node: double its delay if it failed,
+ * reset it otherwise.
+ */
 static void
 backoff_note(const char *node, bool failed)
 {
@@ -709,6 +723,9 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 	return true;
 }
 
+/*
+ * forget_record: delete the decision row of transaction id (step 4).
+ */
 static void
 forget_record(uint64 id)
 {
@@ -754,7 +771,10 @@ recover_pass(int elevel, bool backoff)
 
 	refuse_in_recovery("distributed transaction recovery");
 	records = read_records();
-	/* every node registered now, not as of an older snapshot (see above) */
+	/*
+	 * every node registered now, not as of this transaction's snapshot,
+	 * which under REPEATABLE READ could miss a node added since
+	 */
 	PushActiveSnapshot(GetLatestSnapshot());
 	names = node_names();
 	PopActiveSnapshot();

@@ -7,13 +7,17 @@
  * PRE_COMMIT (errors still abort everything):
  *	1. The writers are known without asking: every statement sent to a
  *	   node carries a probe of its xid until it has one (dtx.c).
- *	2. No writer: nothing to do.  One writer and no local write: that
- *	   writer is committed now, in one phase; if that fails the local
- *	   transaction, which wrote nothing, fails with it.
- *	3. Several writers and no local write (the last-agent case, unless
- *	   distsys.dtx_last_agent is off): every writer but one gets PREPARE
- *	   TRANSACTION, all at once, under distsys.dtx_prepare_timeout; then the
- *	   last one is committed in one phase, and that commit is the decision.
+ *	2. No writer: nothing to do.  One writer, no local write and not
+ *	   SERIALIZABLE (see step 4): that writer is committed now, in one
+ *	   phase; if that fails the local transaction, which wrote nothing,
+ *	   fails with it.
+ *	3. Several writers, no local write and not SERIALIZABLE (the
+ *	   last-agent case, unless distsys.dtx_last_agent is off or no writer
+ *	   can keep a mark in distsys.dtx_marks): every writer but one gets
+ *	   PREPARE TRANSACTION, all at once, under distsys.dtx_prepare_timeout;
+ *	   then the last one (the writer used last among those that can keep a
+ *	   mark) is committed in one phase, with the mark of the transaction's
+ *	   id inserted first, and that commit is the decision.
  *	   The other writers' GIDs name that node and its xid, so recovery
  *	   reads the outcome there (pg_xact_status).  No local write, no local
  *	   WAL flush: three flushes per two-node transaction instead of five.
@@ -31,16 +35,20 @@
  *	   failure here is a WARNING: the transaction is committed, and the
  *	   recovery worker (dtx_recover.c) finishes what did not get through.
  * ABORT: ROLLBACK PREPARED or ROLLBACK everywhere, all at once; what cannot
- *	   be reached is rolled back by recovery, which finds no decision.
+ *	   be reached is rolled back by recovery, which finds no decision.  (A
+ *	   last agent that committed all the same makes it a COMMIT round; one
+ *	   whose answer is lost leaves the prepared ones to recovery.)
  *
  * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
  * followed by :<xid>:<node> of the deciding node in the last-agent case,
  * where id is a random 64-bit id of the distributed transaction, also in
  * its decision row and published while it commits (dtx_shmem.c): recovery
  * recognises its own transactions and finds their outcome from the GID.
- * Before the first PREPARE the local commit is made synchronous, whatever
- * synchronous_commit says, since it is the decision.  distsys.dtx_fault kills this backend
- * (SIGKILL, as a crash would) at the points the tests need.
+ * In step 4, before the first PREPARE, the local commit is made
+ * synchronous, whatever synchronous_commit says, since it is the decision;
+ * in step 3 the last agent's commit is made synchronous there for the same
+ * reason.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
+ * at the points the tests need.
  *
  *-------------------------------------------------------------------------
  */
@@ -110,6 +118,9 @@ dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
 				 decider->xid, decider->node);
 }
 
+/*
+ * fault_point: die here, as a crash would, if distsys.dtx_fault says so.
+ */
 static void
 fault_point(DtxFault fault)
 {
@@ -588,6 +599,9 @@ commit_sole_writer(DtxParticipant **ps, int n)
 	}
 }
 
+/*
+ * dtx_pre_commit: PRE_COMMIT, steps 2 to 4 above, for the participants ps.
+ */
 static void
 dtx_pre_commit(DtxParticipant **ps, int n)
 {
