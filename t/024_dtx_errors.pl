@@ -5,9 +5,13 @@
 # memory (libpq's results are freed on every error path).  Also: what stops
 # dtx_recover() and dtx_in_doubt: this backend's own lock_timeout does, a
 # node's lock_timeout or statement_timeout (a remote error with the same
-# SQLSTATE) is only that node's failure.
+# SQLSTATE) is only that node's failure.  A node that answers with results
+# of the wrong shape is reported (08P01) instead of crashing the
+# coordinator.
 use strict;
 use warnings;
+use IO::Socket::INET;
+use POSIX ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -121,6 +125,99 @@ for my $limit ('lock_timeout', 'statement_timeout')
 }
 $p1_holder->query_safe('COMMIT');
 $p1_holder->quit;
+c("SELECT distsys.node_add('p1', \$\$$p1_conn\$\$, force => true)");
+
+# --- a node that answers with results of the wrong shape ---------------------
+# A fake server that speaks the protocol and answers every query with one
+# int4 column and no row: the coordinator reports it (08P01) instead of
+# reading a row that is not there.
+my $fake = IO::Socket::INET->new(Listen => 5, LocalAddr => '127.0.0.1', LocalPort => 0,
+	Proto => 'tcp', ReuseAddr => 1) or die "listen: $!";
+my $fake_port = $fake->sockport;
+my $fake_pid = fork() // die "fork: $!";
+if ($fake_pid == 0)
+{
+	# its own process group, killed at the end; it must not run the test's
+	# END blocks (they stop the nodes) nor hold the test's output open
+	setpgrp(0, 0);
+	open(STDOUT, '>', '/dev/null');
+	open(STDERR, '>', '/dev/null');
+	$SIG{CHLD} = 'IGNORE';
+	while (my $client = $fake->accept)
+	{
+		my $pid = fork();
+		if (defined $pid && $pid == 0)
+		{
+			fake_session($client);
+			POSIX::_exit(0);
+		}
+		close $client;
+	}
+	POSIX::_exit(0);
+}
+close $fake;
+# also when the test dies before the end
+END { kill 'KILL', -$fake_pid if $fake_pid; }
+c("SELECT distsys.node_add('fake', 'host=127.0.0.1 port=" . $fake_port
+	  . " dbname=postgres sslmode=disable gssencmode=disable')");
+like(c_err("SELECT distsys.dtx_exec('fake', 'SELECT 1')"),
+	qr/ERROR:  08P01: unexpected result from node "fake"\nDETAIL:  Expected one row of 3 columns, got 0 rows of 1 columns/,
+	'a node answering with no row where one is expected: 08P01 naming it');
+my ($fret, $fout, $ferr) = $coord->psql('postgres', 'SELECT distsys.dtx_recover()',
+	extra_params => ['-v', 'VERBOSITY=verbose']);
+is($fret . ' ' . $fout, '0 0', 'recovery goes on past such a node');
+like($ferr, qr/WARNING:  08P01: could not reach node "fake" for distributed transaction recovery: unexpected result/,
+	'and reports it');
+c("SELECT distsys.node_remove('fake', force => true)");
+kill 'KILL', -$fake_pid;
+waitpid($fake_pid, 0);
+$fake_pid = undef;
+
 $holder->quit;
 $session->quit;
 done_testing();
+
+# fake_session(SOCKET): a minimal PostgreSQL server on one connection: no
+# authentication, every simple query answered with an empty result of one
+# int4 column.
+sub fake_session
+{
+	my ($c) = @_;
+	my $read = sub {
+		my ($n) = @_;
+		my $buf = '';
+		while (length($buf) < $n)
+		{
+			my $got = sysread($c, $buf, $n - length($buf), length($buf));
+			return undef unless $got;
+		}
+		return $buf;
+	};
+	my $msg = sub { return $_[0] . pack('N', length($_[1]) + 4) . $_[1]; };
+	# SSL and GSS encryption requests are refused; then the startup packet
+	for (;;)
+	{
+		my $len = $read->(4) // return;
+		my $body = $read->(unpack('N', $len) - 4) // return;
+		my $code = unpack('N', $body);
+		last unless $code == 80877103 || $code == 80877104;
+		syswrite($c, 'N');
+	}
+	syswrite($c, $msg->('R', pack('N', 0))
+		  . $msg->('S', "server_version\0" . "15.0\0")
+		  . $msg->('S', "client_encoding\0" . "UTF8\0")
+		  . $msg->('S', "standard_conforming_strings\0" . "on\0")
+		  . $msg->('K', pack('NN', $$, 1))
+		  . $msg->('Z', 'I'));
+	for (;;)
+	{
+		my $type = $read->(1) // return;
+		my $len = $read->(4) // return;
+		$read->(unpack('N', $len) - 4) // return;
+		return if $type eq 'X';
+		next unless $type eq 'Q';
+		syswrite($c, $msg->('T', pack('n', 1) . "x\0" . pack('NnNnNn', 0, 0, 23, 4, 0xFFFFFFFF, 0))
+			  . $msg->('C', "SELECT 0\0")
+			  . $msg->('Z', 'I'));
+	}
+}
