@@ -558,6 +558,10 @@ typedef struct RowPosition
 	int			row;			/* counting from 0 */
 } RowPosition;
 
+/*
+ * row_position_context: the context line of an error while dtx_query
+ * converts a row (arg is its RowPosition).
+ */
 static void
 row_position_context(void *arg)
 {
