@@ -7,18 +7,36 @@
  * that calls other nodes.  Nodes talk over libpq so PostgreSQL's own
  * authentication, TLS and pg_hba rules protect every call.
  *
- * Every wait is on the backend's latch and the connection's socket, never
- * inside a blocking libpq call, so a cancel or statement_timeout interrupts
- * it (REMOTE_INTERRUPTIBLE) and postmaster death ends it; waits that run
- * after the local commit, where an error is no longer allowed, take only a
- * timeout (REMOTE_UNINTERRUPTIBLE).  Each connection holds one of the
- * backend's external file descriptors (AcquireExternalFD), as postgres_fdw
- * does, so remote connections cannot exhaust the backend's file limit.
+ * Connections are non-blocking, and waits are on the backend's latch and
+ * the connection's socket, not inside a blocking libpq call, so a cancel or
+ * statement_timeout interrupts them (REMOTE_INTERRUPTIBLE) and postmaster
+ * death ends them; waits that run after the local commit, where an error is
+ * no longer allowed, take only a timeout (REMOTE_UNINTERRUPTIBLE).  Three
+ * waits are neither interruptible nor limited: flushing a statement larger
+ * than the socket's buffer (remote_send), ending a refused COPY
+ * (refuse_copy), and remote_cancel, whose PQcancel is libpq's blocking
+ * cancel request.
  *
- * Each open connection keeps its own WaitEventSet (see RemoteWaitSet).
+ * File descriptors: each connection holds one of the backend's external
+ * file descriptors (AcquireExternalFD), as postgres_fdw does, so remote
+ * connections cannot exhaust the backend's file limit.  The first
+ * REMOTE_MAX_WAIT_SETS open connections also keep a WaitEventSet each
+ * (RemoteWaitSet), which holds a second one (its epoll descriptor, on
+ * Linux); a wait on any other connection, or while connecting, builds a
+ * set for that one wait (WaitLatchOrSocket), which holds one meanwhile.  The sets are in TopMemoryContext and a static
+ * array that only this backend touches; each is freed with its connection.
+ *
+ * libpq's results and connections are malloc'd: an ERROR does not free
+ * them.  Whatever holds one across a call that can raise an ERROR frees it
+ * on the way out (PG_TRY), here and in every caller.
  *
  * Remote errors are re-raised with the remote SQLSTATE, message, detail and
- * hint, and a context line naming the node and the statement.
+ * hint, and a context line naming the node and the statement.  Every error
+ * this module raises for a node (its own error, or its failure to connect,
+ * to answer in time or to answer as expected) is raised in the message
+ * domain REMOTE_ERROR_DOMAIN: remote_error_from_node recognises it, so a
+ * caller that catches errors tells a node's 57014 or 55P03 from this
+ * backend's own cancel or lock_timeout without looking at the message.
  *
  *-------------------------------------------------------------------------
  */
@@ -33,13 +51,22 @@
 
 #include "remote.h"
 
+/*
+ * The message domain of the errors raised for a node (see the banner).  No
+ * catalog exists for it, so their text is never translated here: the
+ * node's own part of it arrives in the node's language anyway.
+ */
+#define REMOTE_ERROR_DOMAIN "distsys-remote"
+
 static int	remote_wait_socket(PGconn *conn, int events, TimestampTz deadline,
 							   RemoteWait how);
 
 /*
- * Each open connection keeps one WaitEventSet (latch, postmaster death, its
+ * An open connection keeps one WaitEventSet (latch, postmaster death, its
  * socket), so a wait is one epoll_wait rather than a set built and torn
  * down per wait, which profiles showed as most of a commit's system calls.
+ * Up to REMOTE_MAX_WAIT_SETS connections have one; the others wait the
+ * slower way.
  */
 typedef struct RemoteWaitSet
 {
@@ -53,6 +80,11 @@ typedef struct RemoteWaitSet
 
 static RemoteWaitSet wait_sets[REMOTE_MAX_WAIT_SETS];
 
+/*
+ * wait_set_add: give conn a WaitEventSet of its own if a slot is free.  An
+ * ERROR (no file descriptor left for the set) leaves the slot free and no
+ * set behind.
+ */
 static void
 wait_set_add(PGconn *conn)
 {
@@ -61,13 +93,25 @@ wait_set_add(PGconn *conn)
 	for (i = 0; i < REMOTE_MAX_WAIT_SETS; i++)
 	{
 		RemoteWaitSet *w = &wait_sets[i];
+		WaitEventSet *set;
 
 		if (w->conn != NULL)
 			continue;
-		w->set = CreateWaitEventSet(TopMemoryContext, 3);
-		AddWaitEventToSet(w->set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-		AddWaitEventToSet(w->set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-		w->socket_pos = AddWaitEventToSet(w->set, WL_SOCKET_READABLE, PQsocket(conn), NULL, NULL);
+		set = CreateWaitEventSet(TopMemoryContext, 3);
+		PG_TRY();
+		{
+			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			w->socket_pos = AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(conn), NULL, NULL);
+		}
+		PG_CATCH();
+		{
+			/* the set holds an external file descriptor: give it back */
+			FreeWaitEventSet(set);
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		w->set = set;
 		w->socket_events = WL_SOCKET_READABLE;
 		w->conn = conn;
 		return;
@@ -75,6 +119,9 @@ wait_set_add(PGconn *conn)
 	/* more connections than slots: those wait the slower way */
 }
 
+/*
+ * wait_set_of: conn's own WaitEventSet, or NULL if it has none.
+ */
 static RemoteWaitSet *
 wait_set_of(PGconn *conn)
 {
@@ -86,6 +133,9 @@ wait_set_of(PGconn *conn)
 	return NULL;
 }
 
+/*
+ * wait_set_drop: free conn's WaitEventSet, if any, and its slot.
+ */
 static void
 wait_set_drop(PGconn *conn)
 {
@@ -148,6 +198,29 @@ connect_deadline(PGconn *conn)
 }
 
 /*
+ * connect_poll: drive conn's connection attempt (PQconnectPoll) until it
+ * succeeds or fails, waiting on the latch; true if connect_deadline passed
+ * first.  A cancel raises its ERROR here.
+ */
+static bool
+connect_poll(PGconn *conn)
+{
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	TimestampTz deadline = connect_deadline(conn);
+
+	while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
+		   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
+	{
+		int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
+
+		if (remote_wait_socket(conn, ev, deadline, REMOTE_INTERRUPTIBLE) & WL_TIMEOUT)
+			return true;
+		st = PQconnectPoll(conn);
+	}
+	return false;
+}
+
+/*
  * remote_connect: a new connection to node, or an error naming the node.
  * node must outlive the connection (its notices name it).
  * The connection attempt waits on the latch, so a cancel interrupts it;
@@ -157,8 +230,6 @@ PGconn *
 remote_connect(const char *node, const char *conninfo)
 {
 	PGconn	   *conn;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	volatile bool timed_out = false;
 
 	if (!AcquireExternalFD())
 		ereport(ERROR,
@@ -168,45 +239,27 @@ remote_connect(const char *node, const char *conninfo)
 	conn = PQconnectStart(conninfo);
 	PG_TRY();
 	{
-		TimestampTz deadline = connect_deadline(conn);
+		bool		timed_out = connect_poll(conn);
 
-		while (conn != NULL && PQstatus(conn) != CONNECTION_BAD &&
-			   st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED)
-		{
-			int			ev = st == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
-
-			if (remote_wait_socket(conn, ev, deadline, REMOTE_INTERRUPTIBLE) & WL_TIMEOUT)
-			{
-				timed_out = true;
-				break;
-			}
-			st = PQconnectPoll(conn);
-		}
+		if (conn == NULL || timed_out || PQstatus(conn) != CONNECTION_OK)
+			ereport_domain(ERROR, REMOTE_ERROR_DOMAIN,
+						   (errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+							errmsg("could not connect to node \"%s\"", node),
+							errdetail_internal("%s", pchomp(timed_out ? "no answer within connect_timeout" :
+															conn ? PQerrorMessage(conn) : "out of memory")),
+							errhint("Check the node's conninfo in distsys.nodes and that the node is up.")));
+		PQsetnonblocking(conn, 1);
+		PQsetNoticeReceiver(conn, remote_notice, (void *) node);
+		wait_set_add(conn);
 	}
 	PG_CATCH();
 	{
-		/* cancelled while connecting: give back the socket and the fd */
+		/* cancelled, failed, or no wait set: give back the socket and the fd */
 		PQfinish(conn);
 		ReleaseExternalFD();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	if (conn == NULL || timed_out || PQstatus(conn) != CONNECTION_OK)
-	{
-		char	   *msg = pstrdup(timed_out ? "no answer within connect_timeout" :
-								  conn ? PQerrorMessage(conn) : "out of memory");
-
-		PQfinish(conn);
-		ReleaseExternalFD();
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to node \"%s\"", node),
-				 errdetail_internal("%s", pchomp(msg)),
-				 errhint("Check the node's conninfo in distsys.nodes and that the node is up.")));
-	}
-	PQsetnonblocking(conn, 1);
-	PQsetNoticeReceiver(conn, remote_notice, (void *) node);
-	wait_set_add(conn);
 	return conn;
 }
 
@@ -226,7 +279,8 @@ remote_disconnect(PGconn *conn)
 
 /*
  * remote_wait_socket: wait until conn's socket has one of events, the latch
- * is set or deadline (0: none) passes; returns the WaitLatchOrSocket result.
+ * is set or deadline (0: none) passes; returns the events that ended the
+ * wait (WL_TIMEOUT: none).  A cancel raises its ERROR here if how allows it.
  */
 static int
 remote_wait_socket(PGconn *conn, int events, TimestampTz deadline, RemoteWait how)
@@ -306,7 +360,9 @@ refuse_copy(PGconn *conn, PGresult *res)
 
 /*
  * remote_send: queue sql on conn and flush it; false if the connection
- * failed (PQerrorMessage says why).
+ * failed (PQerrorMessage says why).  The flush is not interruptible (it
+ * also runs after commit) and has no limit; a statement larger than the
+ * socket's buffer waits for the node to read it.
  */
 bool
 remote_send(PGconn *conn, const char *sql)
@@ -445,43 +501,74 @@ remote_cancel(PGconn *conn)
 }
 
 /*
- * remote_sqlstate: the SQLSTATE of a failed result, or NULL.
+ * remote_errcode: the SQLSTATE of a failed result as an error code, to
+ * compare with the ERRCODE_* constants; 0 if res (NULL allowed) has none.
  */
-const char *
-remote_sqlstate(PGresult *res)
+int
+remote_errcode(const PGresult *res)
 {
-	return res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (state == NULL || strlen(state) != 5)
+		return 0;
+	return MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
+}
+
+/*
+ * remote_error_from_node: whether edata was raised for a node by this module
+ * (see the banner), rather than by this backend for itself.
+ */
+bool
+remote_error_from_node(const ErrorData *edata)
+{
+	return edata->domain != NULL && strcmp(edata->domain, REMOTE_ERROR_DOMAIN) == 0;
+}
+
+/*
+ * remote_errcontext: the context line of an error about sql on node.
+ */
+int
+remote_errcontext(const char *node, const char *sql)
+{
+	return errcontext("remote statement on node \"%s\": %s", node, sql);
 }
 
 /*
  * remote_report: report a failed statement at elevel, with the remote
  * SQLSTATE (08006 when the connection broke) and a context line naming the
- * node and statement.  Frees res.
+ * node and statement.  Frees res, also if copying its fields fails.
  */
 void
 remote_report(int elevel, PGconn *conn, PGresult *res, const char *node, const char *sql)
 {
-	const char *state = remote_sqlstate(res);
-	const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
-	int			code = ERRCODE_CONNECTION_FAILURE;
-	char	   *text;
+	int			code = remote_errcode(res);
+	char	   *text = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
 
-	if (state != NULL && strlen(state) == 5)
-		code = MAKE_SQLSTATE(state[0], state[1], state[2], state[3], state[4]);
-	text = pchomp(msg ? msg : (conn ? PQerrorMessage(conn) : "connection lost"));
-	if (msg == NULL && strlen(text) == 0)
-		text = "no result from the node";
-	detail = detail ? pstrdup(detail) : NULL;
-	hint = hint ? pstrdup(hint) : NULL;
-	PQclear(res);
-	ereport(elevel,
-			(errcode(code),
-			 errmsg("node \"%s\": %s", node, text),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 hint ? errhint("%s", hint) : 0,
-			 errcontext("remote statement on node \"%s\": %s", node, sql)));
+	PG_TRY();
+	{
+		const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+		const char *d = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+		const char *h = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+
+		text = pchomp(msg ? msg : (conn ? PQerrorMessage(conn) : "connection lost"));
+		if (msg == NULL && strlen(text) == 0)
+			text = "no result from the node";
+		detail = d ? pstrdup(d) : NULL;
+		hint = h ? pstrdup(h) : NULL;
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
+	ereport_domain(elevel, REMOTE_ERROR_DOMAIN,
+				   (errcode(code != 0 ? code : ERRCODE_CONNECTION_FAILURE),
+					errmsg("node \"%s\": %s", node, text),
+					detail ? errdetail_internal("%s", detail) : 0,
+					hint ? errhint("%s", hint) : 0,
+					remote_errcontext(node, sql)));
 }
 
 /*
@@ -491,10 +578,10 @@ remote_report(int elevel, PGconn *conn, PGresult *res, const char *node, const c
 void
 remote_timeout_error(const char *node, int timeout_ms, const char *sql)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_QUERY_CANCELED),
-			 errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
-			 errcontext("remote statement on node \"%s\": %s", node, sql)));
+	ereport_domain(ERROR, REMOTE_ERROR_DOMAIN,
+				   (errcode(ERRCODE_QUERY_CANCELED),
+					errmsg("node \"%s\" did not answer within %d ms", node, timeout_ms),
+					remote_errcontext(node, sql)));
 }
 
 /*
@@ -511,36 +598,35 @@ remote_run_shown(PGconn *conn, const char *node, const char *sql, const char *sh
 	PGresult   *res;
 	PGresult   *before = NULL;
 	bool		timed_out = false;
+	bool		failed;
 
 	if (!remote_send(conn, sql))
 		remote_report(ERROR, conn, NULL, node, shown);
 	remote_copy_refused = false;
 	res = wait_results(conn, timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out,
 					   trailer ? &before : NULL);
-	if (res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR ||
+	/* no cancel: it could hang as long; the caller drops the connection */
+	if (timed_out)
+		remote_timeout_error(node, timeout_ms, shown);	/* nothing is held */
+	failed = res == NULL || PQresultStatus(res) == PGRES_FATAL_ERROR;
+	if (remote_copy_refused && !failed)
+	{
+		PQclear(res);
+		PQclear(before);
+		ereport_domain(ERROR, REMOTE_ERROR_DOMAIN,
+					   (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						errmsg("COPY is not supported on node \"%s\" through distsys", node),
+						errhint("Use INSERT or SELECT in dtx_exec and dtx_query."),
+						remote_errcontext(node, shown)));
+	}
+	if (failed || (PQresultStatus(res) != PGRES_COMMAND_OK &&
+				   PQresultStatus(res) != PGRES_TUPLES_OK) ||
 		(trailer != NULL && before == NULL))
 	{
 		/* only the error (or nothing) is reported */
 		PQclear(before);
-		before = NULL;
-	}
-	if (remote_copy_refused && res != NULL && PQresultStatus(res) != PGRES_FATAL_ERROR)
-	{
-		PQclear(res);
-		PQclear(before);
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("COPY is not supported on node \"%s\" through distsys", node),
-				 errhint("Use INSERT or SELECT in dtx_exec and dtx_query."),
-				 errcontext("remote statement on node \"%s\": %s", node, shown)));
-	}
-	/* no cancel: it could hang as long; the caller drops the connection */
-	if (timed_out)
-		remote_timeout_error(node, timeout_ms, shown);
-	if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK &&
-						PQresultStatus(res) != PGRES_TUPLES_OK) ||
-		(trailer != NULL && before == NULL))
 		remote_report(ERROR, conn, res, node, shown);
+	}
 	if (trailer == NULL)
 		return res;
 	*trailer = res;
@@ -554,4 +640,64 @@ PGresult *
 remote_run(PGconn *conn, const char *node, const char *sql, int timeout_ms)
 {
 	return remote_run_shown(conn, node, sql, sql, timeout_ms, NULL);
+}
+
+/*
+ * remote_check_shape: an ERROR (08P01) naming node unless res, the result
+ * of sql, has nfields columns and, with one_row, exactly one row; frees
+ * res then.  A node that answers otherwise (not PostgreSQL, or something
+ * between us rewrote the statement) must not make us read past the end.
+ */
+void
+remote_check_shape(PGresult *res, const char *node, const char *sql, bool one_row,
+				   int nfields)
+{
+	int			rows = PQntuples(res);
+	int			fields = PQnfields(res);
+
+	if (fields == nfields && (!one_row || rows == 1))
+		return;
+	PQclear(res);
+	ereport_domain(ERROR, REMOTE_ERROR_DOMAIN,
+				   (errcode(ERRCODE_PROTOCOL_VIOLATION),
+					errmsg("unexpected result from node \"%s\"", node),
+					one_row ?
+					errdetail("Expected one row of %d columns, got %d rows of %d columns.",
+							  nfields, rows, fields) :
+					errdetail("Expected rows of %d columns, got %d columns.", nfields, fields),
+					remote_errcontext(node, sql)));
+}
+
+/*
+ * remote_result_value: the one value of res, the result of sql on node
+ * (palloc'd; NULL for SQL NULL), or an ERROR if res is not one row of one
+ * column.  Frees res either way.
+ */
+char *
+remote_result_value(PGresult *res, const char *node, const char *sql)
+{
+	char	   *value = NULL;
+
+	remote_check_shape(res, node, sql, true, 1);
+	PG_TRY();
+	{
+		if (!PQgetisnull(res, 0, 0))
+			value = pstrdup(PQgetvalue(res, 0, 0));
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
+	return value;
+}
+
+/*
+ * remote_run_value: remote_run of sql, which returns one value; that value
+ * as remote_result_value gives it.
+ */
+char *
+remote_run_value(PGconn *conn, const char *node, const char *sql, int timeout_ms)
+{
+	return remote_result_value(remote_run(conn, node, sql, timeout_ms), node, sql);
 }

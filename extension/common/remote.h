@@ -29,7 +29,14 @@ extern PGresult *remote_run(PGconn *conn, const char *node, const char *sql,
 							int timeout_ms);
 extern PGresult *remote_run_shown(PGconn *conn, const char *node, const char *sql,
 								  const char *shown, int timeout_ms, PGresult **trailer);
-extern const char *remote_sqlstate(PGresult *res);
+extern void remote_check_shape(PGresult *res, const char *node, const char *sql,
+							   bool one_row, int nfields);
+extern char *remote_result_value(PGresult *res, const char *node, const char *sql);
+extern char *remote_run_value(PGconn *conn, const char *node, const char *sql,
+							  int timeout_ms);
+extern int	remote_errcode(const PGresult *res);
+extern int	remote_errcontext(const char *node, const char *sql);
+extern bool remote_error_from_node(const ErrorData *edata);
 extern void remote_timeout_error(const char *node, int timeout_ms, const char *sql) pg_attribute_noreturn();
 
 #endif							/* DISTSYS_REMOTE_H */

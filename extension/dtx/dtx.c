@@ -7,9 +7,11 @@
  * transaction there, with the local isolation level and read-only mode and
  * with distsys.dtx_lock_timeout as its lock_timeout (so two distributed
  * transactions that wait for each other across nodes end with an error
- * instead of hanging); later calls reuse it.  The local COMMIT is the global
- * commit: dtx_xact.c prepares, records the decision and commits the
- * participants around it.
+ * instead of hanging); later calls reuse it.  The local COMMIT commits them
+ * all: dtx_xact.c, on the local transaction's callbacks, commits a sole
+ * writer in one phase, or prepares the writers and has the decision taken
+ * (a decision record in the local commit, or a last agent's commit), then
+ * commits the participants.
  *
  * State: one hash table per backend (TopMemoryContext), keyed by node
  * name, holding each node's connection (kept across transactions) and its
@@ -71,6 +73,9 @@ dtx_forget_participant(DtxParticipant *p)
 	p->can_decide = false;
 }
 
+/*
+ * participant_entry: node's entry in dtx_participants, made idle if new.
+ */
 static DtxParticipant *
 participant_entry(const char *node)
 {
@@ -202,6 +207,12 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 static void
 check_slots(DtxParticipant *p)
 {
+	static const char *sql =
+		"SELECT pg_catalog.current_setting('max_prepared_transactions')::int,"
+		" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
+		" COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
+		" FROM pg_catalog.pg_class c"
+		" WHERE c.oid = pg_catalog.to_regclass('distsys.dtx_marks')), false)";
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,
@@ -211,13 +222,9 @@ check_slots(DtxParticipant *p)
 		!TimestampDifferenceExceeds(p->slots_checked_at, now, 1000))
 		return;
 	p->busy = true;
-	res = remote_run(p->conn, p->node,
-					 "SELECT pg_catalog.current_setting('max_prepared_transactions')::int,"
-					 " (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
-					 " COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
-					 " FROM pg_catalog.pg_class c"
-					 " WHERE c.oid = pg_catalog.to_regclass('distsys.dtx_marks')), false)", 0);
+	res = remote_run(p->conn, p->node, sql, 0);
 	p->busy = false;
+	remote_check_shape(res, p->node, sql, true, 3);
 	max_slots = atoi(PQgetvalue(res, 0, 0));
 	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
 	/* whether it can be a last agent (dtx_xact.c): asked with the slots */
@@ -386,16 +393,19 @@ participant_for(const char *node, char **begin)
  * asking, and has the xid that a deciding node's outcome is read by
  * (dtx_xact.c).  The newline ends a trailing "--" comment of the user's.
  */
-#define XID_PROBE "\n; SELECT pg_catalog.pg_current_xact_id_if_assigned()"
+#define XID_PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned()"
+#define XID_PROBE "\n; " XID_PROBE_SQL
 
 /*
- * note_xid: read the probe's answer into p->xid; frees probe.
+ * note_xid: read the probe's answer into p->xid; frees probe.  An answer
+ * that is not one value is an ERROR: taking the node for one that did not
+ * write would commit it without two-phase commit.
  */
 static void
 note_xid(DtxParticipant *p, PGresult *probe)
 {
-	if (PQresultStatus(probe) == PGRES_TUPLES_OK && PQntuples(probe) == 1 &&
-		!PQgetisnull(probe, 0, 0))
+	remote_check_shape(probe, p->node, XID_PROBE_SQL, true, 1);
+	if (!PQgetisnull(probe, 0, 0))
 		p->xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
 	PQclear(probe);
 }
@@ -435,18 +445,25 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 						   sql, 0, probing ? &probe : NULL);
 	p->busy = false;
 	p->begin_unconfirmed = false;
-	if (probing)
-		note_xid(p, probe);
-	if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
+	/* libpq's memory: an ERROR from here on must free res too */
+	PG_TRY();
+	{
+		if (probing)
+			note_xid(p, probe);
+		if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+					 errmsg("the statement ended the remote transaction on node \"%s\"", node),
+					 errdetail("distsys commits or rolls back each node with the local transaction."),
+					 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION through dtx_exec or dtx_query."),
+					 remote_errcontext(node, sql)));
+	}
+	PG_CATCH();
 	{
 		PQclear(res);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
-				 errmsg("the statement ended the remote transaction on node \"%s\"", node),
-				 errdetail("distsys commits or rolls back each node with the local transaction."),
-				 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION through dtx_exec or dtx_query."),
-				 errcontext("remote statement on node \"%s\": %s", node, sql)));
+		PG_RE_THROW();
 	}
+	PG_END_TRY();
 	*pp = p;
 	return res;
 }
@@ -534,6 +551,50 @@ row_to_jsonb(PGresult *res, int row)
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
+/* Where dtx_query is in a result, for the context line of an error. */
+typedef struct RowPosition
+{
+	const char *node;
+	int			row;			/* counting from 0 */
+} RowPosition;
+
+/*
+ * row_position_context: the context line of an error while dtx_query
+ * converts a row (arg is its RowPosition).
+ */
+static void
+row_position_context(void *arg)
+{
+	RowPosition *pos = arg;
+
+	errcontext("row %d of the result of node \"%s\"", pos->row + 1, pos->node);
+}
+
+/*
+ * rows_to_tuplestore: every row of res as a jsonb object into rsinfo's
+ * tuplestore.  A value jsonb refuses (a json "\u0000") raises its ERROR
+ * here, with a context line naming node and the row.
+ */
+static void
+rows_to_tuplestore(ReturnSetInfo *rsinfo, PGresult *res, const char *node)
+{
+	RowPosition pos = {node, 0};
+	ErrorContextCallback callback;
+
+	callback.callback = row_position_context;
+	callback.arg = &pos;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	for (pos.row = 0; pos.row < PQntuples(res); pos.row++)
+	{
+		Datum		value = row_to_jsonb(res, pos.row);
+		bool		isnull = false;
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+	}
+	error_context_stack = callback.previous;
+}
+
 PG_FUNCTION_INFO_V1(dtx_query);
 
 /*
@@ -548,17 +609,18 @@ dtx_query(PG_FUNCTION_ARGS)
 	char	   *sql = distsys_text_arg(fcinfo, 1, "statement");
 	DtxParticipant *p;
 	PGresult   *res;
-	int			row;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC | MAT_SRF_BLESS);
 	res = participant_run(node, sql, &p);
-	for (row = 0; row < PQntuples(res); row++)
+	/* libpq's memory: an ERROR converting a row must free it too */
+	PG_TRY();
 	{
-		Datum		value = row_to_jsonb(res, row);
-		bool		isnull = false;
-
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+		rows_to_tuplestore(rsinfo, res, node);
 	}
-	PQclear(res);
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }

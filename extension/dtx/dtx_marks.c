@@ -69,31 +69,13 @@ marks_where(const char *node, bool deleting)
 }
 
 /*
- * dtx_marks_visit: on node (conn open), delete the marks found unneeded and
- * read the others for the next pass.  A node without distsys has none.
+ * remember_marks: add the ids listed in res, marks of node, to seen_now.
  */
-void
-dtx_marks_visit(const char *node, PGconn *conn)
+static void
+remember_marks(const char *node, PGresult *res)
 {
-	PGresult   *res;
-	char	   *where;
-	MemoryContext old;
-	bool		has_marks;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 
-	res = remote_run(conn, node, "SELECT pg_catalog.to_regclass('distsys.dtx_marks') IS NOT NULL",
-					 distsys_dtx_commit_timeout_ms);
-	has_marks = PQgetvalue(res, 0, 0)[0] == 't';
-	PQclear(res);
-	if (!has_marks)
-		return;
-	where = marks_where(node, true);
-	if (where != NULL)
-		PQclear(remote_run(conn, node, psprintf("DELETE FROM distsys.dtx_marks%s", where),
-						   distsys_dtx_commit_timeout_ms));
-	res = remote_run(conn, node,
-					 psprintf("SELECT id FROM distsys.dtx_marks%s", marks_where(node, false)),
-					 distsys_dtx_commit_timeout_ms);
-	old = MemoryContextSwitchTo(TopMemoryContext);
 	for (int i = 0; i < PQntuples(res); i++)
 	{
 		DtxMark    *m = palloc0(sizeof(DtxMark));
@@ -103,7 +85,42 @@ dtx_marks_visit(const char *node, PGconn *conn)
 		seen_now = lappend(seen_now, m);
 	}
 	MemoryContextSwitchTo(old);
-	PQclear(res);
+}
+
+/*
+ * dtx_marks_visit: on node (conn open), delete the marks found unneeded and
+ * read the others for the next pass.  A node without distsys has none.
+ */
+void
+dtx_marks_visit(const char *node, PGconn *conn)
+{
+	static const char *exists_sql =
+		"SELECT pg_catalog.to_regclass('distsys.dtx_marks') IS NOT NULL";
+	PGresult   *res;
+	char	   *where;
+	char	   *sql;
+	char	   *has_marks;
+
+	has_marks = remote_run_value(conn, node, exists_sql, distsys_dtx_commit_timeout_ms);
+	if (has_marks == NULL || strcmp(has_marks, "t") != 0)
+		return;
+	where = marks_where(node, true);
+	if (where != NULL)
+		PQclear(remote_run(conn, node, psprintf("DELETE FROM distsys.dtx_marks%s", where),
+						   distsys_dtx_commit_timeout_ms));
+	sql = psprintf("SELECT id FROM distsys.dtx_marks%s", marks_where(node, false));
+	res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
+	remote_check_shape(res, node, sql, false, 1);
+	/* libpq's memory: an ERROR (out of memory) must free it too */
+	PG_TRY();
+	{
+		remember_marks(node, res);
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
 }
 
 /*

@@ -92,7 +92,7 @@ static SPIPlanPtr exists_plan, records_plan, forget_plan;
 static bool run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel);
 static void refuse_standby(PGconn *conn, const char *node);
 
-/* A decision record read at the start of a pass (step 5). */
+/* A decision record read at the start of a pass (step 4). */
 typedef struct DecisionRecord
 {
 	uint64		id;
@@ -116,8 +116,9 @@ typedef struct NodePass
 } NodePass;
 
 /*
- * decision_exists: whether the decision row of id is visible; sets *xid (if
- * not NULL) to the coordinator transaction it names.
+ * decision_exists: whether the decision row of transaction id is visible
+ * now (steps 1 and 3); sets *xid (if not NULL) to the coordinator
+ * transaction it names.
  */
 static bool
 decision_exists(uint64 id, FullTransactionId *xid)
@@ -236,16 +237,15 @@ typedef struct DeciderQuestion
 } DeciderQuestion;
 
 /*
- * decider_query: run sql (one row, one boolean or text column) on conn.
+ * decider_query: run sql (one row, one boolean or text column) on conn; its
+ * value, "" for NULL.
  */
 static char *
 decider_query(PGconn *conn, const char *node, const char *sql)
 {
-	PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
-	char	   *value = PQgetisnull(res, 0, 0) ? "" : pstrdup(PQgetvalue(res, 0, 0));
+	char	   *value = remote_run_value(conn, node, sql, distsys_dtx_commit_timeout_ms);
 
-	PQclear(res);
-	return value;
+	return value ? value : "";
 }
 
 /*
@@ -258,23 +258,26 @@ decider_status(PGconn *conn, const char *node, uint64 xid)
 	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8)", xid);
 	PGresult   *res;
 	bool		timed_out;
-	const char *state;
-	const char *status = "";
+	char	   *status;
 
 	if (!remote_send(conn, sql))
 		remote_report(ERROR, conn, NULL, node, sql);
 	res = remote_wait_result(conn, distsys_dtx_commit_timeout_ms, REMOTE_INTERRUPTIBLE, &timed_out);
-	state = remote_sqlstate(res);
 	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
-		status = PQgetisnull(res, 0, 0) ? "" : pstrdup(PQgetvalue(res, 0, 0));
-	else if (state != NULL && strcmp(state, "22023") == 0)
-		status = "future";		/* "transaction ID ... is in the future" */
-	else if (timed_out)
-		remote_timeout_error(node, distsys_dtx_commit_timeout_ms, sql);
-	else
-		remote_report(ERROR, conn, res, node, sql);
-	PQclear(res);
-	return status;
+	{
+		status = remote_result_value(res, node, sql);
+		return status ? status : "";
+	}
+	if (remote_errcode(res) == ERRCODE_INVALID_PARAMETER_VALUE)
+	{
+		/* "transaction ID ... is in the future" */
+		PQclear(res);
+		return "future";
+	}
+	if (timed_out)
+		remote_timeout_error(node, distsys_dtx_commit_timeout_ms, sql);	/* res is NULL */
+	remote_report(ERROR, conn, res, node, sql);
+	pg_unreachable();
 }
 
 /*
@@ -437,6 +440,9 @@ refuse_in_recovery(const char *what)
 				 errhint("Run it on the primary, or on this server once it is promoted.")));
 }
 
+/*
+ * dtx_outcome_name: outcome as dtx_in_doubt shows it.
+ */
 const char *
 dtx_outcome_name(DtxOutcome outcome)
 {
@@ -464,8 +470,8 @@ dtx_outcome_name(DtxOutcome outcome)
 static char *
 prepared_list_sql(void)
 {
-	return psprintf("SELECT gid, prepared FROM pg_prepared_xacts"
-					" WHERE database = current_database() AND gid LIKE '%s:%%'"
+	return psprintf("SELECT gid, prepared FROM pg_catalog.pg_prepared_xacts"
+					" WHERE database = pg_catalog.current_database() AND gid LIKE '%s:%%'"
 					" ORDER BY prepared",
 					DTX_GID_PREFIX);
 }
@@ -480,7 +486,7 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 	char	   *sql = psprintf("%s PREPARED '%s'", commit ? "COMMIT" : "ROLLBACK", gid);
 	PGresult   *res;
 	bool		timed_out;
-	const char *state;
+	int			code;
 
 	if (!remote_send(conn, sql))
 	{
@@ -493,13 +499,13 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 		PQclear(res);
 		return true;
 	}
-	state = remote_sqlstate(res);
-	if (state != NULL && strcmp(state, "42704") == 0)
+	code = remote_errcode(res);
+	if (code == ERRCODE_UNDEFINED_OBJECT)
 	{
 		PQclear(res);
 		return true;
 	}
-	if (state != NULL && strcmp(state, "55000") == 0)
+	if (code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 	{
 		/* busy: its coordinator is finishing it right now; look again later */
 		PQclear(res);
@@ -519,12 +525,10 @@ resolve(PGconn *conn, const char *node, const char *gid, bool commit)
 static void
 refuse_standby(PGconn *conn, const char *node)
 {
-	PGresult   *res = remote_run(conn, node, "SELECT pg_catalog.pg_is_in_recovery()",
-									 distsys_dtx_commit_timeout_ms);
-	bool		standby = PQgetvalue(res, 0, 0)[0] == 't';
+	char	   *standby = remote_run_value(conn, node, "SELECT pg_catalog.pg_is_in_recovery()",
+											   distsys_dtx_commit_timeout_ms);
 
-	PQclear(res);
-	if (standby)
+	if (standby != NULL && strcmp(standby, "t") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
 				 errmsg("node \"%s\" reached a server in recovery", node),
@@ -558,8 +562,13 @@ visit_node(void *arg)
 	pass->conn = conn;
 	PG_TRY();
 	{
+		char	   *sql = prepared_list_sql();
+		PGresult   *listing;
+
 		refuse_standby(conn, pass->node);
-		res = remote_run(conn, pass->node, prepared_list_sql(), distsys_dtx_commit_timeout_ms);
+		listing = remote_run(conn, pass->node, sql, distsys_dtx_commit_timeout_ms);
+		remote_check_shape(listing, pass->node, sql, false, 2);	/* each() reads both */
+		res = listing;
 		pass->listed = true;
 		for (int i = 0; i < PQntuples(res); i++)
 			pass->each(pass, conn, res, i);
@@ -603,7 +612,8 @@ recover_row(NodePass *pass, PGconn *conn, PGresult *res, int row)
 /*
  * run_guarded: fn(arg) in a subtransaction, so a failure on one node (it is
  * unreachable, or answers with an error) is reported at elevel and the
- * caller goes on with the other nodes; false if it failed.
+ * caller goes on with the other nodes; false if it failed.  This backend's
+ * own cancel, statement_timeout or lock_timeout is raised again instead.
  */
 static bool
 run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel)
@@ -629,10 +639,13 @@ run_guarded(void (*fn) (void *), void *arg, const char *node, int elevel)
 		RollbackAndReleaseCurrentSubTransaction();
 		/*
 		 * This backend's own cancel, statement_timeout or lock_timeout
-		 * stops the pass; a node's (its 57014, or its time limit here) is
-		 * that node's failure, like any other.
+		 * stops the pass; a node's (its 57014 or 55P03, or its time limit
+		 * here) is that node's failure, like any other.  The codes are the
+		 * same: what tells them apart is that remote.c raised the node's.
 		 */
-		if (err->funcname != NULL && strcmp(err->funcname, "ProcessInterrupts") == 0)
+		if ((err->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			 err->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE) &&
+			!remote_error_from_node(err))
 			ReThrowError(err);
 		ereport(elevel,
 				(errcode(err->sqlerrcode),
@@ -661,6 +674,9 @@ typedef struct Backoff
 
 static HTAB *backoffs = NULL;
 
+/*
+ * backoff_of: node's backoff entry, made if new (try at once).
+ */
 static Backoff *
 backoff_of(const char *node)
 {
@@ -677,6 +693,10 @@ backoff_of(const char *node)
 	return b;
 }
 
+/*
+ * backoff_note: after a visit of node: double its delay if it failed,
+ * reset it otherwise.
+ */
 static void
 backoff_note(const char *node, bool failed)
 {
@@ -687,7 +707,7 @@ backoff_note(const char *node, bool failed)
 }
 
 /*
- * read_records: every decision record, as DecisionRecords (step 5).
+ * read_records: every decision record, as DecisionRecords (step 4).
  */
 static List *
 read_records(void)
@@ -764,6 +784,9 @@ record_finished(DecisionRecord *r, NodePass *passes, int npasses)
 	return true;
 }
 
+/*
+ * forget_record: delete the decision row of transaction id (step 4).
+ */
 static void
 forget_record(uint64 id)
 {
@@ -809,7 +832,10 @@ recover_pass(int elevel, bool backoff)
 
 	refuse_in_recovery("distributed transaction recovery");
 	records = read_records();
-	/* every node registered now, not as of an older snapshot (see above) */
+	/*
+	 * every node registered now, not as of this transaction's snapshot,
+	 * which under REPEATABLE READ could miss a node added since
+	 */
 	PushActiveSnapshot(GetLatestSnapshot());
 	names = node_names();
 	PopActiveSnapshot();

@@ -17,6 +17,12 @@
  * that dies abnormally takes shared memory with it (crash restart), one
  * that exits normally clears its slot on the way out.
  *
+ * One more pg_atomic_uint64 after them counts the committed changes of the
+ * node registry (dtx_registry_version): node.c increments it after such a
+ * commit, and backends compare it with the version their cached connection
+ * strings were looked up at (dtx.c).  No lock: a backend that reads it just
+ * before an increment looks the string up again at its next use.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,12 +39,18 @@
 
 static pg_atomic_uint64 *committing = NULL;
 
+/*
+ * dtx_nprocs: how many committing slots there are (one per PGPROC).
+ */
 static int
 dtx_nprocs(void)
 {
 	return MaxBackends + NUM_AUXILIARY_PROCS + max_prepared_xacts;
 }
 
+/*
+ * dtx_shmem_size: the shared memory dtx_shmem_init needs.
+ */
 Size
 dtx_shmem_size(void)
 {
@@ -46,6 +58,9 @@ dtx_shmem_size(void)
 	return mul_size(dtx_nprocs() + 1, sizeof(pg_atomic_uint64));
 }
 
+/*
+ * dtx_shmem_init: attach to the slots, zeroing them on first creation.
+ */
 void
 dtx_shmem_init(void)
 {

@@ -67,6 +67,10 @@ one_pass(void)
 				(errmsg("distsys recovery resolved %d prepared transactions", resolved)));
 }
 
+/*
+ * dtx_worker_main: the worker's entry point: a pass every
+ * distsys.dtx_recovery_interval (none while it is 0), until SIGTERM.
+ */
 void
 dtx_worker_main(Datum arg)
 {

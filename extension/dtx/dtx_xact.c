@@ -7,13 +7,17 @@
  * PRE_COMMIT (errors still abort everything):
  *	1. The writers are known without asking: every statement sent to a
  *	   node carries a probe of its xid until it has one (dtx.c).
- *	2. No writer: nothing to do.  One writer and no local write: that
- *	   writer is committed now, in one phase; if that fails the local
- *	   transaction, which wrote nothing, fails with it.
- *	3. Several writers and no local write (the last-agent case, unless
- *	   distsys.dtx_last_agent is off): every writer but one gets PREPARE
- *	   TRANSACTION, all at once, under distsys.dtx_prepare_timeout; then the
- *	   last one is committed in one phase, and that commit is the decision.
+ *	2. No writer: nothing to do.  One writer, no local write and not
+ *	   SERIALIZABLE (see step 4): that writer is committed now, in one
+ *	   phase; if that fails the local transaction, which wrote nothing,
+ *	   fails with it.
+ *	3. Several writers, no local write and not SERIALIZABLE (the
+ *	   last-agent case, unless distsys.dtx_last_agent is off or no writer
+ *	   can keep a mark in distsys.dtx_marks): every writer but one gets
+ *	   PREPARE TRANSACTION, all at once, under distsys.dtx_prepare_timeout;
+ *	   then the last one (the writer used last among those that can keep a
+ *	   mark) is committed in one phase, with the mark of the transaction's
+ *	   id inserted first, and that commit is the decision.
  *	   The other writers' GIDs name that node and its xid, so recovery
  *	   reads the outcome there (pg_xact_status).  No local write, no local
  *	   WAL flush: three flushes per two-node transaction instead of five.
@@ -31,16 +35,20 @@
  *	   failure here is a WARNING: the transaction is committed, and the
  *	   recovery worker (dtx_recover.c) finishes what did not get through.
  * ABORT: ROLLBACK PREPARED or ROLLBACK everywhere, all at once; what cannot
- *	   be reached is rolled back by recovery, which finds no decision.
+ *	   be reached is rolled back by recovery, which finds no decision.  (A
+ *	   last agent that committed all the same makes it a COMMIT round; one
+ *	   whose answer is lost leaves the prepared ones to recovery.)
  *
  * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
  * followed by :<xid>:<node> of the deciding node in the last-agent case,
  * where id is a random 64-bit id of the distributed transaction, also in
  * its decision row and published while it commits (dtx_shmem.c): recovery
  * recognises its own transactions and finds their outcome from the GID.
- * Before the first PREPARE the local commit is made synchronous, whatever
- * synchronous_commit says, since it is the decision.  distsys.dtx_fault kills this backend
- * (SIGKILL, as a crash would) at the points the tests need.
+ * In step 4, before the first PREPARE, the local commit is made
+ * synchronous, whatever synchronous_commit says, since it is the decision;
+ * in step 3 the last agent's commit is made synchronous there for the same
+ * reason.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
+ * at the points the tests need.
  *
  *-------------------------------------------------------------------------
  */
@@ -110,6 +118,9 @@ dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
 				 decider->xid, decider->node);
 }
 
+/*
+ * fault_point: die here, as a crash would, if distsys.dtx_fault says so.
+ */
 static void
 fault_point(DtxFault fault)
 {
@@ -151,13 +162,13 @@ active_participants(int *n)
 static void
 round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 {
-	const char *state = remote_sqlstate(res);
+	int			code = remote_errcode(res);
 
 	/*
 	 * Gone (42704) or busy (55000): recovery resolved it or is resolving it,
 	 * the same way, since it commits only what has a decision record.
 	 */
-	if (state != NULL && (strcmp(state, "42704") == 0 || strcmp(state, "55000") == 0))
+	if (code == ERRCODE_UNDEFINED_OBJECT || code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 	{
 		ereport(LOG,
 				(errmsg("node \"%s\": %s: already resolved or being resolved by recovery",
@@ -169,7 +180,7 @@ round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
 				(errcode(ERRCODE_QUERY_CANCELED),
 				 errmsg("node \"%s\" did not answer within %d ms", p->node, distsys_dtx_commit_timeout_ms),
 				 errdetail("The recovery worker will finish the transaction there."),
-				 errcontext("remote statement on node \"%s\": %s", p->node, sql)));
+				 remote_errcontext(p->node, sql)));
 	else
 		remote_report(WARNING, p->conn, res, p->node, sql);
 	if (timed_out || PQstatus(p->conn) != CONNECTION_OK)
@@ -189,6 +200,88 @@ remaining_ms(TimestampTz deadline)
 }
 
 /*
+ * The first failure of a round before commit, raised once every answer is
+ * in (so no connection is left busy).
+ */
+typedef struct RoundFailure
+{
+	int			index;			/* the participant; -1: none */
+	PGresult   *res;			/* its answer, or NULL (none, or not_prepared) */
+	bool		not_prepared;	/* PREPARE found its transaction ended */
+} RoundFailure;
+
+/*
+ * round_answer: read the answer of p to sql, its statement number i in a
+ * round of kind ending at deadline; whether it succeeded.  A failure after
+ * commit is round_failed's; before it, the first one is kept in *failure.
+ */
+static bool
+round_answer(DtxParticipant *p, const char *sql, int i, RoundKind kind,
+			 TimestampTz deadline, RoundFailure *failure)
+{
+	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
+	PGresult   *res = NULL;
+	bool		timed_out = false;
+	bool		ok;
+
+	if (p->conn != NULL && p->busy)
+		res = remote_wait_result(p->conn, remaining_ms(deadline), how, &timed_out);
+	p->busy = timed_out;
+	p->stalled = timed_out;
+	ok = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
+						 PQresultStatus(res) == PGRES_TUPLES_OK);
+	/* a transaction the statements ended answers PREPARE with ROLLBACK */
+	if (ok && kind == ROUND_PREPARE &&
+		strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
+	{
+		PQclear(res);
+		p->state = DTX_OPEN;
+		if (failure->index < 0)
+		{
+			failure->index = i;
+			failure->not_prepared = true;
+		}
+		return false;
+	}
+	if (ok)
+		PQclear(res);
+	else if (ROUND_IS_FINISH(kind))
+		round_failed(p, res, sql, timed_out);
+	else if (failure->index < 0)
+		failure->index = i, failure->res = res;
+	else
+		PQclear(res);
+	if (ok && kind == ROUND_PREPARE)
+		fault_point(DTX_FAULT_AFTER_SOME_PREPARES);
+	if (ok && kind == ROUND_COMMIT && p->state == DTX_PREPARED)
+		fault_point(DTX_FAULT_AFTER_SOME_COMMITS);
+	return ok;
+}
+
+/*
+ * round_raise: the ERROR for failure, a round's first failure (frees its
+ * result).
+ */
+static void
+round_raise(DtxParticipant **ps, char **sqls, RoundFailure *failure, int timeout)
+{
+	DtxParticipant *p = ps[failure->index];
+
+	if (failure->not_prepared)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRANSACTION_ROLLBACK),
+				 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", p->node),
+				 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
+	if (failure->res == NULL && p->busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("node \"%s\" did not answer within %d ms", p->node, timeout),
+				 errhint("The limit is distsys.dtx_prepare_timeout."),
+				 remote_errcontext(p->node, sqls[failure->index])));
+	remote_report(ERROR, p->conn, failure->res, p->node, sqls[failure->index]);
+}
+
+/*
  * run_round: send each participant's statement (sqls[i]; NULL: skip it),
  * then collect every answer.  Before commit the first failure is raised
  * once all answers are in; after it, see round_failed.  ok[i] says which
@@ -199,9 +292,8 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 {
 	int			timeout = ROUND_IS_FINISH(kind) ? distsys_dtx_commit_timeout_ms :
 		kind == ROUND_PREPARE ? distsys_dtx_prepare_timeout_ms : 0;
-	RemoteWait	how = ROUND_IS_FINISH(kind) ? REMOTE_UNINTERRUPTIBLE : REMOTE_INTERRUPTIBLE;
-	int			failed = -1;
-	PGresult   *failure = NULL;
+	RoundFailure failure = {-1, NULL, false};
+	RoundFailure *volatile f = &failure;
 	TimestampTz deadline = 0;
 	int			i;
 
@@ -211,54 +303,21 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	for (i = 0; i < n; i++)
 		if (sqls[i] != NULL && ps[i]->conn != NULL)
 			ps[i]->busy = remote_send(ps[i]->conn, sqls[i]);
-	for (i = 0; i < n; i++)
+	PG_TRY();
 	{
-		PGresult   *res = NULL;
-		bool		timed_out = false;
-
-		ok[i] = false;
-		if (sqls[i] == NULL)
-			continue;
-		if (ps[i]->conn != NULL && ps[i]->busy)
-			res = remote_wait_result(ps[i]->conn, remaining_ms(deadline), how, &timed_out);
-		ps[i]->busy = timed_out;
-		ps[i]->stalled = timed_out;
-		ok[i] = res != NULL && (PQresultStatus(res) == PGRES_COMMAND_OK ||
-								PQresultStatus(res) == PGRES_TUPLES_OK);
-		/* a transaction the statements ended answers PREPARE with ROLLBACK */
-		if (ok[i] && kind == ROUND_PREPARE &&
-			strcmp(PQcmdStatus(res), "PREPARE TRANSACTION") != 0)
-		{
-			ok[i] = false;
-			PQclear(res);
-			res = NULL;
-			ps[i]->state = DTX_OPEN;
-			ereport(ERROR,
-					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
-					 errmsg("the remote transaction on node \"%s\" was rolled back before PREPARE", ps[i]->node),
-					 errhint("Do not end the remote transaction (COMMIT, ROLLBACK) inside dtx_exec.")));
-		}
-		if (ok[i])
-			PQclear(res);
-		else if (ROUND_IS_FINISH(kind))
-			round_failed(ps[i], res, sqls[i], timed_out);
-		else if (failed < 0)
-			failed = i, failure = res;
-		else
-			PQclear(res);
-		if (ok[i] && kind == ROUND_PREPARE)
-			fault_point(DTX_FAULT_AFTER_SOME_PREPARES);
-		if (ok[i] && kind == ROUND_COMMIT && ps[i]->state == DTX_PREPARED)
-			fault_point(DTX_FAULT_AFTER_SOME_COMMITS);
+		for (i = 0; i < n; i++)
+			ok[i] = sqls[i] != NULL &&
+				round_answer(ps[i], sqls[i], i, kind, deadline, f);
 	}
-	if (failed >= 0 && failure == NULL && ps[failed]->busy)
-		ereport(ERROR,
-				(errcode(ERRCODE_QUERY_CANCELED),
-				 errmsg("node \"%s\" did not answer within %d ms", ps[failed]->node, timeout),
-				 errhint("The limit is distsys.dtx_prepare_timeout."),
-				 errcontext("remote statement on node \"%s\": %s", ps[failed]->node, sqls[failed])));
-	if (failed >= 0)
-		remote_report(ERROR, ps[failed]->conn, failure, ps[failed]->node, sqls[failed]);
+	PG_CATCH();
+	{
+		/* a cancel while waiting for the others: the failure held is libpq's */
+		PQclear(f->res);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (f->index >= 0)
+		round_raise(ps, sqls, f, timeout);
 }
 
 /*
@@ -523,21 +582,26 @@ commit_sole_writer(DtxParticipant **ps, int n)
 	for (i = 0; i < n; i++)
 	{
 		PGresult   *res;
+		bool		committed;
 
 		if (ps[i]->xid == 0)
 			continue;
 		ps[i]->busy = true;
 		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
 		ps[i]->busy = false;
-		if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
+		PQclear(res);
+		if (!committed)
 			ereport(ERROR,
 					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
 					 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", ps[i]->node)));
-		PQclear(res);
 		ps[i]->state = DTX_DONE;
 	}
 }
 
+/*
+ * dtx_pre_commit: PRE_COMMIT, steps 2 to 4 above, for the participants ps.
+ */
 static void
 dtx_pre_commit(DtxParticipant **ps, int n)
 {
