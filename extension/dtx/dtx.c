@@ -127,13 +127,15 @@ participant_connect(DtxParticipant *p)
 	/*
 	 * An idle connection has nothing to read unless the node closed it
 	 * (restart, terminate): reading now finds that out before it is used.
-	 * One left busy (a slot check that was interrupted) is dropped.
+	 * One left busy (a slot check that was interrupted) is dropped, and so
+	 * is one the current user may no longer use (it lost superuser, and
+	 * the node never asked for a password): connecting again says why.
 	 */
 	if (p->conn != NULL && p->busy && PQtransactionStatus(p->conn) != PQTRANS_ACTIVE)
 		p->busy = false;		/* a remote error was read: nothing runs */
 	if (p->conn != NULL &&
 		(p->busy || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
-		 strcmp(p->conninfo, conninfo) != 0))
+		 strcmp(p->conninfo, conninfo) != 0 || !remote_password_ok(p->conn)))
 		dtx_forget_participant(p);
 	if (p->conn == NULL)
 	{
