@@ -2,6 +2,9 @@
 #  - A role that is not a superuser connects to a node only with a password
 #    from the node's conninfo that the node asked for: never on the
 #    coordinator server's own credentials (trust here), postgres_fdw's rule.
+#  - Each local role has its own remote session, and each remote
+#    transaction begins with the session's settings and identity reset; a
+#    PREPARE runs as the conninfo's user, so recovery can finish it.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -9,7 +12,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest qw(:DEFAULT slurp);
 
-my $coord = distsys_node('coord', 'distsys.dtx_recovery_interval = 0');
+my $coord = distsys_node('coord', "distsys.dtx_recovery_interval = 0\nrestart_after_crash = on");
 my $p1 = PostgreSQL::Test::Cluster->new('p1');
 $p1->init;
 $p1->start;
@@ -18,9 +21,10 @@ $p1->safe_psql('postgres', q{
 	CREATE ROLE alice LOGIN PASSWORD 'alice-pw';
 	CREATE ROLE bob LOGIN PASSWORD 'bob-pw';
 	GRANT distsys_dtx_user TO alice;
+	GRANT bob TO alice;
 	CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
 	INSERT INTO acct SELECT g, 100 FROM generate_series(1, 10) g;
-	GRANT ALL ON acct TO alice});
+	GRANT ALL ON acct TO alice, bob});
 # alice must give her password; every other role (bob too) keeps trust
 my $hba = $p1->data_dir . '/pg_hba.conf';
 my $old_hba = slurp($hba);
@@ -34,7 +38,8 @@ sub c { return $coord->safe_psql('postgres', $_[0]); }
 c("SELECT distsys.node_add('p1', \$\$$p1_conn\$\$);
    SELECT distsys.node_add('p1_alice', \$\$$p1_conn user=alice password=alice-pw\$\$);
    SELECT distsys.node_add('p1_bob', \$\$$p1_conn user=bob password=bob-pw\$\$);
-   CREATE ROLE app LOGIN; GRANT distsys_dtx_user TO app;");
+   CREATE ROLE app LOGIN; CREATE ROLE app2 LOGIN; GRANT distsys_dtx_user TO app, app2;
+   CREATE TABLE ledger (id int PRIMARY KEY);");
 sub bal { return $p1->safe_psql('postgres', "SELECT bal FROM acct WHERE id = $_[0]"); }
 
 # as_app(SQL): run SQL on the coordinator as app (not a superuser); its
@@ -64,5 +69,45 @@ is(c("SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 1'
 	SET ROLE app; SELECT distsys.dtx_exec('p1', 'SELECT 1')");
 like($err, qr/password is required to connect to node "p1"/,
 	'a role that is not a superuser cannot use the connection a superuser opened in its session');
+
+# --- one remote session per local role, reset at each BEGIN -----------------
+my $state_sql = "SELECT x->>'u' || ' ' || (x->>'s') || ' ' || (x->>'p') || ' ' || (x->>'t')
+	FROM distsys.dtx_query('p1_alice', 'SELECT current_user AS u, session_user AS s,
+		current_setting(''search_path'') AS p, current_setting(''statement_timeout'') AS t') x";
+is(c("BEGIN; SELECT distsys.dtx_exec('p1_alice',
+		'SET search_path = nowhere; SET ROLE bob; SET statement_timeout = 12345'); $state_sql; COMMIT;
+	$state_sql"),
+	"0\nbob alice nowhere 12345ms\nalice alice \"\$user\", public 0",
+	'settings and a SET ROLE of one transaction\'s statements are gone in the next');
+is(c("SELECT distsys.dtx_exec('p1', 'SET SESSION AUTHORIZATION bob');
+	SELECT distsys.dtx_query('p1', 'SELECT session_user AS s')->>'s'"), "0\n" . $p1->safe_psql('postgres', 'SELECT session_user'),
+	'and so is a SET SESSION AUTHORIZATION');
+my $pid_sql = "SELECT distsys.dtx_query('p1_alice', 'SELECT pg_backend_pid() AS pid')->>'pid'";
+my ($pid_app, $pid_app2, $pid_app_again) = split /\n/, c("SET ROLE app; $pid_sql; RESET ROLE;
+	SET ROLE app2; $pid_sql; RESET ROLE; SET ROLE app; $pid_sql");
+isnt($pid_app, $pid_app2, 'two local roles of one backend get different remote sessions');
+is($pid_app_again, $pid_app, 'and each keeps its own across transactions');
+is(c("BEGIN; SET ROLE app; SELECT distsys.dtx_exec('p1_alice', 'UPDATE acct SET bal = bal + 1 WHERE id = 2');
+	RESET ROLE; SET ROLE app2; SELECT distsys.dtx_query('p1_alice', 'SELECT bal FROM acct WHERE id = 2')->>'bal';
+	SELECT distsys.dtx_exec('p1_alice', 'UPDATE acct SET bal = bal + 1 WHERE id = 3'); COMMIT;")
+	  . ' ' . bal(2) . ' ' . bal(3),
+	"1\n100\n1 101 101", 'in one transaction, two roles have two remote transactions on a node, committed together');
+is($p1->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0', 'and nothing is left prepared');
+
+# a PREPARE runs as the conninfo's user (alice), not as a role the
+# statements set: recovery, connected as alice, may finish it (p1 is no
+# longer registered as a superuser's node from here on, which recovery
+# would use to finish anything on that server)
+c("SELECT distsys.node_remove('p1'); SELECT distsys.node_remove('p1_bob')");
+my $p2 = bank_participant($coord, 'p2', 10, 100);
+$coord->psql('postgres', "SET distsys.dtx_fault = crash_after_decision;
+	BEGIN; INSERT INTO ledger VALUES (1);
+	SELECT distsys.dtx_exec('p1_alice', 'SET ROLE bob; UPDATE acct SET bal = bal + 1 WHERE id = 4');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 4'); COMMIT;");
+$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+is($p1->safe_psql('postgres', "SELECT string_agg(owner, ',') FROM pg_prepared_xacts"),
+	'alice', 'killed after its decision: the part run after SET ROLE bob is prepared as alice');
+is(c('SELECT distsys.dtx_recover()') . ' ' . bal(4) . ' '
+	  . $p2->safe_psql('postgres', 'SELECT bal FROM acct WHERE id = 4'), '2 101 101', 'and recovery commits it');
 
 done_testing();

@@ -14,8 +14,18 @@
  * commits the participants.
  *
  * State: one hash table per backend (TopMemoryContext), keyed by node
- * name, holding each node's connection (kept across transactions) and its
- * part in the current transaction.  Only this backend touches it.
+ * name and local role (GetUserId()), holding the connection (kept across
+ * transactions) and its part in the current transaction.  Only this
+ * backend touches it.  Each local role has its own connection to a node,
+ * so what one role's statements left in a remote session (settings,
+ * temporary tables, prepared statements, a SET ROLE) is never another
+ * role's; a transaction whose statements run as two roles (SET ROLE, a
+ * SECURITY DEFINER function) has two remote transactions on the node,
+ * committed together.  Each remote transaction also begins by resetting
+ * its session's settings and identity (RESET ALL, RESET ROLE, RESET
+ * SESSION AUTHORIZATION), in the message that carries its BEGIN, so a
+ * setting one transaction's statements made does not carry over to the
+ * next (participant_begin).
  *
  *-------------------------------------------------------------------------
  */
@@ -74,27 +84,38 @@ dtx_forget_participant(DtxParticipant *p)
 }
 
 /*
- * participant_entry: node's entry in dtx_participants, made idle if new.
+ * participant_entry: the entry of node and the current user in
+ * dtx_participants, made idle if new.
  */
 static DtxParticipant *
 participant_entry(const char *node)
 {
 	DtxParticipant *p;
 	bool		found;
-	char		key[NAMEDATALEN] = {0};
+	DtxParticipantKey key;
 
+	StaticAssertStmt(offsetof(DtxParticipant, role) == offsetof(DtxParticipantKey, role),
+					 "DtxParticipant must begin with its key");
 	if (dtx_participants == NULL)
-		dtx_participants = distsys_name_hash("distsys dtx participants",
-											 sizeof(DtxParticipant));
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(DtxParticipantKey);
+		ctl.entrysize = sizeof(DtxParticipant);
+		dtx_participants = hash_create("distsys dtx participants", 16, &ctl,
+									   HASH_ELEM | HASH_BLOBS);
+	}
 	if (strlen(node) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node \"%s\" is not registered", node)));
-	strlcpy(key, node, sizeof(key));
-	p = hash_search(dtx_participants, key, HASH_ENTER, &found);
+	memset(&key, 0, sizeof(key));	/* compared as bytes, padding too */
+	strlcpy(key.node, node, sizeof(key.node));
+	key.role = GetUserId();
+	p = hash_search(dtx_participants, &key, HASH_ENTER, &found);
 	if (!found)
 	{
-		memset(((char *) p) + NAMEDATALEN, 0, sizeof(*p) - NAMEDATALEN);
+		memset(((char *) p) + sizeof(key), 0, sizeof(*p) - sizeof(key));
 		p->state = DTX_IDLE;
 	}
 	return p;
@@ -151,19 +172,22 @@ participant_connect(DtxParticipant *p)
 
 /*
  * dtx_node_in_transaction: whether node takes part in the current
- * transaction (node_add and node_remove refuse to move it under it).
+ * transaction, for any role (node_add and node_remove refuse to move it
+ * under it).
  */
 bool
 dtx_node_in_transaction(const char *node)
 {
-	char		key[NAMEDATALEN] = {0};
+	HASH_SEQ_STATUS seq;
 	DtxParticipant *p;
+	bool		found = false;
 
-	if (dtx_participants == NULL || strlen(node) >= NAMEDATALEN)
+	if (dtx_participants == NULL)
 		return false;
-	strlcpy(key, node, sizeof(key));
-	p = hash_search(dtx_participants, key, HASH_FIND, NULL);
-	return p != NULL && p->state != DTX_IDLE;
+	hash_seq_init(&seq, dtx_participants);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		found = found || (p->state != DTX_IDLE && strcmp(p->node, node) == 0);
+	return found;
 }
 
 /*
@@ -249,7 +273,13 @@ check_slots(DtxParticipant *p)
 /*
  * participant_begin: start p's part in this transaction; returns the
  * statements that open its remote transaction like the local one, which
- * are sent in one string with the first statement (one round trip).
+ * are sent in one string with the first statement (one round trip).  They
+ * first reset the session: the settings and identity the statements of an
+ * earlier transaction set there are gone (its transaction-level defaults,
+ * default_transaction_read_only and default_transaction_deferrable, still
+ * apply to this BEGIN, which the server began with the string's first
+ * statement).  The reset is part of the remote transaction: should it roll
+ * back, the next BEGIN resets again.
  */
 static char *
 participant_begin(DtxParticipant *p)
@@ -272,7 +302,7 @@ participant_begin(DtxParticipant *p)
 	p->broken = false;
 	p->depth = 1;
 	p->release_from = 0;
-	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
+	return psprintf(DTX_RESET_IDENTITY "RESET ALL; BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
 					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
 					XactReadOnly ? " READ ONLY" : "",
