@@ -5,6 +5,8 @@
 #  - Each local role has its own remote session, and each remote
 #    transaction begins with the session's settings and identity reset; a
 #    PREPARE runs as the conninfo's user, so recovery can finish it.
+#  - A statement that ends the remote transaction and begins another
+#    ("COMMIT; BEGIN") fails the distributed transaction.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -109,5 +111,31 @@ is($p1->safe_psql('postgres', "SELECT string_agg(owner, ',') FROM pg_prepared_xa
 	'alice', 'killed after its decision: the part run after SET ROLE bob is prepared as alice');
 is(c('SELECT distsys.dtx_recover()') . ' ' . bal(4) . ' '
 	  . $p2->safe_psql('postgres', 'SELECT bal FROM acct WHERE id = 4'), '2 101 101', 'and recovery commits it');
+
+# --- a statement that ends the remote transaction and begins another -------
+sub c_err
+{
+	my ($ret, $out, $err) = $coord->psql('postgres', $_[0], extra_params => ['-v', 'VERBOSITY=verbose']);
+	return $ret == 0 ? "(no error; output: $out)" : $err;
+}
+sub p2_bal { return $p2->safe_psql('postgres', "SELECT bal FROM acct WHERE id = $_[0]"); }
+for my $end ('COMMIT; BEGIN', "PREPARE TRANSACTION ''by_hand''; BEGIN")
+{
+	(my $shown = $end) =~ s/''/'/g;
+	like(c_err("BEGIN; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 6; $end');
+		SELECT distsys.dtx_exec('p1_alice', 'UPDATE acct SET bal = bal + 1 WHERE id = 6'); COMMIT;"),
+		qr/ERROR:  2D000: the statement ended the remote transaction on node "p2"/,
+		"\"$shown\" in a node's first statement fails the transaction");
+	$p2->safe_psql('postgres', "ROLLBACK PREPARED 'by_hand'") if $end =~ /PREPARE/;
+	like(c_err("BEGIN; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 7');
+		SELECT distsys.dtx_exec('p2', '$end'); COMMIT;"),
+		qr/ERROR:  2D000: the statement ended the remote transaction on node "p2"/,
+		"\"$shown\" after the node wrote fails the transaction");
+	$p2->safe_psql('postgres', "ROLLBACK PREPARED 'by_hand'") if $end =~ /PREPARE/;
+}
+is(bal(6), '100', 'the other node was rolled back');
+is(c("BEGIN; SELECT distsys.dtx_exec('p2',
+		'SAVEPOINT mine; UPDATE acct SET bal = 0 WHERE id = 8; ROLLBACK TO SAVEPOINT mine; RELEASE mine');
+	COMMIT;") . ' ' . p2_bal(8), '0 100', 'the statements\' own savepoints are theirs to roll back');
 
 done_testing();

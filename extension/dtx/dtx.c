@@ -271,6 +271,13 @@ check_slots(DtxParticipant *p)
 }
 
 /*
+ * The cursor every remote transaction declares right after its BEGIN, as
+ * its mark: a cursor lives until its transaction ends, so a transaction
+ * without it is not the one distsys began (check_probe).
+ */
+#define XACT_CURSOR "distsys_xact"
+
+/*
  * participant_begin: start p's part in this transaction; returns the
  * statements that open its remote transaction like the local one, which
  * are sent in one string with the first statement (one round trip).  They
@@ -302,7 +309,8 @@ participant_begin(DtxParticipant *p)
 	p->broken = false;
 	p->depth = 1;
 	p->release_from = 0;
-	return psprintf(DTX_RESET_IDENTITY "RESET ALL; BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
+	return psprintf(DTX_RESET_IDENTITY "RESET ALL; BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; "
+					"DECLARE " XACT_CURSOR " NO SCROLL CURSOR FOR SELECT; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
 					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
 					XactReadOnly ? " READ ONLY" : "",
@@ -419,27 +427,47 @@ participant_for(const char *node, char **begin)
 }
 
 /*
- * The statement that tells whether a node's transaction wrote: it has an
- * xid then.  Until it has, every statement sent there carries it (in the
- * same round trip), so at commit the coordinator knows its writers without
- * asking, and has the xid that a deciding node's outcome is read by
- * (dtx_xact.c).  The newline ends a trailing "--" comment of the user's.
+ * The probe sent after every statement, in the same round trip.  Its
+ * first column tells whether the node's transaction wrote (it has an xid
+ * then), so at commit the coordinator knows its writers without asking,
+ * and has the xid a deciding node's outcome is read by (dtx_xact.c).  Its
+ * second says whether the transaction is still the one distsys began:
+ * "COMMIT; BEGIN" or "PREPARE TRANSACTION 'x'; BEGIN" among the statements
+ * leave a transaction open there, but a new one.  The newline ends a
+ * trailing "--" comment of the user's.  Names and the operator are
+ * qualified: the user's statements may have set any search_path.
  */
-#define XID_PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned()"
-#define XID_PROBE "\n; " XID_PROBE_SQL
+#define PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned(), " \
+	"EXISTS (SELECT FROM pg_catalog.pg_cursors WHERE name OPERATOR(pg_catalog.=) '" XACT_CURSOR "')"
+#define PROBE "\n; " PROBE_SQL
 
 /*
- * note_xid: read the probe's answer into p->xid; frees probe.  An answer
- * that is not one value is an ERROR: taking the node for one that did not
- * write would commit it without two-phase commit.
+ * check_probe: read the probe's answer into p->xid, and raise an ERROR if
+ * the statements sql ran on p ended the remote transaction distsys began
+ * there; frees probe.  An answer of another shape is an ERROR too: taking
+ * the node for one that did not write would commit it without two-phase
+ * commit.
  */
 static void
-note_xid(DtxParticipant *p, PGresult *probe)
+check_probe(DtxParticipant *p, PGresult *probe, const char *sql)
 {
-	remote_check_shape(probe, p->node, XID_PROBE_SQL, true, 1);
+	uint64		xid = 0;
+	bool		same;
+
+	remote_check_shape(probe, p->node, PROBE_SQL, true, 2);
 	if (!PQgetisnull(probe, 0, 0))
-		p->xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
+		xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
+	/* a transaction that wrote keeps its xid: another xid is another one */
+	same = strcmp(PQgetvalue(probe, 0, 1), "t") == 0 && (p->xid == 0 || xid == p->xid);
 	PQclear(probe);
+	p->xid = xid;
+	if (!same || PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("the statement ended the remote transaction on node \"%s\"", p->node),
+				 errdetail("distsys commits or rolls back each node with the local transaction; what the statement ended there was committed, rolled back or prepared on its own."),
+				 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION (nor CLOSE ALL) through dtx_exec or dtx_query."),
+				 remote_errcontext(p->node, sql)));
 }
 
 /*
@@ -453,7 +481,6 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 	PGresult   *res;
 	PGresult   *probe = NULL;
 	char	   *begin;
-	bool		probing;
 
 	if (*node == '\0')
 		ereport(ERROR,
@@ -469,26 +496,16 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 				 errmsg("distributed transactions cannot run in a parallel worker")));
 	distsys_require_preload("distributed transactions");
 	p = participant_for(node, &begin);
-	probing = p->xid == 0;
 	p->used = ++statements_run;
 	p->busy = true;
-	res = remote_run_shown(p->conn, node,
-						   psprintf("%s%s%s", begin, sql, probing ? XID_PROBE : ""),
-						   sql, 0, probing ? &probe : NULL);
+	res = remote_run_shown(p->conn, node, psprintf("%s%s%s", begin, sql, PROBE),
+						   sql, 0, &probe);
 	p->busy = false;
 	p->begin_unconfirmed = false;
 	/* libpq's memory: an ERROR from here on must free res too */
 	PG_TRY();
 	{
-		if (probing)
-			note_xid(p, probe);
-		if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
-					 errmsg("the statement ended the remote transaction on node \"%s\"", node),
-					 errdetail("distsys commits or rolls back each node with the local transaction."),
-					 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION through dtx_exec or dtx_query."),
-					 remote_errcontext(node, sql)));
+		check_probe(p, probe, sql);
 	}
 	PG_CATCH();
 	{
