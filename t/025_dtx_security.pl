@@ -7,6 +7,8 @@
 #    PREPARE runs as the conninfo's user, so recovery can finish it.
 #  - A statement that ends the remote transaction and begins another
 #    ("COMMIT; BEGIN") fails the distributed transaction.
+#  - distsys's own statements on a node do not run the operators a role
+#    there puts ahead of pg_catalog's in its search_path; the user's do.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -137,5 +139,40 @@ is(bal(6), '100', 'the other node was rolled back');
 is(c("BEGIN; SELECT distsys.dtx_exec('p2',
 		'SAVEPOINT mine; UPDATE acct SET bal = 0 WHERE id = 8; ROLLBACK TO SAVEPOINT mine; RELEASE mine');
 	COMMIT;") . ' ' . p2_bal(8), '0 100', 'the statements\' own savepoints are theirs to roll back');
+
+# --- distsys's own statements on a node ignore the node role's search_path --
+# alice's search_path puts a schema of hers ahead of pg_catalog, with an
+# operator (or a type) of every signature distsys's statements use; each
+# WARNINGs when it runs, and the warning reaches the coordinator's client
+my $traps = join "\n", map {
+	my ($i, $op, $l, $r) = ($_, @{ (['=', 'text', 'text'], ['<>', 'text', 'text'], ['~~', 'text', 'text'],
+		['=', 'name', 'name'], ['=', 'oid', 'oid'], ['=', 'bigint', 'bigint'], ['=', 'bigint', 'integer'])[$_] });
+	"CREATE FUNCTION trap.f$i($l, $r) RETURNS boolean LANGUAGE plpgsql AS
+	   \$\$ BEGIN RAISE WARNING 'trap: $op'; RETURN \$1 OPERATOR(pg_catalog.$op) \$2; END \$\$;
+	 CREATE OPERATOR trap.$op (LEFTARG = $l, RIGHTARG = $r, FUNCTION = trap.f$i);"
+} 0 .. 6;
+$p1->safe_psql('postgres', "CREATE SCHEMA trap AUTHORIZATION alice; SET ROLE alice; $traps
+	CREATE FUNCTION trap.fire() RETURNS boolean LANGUAGE plpgsql AS
+	  \$\$ BEGIN RAISE WARNING 'trap: xid8'; RETURN true; END \$\$;
+	CREATE DOMAIN trap.xid8 AS text CHECK (trap.fire());
+	ALTER ROLE alice SET search_path = trap, pg_catalog, public;");
+# c_warn(SQL): what the coordinator's psql printed on stderr
+sub c_warn { my ($ret, $out, $err) = $coord->psql('postgres', $_[0]); return $err; }
+like(c_warn("SELECT distsys.dtx_query('p1_alice', 'SELECT ''a''::text = ''b''::text AS eq')"),
+	qr/WARNING:  node "p1_alice": trap: =/, "the user's statements run with the node role's search_path");
+my $transfer = "BEGIN; SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 9');
+	SELECT distsys.dtx_exec('p1_alice', 'UPDATE acct SET bal = bal - 1 WHERE id = 9'); COMMIT;";
+my $marks_sql = 'SELECT count(*) FROM distsys.dtx_marks';
+my $marks = $p1->safe_psql('postgres', $marks_sql);
+my $warnings = c_warn($transfer);
+is($p1->safe_psql('postgres', $marks_sql) - $marks . ' ' . bal(9), '1 99',
+	'a transaction decided by p1_alice as its last agent commits');
+$coord->psql('postgres', "SET distsys.dtx_fault = crash_after_some_prepares; $transfer");
+$coord->poll_query_until('postgres', "SELECT count(*) = 1 FROM distsys.dtx_in_doubt WHERE outcome = 'aborted'")
+	or die 'p1_alice did not roll back';
+$warnings .= c_warn('SELECT count(*) FROM distsys.dtx_in_doubt; SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover()');
+is($p2->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') . ' ' . bal(9), '0 99',
+	'killed before its decision: recovery asks p1_alice and rolls it back');
+unlike($warnings, qr/trap/, "distsys's own statements there (slot check, probe, mark, listing, recovery) never ran them");
 
 done_testing();

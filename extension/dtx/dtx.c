@@ -27,6 +27,14 @@
  * setting one transaction's statements made does not carry over to the
  * next (participant_begin).
  *
+ * distsys's own statements on a node (the slot check, BEGIN, the probe,
+ * PREPARE, the last agent's mark, and recovery's) qualify every name and
+ * operator (pg_catalog., distsys., OPERATOR(pg_catalog.=)): they run in
+ * sessions whose search_path the user's statements, or the node role's
+ * defaults, chose, where an object the role created could otherwise stand
+ * in for pg_catalog's and decide what recovery believes.  The user's own
+ * statements run with whatever search_path the session has.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -238,7 +246,7 @@ check_slots(DtxParticipant *p)
 		" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
 		" COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
 		" FROM pg_catalog.pg_class c"
-		" WHERE c.oid = pg_catalog.to_regclass('distsys.dtx_marks')), false)";
+		" WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('distsys.dtx_marks')), false)";
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,

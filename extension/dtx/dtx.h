@@ -138,6 +138,7 @@ extern int	dtx_recover_all(int elevel, bool backoff);
 extern void dtx_worker_register(void);
 
 /* dtx_marks.c */
+extern char *dtx_marks_ours(void);
 extern void dtx_marks_visit(const char *node, PGconn *conn);
 extern void dtx_marks_end_pass(List *still_prepared, bool all_listed);
 

@@ -255,7 +255,7 @@ decider_query(PGconn *conn, const char *node, const char *sql)
 static const char *
 decider_status(PGconn *conn, const char *node, uint64 xid)
 {
-	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8)", xid);
+	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::pg_catalog.xid8)", xid);
 	PGresult   *res;
 	bool		timed_out;
 	char	   *status;
@@ -366,9 +366,9 @@ decider_ask(void *arg)
 	PG_TRY();
 	{
 		PGconn	   *conn = dc->conn;
-		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
-									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
-									(int64) q->id, dtx_coordinator_name());
+		char	   *mark = psprintf("SELECT EXISTS (SELECT FROM distsys.dtx_marks"
+									" WHERE id OPERATOR(pg_catalog.=) " INT64_FORMAT "::pg_catalog.int8 AND %s)",
+									(int64) q->id, dtx_marks_ours());
 
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
@@ -471,7 +471,8 @@ static char *
 prepared_list_sql(void)
 {
 	return psprintf("SELECT gid, prepared FROM pg_catalog.pg_prepared_xacts"
-					" WHERE database = pg_catalog.current_database() AND gid LIKE '%s:%%'"
+					" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+					" AND gid OPERATOR(pg_catalog.~~) '%s:%%'"
 					" ORDER BY prepared",
 					DTX_GID_PREFIX);
 }

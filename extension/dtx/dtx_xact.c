@@ -509,7 +509,8 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 	 * could forget a commit the client was told of.
 	 */
 	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
-							   " WHERE pg_catalog.current_setting('synchronous_commit') NOT IN ('on', 'remote_apply'); "
+							   " WHERE pg_catalog.current_setting('synchronous_commit')"
+							   " OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
 							   DTX_RESET_IDENTITY
 							   "INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
 							   INT64_FORMAT ", '%s'); COMMIT",
