@@ -9,6 +9,10 @@
 #    ("COMMIT; BEGIN") fails the distributed transaction.
 #  - distsys's own statements on a node do not run the operators a role
 #    there puts ahead of pg_catalog's in its search_path; the user's do.
+#  - A last agent's mark belongs to the role that wrote it: another role
+#    can neither delete it nor write one recovery believes.
+#  - CREATE EXTENSION adopts distsys's cluster-wide roles only if a distsys
+#    install created them.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -174,5 +178,60 @@ $warnings .= c_warn('SELECT count(*) FROM distsys.dtx_in_doubt; SELECT distsys.d
 is($p2->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts') . ' ' . bal(9), '0 99',
 	'killed before its decision: recovery asks p1_alice and rolls it back');
 unlike($warnings, qr/trap/, "distsys's own statements there (slot check, probe, mark, listing, recovery) never ran them");
+
+# --- marks belong to the role that wrote them --------------------------------
+$p1->safe_psql('postgres', 'CREATE ROLE mallory LOGIN; GRANT distsys_dtx_user TO mallory');
+sub marks_of { return $p1->safe_psql('postgres', "SELECT count(*) FROM distsys.dtx_marks WHERE writer = '$_[0]'::regrole"); }
+my $alice_marks = marks_of('alice');
+cmp_ok($alice_marks, '>', 0, 'the marks p1_alice keeps as last agent are written by alice');
+# as_mallory(SQL): run SQL on p1 as mallory (another member of distsys_dtx_user); its stderr
+sub as_mallory { my ($ret, $out, $err) = $p1->psql('postgres', $_[0], extra_params => ['-U', 'mallory']); return $err; }
+as_mallory('DELETE FROM distsys.dtx_marks');
+is(marks_of('alice'), $alice_marks, 'another role cannot delete them');
+my ($sysid, $dboid) = split /\|/, c("SELECT system_identifier, (SELECT oid FROM pg_database
+	WHERE datname = current_database()) FROM pg_control_system()");
+like(as_mallory("INSERT INTO distsys.dtx_marks (id, coordinator, writer) VALUES (777, '$sysid:$dboid', 'alice')"),
+	qr/new row violates row-level security policy/, 'nor write one in their name');
+# a transaction prepared on p2 whose deciding node is p1_alice, and whose
+# xid there ended without a commit: only a mark alice wrote would commit it
+my $ended_xid = $p1->safe_psql('postgres', 'BEGIN; SELECT pg_current_xact_id(); ROLLBACK');
+is(as_mallory("INSERT INTO distsys.dtx_marks (id, coordinator) VALUES (777, '$sysid:$dboid')"), '',
+	'another role may write a mark naming this coordinator in its own name');
+$p2->safe_psql('postgres', "BEGIN; UPDATE acct SET bal = bal + 1000 WHERE id = 10;
+	PREPARE TRANSACTION 'distsys:$sysid:$dboid:0:777:1:$ended_xid:p1_alice'");
+is(c("SELECT outcome || ' ' || decider FROM distsys.dtx_in_doubt"), 'aborted p1_alice',
+	'but recovery does not believe it');
+is(c('SELECT distsys.dtx_recover()') . ' ' . p2_bal(10), '1 100', 'and rolls the transaction back');
+c('SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover(); SELECT distsys.dtx_recover()');
+is(marks_of('alice') . ' ' . marks_of('mallory'), '0 1', 'recovery forgets alice\'s marks, and only hers');
+
+# a table distsys.dtx_marks that is not the extension's (p2 has no distsys;
+# a role made the schema) is not trusted with a mark: p2, used last, does
+# not decide the transaction, p1_alice does
+$p2->safe_psql('postgres', 'CREATE SCHEMA distsys; CREATE TABLE distsys.dtx_marks (id bigint,
+	coordinator text, writer regrole DEFAULT current_user::regrole, marked_at timestamptz DEFAULT now())');
+$alice_marks = marks_of('alice');
+c("BEGIN; SELECT distsys.dtx_exec('p1_alice', 'UPDATE acct SET bal = bal + 1 WHERE id = 10');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal - 1 WHERE id = 10'); COMMIT;");
+is($p2->safe_psql('postgres', 'SELECT count(*) FROM distsys.dtx_marks') . ' ' . (marks_of('alice') - $alice_marks),
+	'0 1', 'a dtx_marks table that is not the extension\'s does not make its node a last agent');
+$p2->safe_psql('postgres', 'DROP SCHEMA distsys CASCADE');
+
+# --- distsys's cluster-wide roles ---------------------------------------------
+# create_extension(DB): CREATE EXTENSION distsys on p2; its stderr
+sub create_extension { my ($ret, $out, $err) = $p2->psql($_[0], 'CREATE EXTENSION distsys'); return $err; }
+$p2->safe_psql('postgres', 'CREATE ROLE distsys_dtx_user LOGIN');
+like(create_extension('postgres'), qr/role "distsys_dtx_user" already exists and is not one distsys created/,
+	'CREATE EXTENSION refuses a role of that name that it did not create');
+$p2->safe_psql('postgres', 'DROP ROLE distsys_dtx_user; CREATE ROLE distsys_lock_admin NOLOGIN');
+like(create_extension('postgres'), qr/role "distsys_lock_admin" already exists and is not one distsys created/,
+	'even a NOLOGIN one');
+$p2->safe_psql('postgres', 'DROP ROLE distsys_lock_admin');
+is(create_extension('postgres'), '', 'without them, it creates them');
+$p2->safe_psql('postgres', 'CREATE DATABASE db2; CREATE DATABASE db3');
+is(create_extension('db2'), '', 'and CREATE EXTENSION in another database adopts them');
+$p2->safe_psql('postgres', 'ALTER ROLE distsys_dtx_user LOGIN');
+like(create_extension('db3'), qr/role "distsys_dtx_user" already exists and is not one distsys created/,
+	'unless one of them was since allowed to log in');
 
 done_testing();

@@ -235,8 +235,11 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 /*
  * check_slots: refuse a node whose free prepared-transaction slots are
  * below distsys.dtx_prepared_reserve, before any work is done there, and
- * note whether it can keep last-agent marks.  It costs a round trip, so
- * each connection asks at most once a second.
+ * note whether it can keep last-agent marks: distsys.dtx_marks is there,
+ * is the table of extension distsys (not one a role made in a schema of
+ * that name, whose owner could delete the marks), and we may insert into
+ * it.  It costs a round trip, so each connection asks at most once a
+ * second.
  */
 static void
 check_slots(DtxParticipant *p)
@@ -244,9 +247,14 @@ check_slots(DtxParticipant *p)
 	static const char *sql =
 		"SELECT pg_catalog.current_setting('max_prepared_transactions')::int,"
 		" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
-		" COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
-		" FROM pg_catalog.pg_class c"
-		" WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('distsys.dtx_marks')), false)";
+		" COALESCE((SELECT pg_catalog.has_table_privilege(d.objid, 'INSERT')"
+		" FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e"
+		" ON e.oid OPERATOR(pg_catalog.=) d.refobjid"
+		" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('distsys.dtx_marks')"
+		" AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+		" AND d.deptype OPERATOR(pg_catalog.=) 'e'"
+		" AND e.extname OPERATOR(pg_catalog.=) 'distsys'), false)";
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,

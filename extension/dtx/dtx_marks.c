@@ -18,6 +18,11 @@
  * or a session calling dtx_recover()); a new backend starts afresh, which
  * only delays deletions.
  *
+ * Only the marks of this coordinator that the role recovery logs in as
+ * wrote are read and deleted (dtx_marks_ours); the node's row security
+ * keeps other roles from deleting them, or writing marks in that role's
+ * name.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -42,15 +47,20 @@ static List *to_delete = NIL;	/* marks found unneeded at the end of the last pas
 
 /*
  * dtx_marks_ours: the condition that selects this coordinator's marks in
- * a node's distsys.dtx_marks.  Recovery's statements on a node run with
- * whatever search_path its role has (the statements of dtx_exec may set
- * one, and the role's default applies), so every operator is qualified:
- * an "=" of the role's own must not decide which marks exist.
+ * a node's distsys.dtx_marks: those naming it that the role recovery logs
+ * in as wrote.  The last agent's connection logs in with the same conninfo
+ * and writes its mark as that role (DTX_RESET_IDENTITY); a mark another
+ * role wrote, naming this coordinator, is not believed.  Recovery's
+ * statements on a node run with whatever search_path its role has, so
+ * every operator is qualified: an "=" of the role's own must not decide
+ * which marks exist.
  */
 char *
 dtx_marks_ours(void)
 {
-	return psprintf("coordinator OPERATOR(pg_catalog.=) '%s'", dtx_coordinator_name());
+	return psprintf("coordinator OPERATOR(pg_catalog.=) '%s'"
+					" AND writer OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))",
+					dtx_coordinator_name());
 }
 
 /*
