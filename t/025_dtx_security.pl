@@ -140,6 +140,9 @@ for my $end ('COMMIT; BEGIN', "PREPARE TRANSACTION ''by_hand''; BEGIN")
 	$p2->safe_psql('postgres', "ROLLBACK PREPARED 'by_hand'") if $end =~ /PREPARE/;
 }
 is(bal(6), '100', 'the other node was rolled back');
+like(c_err("BEGIN; SELECT distsys.dtx_exec('p2', 'RESET ALL'); COMMIT;"),
+	qr/ERROR:  2D000: the statement ended the remote transaction on node "p2"\nDETAIL:  .*reset the settings distsys gave it/,
+	'a RESET ALL, which drops the mark of the remote transaction (and its lock_timeout), is refused the same way');
 is(c("BEGIN; SELECT distsys.dtx_exec('p2',
 		'SAVEPOINT mine; UPDATE acct SET bal = 0 WHERE id = 8; ROLLBACK TO SAVEPOINT mine; RELEASE mine');
 	COMMIT;") . ' ' . p2_bal(8), '0 100', 'the statements\' own savepoints are theirs to roll back');
