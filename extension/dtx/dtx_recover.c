@@ -14,7 +14,9 @@
  *	   dtx_xact.c): that node's transaction committed in one phase, with a
  *	   mark (distsys.dtx_marks) of the id, and its outcome is the
  *	   transaction's.  Unless a backend here publishes the id as
- *	   committing, ask the node: a mark means COMMIT PREPARED.  No mark,
+ *	   committing, ask the node: a mark means COMMIT PREPARED (only one
+ *	   written by the role recovery logs in as, which is the role the
+ *	   agent wrote it as: dtx_marks.c).  No mark,
  *	   and its xid is "in progress" (pg_xact_status): wait.  Otherwise that
  *	   transaction ended; look for the mark once more (it may have committed
  *	   in between), and without one, ROLLBACK PREPARED: it never committed
@@ -55,7 +57,9 @@
  *	   their row as in step 4 (rows are matched to GIDs by id).
  *
  * Every action is idempotent (a GID that is already gone was resolved by
- * someone else), so dtx_recover() and the worker may run at once.  Nothing
+ * someone else), so dtx_recover() and the worker may run at once.  The
+ * statements sent to nodes qualify every name and operator (see dtx.c):
+ * they run with whatever search_path the node's role has.  Nothing
  * here runs during recovery (a hot standby): there, the primary's
  * committing transactions are invisible, so step 3 would be wrong.
  *
