@@ -13,6 +13,40 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 -- is marked, with its sequence, so a dump of the database keeps it; what a
 -- restored row may and may not be trusted for is written at each mark.
 
+-- distsys's roles: distsys_lock_admin (locks) and distsys_dtx_user (2PC).
+-- Roles are cluster-wide: the first CREATE EXTENSION creates them, NOLOGIN,
+-- and marks each as distsys's with a comment; CREATE EXTENSION in another
+-- database (or again after DROP EXTENSION, which leaves them) adopts them.
+-- A role of that name without the mark, or that may log in or has any
+-- other attribute, is refused: whoever created it (or can log in as it)
+-- would get, with its members, what distsys grants the role.
+DO $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT * FROM (VALUES
+		('distsys_lock_admin', 'distsys role: members may break locks and act on any role''s lock grants'),
+		('distsys_dtx_user', 'distsys role: members may run distributed transactions (dtx_exec, dtx_query)'))
+		AS v(name, note)
+	LOOP
+		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
+			EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r.name);
+			EXECUTE pg_catalog.format('COMMENT ON ROLE %I IS %L', r.name, r.note);
+		ELSIF NOT EXISTS (SELECT FROM pg_catalog.pg_roles a
+						  WHERE a.rolname = r.name AND NOT a.rolcanlogin AND NOT a.rolsuper
+							AND NOT a.rolcreaterole AND NOT a.rolcreatedb
+							AND NOT a.rolreplication AND NOT a.rolbypassrls
+							AND pg_catalog.shobj_description(a.oid, 'pg_authid') LIKE 'distsys role: %') THEN
+			RAISE EXCEPTION 'role "%" already exists and is not one distsys created', r.name
+				USING ERRCODE = 'duplicate_object',
+					  DETAIL = 'distsys adopts a role of that name only if a distsys install created it (its comment starts with "distsys role: ") and it is NOLOGIN with no other attribute.',
+					  HINT = pg_catalog.format('Drop or rename role %I; or, if it is meant for distsys, make it NOLOGIN and run COMMENT ON ROLE %I IS %L.',
+											   r.name, r.name, r.note);
+		END IF;
+	END LOOP;
+END
+$$;
+
 CREATE FUNCTION version() RETURNS text
 	AS 'MODULE_PATHNAME', 'distsys_version'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
@@ -59,15 +93,9 @@ COMMENT ON TABLE dlock_leases IS 'durable application-owned lock grants (written
 -- row (released, cleaned up, session-owned) are not in a dump.
 SELECT pg_catalog.pg_extension_config_dump('dlock_leases', '');
 
--- Members of this role may break locks they do not hold, and re-enter,
--- release, renew and fence grants that other roles took.
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'distsys_lock_admin') THEN
-		CREATE ROLE distsys_lock_admin NOLOGIN;
-	END IF;
-END
-$$;
+-- Members of role distsys_lock_admin (created or adopted at the top of this
+-- script) may break locks they do not hold, and re-enter, release, renew
+-- and fence grants that other roles took.
 
 CREATE FUNCTION dlock_try(name text, ttl interval DEFAULT '30 seconds',
 						  owner text DEFAULT NULL, mode text DEFAULT 'exclusive')
@@ -533,15 +561,10 @@ REVOKE ALL ON dtx_decisions FROM PUBLIC;
 GRANT SELECT ON dtx_decisions TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('dtx_decisions', '');
 
--- Members of this role may run distributed transactions on the registered
--- nodes, with the credentials of the nodes' connection strings.
-DO $$
-BEGIN
-	IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'distsys_dtx_user') THEN
-		CREATE ROLE distsys_dtx_user NOLOGIN;
-	END IF;
-END
-$$;
+-- Members of role distsys_dtx_user (created or adopted at the top of this
+-- script) may run distributed transactions on the registered nodes, with
+-- the credentials of the nodes' connection strings; those that are not
+-- superusers only with a password there (remote.c).
 
 CREATE FUNCTION dtx_exec(node text, sql text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'dtx_exec'
@@ -570,14 +593,33 @@ GRANT EXECUTE ON FUNCTION dtx_exec(text, text), dtx_query(text, text) TO distsys
 -- exactly when that transaction committed; recovery reads it to finish the
 -- other nodes, and deletes it once none of them is still prepared.  (An xid
 -- alone would not do: after a crash a node can hand out an xid again.)
+--
+-- A mark commits or rolls back work on other nodes, so only its writer may
+-- make or forget it.  The coordinator column is only what a coordinator
+-- says it is; what this node knows of a coordinator is the role it logs in
+-- as, so each mark records its writer (the role the coordinator's conninfo
+-- logs in as: distsys resets SET ROLE before writing it), row security lets
+-- a role insert and delete only marks of roles whose privileges it has, and
+-- recovery believes only the marks its own role wrote.  Coordinators that
+-- log in as one role share its marks.  (id, writer) is the key, so no role
+-- can take a transaction's id, read from a GID, before its writer does.
 CREATE TABLE dtx_marks (
-	id				bigint PRIMARY KEY,		-- the transaction's random id, in its GIDs
+	id				bigint NOT NULL,		-- the transaction's random id, in its GIDs
 	coordinator		text NOT NULL,			-- '<system id>:<database oid>' of its coordinator
-	marked_at		timestamptz NOT NULL DEFAULT now()
+	writer			regrole NOT NULL		-- the role that wrote it (by name in a dump)
+		DEFAULT pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER)),
+	marked_at		timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (id, writer)
 );
 REVOKE ALL ON dtx_marks FROM PUBLIC;
 GRANT SELECT ON dtx_marks TO PUBLIC;
 GRANT INSERT, DELETE ON dtx_marks TO distsys_dtx_user;
+ALTER TABLE dtx_marks ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dtx_marks_read ON dtx_marks FOR SELECT USING (true);
+CREATE POLICY dtx_marks_insert ON dtx_marks FOR INSERT
+	WITH CHECK (pg_catalog.pg_has_role(writer, 'USAGE'));
+CREATE POLICY dtx_marks_delete ON dtx_marks FOR DELETE
+	USING (pg_catalog.pg_has_role(writer, 'USAGE'));
 -- Dumped: a mark is the commit of the transaction it names, which
 -- coordinators ask this node about until their prepared parts are gone;
 -- without it a restored node would make them roll back committed work.

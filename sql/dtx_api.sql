@@ -55,3 +55,21 @@ DELETE FROM dtx_decisions;
 -- nothing registered: recovery has nothing to do
 SELECT dtx_recover() AS resolved;
 SELECT count(*) AS in_doubt FROM dtx_in_doubt;
+
+-- a role that is not a superuser needs a password in the node's conninfo,
+-- checked before anything is tried (nothing listens on port 1: the error is
+-- 2F003, not 08001); with one, the connection is attempted
+CREATE ROLE regress_dtx_user;
+GRANT distsys_dtx_user TO regress_dtx_user;
+SELECT node_add('nopw', 'host=127.0.0.1 port=1 connect_timeout=2', force => true);
+SELECT node_add('withpw', 'host=127.0.0.1 port=1 connect_timeout=2 password=secret', force => true);
+SET ROLE regress_dtx_user;
+SELECT dtx_exec('nopw', 'SELECT 1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+SELECT dtx_exec('withpw', 'SELECT 1');
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+RESET ROLE;
+SELECT node_remove('nopw', force => true) AND node_remove('withpw', force => true) AS removed;
+DROP ROLE regress_dtx_user;

@@ -160,9 +160,12 @@ like($stderr, qr/permission denied/, 'the registry table itself is not readable'
 ($ret, $out, $stderr) = $coord->psql('postgres', "SELECT distsys.node_add('x', 'host=y')",
 	extra_params => ['-U', 'app']);
 like($stderr, qr/permission denied/, 'only the owner may register nodes');
+# (t/025_dtx_security.pl runs them with a password)
 ($ret, $out, $stderr) = $coord->psql('postgres',
 	"SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal + 1 WHERE id = 10')", extra_params => ['-U', 'app']);
-is(bal($p1, 10), '101', 'a member of distsys_dtx_user runs distributed transactions');
+like($stderr, qr/password is required to connect to node "p1"/,
+	'a member of distsys_dtx_user that is not a superuser needs a password in the conninfo');
+is(bal($p1, 10), '100', 'and nothing ran on the node');
 
 # the extension's own statements run as its owner, but with its own
 # search_path: an operator the caller puts first is not theirs to run

@@ -7,6 +7,12 @@
  * that calls other nodes.  Nodes talk over libpq so PostgreSQL's own
  * authentication, TLS and pg_hba rules protect every call.
  *
+ * Who may connect: a superuser on any conninfo; any other role only with a
+ * password written in the conninfo, which the node must have asked for
+ * (remote_connect, remote_password_ok).  That is postgres_fdw's rule: the
+ * credentials this server holds itself (trust or peer for its OS account,
+ * .pgpass, client certificates, PGPASSWORD) are never lent to a role.
+ *
  * Connections are non-blocking, and waits are on the backend's latch and
  * the connection's socket, not inside a blocking libpq call, so a cancel or
  * statement_timeout interrupts them (REMOTE_INTERRUPTIBLE) and postmaster
@@ -221,16 +227,62 @@ connect_poll(PGconn *conn)
 }
 
 /*
+ * conninfo_has_password: whether conninfo sets a non-empty password.  Only
+ * the string counts: PQconninfoParse fills in no defaults, so a password
+ * from this server's environment or .pgpass does not.
+ */
+static bool
+conninfo_has_password(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	PQconninfoOption *o;
+	bool		found = false;
+
+	for (o = opts; o != NULL && o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+			found = true;
+	PQconninfoFree(opts);
+	return found;
+}
+
+/*
+ * remote_password_ok: whether the current user may use conn: a superuser
+ * may use any connection, anyone else only one that authenticated with a
+ * password the node asked for.
+ *
+ * postgres_fdw's rule, for the same reason: a connection the node accepted
+ * without a password was accepted on this server's own credentials (trust
+ * or peer for its OS account, a client certificate it holds), which the
+ * role whose statements it runs was never given.  Callers that keep
+ * connections ask again at each use (dtx.c), so a role that lost superuser
+ * does not keep a connection it could not open now.
+ */
+bool
+remote_password_ok(PGconn *conn)
+{
+	return superuser() || PQconnectionUsedPassword(conn);
+}
+
+/*
  * remote_connect: a new connection to node, or an error naming the node.
  * node must outlive the connection (its notices name it).
  * The connection attempt waits on the latch, so a cancel interrupts it;
- * conninfo's connect_timeout (libpq's) bounds it otherwise.
+ * conninfo's connect_timeout (libpq's) bounds it otherwise.  A non-superuser
+ * needs a password in conninfo, checked before connecting (as postgres_fdw
+ * does, so a conninfo without one is never tried on this server's
+ * credentials), and the node must have asked for it (remote_password_ok).
  */
 PGconn *
 remote_connect(const char *node, const char *conninfo)
 {
 	PGconn	   *conn;
 
+	if (!superuser() && !conninfo_has_password(conninfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+				 errmsg("password is required to connect to node \"%s\"", node),
+				 errdetail("Only superusers may connect to a node whose conninfo has no password: the connection would use this server's own credentials (trust, peer, .pgpass or a client certificate)."),
+				 errhint("Put the password of the node's user in its conninfo (distsys.node_add).")));
 	if (!AcquireExternalFD())
 		ereport(ERROR,
 				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
@@ -248,6 +300,12 @@ remote_connect(const char *node, const char *conninfo)
 							errdetail_internal("%s", pchomp(timed_out ? "no answer within connect_timeout" :
 															conn ? PQerrorMessage(conn) : "out of memory")),
 							errhint("Check the node's conninfo in distsys.nodes and that the node is up.")));
+		if (!remote_password_ok(conn))
+			ereport(ERROR,
+					(errcode(ERRCODE_S_R_E_PROHIBITED_SQL_STATEMENT_ATTEMPTED),
+					 errmsg("password is required to connect to node \"%s\"", node),
+					 errdetail("The node did not ask for the password, so the connection used this server's own credentials (trust, peer or a client certificate), which only superusers may use."),
+					 errhint("Make the node's pg_hba.conf require password authentication (scram-sha-256 or md5) for this connection.")));
 		PQsetnonblocking(conn, 1);
 		PQsetNoticeReceiver(conn, remote_notice, (void *) node);
 		wait_set_add(conn);

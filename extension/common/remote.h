@@ -18,6 +18,7 @@ typedef enum RemoteWait
 } RemoteWait;
 
 extern PGconn *remote_connect(const char *node, const char *conninfo);
+extern bool remote_password_ok(PGconn *conn);
 extern void remote_disconnect(PGconn *conn);
 extern bool remote_send(PGconn *conn, const char *sql);
 extern PGresult *remote_wait_result(PGconn *conn, int timeout_ms, RemoteWait how,

@@ -14,8 +14,26 @@
  * commits the participants.
  *
  * State: one hash table per backend (TopMemoryContext), keyed by node
- * name, holding each node's connection (kept across transactions) and its
- * part in the current transaction.  Only this backend touches it.
+ * name and local role (GetUserId()), holding the connection (kept across
+ * transactions) and its part in the current transaction.  Only this
+ * backend touches it.  Each local role has its own connection to a node,
+ * so what one role's statements left in a remote session (settings,
+ * temporary tables, prepared statements, a SET ROLE) is never another
+ * role's; a transaction whose statements run as two roles (SET ROLE, a
+ * SECURITY DEFINER function) has two remote transactions on the node,
+ * committed together.  Each remote transaction also begins by resetting
+ * its session's settings and identity (RESET ALL, RESET ROLE, RESET
+ * SESSION AUTHORIZATION), in the message that carries its BEGIN, so a
+ * setting one transaction's statements made does not carry over to the
+ * next (participant_begin).
+ *
+ * distsys's own statements on a node (the slot check, BEGIN, the probe,
+ * PREPARE, the last agent's mark, and recovery's) qualify every name and
+ * operator (pg_catalog., distsys., OPERATOR(pg_catalog.=)): they run in
+ * sessions whose search_path the user's statements, or the node role's
+ * defaults, chose, where an object the role created could otherwise stand
+ * in for pg_catalog's and decide what recovery believes.  The user's own
+ * statements run with whatever search_path the session has.
  *
  *-------------------------------------------------------------------------
  */
@@ -74,27 +92,38 @@ dtx_forget_participant(DtxParticipant *p)
 }
 
 /*
- * participant_entry: node's entry in dtx_participants, made idle if new.
+ * participant_entry: the entry of node and the current user in
+ * dtx_participants, made idle if new.
  */
 static DtxParticipant *
 participant_entry(const char *node)
 {
 	DtxParticipant *p;
 	bool		found;
-	char		key[NAMEDATALEN] = {0};
+	DtxParticipantKey key;
 
+	StaticAssertStmt(offsetof(DtxParticipant, role) == offsetof(DtxParticipantKey, role),
+					 "DtxParticipant must begin with its key");
 	if (dtx_participants == NULL)
-		dtx_participants = distsys_name_hash("distsys dtx participants",
-											 sizeof(DtxParticipant));
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(DtxParticipantKey);
+		ctl.entrysize = sizeof(DtxParticipant);
+		dtx_participants = hash_create("distsys dtx participants", 16, &ctl,
+									   HASH_ELEM | HASH_BLOBS);
+	}
 	if (strlen(node) >= NAMEDATALEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("node \"%s\" is not registered", node)));
-	strlcpy(key, node, sizeof(key));
-	p = hash_search(dtx_participants, key, HASH_ENTER, &found);
+	memset(&key, 0, sizeof(key));	/* compared as bytes, padding too */
+	strlcpy(key.node, node, sizeof(key.node));
+	key.role = GetUserId();
+	p = hash_search(dtx_participants, &key, HASH_ENTER, &found);
 	if (!found)
 	{
-		memset(((char *) p) + NAMEDATALEN, 0, sizeof(*p) - NAMEDATALEN);
+		memset(((char *) p) + sizeof(key), 0, sizeof(*p) - sizeof(key));
 		p->state = DTX_IDLE;
 	}
 	return p;
@@ -127,13 +156,15 @@ participant_connect(DtxParticipant *p)
 	/*
 	 * An idle connection has nothing to read unless the node closed it
 	 * (restart, terminate): reading now finds that out before it is used.
-	 * One left busy (a slot check that was interrupted) is dropped.
+	 * One left busy (a slot check that was interrupted) is dropped, and so
+	 * is one the current user may no longer use (it lost superuser, and
+	 * the node never asked for a password): connecting again says why.
 	 */
 	if (p->conn != NULL && p->busy && PQtransactionStatus(p->conn) != PQTRANS_ACTIVE)
 		p->busy = false;		/* a remote error was read: nothing runs */
 	if (p->conn != NULL &&
 		(p->busy || !PQconsumeInput(p->conn) || PQstatus(p->conn) != CONNECTION_OK ||
-		 strcmp(p->conninfo, conninfo) != 0))
+		 strcmp(p->conninfo, conninfo) != 0 || !remote_password_ok(p->conn)))
 		dtx_forget_participant(p);
 	if (p->conn == NULL)
 	{
@@ -149,19 +180,22 @@ participant_connect(DtxParticipant *p)
 
 /*
  * dtx_node_in_transaction: whether node takes part in the current
- * transaction (node_add and node_remove refuse to move it under it).
+ * transaction, for any role (node_add and node_remove refuse to move it
+ * under it).
  */
 bool
 dtx_node_in_transaction(const char *node)
 {
-	char		key[NAMEDATALEN] = {0};
+	HASH_SEQ_STATUS seq;
 	DtxParticipant *p;
+	bool		found = false;
 
-	if (dtx_participants == NULL || strlen(node) >= NAMEDATALEN)
+	if (dtx_participants == NULL)
 		return false;
-	strlcpy(key, node, sizeof(key));
-	p = hash_search(dtx_participants, key, HASH_FIND, NULL);
-	return p != NULL && p->state != DTX_IDLE;
+	hash_seq_init(&seq, dtx_participants);
+	while ((p = hash_seq_search(&seq)) != NULL)
+		found = found || (p->state != DTX_IDLE && strcmp(p->node, node) == 0);
+	return found;
 }
 
 /*
@@ -201,8 +235,11 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 /*
  * check_slots: refuse a node whose free prepared-transaction slots are
  * below distsys.dtx_prepared_reserve, before any work is done there, and
- * note whether it can keep last-agent marks.  It costs a round trip, so
- * each connection asks at most once a second.
+ * note whether it can keep last-agent marks: distsys.dtx_marks is there,
+ * is the table of extension distsys (not one a role made in a schema of
+ * that name, whose owner could delete the marks), and we may insert into
+ * it.  It costs a round trip, so each connection asks at most once a
+ * second.
  */
 static void
 check_slots(DtxParticipant *p)
@@ -210,9 +247,14 @@ check_slots(DtxParticipant *p)
 	static const char *sql =
 		"SELECT pg_catalog.current_setting('max_prepared_transactions')::int,"
 		" (SELECT pg_catalog.count(*) FROM pg_catalog.pg_prepared_xacts)::int,"
-		" COALESCE((SELECT pg_catalog.has_table_privilege(c.oid, 'INSERT')"
-		" FROM pg_catalog.pg_class c"
-		" WHERE c.oid = pg_catalog.to_regclass('distsys.dtx_marks')), false)";
+		" COALESCE((SELECT pg_catalog.has_table_privilege(d.objid, 'INSERT')"
+		" FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_extension e"
+		" ON e.oid OPERATOR(pg_catalog.=) d.refobjid"
+		" WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
+		" AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('distsys.dtx_marks')"
+		" AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+		" AND d.deptype OPERATOR(pg_catalog.=) 'e'"
+		" AND e.extname OPERATOR(pg_catalog.=) 'distsys'), false)";
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,
@@ -245,9 +287,27 @@ check_slots(DtxParticipant *p)
 }
 
 /*
+ * The setting every remote transaction gets right after its BEGIN (SET
+ * LOCAL, a placeholder: no module defines it), as its mark: it lasts until
+ * the transaction ends, so a transaction without it is not the one distsys
+ * began (check_probe).  A cursor would mark it as well, but asking for one
+ * (pg_cursors) cost the node about 75 us per statement to plan and run,
+ * this about 12 (EXPLAIN ANALYZE, warm).  The price: a RESET ALL among
+ * the statements drops the mark too, and is reported as ending the
+ * transaction; it would also have dropped the lock_timeout set with it.
+ */
+#define XACT_MARK "distsys_dtx.xact"
+
+/*
  * participant_begin: start p's part in this transaction; returns the
  * statements that open its remote transaction like the local one, which
- * are sent in one string with the first statement (one round trip).
+ * are sent in one string with the first statement (one round trip).  They
+ * first reset the session: the settings and identity the statements of an
+ * earlier transaction set there are gone (its transaction-level defaults,
+ * default_transaction_read_only and default_transaction_deferrable, still
+ * apply to this BEGIN, which the server began with the string's first
+ * statement).  The reset is part of the remote transaction: should it roll
+ * back, the next BEGIN resets again.
  */
 static char *
 participant_begin(DtxParticipant *p)
@@ -270,7 +330,8 @@ participant_begin(DtxParticipant *p)
 	p->broken = false;
 	p->depth = 1;
 	p->release_from = 0;
-	return psprintf("BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; ",
+	return psprintf(DTX_RESET_IDENTITY "RESET ALL; BEGIN ISOLATION LEVEL %s%s; SET LOCAL lock_timeout = %d; "
+					"SET LOCAL " XACT_MARK " = on; ",
 					XactIsoLevel == XACT_SERIALIZABLE ? "SERIALIZABLE" :
 					XactIsoLevel == XACT_REPEATABLE_READ ? "REPEATABLE READ" : "READ COMMITTED",
 					XactReadOnly ? " READ ONLY" : "",
@@ -387,27 +448,51 @@ participant_for(const char *node, char **begin)
 }
 
 /*
- * The statement that tells whether a node's transaction wrote: it has an
- * xid then.  Until it has, every statement sent there carries it (in the
- * same round trip), so at commit the coordinator knows its writers without
- * asking, and has the xid that a deciding node's outcome is read by
- * (dtx_xact.c).  The newline ends a trailing "--" comment of the user's.
+ * The probe sent after every statement, in the same round trip.  Its
+ * first column tells whether the node's transaction wrote (it has an xid
+ * then), so at commit the coordinator knows its writers without asking,
+ * and has the xid a deciding node's outcome is read by (dtx_xact.c).  Its
+ * second says whether the transaction is still the one distsys began:
+ * "COMMIT; BEGIN" or "PREPARE TRANSACTION 'x'; BEGIN" among the statements
+ * leave a transaction open there, but a new one.  The newline ends a
+ * trailing "--" comment of the user's.  Names are qualified: the user's
+ * statements may have set any search_path.
  */
-#define XID_PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned()"
-#define XID_PROBE "\n; " XID_PROBE_SQL
+#define PROBE_SQL "SELECT pg_catalog.pg_current_xact_id_if_assigned(), " \
+	"pg_catalog.current_setting('" XACT_MARK "', true)"
+#define PROBE "\n; " PROBE_SQL
 
 /*
- * note_xid: read the probe's answer into p->xid; frees probe.  An answer
- * that is not one value is an ERROR: taking the node for one that did not
- * write would commit it without two-phase commit.
+ * check_probe: read the probe's answer into p->xid, and raise an ERROR if
+ * the statements sql ran on p ended the remote transaction distsys began
+ * there; frees probe.  An answer of another shape is an ERROR too: taking
+ * the node for one that did not write would commit it without two-phase
+ * commit.
  */
 static void
-note_xid(DtxParticipant *p, PGresult *probe)
+check_probe(DtxParticipant *p, PGresult *probe, const char *sql)
 {
-	remote_check_shape(probe, p->node, XID_PROBE_SQL, true, 1);
+	uint64		xid = 0;
+	bool		open;
+	bool		same;
+
+	remote_check_shape(probe, p->node, PROBE_SQL, true, 2);
 	if (!PQgetisnull(probe, 0, 0))
-		p->xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
+		xid = strtou64(PQgetvalue(probe, 0, 0), NULL, 10);
+	/* a transaction that wrote keeps its xid: another xid is another one */
+	same = strcmp(PQgetvalue(probe, 0, 1), "on") == 0 && (p->xid == 0 || xid == p->xid);
 	PQclear(probe);
+	p->xid = xid;
+	open = PQtransactionStatus(p->conn) == PQTRANS_INTRANS;
+	if (!open || !same)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("the statement ended the remote transaction on node \"%s\"", p->node),
+				 open ?
+				 errdetail("A transaction is open there, but not the one distsys began: the statement ended that one and began another (or reset the settings distsys gave it, with RESET ALL). What it ended was committed, rolled back or prepared on its own.") :
+				 errdetail("distsys commits or rolls back each node with the local transaction; what the statement ended there was committed, rolled back or prepared on its own."),
+				 errhint("Do not run COMMIT, ROLLBACK, PREPARE TRANSACTION or RESET ALL through dtx_exec or dtx_query."),
+				 remote_errcontext(p->node, sql)));
 }
 
 /*
@@ -421,7 +506,6 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 	PGresult   *res;
 	PGresult   *probe = NULL;
 	char	   *begin;
-	bool		probing;
 
 	if (*node == '\0')
 		ereport(ERROR,
@@ -437,26 +521,16 @@ participant_run(const char *node, const char *sql, DtxParticipant **pp)
 				 errmsg("distributed transactions cannot run in a parallel worker")));
 	distsys_require_preload("distributed transactions");
 	p = participant_for(node, &begin);
-	probing = p->xid == 0;
 	p->used = ++statements_run;
 	p->busy = true;
-	res = remote_run_shown(p->conn, node,
-						   psprintf("%s%s%s", begin, sql, probing ? XID_PROBE : ""),
-						   sql, 0, probing ? &probe : NULL);
+	res = remote_run_shown(p->conn, node, psprintf("%s%s%s", begin, sql, PROBE),
+						   sql, 0, &probe);
 	p->busy = false;
 	p->begin_unconfirmed = false;
 	/* libpq's memory: an ERROR from here on must free res too */
 	PG_TRY();
 	{
-		if (probing)
-			note_xid(p, probe);
-		if (PQtransactionStatus(p->conn) != PQTRANS_INTRANS)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
-					 errmsg("the statement ended the remote transaction on node \"%s\"", node),
-					 errdetail("distsys commits or rolls back each node with the local transaction."),
-					 errhint("Do not run COMMIT, ROLLBACK or PREPARE TRANSACTION through dtx_exec or dtx_query."),
-					 remote_errcontext(node, sql)));
+		check_probe(p, probe, sql);
 	}
 	PG_CATCH();
 	{

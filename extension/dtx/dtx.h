@@ -41,10 +41,23 @@ typedef struct DtxDecider
 	uint64		xid;			/* the node's transaction (xid8) */
 } DtxDecider;
 
+/*
+ * The hash key of a participant (the first members of DtxParticipant): a
+ * node, and the local role whose statements run there.  Two roles never
+ * share a remote session, so none sees the session state another's
+ * statements left there (dtx.c).
+ */
+typedef struct DtxParticipantKey
+{
+	char		node[NAMEDATALEN];
+	Oid			role;			/* GetUserId() of the statements it runs */
+} DtxParticipantKey;
+
 /* One node's connection and its part in the current local transaction. */
 typedef struct DtxParticipant
 {
-	char		node[NAMEDATALEN];	/* hash key */
+	char		node[NAMEDATALEN];	/* hash key (DtxParticipantKey) */
+	Oid			role;			/* hash key (DtxParticipantKey) */
 	char	   *conninfo;		/* what conn was opened with (TopMemoryContext) */
 	uint64		conninfo_version;	/* registry version it was looked up at, + 1 */
 	PGconn	   *conn;
@@ -68,6 +81,16 @@ typedef struct DtxParticipant
  * nesting level %d (dtx.c, dtx_xact.c).
  */
 #define DTX_SAVEPOINT "distsys_%d"
+
+/*
+ * Puts a node's session back to the identity its conninfo logged in as,
+ * undoing a SET ROLE or SET SESSION AUTHORIZATION of the user's
+ * statements: sent with every BEGIN (dtx.c), PREPARE TRANSACTION and last
+ * agent's mark (dtx_xact.c), so a prepared transaction belongs to that
+ * identity, which recovery connects as and so may finish it, and a mark
+ * is written by it.
+ */
+#define DTX_RESET_IDENTITY "RESET SESSION AUTHORIZATION; RESET ROLE; "
 
 /* Fault points for tests (distsys.dtx_fault). */
 typedef enum DtxFault
@@ -115,6 +138,7 @@ extern int	dtx_recover_all(int elevel, bool backoff);
 extern void dtx_worker_register(void);
 
 /* dtx_marks.c */
+extern char *dtx_marks_ours(void);
 extern void dtx_marks_visit(const char *node, PGconn *conn);
 extern void dtx_marks_end_pass(List *still_prepared, bool all_listed);
 

@@ -18,6 +18,11 @@
  * or a session calling dtx_recover()); a new backend starts afresh, which
  * only delays deletions.
  *
+ * Only the marks of this coordinator that the role recovery logs in as
+ * wrote are read and deleted (dtx_marks_ours); the node's row security
+ * keeps other roles from deleting them, or writing marks in that role's
+ * name.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -41,6 +46,24 @@ static List *seen_now = NIL;	/* marks this pass has read so far */
 static List *to_delete = NIL;	/* marks found unneeded at the end of the last pass */
 
 /*
+ * dtx_marks_ours: the condition that selects this coordinator's marks in
+ * a node's distsys.dtx_marks: those naming it that the role recovery logs
+ * in as wrote.  The last agent's connection logs in with the same conninfo
+ * and writes its mark as that role (DTX_RESET_IDENTITY); a mark another
+ * role wrote, naming this coordinator, is not believed.  Recovery's
+ * statements on a node run with whatever search_path its role has, so
+ * every operator is qualified: an "=" of the role's own must not decide
+ * which marks exist.
+ */
+char *
+dtx_marks_ours(void)
+{
+	return psprintf("coordinator OPERATOR(pg_catalog.=) '%s'"
+					" AND writer OPERATOR(pg_catalog.=) pg_catalog.to_regrole(pg_catalog.quote_ident(CURRENT_USER))",
+					dtx_coordinator_name());
+}
+
+/*
  * marks_where: the WHERE clause of this coordinator's marks on node, limited
  * to the ids in to_delete when deleting; NULL if there are none of those.
  */
@@ -52,19 +75,19 @@ marks_where(const char *node, bool deleting)
 	int			n = 0;
 
 	initStringInfo(&buf);
-	appendStringInfo(&buf, " WHERE coordinator = '%s'", dtx_coordinator_name());
+	appendStringInfo(&buf, " WHERE %s", dtx_marks_ours());
 	if (!deleting)
 		return buf.data;
-	appendStringInfoString(&buf, " AND id IN (");
+	appendStringInfoString(&buf, " AND id OPERATOR(pg_catalog.=) ANY ('{");
 	foreach(lc, to_delete)
 	{
 		DtxMark    *m = lfirst(lc);
 
 		if (strcmp(m->node, node) != 0)
 			continue;
-		appendStringInfo(&buf, "%s" INT64_FORMAT, n++ > 0 ? ", " : "", (int64) m->id);
+		appendStringInfo(&buf, "%s" INT64_FORMAT, n++ > 0 ? "," : "", (int64) m->id);
 	}
-	appendStringInfoChar(&buf, ')');
+	appendStringInfoString(&buf, "}'::pg_catalog.int8[])");
 	return n > 0 ? buf.data : NULL;
 }
 

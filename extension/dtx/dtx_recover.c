@@ -14,7 +14,9 @@
  *	   dtx_xact.c): that node's transaction committed in one phase, with a
  *	   mark (distsys.dtx_marks) of the id, and its outcome is the
  *	   transaction's.  Unless a backend here publishes the id as
- *	   committing, ask the node: a mark means COMMIT PREPARED.  No mark,
+ *	   committing, ask the node: a mark means COMMIT PREPARED (only one
+ *	   written by the role recovery logs in as, which is the role the
+ *	   agent wrote it as: dtx_marks.c).  No mark,
  *	   and its xid is "in progress" (pg_xact_status): wait.  Otherwise that
  *	   transaction ended; look for the mark once more (it may have committed
  *	   in between), and without one, ROLLBACK PREPARED: it never committed
@@ -55,7 +57,9 @@
  *	   their row as in step 4 (rows are matched to GIDs by id).
  *
  * Every action is idempotent (a GID that is already gone was resolved by
- * someone else), so dtx_recover() and the worker may run at once.  Nothing
+ * someone else), so dtx_recover() and the worker may run at once.  The
+ * statements sent to nodes qualify every name and operator (see dtx.c):
+ * they run with whatever search_path the node's role has.  Nothing
  * here runs during recovery (a hot standby): there, the primary's
  * committing transactions are invisible, so step 3 would be wrong.
  *
@@ -255,7 +259,7 @@ decider_query(PGconn *conn, const char *node, const char *sql)
 static const char *
 decider_status(PGconn *conn, const char *node, uint64 xid)
 {
-	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::xid8)", xid);
+	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::pg_catalog.xid8)", xid);
 	PGresult   *res;
 	bool		timed_out;
 	char	   *status;
@@ -366,9 +370,9 @@ decider_ask(void *arg)
 	PG_TRY();
 	{
 		PGconn	   *conn = dc->conn;
-		char	   *mark = psprintf("SELECT EXISTS (SELECT 1 FROM distsys.dtx_marks"
-									" WHERE id = " INT64_FORMAT " AND coordinator = '%s')",
-									(int64) q->id, dtx_coordinator_name());
+		char	   *mark = psprintf("SELECT EXISTS (SELECT FROM distsys.dtx_marks"
+									" WHERE id OPERATOR(pg_catalog.=) " INT64_FORMAT "::pg_catalog.int8 AND %s)",
+									(int64) q->id, dtx_marks_ours());
 
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
@@ -471,7 +475,8 @@ static char *
 prepared_list_sql(void)
 {
 	return psprintf("SELECT gid, prepared FROM pg_catalog.pg_prepared_xacts"
-					" WHERE database = pg_catalog.current_database() AND gid LIKE '%s:%%'"
+					" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+					" AND gid OPERATOR(pg_catalog.~~) '%s:%%'"
 					" ORDER BY prepared",
 					DTX_GID_PREFIX);
 }

@@ -47,8 +47,13 @@
  * In step 4, before the first PREPARE, the local commit is made
  * synchronous, whatever synchronous_commit says, since it is the decision;
  * in step 3 the last agent's commit is made synchronous there for the same
- * reason.  distsys.dtx_fault kills this backend (SIGKILL, as a crash would)
- * at the points the tests need.
+ * reason.  Each PREPARE and the last agent's mark first put the node's
+ * session back to the user its conninfo logs in as (DTX_RESET_IDENTITY):
+ * PostgreSQL lets only that owner (or a superuser) finish a prepared
+ * transaction, and recovery connects as that user, so a SET ROLE among the
+ * user's statements must not make the prepared part someone else's.
+ * distsys.dtx_fault kills this backend (SIGKILL, as a crash would) at the
+ * points the tests need.
  *
  *-------------------------------------------------------------------------
  */
@@ -300,9 +305,14 @@ run_round(DtxParticipant **ps, char **sqls, int n, RoundKind kind, bool *ok)
 	/* the timeout bounds the whole round, not each node's answer */
 	if (timeout > 0)
 		deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+	/*
+	 * A PREPARE runs as the identity the node's conninfo logged in as (see
+	 * DTX_RESET_IDENTITY); errors show the PREPARE alone.
+	 */
 	for (i = 0; i < n; i++)
 		if (sqls[i] != NULL && ps[i]->conn != NULL)
-			ps[i]->busy = remote_send(ps[i]->conn, sqls[i]);
+			ps[i]->busy = remote_send(ps[i]->conn, kind == ROUND_PREPARE ?
+									  psprintf(DTX_RESET_IDENTITY "%s", sqls[i]) : sqls[i]);
 	PG_TRY();
 	{
 		for (i = 0; i < n; i++)
@@ -499,8 +509,10 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 	 * could forget a commit the client was told of.
 	 */
 	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
-							   " WHERE pg_catalog.current_setting('synchronous_commit') NOT IN ('on', 'remote_apply');"
-							   " INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
+							   " WHERE pg_catalog.current_setting('synchronous_commit')"
+							   " OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
+							   DTX_RESET_IDENTITY
+							   "INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
 							   INT64_FORMAT ", '%s'); COMMIT",
 							   (int64) id, dtx_coordinator_name());
 	PGresult   *res;
