@@ -570,8 +570,10 @@ $$;
 -- distsys-relay publish: read and delete the outbox rows it relays, record
 -- failures (outbox_fail updates the row, or moves it to outbox_dead), and
 -- take the reserved lock names "distsys.*" of its lanes (dlock_sql.c checks
--- membership of distsys_relay; the lock functions themselves are public).
+-- membership of distsys_relay; the lock functions themselves are public)
+-- and count the other relays' locks in dlocks.
 GRANT SELECT, UPDATE, DELETE ON outbox TO distsys_relay;
+GRANT SELECT ON dlocks TO distsys_relay;
 GRANT INSERT ON outbox_dead TO distsys_relay;
 GRANT EXECUTE ON FUNCTION outbox_ack(bigint[]),
 	outbox_fail(bigint, text, boolean, integer, interval) TO distsys_relay;
