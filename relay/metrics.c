@@ -18,16 +18,21 @@
  *		else the client sent is read (bounded) before close.
  * A connection still open METRICS_CLIENT_TIMEOUT_S after it was accepted
  * is closed, so a client that never sends or never reads cannot keep a
- * slot.  A new connection is always accepted, so the listening socket never
- * stays readable (poll() would return at once, again and again): when
- * every slot is taken, the connection that has waited longest for its
- * request gives its slot up (a scraper sends its request at once, so the
- * idle ones go first); when none is waiting, all are being answered, and
- * the new one gets a 503 and is closed.  Its send buffer is capped (METRICS_SNDBUF): a client that reads
+ * slot.  Its send buffer is capped (METRICS_SNDBUF): a client that reads
  * slowly holds little kernel memory, and a large page takes the POLLOUT
  * path on loopback as it does across a network (where the buffer starts
- * small), so the tests exercise it.  There is no thread: the counters and the connections are only
- * touched by the main thread, so they need no lock.
+ * small), so the tests exercise it.
+ *
+ * A waiting connection is always accepted: a listening socket left
+ * readable would make poll() return at once, again and again.  When every
+ * slot is taken, the connection that has waited longest for its request
+ * gives its slot up (a scraper sends its request at once, so idle ones go
+ * first); when none is waiting, all are being answered, and the new one
+ * gets a 503 and is closed.  An accept that fails (out of descriptors)
+ * leaves the socket readable too: accepting then pauses for a second.
+ *
+ * There is no thread: the counters and the connections are only touched
+ * by the main thread, so they need no lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -68,6 +73,7 @@ static const double bucket_bounds[METRICS_BUCKETS] = {
 static MetricsPageFn page_fn = NULL;	/* NULL: the publish page, render() */
 static void *page_arg = NULL;
 static int	listen_fd = -1;
+static double accept_paused_until = 0;	/* after EMFILE and the like (epoch s) */
 static MetricsClient clients[METRICS_CLIENTS];
 static int	nclients = 0;
 
@@ -140,7 +146,9 @@ metrics_pollfds(struct pollfd *fds, int max)
 
 	if (listen_fd < 0 || max < 1 + nclients)
 		return 0;
-	fds[n++] = (struct pollfd) {.fd = listen_fd, .events = POLLIN};
+	fds[n++] = (struct pollfd) {
+		.fd = listen_fd, .events = now_s() < accept_paused_until ? 0 : POLLIN
+	};
 	for (int i = 0; i < nclients; i++)
 		fds[n++] = (struct pollfd) {
 			.fd = clients[i].fd,
@@ -334,8 +342,15 @@ accept_clients(double now)
 		int			sndbuf = METRICS_SNDBUF;
 		int			slot;
 
+		if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			/* out of descriptors, say: waiting stays readable, so pause */
+			log_warning("metrics: could not accept a connection: %s; pausing 1 s",
+						strerror(errno));
+			accept_paused_until = now + 1.0;
+		}
 		if (fd < 0)
-			return;				/* EAGAIN: none left; or a failed accept */
+			return;
 		if ((slot = make_room()) < 0)
 		{
 			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
