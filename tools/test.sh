@@ -76,14 +76,15 @@ tap_files() {
 	return 0
 }
 
-# run_prove NAME FILE...: run TAP files (environment set by the caller with
-# env), counted by tools/prove.pl into $DS_WORK/NAME.count.
+# run_prove NAME FILE...: run TAP files (with the environment TAP_ENV adds)
+# in their own directory $DS_WORK/NAME (the tests append to their logs
+# there), counted by tools/prove.pl into $DS_WORK/NAME.count.
 run_prove() {
 	local name=$1 rc=0 p f
 	shift
-	mkdir -p "$DS_WORK/tap/tmp_check"
-	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/tap"
-	(cd "$DS_WORK/tests" && ds_runuser env "${TAP_ENV[@]}" TESTDIR="$DS_WORK/tap" \
+	mkdir -p "$DS_WORK/$name/tmp_check"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/$name"
+	(cd "$DS_WORK/tests" && ds_runuser env "${TAP_ENV[@]}" TESTDIR="$DS_WORK/$name" \
 		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
 		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 \
 		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/$name.count" "$@") || rc=$?
@@ -94,7 +95,7 @@ run_prove() {
 		FAILED=$((FAILED + 1))
 	fi
 	if [ $rc -ne 0 ]; then
-		tail -n 60 "$DS_WORK"/tap/tmp_check/log/regress_log_* 2>/dev/null | head -c 20000 || true
+		tail -n 60 "$DS_WORK/$name"/tmp_check/log/regress_log_* 2>/dev/null | head -c 20000 || true
 	fi
 	return 0
 }
@@ -138,7 +139,7 @@ run_tap_sanitized() {
 	TAP_ENV=("PATH=$dir/bin:$PATH"
 		"ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:log_path=$reports"
 		"UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:log_path=$reports")
-	run_prove asan "${files[@]}"
+	run_prove tap-asan "${files[@]}"
 	n=$(find "$dir/reports" -type f | wc -l)
 	if [ "$n" -gt 0 ]; then
 		echo "sanitizer reports: $n"
