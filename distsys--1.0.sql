@@ -13,7 +13,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 -- is marked, with its sequence, so a dump of the database keeps it; what a
 -- restored row may and may not be trusted for is written at each mark.
 
--- distsys's roles: distsys_lock_admin (locks) and distsys_dtx_user (2PC).
+-- distsys's roles: distsys_lock_admin (locks), distsys_dtx_user (2PC),
+-- distsys_relay and distsys_consumer (the two commands of distsys-relay).
 -- Roles are cluster-wide: the first CREATE EXTENSION creates them, NOLOGIN,
 -- and marks each as distsys's with a comment; CREATE EXTENSION in another
 -- database (or again after DROP EXTENSION, which leaves them) adopts them.
@@ -26,7 +27,9 @@ DECLARE
 BEGIN
 	FOR r IN SELECT * FROM (VALUES
 		('distsys_lock_admin', 'distsys role: members may break locks and act on any role''s lock grants'),
-		('distsys_dtx_user', 'distsys role: members may run distributed transactions (dtx_exec, dtx_query)'))
+		('distsys_dtx_user', 'distsys role: members may run distributed transactions (dtx_exec, dtx_query)'),
+		('distsys_relay', 'distsys role: what distsys-relay (publish) needs, and the reserved lock names distsys.*'),
+		('distsys_consumer', 'distsys role: what distsys-relay consume needs beyond inbox_apply'))
 		AS v(name, note)
 	LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
@@ -252,6 +255,26 @@ CREATE TABLE outbox_dead (
 REVOKE ALL ON outbox_dead FROM PUBLIC;
 COMMENT ON TABLE outbox_dead IS 'dead-lettered outbox messages, with the error (requeue with outbox_requeue)';
 SELECT pg_catalog.pg_extension_config_dump('outbox_dead', '');
+
+-- Which roles may send to which topics.  Empty (as installed): any role may
+-- send to any topic.  Once it has a row, outbox_send requires a row whose
+-- pattern matches the topic and whose role is one the caller has the
+-- privileges of (NULL: every role), and refuses the rest with 42501;
+-- superusers are not checked.  A pattern is a topic name, or a prefix and
+-- '*' ('orders.*'; '*' alone: every topic).  Only the extension's owner
+-- (and superusers) may change it; everyone may read it.  A role is kept by
+-- OID: drop a role's rows before the role.
+CREATE TABLE outbox_topic_grants (
+	topic_pattern text NOT NULL
+		CHECK (topic_pattern ~ '^[A-Za-z0-9._-]*\*?$' AND topic_pattern <> ''),
+	role		regrole,
+	UNIQUE NULLS NOT DISTINCT (topic_pattern, role)
+);
+REVOKE ALL ON outbox_topic_grants FROM PUBLIC;
+GRANT SELECT ON outbox_topic_grants TO PUBLIC;
+COMMENT ON TABLE outbox_topic_grants IS
+	'which roles may outbox_send to which topics (no rows: every role to every topic)';
+SELECT pg_catalog.pg_extension_config_dump('outbox_topic_grants', '');
 
 CREATE FUNCTION outbox_send(topic text, payload jsonb, key text DEFAULT NULL,
 							headers jsonb DEFAULT NULL) RETURNS bigint
@@ -637,3 +660,30 @@ CREATE VIEW dtx_in_doubt AS SELECT * FROM dtx_in_doubt_list();
 COMMENT ON VIEW dtx_in_doubt IS
 	'prepared transactions of this coordinator on its nodes, with the coordinator''s outcome';
 REVOKE ALL ON dtx_in_doubt FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- The roles of distsys-relay
+------------------------------------------------------------------------------
+
+-- distsys_relay and distsys_consumer are created (or adopted) with the
+-- other roles at the top of this script.  Grant them to the LOGIN roles the
+-- commands connect as; what each may do is exactly what its command needs
+-- (docs/operations.md#roles-and-privileges).
+
+-- distsys-relay publish: read and delete the outbox rows it relays, record
+-- failures (outbox_fail updates the row, or moves it to outbox_dead), and
+-- take the reserved lock names "distsys.*" of its lanes (dlock_sql.c checks
+-- membership of distsys_relay; the lock functions themselves are public)
+-- and count the other relays' locks in dlocks.
+GRANT SELECT, UPDATE, DELETE ON outbox TO distsys_relay;
+GRANT SELECT ON dlocks TO distsys_relay;
+GRANT INSERT ON outbox_dead TO distsys_relay;
+GRANT EXECUTE ON FUNCTION outbox_ack(bigint[]),
+	outbox_fail(bigint, text, boolean, integer, interval) TO distsys_relay;
+
+-- distsys-relay consume: inbox_apply is public (the handler needs EXECUTE
+-- and whatever it writes, granted by its owner); dead letters (the insert
+-- first looks for the same one) and the periodic cleanup.
+GRANT SELECT, INSERT ON inbox_dead TO distsys_consumer;
+GRANT USAGE ON SEQUENCE inbox_dead_id_seq TO distsys_consumer;
+GRANT EXECUTE ON FUNCTION inbox_cleanup() TO distsys_consumer;

@@ -28,6 +28,10 @@
  *		a forgotten entry), it is written to distsys.inbox_dead with the
  *		error, unclaimed;
  *	 3. once it is applied or dead-lettered, the partition goes on.
+ * A message whose key or headers are not UTF-8 text (Kafka carries bytes;
+ * inbox_apply takes text) can never be applied: it is dead-lettered as it
+ * reaches the head of its partition, without an attempt, with its key and
+ * headers escaped (consume_db.c), so no record stops a partition for good.
  * next_offset, the offset committed to Kafka, moves only in steps 3 and
  * after a successful batch, so it never passes a message that did not
  * take effect.  A lost connection counts no attempt: the messages stay
@@ -92,62 +96,54 @@ typedef struct Consumer
 /* ---- messages and partition queues -------------------------------- */
 
 /*
- * read_headers: the headers of m as a JSON object (a header without value
- * is null; of repeated names the last wins), and the three the inbox
- * uses: message id, sent-at and content type.
+ * header_string: the value of the last header called name, malloc'd, or
+ * NULL when there is none (or, unless empty_ok, it is empty).  A value
+ * that is not UTF-8 text comes escaped (strbuf_escaped, printable ASCII):
+ * so a message id stays whole (a NUL would cut it) and can be logged and
+ * stored; the message is dead-lettered anyway (make_msg).
  */
-static void
-read_headers(InMsg *m, char **content_type)
+static char *
+header_string(rd_kafka_headers_t *hdrs, const char *name, bool empty_ok)
 {
-	rd_kafka_headers_t *hdrs = NULL;
-	const char *name;
 	const void *val;
 	size_t		size;
 	StrBuf		b = {0};
 
-	strbuf_puts(&b, "{");
-	*content_type = NULL;
-	if (rd_kafka_message_headers(m->rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
-	{
-		for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
-		{
-			if (i > 0)
-				strbuf_puts(&b, ",");
-			strbuf_json_string(&b, name, strlen(name));
-			strbuf_puts(&b, ":");
-			if (val == NULL)
-			{
-				strbuf_puts(&b, "null");
-				continue;
-			}
-			strbuf_json_string(&b, val, size);
-			if (strcmp(name, DISTSYS_HEADER_MESSAGE_ID) == 0 && size > 0)
-				free(m->message_id), m->message_id = strndup(val, size);
-			else if (strcmp(name, DISTSYS_HEADER_SENT_AT) == 0 && size > 0)
-				free(m->sent_at), m->sent_at = strndup(val, size);
-			else if (strcmp(name, DISTSYS_HEADER_CONTENT_TYPE) == 0)
-				free(*content_type), *content_type = strndup(val, size);
-		}
-	}
-	strbuf_puts(&b, "}");
-	m->headers = b.data;
+	if (hdrs == NULL || rd_kafka_header_get_last(hdrs, name, &val, &size) != 0 ||
+		val == NULL || (size == 0 && !empty_ok))
+		return NULL;
+	if (utf8_is_text(val, size))
+		return strndup(val, size);
+	strbuf_escaped(&b, val, size, false);
+	return b.data;
 }
 
 /*
- * make_msg: the queued form of rkm: message id from distsys-message-id
- * (else topic-partition-offset), sent_at from distsys-sent-at (else the
- * Kafka timestamp), and which handler variant gets the payload.
+ * make_msg: the queued form of rkm: headers as JSON, message id from
+ * distsys-message-id (else topic-partition-offset), sent_at from
+ * distsys-sent-at (else the Kafka timestamp), which handler variant gets
+ * the payload, and whether its key and headers can be SQL text at all.
  */
 static InMsg *
 make_msg(Consumer *c, rd_kafka_message_t *rkm, PartQueue *p)
 {
 	InMsg	   *m = calloc(1, sizeof(InMsg));
+	rd_kafka_headers_t *hdrs = NULL;
 	char	   *ct;
-	bool		json_type;
+	bool		json_type,
+				text;
 
 	m->rkm = rkm;
 	m->part = p;
-	read_headers(m, &ct);
+	m->headers = consume_headers_json(rkm, false, &text);
+	if (!text)
+		m->not_text = "a Kafka header name or value is not UTF-8 text";
+	if (rkm->key != NULL && !utf8_is_text(rkm->key, rkm->key_len))
+		m->not_text = "the Kafka key is not UTF-8 text";
+	(void) rd_kafka_message_headers(rkm, &hdrs);
+	m->message_id = header_string(hdrs, DISTSYS_HEADER_MESSAGE_ID, false);
+	m->sent_at = header_string(hdrs, DISTSYS_HEADER_SENT_AT, false);
+	ct = header_string(hdrs, DISTSYS_HEADER_CONTENT_TYPE, true);
 	if (m->message_id == NULL &&
 		asprintf(&m->message_id, DISTSYS_FALLBACK_MESSAGE_ID_FORMAT, p->topic,
 				 rkm->partition, rkm->offset) < 0)
@@ -166,7 +162,8 @@ make_msg(Consumer *c, rd_kafka_message_t *rkm, PartQueue *p)
 	}
 	json_type = ct == NULL ||
 		strncmp(ct, DISTSYS_CONTENT_TYPE_JSON, strlen(DISTSYS_CONTENT_TYPE_JSON)) == 0;
-	m->as_json = c->db.bytea_handler == NULL || (c->db.jsonb_handler != NULL && json_type);
+	m->as_json = c->db.bytea_handler.oid == NULL ||
+		(c->db.jsonb_handler.oid != NULL && json_type);
 	free(ct);
 	return m;
 }
@@ -350,9 +347,13 @@ dead_letter(Consumer *c, PartQueue *p, const char *error)
 		return false;
 	}
 	c->cm.dead_lettered++;
-	log_error("message %s (topic %s, partition %d, offset %lld) dead-lettered after %d attempt%s: %s",
-			  m->message_id, p->topic, (int) p->partition, (long long) m->rkm->offset,
-			  p->attempts, p->attempts == 1 ? "" : "s", error);
+	if (p->attempts == 0)
+		log_error("message %s (topic %s, partition %d, offset %lld) dead-lettered without an attempt: %s",
+				  m->message_id, p->topic, (int) p->partition, (long long) m->rkm->offset, error);
+	else
+		log_error("message %s (topic %s, partition %d, offset %lld) dead-lettered after %d attempt%s: %s",
+				  m->message_id, p->topic, (int) p->partition, (long long) m->rkm->offset,
+				  p->attempts, p->attempts == 1 ? "" : "s", error);
 	finish_head(c, p);
 	return true;
 }
@@ -460,8 +461,8 @@ fill_batch(Consumer *c, double now)
 				continue;
 			for (int i = 0; m != NULL && i < p->taken; i++)
 				m = m->next;
-			if (m == NULL)
-				continue;
+			if (m == NULL || m->not_text)
+				continue;		/* refuse_not_text takes it once it is the head */
 			b[n++] = m;
 			p->taken++;
 			more = true;
@@ -523,13 +524,35 @@ apply_batch(Consumer *c, double now)
 }
 
 /*
+ * refuse_not_text: dead-letter the due heads whose key or headers are not
+ * text, without an attempt (see the banner).  A dead letter the database
+ * did not take is tried again after the retry backoff.
+ */
+static void
+refuse_not_text(Consumer *c, double now)
+{
+	char		error[128];
+
+	for (PartQueue *p = c->parts; p != NULL; p = p->next)
+		while (db_ready(c) && due(p, now) && p->head->not_text != NULL)
+		{
+			snprintf(error, sizeof(error), "22021: %s", p->head->not_text);
+			if (dead_letter(c, p, error))
+				continue;
+			if (db_ready(c))
+				p->blocked_until = now + loop_backoff_ms(c->opts, ++p->attempts) / 1000.0;
+			break;
+		}
+}
+
+/*
  * apply_retries: the due partitions whose head failed before go alone.
  */
 static void
 apply_retries(Consumer *c, double now)
 {
 	for (PartQueue *p = c->parts; p != NULL && db_ready(c); p = p->next)
-		if (due(p, now) && p->attempts > 0)
+		if (due(p, now) && p->attempts > 0 && p->head->not_text == NULL)
 			apply_head(c, p);
 }
 
@@ -603,6 +626,7 @@ consume_turn(void *arg, double now)
 	step_connect(c, now);
 	step_cleanup(c, now);
 	step_intake(c);
+	refuse_not_text(c, now);
 	if (db_ready(c))
 		apply_retries(c, now);
 	if (db_ready(c))
@@ -714,6 +738,10 @@ consume_shutdown(Consumer *c)
 	while (c->parts != NULL)
 		on_revoked(c, c->parts->topic, c->parts->partition);
 	consume_db_disconnect(&c->db);
+	free(c->db.jsonb_handler.oid);
+	free(c->db.jsonb_handler.name);
+	free(c->db.bytea_handler.oid);
+	free(c->db.bytea_handler.name);
 	log_info("stopped: %llu applied, %llu duplicates skipped, %llu dead-lettered",
 			 (unsigned long long) c->cm.applied, (unsigned long long) c->cm.duplicates,
 			 (unsigned long long) c->cm.dead_lettered);

@@ -32,6 +32,7 @@ typedef struct InMsg
 	char	   *message_id;		/* distsys-message-id, or topic-partition-offset */
 	char	   *sent_at;		/* ISO 8601, or NULL (counts as now) */
 	char	   *headers;		/* JSON object of the headers' string values */
+	const char *not_text;		/* why key or headers cannot be SQL text, or NULL */
 	bool		as_json;		/* pass the payload to the jsonb handler */
 	struct InMsg *next;
 } InMsg;
@@ -62,11 +63,18 @@ typedef enum ApplyResult
 	APPLY_LOST					/* the connection is gone: outcome unknown */
 } ApplyResult;
 
+/* One variant of the handler; both NULL when it does not exist. */
+typedef struct Handler
+{
+	char	   *oid;			/* passed to inbox_apply, as text */
+	char	   *name;			/* for the log */
+} Handler;
+
 typedef struct ConsumeDb
 {
 	PGconn	   *conn;			/* NULL while disconnected */
-	char	   *jsonb_handler;	/* regprocedure text, or NULL */
-	char	   *bytea_handler;	/* regprocedure text, or NULL */
+	Handler		jsonb_handler;
+	Handler		bytea_handler;
 	char		sqlstate[6];	/* of the last failure */
 	char		error[1024];	/* of the last failure, one line */
 } ConsumeDb;
@@ -86,6 +94,7 @@ extern ApplyResult consume_db_apply(ConsumeDb *db, const char *group,
 extern ApplyResult consume_db_dead_letter(ConsumeDb *db, const char *group,
 										  InMsg *m, int attempts, const char *error);
 extern ApplyResult consume_db_cleanup(ConsumeDb *db, long long *deleted);
+extern char *consume_headers_json(const rd_kafka_message_t *rkm, bool escape, bool *text);
 
 /* consume_kafka.c */
 typedef struct ConsumerHooks

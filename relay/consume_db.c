@@ -18,6 +18,17 @@
  * binary bytea (no quoting, any bytes), everything else as text.  A message
  * for the jsonb handler has its payload converted in the statement
  * (convert_from(payload, 'UTF8')::jsonb); one that is not JSON fails there.
+ * Every name in the statements is schema-qualified and the handler is
+ * passed by OID, not by a name looked up again (db.c, search_path).
+ *
+ * Dead letters.  A Kafka key, header or message id is bytes; SQL text is
+ * not.  consume.c dead-letters a message whose key, header names or values
+ * are not UTF-8 text without trying to apply it, and the dead letter then
+ * stores them escaped (strbuf_escaped: printable ASCII, \xNN for other
+ * bytes), saying so in its error.  So does a dead letter that the server
+ * refused with a data exception (class 22: text it cannot store in the
+ * database's encoding), so that no record can stop its partition for
+ * good.
  *
  * Threads: main thread only.
  *
@@ -28,26 +39,36 @@
 #include <string.h>
 
 #include "consume.h"
+#include "db.h"
 #include "log.h"
 #include "util.h"
 
 #define PARAMS_PER_MSG	7
 #define FIXED_PARAMS	3
 
+/* the handler's two variants: OIDs (passed on), names (logged), STRICT */
 static const char *const handler_sql =
-"SELECT to_regprocedure($1 || '(text,text,jsonb,jsonb)')::text,"
-"       to_regprocedure($1 || '(text,text,bytea,jsonb)')::text,"
-"       (SELECT bool_or(proisstrict) FROM pg_catalog.pg_proc"
-"         WHERE oid IN (to_regprocedure($1 || '(text,text,jsonb,jsonb)'),"
-"                       to_regprocedure($1 || '(text,text,bytea,jsonb)')))";
+"SELECT h.j::pg_catalog.oid::pg_catalog.text, h.b::pg_catalog.oid::pg_catalog.text,"
+"       h.j::pg_catalog.text, h.b::pg_catalog.text,"
+"       (SELECT pg_catalog.bool_or(p.proisstrict) FROM pg_catalog.pg_proc p"
+"         WHERE p.oid OPERATOR(pg_catalog.=) h.j OR p.oid OPERATOR(pg_catalog.=) h.b)"
+"  FROM (SELECT pg_catalog.to_regprocedure($1::pg_catalog.text OPERATOR(pg_catalog.||)"
+"                '(pg_catalog.text,pg_catalog.text,pg_catalog.jsonb,pg_catalog.jsonb)') AS j,"
+"               pg_catalog.to_regprocedure($1::pg_catalog.text OPERATOR(pg_catalog.||)"
+"                '(pg_catalog.text,pg_catalog.text,pg_catalog.bytea,pg_catalog.jsonb)') AS b) h";
 
 static const char *const dead_sql =
 "INSERT INTO distsys.inbox_dead (consumer, topic, kafka_partition, kafka_offset,"
 "                                key, payload, headers, message_id, attempts, error)"
-" SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
-"  WHERE NOT EXISTS (SELECT FROM distsys.inbox_dead WHERE consumer = $1"
-"                     AND message_id = $8 AND topic = $2 AND kafka_partition = $3"
-"                     AND kafka_offset = $4)";
+" SELECT $1::pg_catalog.text, $2::pg_catalog.text, $3::pg_catalog.int4, $4::pg_catalog.int8,"
+"        $5::pg_catalog.text, $6::pg_catalog.bytea, $7::pg_catalog.jsonb, $8::pg_catalog.text,"
+"        $9::pg_catalog.int4, $10::pg_catalog.text"
+"  WHERE NOT EXISTS (SELECT FROM distsys.inbox_dead d"
+"                     WHERE d.consumer OPERATOR(pg_catalog.=) $1::pg_catalog.text"
+"                       AND d.message_id OPERATOR(pg_catalog.=) $8::pg_catalog.text"
+"                       AND d.topic OPERATOR(pg_catalog.=) $2::pg_catalog.text"
+"                       AND d.kafka_partition OPERATOR(pg_catalog.=) $3::pg_catalog.int4"
+"                       AND d.kafka_offset OPERATOR(pg_catalog.=) $4::pg_catalog.int8)";
 
 /*
  * failure: record a failed statement's SQLSTATE and message in db, and
@@ -73,6 +94,19 @@ failure(ConsumeDb *db, PGresult *res)
 }
 
 /*
+ * set_handler: h from the OID in column col of handler_sql's result and the
+ * name in column col + 2 (both NULL: no such variant).
+ */
+static void
+set_handler(Handler *h, PGresult *res, int col)
+{
+	free(h->oid);
+	free(h->name);
+	h->oid = PQgetisnull(res, 0, col) ? NULL : strdup(PQgetvalue(res, 0, col));
+	h->name = PQgetisnull(res, 0, col + 2) ? NULL : strdup(PQgetvalue(res, 0, col + 2));
+}
+
+/*
  * resolve_handler: the jsonb and bytea variants of --handler.  Returns
  * DB_BAD_CONFIG (after one log line) when neither exists or one is STRICT.
  */
@@ -95,14 +129,12 @@ resolve_handler(ConsumeDb *db, const char *handler)
 		log_error("--handler %s: no function %s(topic text, key text, payload jsonb, headers jsonb)"
 				  " or %s(text, text, bytea, jsonb) in database \"%s\"; create it or fix --handler",
 				  handler, handler, handler, PQdb(db->conn));
-	else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0)
+	else if (strcmp(PQgetvalue(res, 0, 4), "t") == 0)
 		log_error("--handler %s must not be STRICT: keys and payloads may be NULL", handler);
 	else
 	{
-		free(db->jsonb_handler);
-		free(db->bytea_handler);
-		db->jsonb_handler = PQgetisnull(res, 0, 0) ? NULL : strdup(PQgetvalue(res, 0, 0));
-		db->bytea_handler = PQgetisnull(res, 0, 1) ? NULL : strdup(PQgetvalue(res, 0, 1));
+		set_handler(&db->jsonb_handler, res, 0);
+		set_handler(&db->bytea_handler, res, 1);
 		rc = DB_CONNECTED;
 	}
 	PQclear(res);
@@ -129,43 +161,38 @@ on_notice(void *arg, const char *message)
 DbConnect
 consume_db_connect(ConsumeDb *db, const RelayOptions *opts, bool quiet)
 {
-	const char *keys[] = {"dbname", "fallback_application_name", NULL};
-	const char *vals[] = {opts->db, "distsys-relay consume", NULL};
-	PGresult   *res;
+	char	   *error;
+	char		version[32];
 	DbConnect	rc;
 
-	db->conn = PQconnectdbParams(keys, vals, 1);
-	if (PQstatus(db->conn) != CONNECTION_OK)
+	db->conn = db_connect(opts->db, "distsys-relay consume", false, &error);
+	if (db->conn == NULL)
 	{
 		if (!quiet)
-			log_error("could not connect to the database: %s; retrying",
-					  one_line(PQerrorMessage(db->conn)));
-		consume_db_disconnect(db);
+			log_error("could not connect to the database: %s; retrying", error);
+		free(error);
 		return DB_UNREACHABLE;
 	}
-	res = PQexec(db->conn, "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'distsys'");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0)
+	if (!db_extension_version(db->conn, version, sizeof(version)))
 	{
 		if (!quiet)
 			log_error("the distsys extension is not installed in database \"%s\" on %s:%s: "
 					  "run CREATE EXTENSION distsys there; retrying",
 					  PQdb(db->conn), PQhost(db->conn), PQport(db->conn));
-		PQclear(res);
 		consume_db_disconnect(db);
 		return DB_UNREACHABLE;
 	}
-	PQclear(res);
 	PQsetNoticeProcessor(db->conn, on_notice, NULL);
 	if ((rc = resolve_handler(db, opts->handler)) != DB_CONNECTED)
 	{
 		consume_db_disconnect(db);
 		return rc;
 	}
-	log_info("database connected: \"%s\" on %s:%s; handler %s%s%s",
-			 PQdb(db->conn), PQhost(db->conn), PQport(db->conn),
-			 db->jsonb_handler ? db->jsonb_handler : "",
-			 db->jsonb_handler && db->bytea_handler ? " and " : "",
-			 db->bytea_handler ? db->bytea_handler : "");
+	log_info("database connected: \"%s\" on %s:%s as %s; handler %s%s%s",
+			 PQdb(db->conn), PQhost(db->conn), PQport(db->conn), PQuser(db->conn),
+			 db->jsonb_handler.name ? db->jsonb_handler.name : "",
+			 db->jsonb_handler.name && db->bytea_handler.name ? " and " : "",
+			 db->bytea_handler.name ? db->bytea_handler.name : "");
 	return DB_CONNECTED;
 }
 
@@ -183,22 +210,26 @@ consume_db_disconnect(ConsumeDb *db)
 static char *
 batch_sql(int n)
 {
-	size_t		size = 512 + (size_t) n * 160;
+	size_t		size = 640 + (size_t) n * 240;
 	char	   *sql = malloc(size);
 	size_t		len;
 
 	len = snprintf(sql, size,
 				   "SELECT CASE WHEN m.j"
-				   " THEN distsys.inbox_apply($1, m.id, $2::regprocedure, m.t, m.k,"
-				   " convert_from(m.p, 'UTF8')::jsonb, m.h, m.s)"
-				   " ELSE distsys.inbox_apply($1, m.id, $3::regprocedure, m.t, m.k, m.p, m.h, m.s)"
+				   " THEN distsys.inbox_apply($1::pg_catalog.text, m.id,"
+				   " $2::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k,"
+				   " pg_catalog.convert_from(m.p, 'UTF8')::pg_catalog.jsonb, m.h, m.s)"
+				   " ELSE distsys.inbox_apply($1::pg_catalog.text, m.id,"
+				   " $3::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k, m.p, m.h, m.s)"
 				   " END FROM (VALUES ");
 	for (int i = 0; i < n; i++)
 	{
 		int			b = FIXED_PARAMS + i * PARAMS_PER_MSG;
 
 		len += snprintf(sql + len, size - len,
-						"%s($%d::text, $%d::text, $%d::text, $%d::bytea, $%d::bool, $%d::jsonb, $%d::timestamptz)",
+						"%s($%d::pg_catalog.text, $%d::pg_catalog.text, $%d::pg_catalog.text,"
+						" $%d::pg_catalog.bytea, $%d::pg_catalog.bool, $%d::pg_catalog.jsonb,"
+						" $%d::pg_catalog.timestamptz)",
 						i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7);
 	}
 	snprintf(sql + len, size - len, ") AS m(id, t, k, p, j, h, s)");
@@ -222,8 +253,8 @@ consume_db_apply(ConsumeDb *db, const char *group, InMsg **msgs, int n, bool *ap
 	ApplyResult rc = APPLY_OK;
 
 	values[0] = group;
-	values[1] = db->jsonb_handler;
-	values[2] = db->bytea_handler;
+	values[1] = db->jsonb_handler.oid;
+	values[2] = db->bytea_handler.oid;
 	for (int i = 0; i < n; i++)
 	{
 		const rd_kafka_message_t *k = msgs[i]->rkm;
@@ -261,22 +292,93 @@ consume_db_apply(ConsumeDb *db, const char *group, InMsg **msgs, int n, bool *ap
 }
 
 /*
- * consume_db_dead_letter: record m in distsys.inbox_dead with the error.
- * Its claim is not recorded (the failed transaction rolled it back), so a
- * requeued copy can still be applied.  A second dead letter of the same
- * delivery (after a crash before the offset commit) is not added.
+ * put_text: append the n bytes at s to b: as they are, or escaped.
  */
-ApplyResult
-consume_db_dead_letter(ConsumeDb *db, const char *group, InMsg *m, int attempts,
-					   const char *error)
+static void
+put_text(StrBuf *b, const char *s, size_t n, bool escape)
+{
+	if (escape)
+		strbuf_escaped(b, s, n, false);
+	else
+		strbuf_put(b, s, n);
+}
+
+/*
+ * consume_headers_json: the headers of rkm as a JSON object of strings (a
+ * header without value is null; of repeated names jsonb keeps the last),
+ * malloc'd.  With escape, every name and value is escaped (the banner).
+ * *text tells whether every name and value is UTF-8 text as it is.
+ */
+char *
+consume_headers_json(const rd_kafka_message_t *rkm, bool escape, bool *text)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	const char *name;
+	const void *val;
+	size_t		size;
+	StrBuf		b = {0},
+				tmp = {0};
+
+	*text = true;
+	strbuf_puts(&b, "{");
+	if (rd_kafka_message_headers(rkm, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == 0; i++)
+		{
+			*text = *text && utf8_is_text(name, strlen(name)) &&
+				(val == NULL || utf8_is_text(val, size));
+			if (i > 0)
+				strbuf_puts(&b, ",");
+			tmp.len = 0;
+			put_text(&tmp, name, strlen(name), escape);
+			strbuf_json_string(&b, tmp.data ? tmp.data : "", tmp.len);
+			strbuf_puts(&b, ":");
+			if (val == NULL)
+			{
+				strbuf_puts(&b, "null");
+				continue;
+			}
+			tmp.len = 0;
+			put_text(&tmp, val, size, escape);
+			strbuf_json_string(&b, tmp.data ? tmp.data : "", tmp.len);
+		}
+	}
+	strbuf_puts(&b, "}");
+	strbuf_free(&tmp);
+	return b.data;
+}
+
+/*
+ * ascii_only: whether s has no byte above 0x7f.
+ */
+static bool
+ascii_only(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char) *s > 0x7f)
+			return false;
+	return true;
+}
+
+/*
+ * insert_dead: one try of consume_db_dead_letter, with the key and the
+ * headers as they are or escaped.
+ */
+static ApplyResult
+insert_dead(ConsumeDb *db, const char *group, InMsg *m, int attempts,
+			const char *error, bool escape)
 {
 	const rd_kafka_message_t *k = m->rkm;
 	char		part[16],
 				off[24],
 				att[16];
-	char	   *key = k->key ? strndup(k->key, k->key_len) : NULL;
-	const char *values[10] = {group, rd_kafka_topic_name(k->rkt), part, off, key,
-	k->payload, m->headers, m->message_id, att, error};
+	StrBuf		key = {0},
+				id = {0},
+				err = {0};
+	bool		text;
+	char	   *headers = escape ? consume_headers_json(k, true, &text) : m->headers;
+	const char *values[10] = {group, rd_kafka_topic_name(k->rkt), part, off, NULL,
+	k->payload, headers, NULL, att, NULL};
 	int			lengths[10] = {0, 0, 0, 0, 0, (int) k->len, 0, 0, 0, 0};
 	int			formats[10] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0};
 	PGresult   *res;
@@ -285,11 +387,60 @@ consume_db_dead_letter(ConsumeDb *db, const char *group, InMsg *m, int attempts,
 	snprintf(part, sizeof(part), "%d", (int) k->partition);
 	snprintf(off, sizeof(off), "%lld", (long long) k->offset);
 	snprintf(att, sizeof(att), "%d", attempts);
+	if (k->key != NULL)
+	{
+		strbuf_put(&key, "", 0);
+		put_text(&key, k->key, k->key_len, escape);
+		values[4] = key.data;
+	}
+	/* text already (header_string), but maybe not in the database's encoding */
+	strbuf_puts(&id, m->message_id);
+	if (escape && !ascii_only(m->message_id))
+	{
+		id.len = 0;
+		strbuf_escaped(&id, m->message_id, strlen(m->message_id), false);
+	}
+	values[7] = id.data;
+	strbuf_puts(&err, error);
+	if (escape)
+		strbuf_puts(&err, " (key, header names and values stored escaped:"
+					" \\xNN for each byte that is not printable ASCII, \\\\ for a backslash)");
+	values[9] = err.data;
 	res = PQexecParams(db->conn, dead_sql, 10, NULL, values, lengths, formats, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		rc = failure(db, res);
 	PQclear(res);
-	free(key);
+	strbuf_free(&key);
+	strbuf_free(&id);
+	strbuf_free(&err);
+	if (escape)
+		free(headers);
+	return rc;
+}
+
+/*
+ * consume_db_dead_letter: record m in distsys.inbox_dead with the error.
+ * Its claim is not recorded (the failed transaction rolled it back), so a
+ * requeued copy can still be applied.  A second dead letter of the same
+ * delivery (after a crash before the offset commit) is not added.  A
+ * message that is not text, or whose dead letter the server refused with a
+ * data exception, is stored escaped (the banner).
+ */
+ApplyResult
+consume_db_dead_letter(ConsumeDb *db, const char *group, InMsg *m, int attempts,
+					   const char *error)
+{
+	ApplyResult rc;
+
+	if (m->not_text != NULL)
+		return insert_dead(db, group, m, attempts, error, true);
+	rc = insert_dead(db, group, m, attempts, error, false);
+	if (rc == APPLY_FAILED && strncmp(db->sqlstate, "22", 2) == 0)
+	{
+		log_warning("dead letter of message %s refused (%s: %s); storing it escaped",
+					m->message_id, db->sqlstate, db->error);
+		rc = insert_dead(db, group, m, attempts, error, true);
+	}
 	return rc;
 }
 

@@ -16,7 +16,11 @@
  *	 5. below it, dlock_try free lanes, starting at an offset from the pid so
  *		relays starting together do not collide.
  * The lock names and the outbox's lane count come from distsys_protocol.h,
- * which the extension shares.
+ * which the extension shares.  Lock names starting with "distsys." are
+ * reserved: the dlock_* functions refuse them to roles that are neither
+ * superusers nor members of distsys_relay, so no other role can hold a
+ * lane or pose as a relay.  The census still reads every name strictly
+ * (read_lock_name): whatever dlocks shows is taken as untrusted text.
  * Session-owned locks vanish the moment their connection closes, so a dead
  * relay's lanes are taken over at the next tick of a survivor.  A new
  * owner starts from the database, where every unacked row still is, in id
@@ -27,6 +31,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,14 +109,15 @@ query(PGconn *conn, const char *sql, const char *param)
 static bool
 lock_call(PGconn *conn, const char *fn, const char *name)
 {
-	char		sql[128];
+	char		sql[160];
 	PGresult   *res;
 	bool		ok;
 
 	if (strcmp(fn, "dlock_release") == 0)
-		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1)::text", fn);
+		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1::pg_catalog.text)::pg_catalog.text", fn);
 	else
-		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1, '%d seconds')::text", fn, LANES_TTL_S);
+		snprintf(sql, sizeof(sql), "SELECT distsys.%s($1::pg_catalog.text,"
+				 " '%d seconds'::pg_catalog.interval)::pg_catalog.text", fn, LANES_TTL_S);
 	if ((res = query(conn, sql, name)) == NULL)
 		return false;
 	ok = !PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), "false") != 0;
@@ -154,8 +160,9 @@ renew_all(Lanes *l, PGconn *conn)
 	snprintf(name, sizeof(name), DISTSYS_RELAY_LANE_LOCK_PREFIX, l->n);
 	snprintf(ttl, sizeof(ttl), "%d seconds", LANES_TTL_S);
 	res = PQexecParams(conn,
-					   "SELECT r FROM unnest($1::int[]) r"
-					   " WHERE NOT distsys.dlock_renew($2 || r, $3::interval)",
+					   "SELECT r FROM pg_catalog.unnest($1::pg_catalog.int4[]) r"
+					   " WHERE NOT distsys.dlock_renew($2::pg_catalog.text OPERATOR(pg_catalog.||)"
+					   " r::pg_catalog.text, $3::pg_catalog.interval)",
 					   3, NULL, (const char *[]) {arr, name, ttl}, NULL, NULL, 0);
 	free(arr);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -178,6 +185,40 @@ renew_all(Lanes *l, PGconn *conn)
 }
 
 /*
+ * read_lock_name: whether name is exactly what fmt (DISTSYS_RELAY_LANE_LOCK
+ * or DISTSYS_RELAY_MEMBER_LOCK: a prefix, then "%d.%d") formats for some
+ * *n and *r.  The numbers are read as digits only, at most 9 each, and the
+ * name is formatted again from them, so trailing bytes, signs, leading
+ * zeros or numbers out of range make it none of the relay's.
+ */
+static bool
+read_lock_name(const char *name, const char *fmt, int *n, int *r)
+{
+	size_t		prefix = strcspn(fmt, "%");
+	const char *p = name + prefix;
+	long		v[2];
+	char		again[96];
+
+	if (strncmp(name, fmt, prefix) != 0)
+		return false;
+	for (int i = 0; i < 2; i++)
+	{
+		char	   *end;
+
+		if (!isdigit((unsigned char) *p))
+			return false;
+		v[i] = strtol(p, &end, 10);
+		if (end - p > 9 || *end != (i == 0 ? '.' : '\0'))
+			return false;
+		p = end + 1;
+	}
+	*n = (int) v[0];
+	*r = (int) v[1];
+	snprintf(again, sizeof(again), fmt, *n, *r);
+	return strcmp(again, name) == 0;
+}
+
+/*
  * census: step 3; fills held[] with the lanes some relay holds.  Returns
  * the cap, or -1 on error.
  */
@@ -189,7 +230,8 @@ census(Lanes *l, PGconn *conn, bool *held)
 	int			members = 0;
 
 	snprintf(pattern, sizeof(pattern), DISTSYS_RELAY_LOCK_PATTERN, l->n);
-	if ((res = query(conn, "SELECT name FROM distsys.dlocks WHERE name LIKE $1", pattern)) == NULL)
+	if ((res = query(conn, "SELECT name FROM distsys.dlocks"
+					 " WHERE name OPERATOR(pg_catalog.~~) $1::pg_catalog.text", pattern)) == NULL)
 		return -1;
 	for (int i = 0; i < PQntuples(res); i++)
 	{
@@ -197,10 +239,10 @@ census(Lanes *l, PGconn *conn, bool *held)
 		int			n,
 					r;
 
-		if (sscanf(name, DISTSYS_RELAY_MEMBER_LOCK, &n, &r) == 2 && n == l->n)
+		if (read_lock_name(name, DISTSYS_RELAY_MEMBER_LOCK, &n, &r) && n == l->n)
 			members++;
-		else if (sscanf(name, DISTSYS_RELAY_LANE_LOCK, &n, &r) == 2 && n == l->n &&
-				 r >= 0 && r < l->n)
+		else if (read_lock_name(name, DISTSYS_RELAY_LANE_LOCK, &n, &r) && n == l->n &&
+				 r < l->n)
 			held[r] = true;
 	}
 	PQclear(res);

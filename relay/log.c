@@ -6,7 +6,11 @@
  * Every line is written with a single write(2) so that lines from the
  * producer's delivery-report callback, librdkafka's own threads (its log
  * callback) and the main loop never interleave.  A message is cut at
- * LOG_LINE_MAX bytes.  The settings are written once at start-up, before
+ * LOG_LINE_MAX bytes.  Messages quote what others chose: Kafka message ids
+ * and keys, topics, server errors.  Every message is therefore escaped
+ * (strbuf_escaped) before it is written, so a newline or a terminal escape
+ * sequence in such a value can neither start a forged line nor reach the
+ * terminal, and a JSON line stays valid UTF-8.  The settings are written once at start-up, before
  * any other thread runs, and only read afterwards, so they need no lock.
  *
  *-------------------------------------------------------------------------
@@ -67,7 +71,8 @@ log_event(LogLevel level, const char *fmt,...)
 	char		stamp[32];
 	struct timeval tv;
 	va_list		ap;
-	StrBuf		line = {0};
+	StrBuf		safe = {0},
+				line = {0};
 
 	if (level < log_min_level)
 		return;
@@ -75,6 +80,8 @@ log_event(LogLevel level, const char *fmt,...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	strbuf_put(&safe, "", 0);	/* never NULL, even for an empty message */
+	strbuf_escaped(&safe, msg, strlen(msg), true);
 
 	gettimeofday(&tv, NULL);
 	format_timestamp((int64_t) tv.tv_sec * 1000000 + tv.tv_usec, 3, stamp, sizeof(stamp));
@@ -83,15 +90,17 @@ log_event(LogLevel level, const char *fmt,...)
 	{
 		strbuf_printf(&line, "{\"ts\":\"%s\",\"program\":\"%s\",\"level\":\"%s\",\"msg\":",
 					  stamp, log_progname, level_names[level]);
-		strbuf_json_string(&line, msg, strlen(msg));
+		strbuf_json_string(&line, safe.data, safe.len);
 		strbuf_puts(&line, "}\n");
 	}
 	else
-		strbuf_printf(&line, "%s %s %s: %s\n", stamp, log_progname, level_names[level], msg);
+		strbuf_printf(&line, "%s %s %s: %s\n", stamp, log_progname, level_names[level],
+					  safe.data);
 
 	if (write(STDERR_FILENO, line.data, line.len) < 0)
 	{
 		/* nowhere left to report a failing stderr */
 	}
+	strbuf_free(&safe);
 	strbuf_free(&line);
 }

@@ -58,8 +58,9 @@ main(int argc, char **argv)
 	int			rc;
 
 	if (!options_parse(&opts, argc, argv))
-		return RELAY_EXIT_USAGE;
-	rc = run_command(&opts);
+		rc = RELAY_EXIT_USAGE;	/* freed too: a leak check at exit sees only losses */
+	else
+		rc = run_command(&opts);
 	options_free(&opts);
 	return rc;
 }

@@ -21,8 +21,18 @@
  * slot.  Its send buffer is capped (METRICS_SNDBUF): a client that reads
  * slowly holds little kernel memory, and a large page takes the POLLOUT
  * path on loopback as it does across a network (where the buffer starts
- * small), so the tests exercise it.  There is no thread: the counters and the connections are only
- * touched by the main thread, so they need no lock.
+ * small), so the tests exercise it.
+ *
+ * A waiting connection is always accepted: a listening socket left
+ * readable would make poll() return at once, again and again.  When every
+ * slot is taken, the connection that has waited longest for its request
+ * gives its slot up (a scraper sends its request at once, so idle ones go
+ * first); when none is waiting, all are being answered, and the new one
+ * gets a 503 and is closed.  An accept that fails (out of descriptors)
+ * leaves the socket readable too: accepting then pauses for a second.
+ *
+ * There is no thread: the counters and the connections are only touched
+ * by the main thread, so they need no lock.
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +51,7 @@
 
 #define METRICS_CLIENTS				8
 #define METRICS_CLIENT_TIMEOUT_S	10.0
+#define METRICS_ACCEPTS_PER_TURN	16	/* a flood of connections is taken in turns */
 #define METRICS_SNDBUF				32768	/* the kernel doubles it */
 
 /* One connection of a metrics client. */
@@ -50,6 +61,7 @@ typedef struct MetricsClient
 	StrBuf		out;			/* the answer; empty while reading */
 	size_t		sent;			/* bytes of out written */
 	double		deadline;		/* closed then, done or not (epoch s) */
+	double		accepted;		/* epoch s */
 } MetricsClient;
 
 RelayMetrics metrics = {.backlog = -1};
@@ -61,6 +73,7 @@ static const double bucket_bounds[METRICS_BUCKETS] = {
 static MetricsPageFn page_fn = NULL;	/* NULL: the publish page, render() */
 static void *page_arg = NULL;
 static int	listen_fd = -1;
+static double accept_paused_until = 0;	/* after EMFILE and the like (epoch s) */
 static MetricsClient clients[METRICS_CLIENTS];
 static int	nclients = 0;
 
@@ -133,7 +146,9 @@ metrics_pollfds(struct pollfd *fds, int max)
 
 	if (listen_fd < 0 || max < 1 + nclients)
 		return 0;
-	fds[n++] = (struct pollfd) {.fd = listen_fd, .events = POLLIN};
+	fds[n++] = (struct pollfd) {
+		.fd = listen_fd, .events = now_s() < accept_paused_until ? 0 : POLLIN
+	};
 	for (int i = 0; i < nclients; i++)
 		fds[n++] = (struct pollfd) {
 			.fd = clients[i].fd,
@@ -288,6 +303,69 @@ read_request(MetricsClient *c)
 }
 
 /*
+ * make_room: a free slot, taken from the connection that has waited longest
+ * for its request when all are in use (see the banner); -1 when every
+ * connection is being answered.
+ */
+static int
+make_room(void)
+{
+	int			oldest = -1;
+
+	if (nclients < METRICS_CLIENTS)
+		return nclients++;
+	for (int i = 0; i < nclients; i++)
+		if (clients[i].out.len == 0 &&
+			(oldest < 0 || clients[i].accepted < clients[oldest].accepted))
+			oldest = i;
+	if (oldest >= 0)
+	{
+		log_debug("metrics: every connection slot is taken; closing one that sent no request");
+		drop_client(&clients[oldest]);
+	}
+	return oldest;
+}
+
+/*
+ * accept_clients: accept the connections waiting on the listening socket
+ * (up to METRICS_ACCEPTS_PER_TURN); each takes a slot, or gets a 503.
+ */
+static void
+accept_clients(double now)
+{
+	static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n"
+		"Connection: close\r\n\r\n";
+
+	for (int i = 0; i < METRICS_ACCEPTS_PER_TURN; i++)
+	{
+		int			fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int			sndbuf = METRICS_SNDBUF;
+		int			slot;
+
+		if (fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		{
+			/* out of descriptors, say: waiting stays readable, so pause */
+			log_warning("metrics: could not accept a connection: %s; pausing 1 s",
+						strerror(errno));
+			accept_paused_until = now + 1.0;
+		}
+		if (fd < 0)
+			return;
+		if ((slot = make_room()) < 0)
+		{
+			if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				log_debug("metrics client went away before its 503: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		clients[slot] = (MetricsClient) {
+			.fd = fd, .deadline = now + METRICS_CLIENT_TIMEOUT_S, .accepted = now
+		};
+	}
+}
+
+/*
  * metrics_serve: handle the sockets poll() found ready, and close the
  * connections past their deadline; fds are those metrics_pollfds
  * returned, n of them.
@@ -316,18 +394,8 @@ metrics_serve(struct pollfd *fds, int n)
 			clients[kept++] = *c;
 	}
 	nclients = kept;
-	if (n > 0 && (fds[0].revents & POLLIN) && nclients < METRICS_CLIENTS)
-	{
-		int			fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (fd >= 0)
-		{
-			int			sndbuf = METRICS_SNDBUF;
-
-			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-			clients[nclients++] = (MetricsClient) {.fd = fd, .deadline = now + METRICS_CLIENT_TIMEOUT_S};
-		}
-	}
+	if (n > 0 && (fds[0].revents & POLLIN))
+		accept_clients(now);
 }
 
 /*

@@ -38,24 +38,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "distsys_protocol.h"
 #include "log.h"
 #include "outbox.h"
 #include "util.h"
 
+/*
+ * fetch_sql: the rows after the cursor in the owned lanes, with the
+ * snapshot's xmin and an xid of this statement (the banner), and the
+ * headers as "name[:value],..." in hex (decode_headers).  Like every
+ * statement of the relay, it names each function, operator and type with
+ * its schema: a role that can create objects in a schema of the relay
+ * role's search_path must not be able to run code as that role.
+ */
 static const char *const fetch_sql =
-"SELECT pg_snapshot_xmin(s.s)::text, (s.x::text::bigint + 1)::text,"
-"       o.id::text, o.lane::text, o.topic, o.key, o.payload, o.payload_type,"
-"       o.message_id, extract(epoch FROM o.created_at)::text, o.attempts::text,"
-"       (SELECT string_agg(encode(convert_to(k, 'UTF8'), 'hex') || ':' ||"
-"                          encode(convert_to(v, 'UTF8'), 'hex'), ',')"
-"          FROM jsonb_each_text(o.headers) AS h(k, v)),"
-"       (extract(epoch FROM o.created_at) * 1000000)::bigint::text"
-"  FROM (SELECT pg_current_snapshot() AS s, pg_current_xact_id() AS x) s"
+"SELECT pg_catalog.pg_snapshot_xmin(s.s)::pg_catalog.text,"
+"       (s.x::pg_catalog.text::pg_catalog.int8 OPERATOR(pg_catalog.+) 1)::pg_catalog.text,"
+"       o.id::pg_catalog.text, o.lane::pg_catalog.text, o.topic, o.key, o.payload,"
+"       o.payload_type, o.message_id,"
+"       EXTRACT(epoch FROM o.created_at)::pg_catalog.text, o.attempts::pg_catalog.text,"
+"       (SELECT pg_catalog.string_agg("
+"                 pg_catalog.encode(pg_catalog.convert_to(h.k, 'UTF8'), 'hex')"
+"                 OPERATOR(pg_catalog.||)"
+"                 COALESCE(':'::pg_catalog.text OPERATOR(pg_catalog.||)"
+"                          pg_catalog.encode(pg_catalog.convert_to(h.v, 'UTF8'), 'hex'), ''),"
+"                 ',')"
+"          FROM pg_catalog.jsonb_each_text(o.headers) AS h(k, v)),"
+"       (EXTRACT(epoch FROM o.created_at) OPERATOR(pg_catalog.*) 1000000)"
+"         ::pg_catalog.int8::pg_catalog.text"
+"  FROM (SELECT pg_catalog.pg_current_snapshot() AS s, pg_catalog.pg_current_xact_id() AS x) s"
 "  LEFT JOIN LATERAL (SELECT * FROM distsys.outbox"
-"                      WHERE id > $1 AND lane = ANY ($2::smallint[])"
-"                        AND NOT id = ANY ($3::bigint[])"
-"                      ORDER BY id LIMIT $4) o ON true"
+"                      WHERE id OPERATOR(pg_catalog.>) $1::pg_catalog.int8"
+"                        AND lane OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int2[])"
+"                        AND NOT id OPERATOR(pg_catalog.=) ANY ($3::pg_catalog.int8[])"
+"                      ORDER BY id LIMIT $4::pg_catalog.int8) o ON true"
 " ORDER BY o.id";
 
 /*
@@ -65,21 +82,20 @@ static const char *const fetch_sql =
 bool
 outbox_connect(OutboxDb *db, const char *conninfo, bool quiet)
 {
-	const char *const keywords[] = {"dbname", "fallback_application_name", NULL};
-	const char *const values[] = {conninfo, "distsys-relay", NULL};
-	PGconn	   *conn = PQconnectdbParams(keywords, values, 1);
+	char	   *error;
+	PGconn	   *conn = db_connect(conninfo, "distsys-relay", true, &error);
 	PGresult   *res = NULL;
+	char		version[32];
 	bool		ok = false;
 
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	if (conn == NULL)
 	{
 		if (!quiet)
-			log_error("could not connect to the database: %s; retrying",
-					  conn ? one_line(PQerrorMessage(conn)) : "out of memory");
+			log_error("could not connect to the database: %s; retrying", error);
+		free(error);
+		return false;
 	}
-	else if (PQresultStatus(res = PQexec(conn, "SELECT extversion FROM pg_catalog.pg_extension"
-										  " WHERE extname = 'distsys'")) != PGRES_TUPLES_OK ||
-			 PQntuples(res) == 0)
+	if (!db_extension_version(conn, version, sizeof(version)))
 	{
 		if (!quiet)
 			log_error("the distsys extension is not installed in database \"%s\" on %s:%s: "
@@ -88,20 +104,16 @@ outbox_connect(OutboxDb *db, const char *conninfo, bool quiet)
 	}
 	else
 	{
-		char		version[32];
-
-		snprintf(version, sizeof(version), "%s", PQgetvalue(res, 0, 0));
-		PQclear(res);
 		res = PQexec(conn, "LISTEN " DISTSYS_OUTBOX_CHANNEL);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (ok)
-			log_info("database connected: \"%s\" on %s:%s, distsys extension %s",
-					 PQdb(conn), PQhost(conn), PQport(conn), version);
+			log_info("database connected: \"%s\" on %s:%s as %s, distsys extension %s",
+					 PQdb(conn), PQhost(conn), PQport(conn), PQuser(conn), version);
 		else if (!quiet)
 			log_error("could not LISTEN on the database: %s",
 					  one_line(PQerrorMessage(conn)));
+		PQclear(res);
 	}
-	PQclear(res);
 	if (!ok)
 	{
 		PQfinish(conn);
@@ -147,33 +159,107 @@ outbox_reset_cursor(OutboxDb *db)
 static int
 hexval(char c)
 {
-	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+		return (c | 0x20) - 'a' + 10;
+	return -1;
 }
 
 /*
- * decode_headers: "hexname:hexvalue,..." into name\0value\0 pairs.
+ * hex_run: the number of hex digits at h, or -1 when the run has an odd
+ * length (a run ends at ':', ',' or the end; anything else is an error).
+ */
+static long
+hex_run(const char *h)
+{
+	const char *p = h;
+
+	while (hexval(*p) >= 0)
+		p++;
+	if ((p - h) % 2 != 0 || (*p != ':' && *p != ',' && *p != '\0'))
+		return -1;
+	return p - h;
+}
+
+/*
+ * unhex: decode the run of len hex digits at h into out, NUL-terminated;
+ * returns the byte after the NUL.
  */
 static char *
+unhex(const char *h, long len, char *out)
+{
+	for (long i = 0; i < len; i += 2)
+		*out++ = (char) (hexval(h[i]) << 4 | hexval(h[i + 1]));
+	*out++ = '\0';
+	return out;
+}
+
+/*
+ * decode_headers: the headers of a row as fetch_sql sends them: entries
+ * "name[:value]" separated by ',', name and value in hex, no ':' for a
+ * header without value.  Returns one malloc'd block: the MsgHeader array,
+ * then each name and value, decoded and NUL-terminated.  NULL when the
+ * text is not of that form (it comes from our own statement, so only a
+ * bug does that).
+ *
+ * Two passes over the same grammar: the first checks it and counts the
+ * entries and the decoded bytes, the second writes exactly that many.
+ */
+static MsgHeader *
 decode_headers(const char *hex, int *n)
 {
-	char	   *out = malloc(strlen(hex) / 2 + 2),
-			   *o = out;
+	size_t		bytes = 0;
+	long		len;
+	int			count = 0;
+	const char *h;
+	MsgHeader  *out;
+	char	   *o;
 
-	*n = 0;
-	for (const char *h = hex; *h;)
+	for (h = hex;; h++)
 	{
-		if (*h == ':' || *h == ',')
+		if ((len = hex_run(h)) < 0)
+			return NULL;
+		bytes += len / 2 + 1;
+		h += len;
+		if (*h == ':')
 		{
-			*o++ = '\0';
-			*n += *h == ',';
-			h++;
-			continue;
+			if ((len = hex_run(++h)) < 0)
+				return NULL;
+			bytes += len / 2 + 1;
+			h += len;
 		}
-		*o++ = (char) (hexval(h[0]) << 4 | hexval(h[1]));
-		h += 2;
+		count++;
+		if (*h != ',')
+			break;
 	}
-	*o++ = '\0';
-	*n += 1;
+	if (*h != '\0')
+		return NULL;				/* a second ':' in one entry */
+
+	out = malloc(count * sizeof(MsgHeader) + bytes);
+	o = (char *) (out + count);
+	h = hex;
+	for (int i = 0; i < count; i++, h++)
+	{
+		MsgHeader  *mh = &out[i];
+
+		len = hex_run(h);
+		mh->name = o;
+		mh->name_len = len / 2;
+		o = unhex(h, len, o);
+		h += len;
+		mh->value = NULL;
+		mh->value_len = 0;
+		if (*h == ':')
+		{
+			len = hex_run(++h);
+			mh->value = o;
+			mh->value_len = len / 2;
+			o = unhex(h, len, o);
+			h += len;
+		}
+	}
+	*n = count;
 	return out;
 }
 
@@ -184,7 +270,8 @@ get_str(PGresult *res, int row, int col)
 }
 
 /*
- * row_to_msg: the message of result row i (binary format).
+ * row_to_msg: the message of result row i (binary format); NULL when the
+ * row cannot be read, which only a bug does (logged).
  */
 static OutboxMsg *
 row_to_msg(PGresult *res, int i, char **key)
@@ -206,8 +293,13 @@ row_to_msg(PGresult *res, int i, char **key)
 	m->created_at = strtod(PQgetvalue(res, i, 9), NULL);
 	m->created_us = strtoll(PQgetvalue(res, i, 12), NULL, 10);
 	m->attempts = atoi(PQgetvalue(res, i, 10));
-	if (!PQgetisnull(res, i, 11))
-		m->headers = decode_headers(PQgetvalue(res, i, 11), &m->nheaders);
+	if (!PQgetisnull(res, i, 11) &&
+		(m->headers = decode_headers(PQgetvalue(res, i, 11), &m->nheaders)) == NULL)
+	{
+		log_error("outbox row %lld: malformed headers from the database", (long long) m->id);
+		queue_free_msg(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -279,6 +371,12 @@ outbox_fetch(OutboxDb *db, MsgQueue *q, const char *lanes, int limit, bool *more
 		char	   *key;
 		OutboxMsg  *m = row_to_msg(res, i, &key);
 
+		if (m == NULL)
+		{
+			/* no cut: the cursor must not pass the row (rows before it stay) */
+			PQclear(res);
+			return -1;
+		}
 		max_id = m->id > max_id ? m->id : max_id;
 		queue_insert(q, m, key);
 		added++;
@@ -311,7 +409,7 @@ outbox_ack(OutboxDb *db, const int64_t *ids, int n)
 	for (int i = 0; i < n; i++)
 		p += sprintf(p, "%s%lld", i ? "," : "", (long long) ids[i]);
 	strcpy(p, "}");
-	res = PQexecParams(db->conn, "SELECT distsys.outbox_ack($1::bigint[])", 1,
+	res = PQexecParams(db->conn, "SELECT distsys.outbox_ack($1::pg_catalog.int8[])", 1,
 					   NULL, params, NULL, NULL, 0);
 	free(arr);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
@@ -340,7 +438,8 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 	snprintf(id, sizeof(id), "%lld", (long long) m->id);
 	snprintf(max, sizeof(max), "%d", max_attempts);
 	snprintf(backoff, sizeof(backoff), "%d milliseconds", backoff_ms);
-	res = PQexecParams(db->conn, "SELECT distsys.outbox_fail($1, $2, $3, $4, $5::interval)",
+	res = PQexecParams(db->conn, "SELECT distsys.outbox_fail($1::pg_catalog.int8, $2::pg_catalog.text,"
+					   " $3::pg_catalog.bool, $4::pg_catalog.int4, $5::pg_catalog.interval)",
 					   5, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
@@ -363,9 +462,11 @@ outbox_backlog(OutboxDb *db, const char *lanes, int64_t *count, double *oldest)
 {
 	const char *params[1] = {lanes};
 	PGresult   *res = PQexecParams(db->conn,
-								   "SELECT count(*), coalesce(extract(epoch FROM"
-								   " clock_timestamp() - min(created_at)), 0)"
-								   " FROM distsys.outbox WHERE lane = ANY ($1::smallint[])",
+								   "SELECT pg_catalog.count(*), COALESCE(EXTRACT(epoch FROM"
+								   " pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-)"
+								   " pg_catalog.min(created_at)), 0)"
+								   " FROM distsys.outbox"
+								   " WHERE lane OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.int2[])",
 								   1, NULL, params, NULL, NULL, 0);
 	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 

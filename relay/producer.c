@@ -195,13 +195,12 @@ producer_send(OutboxMsg *m)
 		strcmp(m->payload_type, DISTSYS_PAYLOAD_TEXT) == 0 ? DISTSYS_CONTENT_TYPE_TEXT :
 		DISTSYS_CONTENT_TYPE_BYTES;
 
-	for (int i = 0, off = 0; i < m->nheaders; i++)
+	for (int i = 0; i < m->nheaders; i++)
 	{
-		const char *name = m->headers + off;
-		const char *value = name + strlen(name) + 1;
+		const MsgHeader *h = &m->headers[i];
 
-		rd_kafka_header_add(hdrs, name, -1, value, -1);
-		off = value + strlen(value) + 1 - m->headers;
+		rd_kafka_header_add(hdrs, h->name, (ssize_t) h->name_len, h->value,
+							(ssize_t) h->value_len);
 	}
 	rd_kafka_header_add(hdrs, DISTSYS_HEADER_MESSAGE_ID, -1, m->message_id, -1);
 	rd_kafka_header_add(hdrs, DISTSYS_HEADER_CONTENT_TYPE, -1, ct, -1);

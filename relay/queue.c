@@ -65,6 +65,20 @@ queue_init(MsgQueue *q)
 }
 
 /*
+ * queue_free: free every message of q and its tables (at exit, once the
+ * producer that held messages in flight is gone).
+ */
+void
+queue_free(MsgQueue *q)
+{
+	while (q->head != NULL)
+		queue_remove(q, q->head);
+	free(q->by_id);
+	free(q->by_key);
+	memset(q, 0, sizeof(*q));
+}
+
+/*
  * queue_find: the message with this id, or NULL.
  */
 OutboxMsg *
@@ -169,6 +183,15 @@ queue_remove(MsgQueue *q, OutboxMsg *m)
 	if (m->ks)
 		key_unref(q, m->ks);
 	q->count--;
+	queue_free_msg(m);
+}
+
+/*
+ * queue_free_msg: free m, which is in no queue.
+ */
+void
+queue_free_msg(OutboxMsg *m)
+{
 	free(m->topic);
 	free(m->payload);
 	free(m->payload_type);

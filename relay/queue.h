@@ -30,6 +30,19 @@ typedef struct KeyState
 	struct KeyState *hnext;
 } KeyState;
 
+/*
+ * One Kafka header of an outbox row.  name and value are NUL-terminated
+ * too, and point into the block that holds the message's header array;
+ * value is NULL for a header without value.
+ */
+typedef struct MsgHeader
+{
+	const char *name;
+	const char *value;
+	size_t		name_len;
+	size_t		value_len;
+} MsgHeader;
+
 typedef struct OutboxMsg
 {
 	int64_t		id;
@@ -39,7 +52,7 @@ typedef struct OutboxMsg
 	size_t		payload_len;
 	char	   *payload_type;	/* json, text or bytes */
 	char	   *message_id;
-	char	   *headers;		/* name\0value\0 pairs, nheaders of them */
+	MsgHeader  *headers;		/* nheaders of them, one malloc'd block */
 	int			nheaders;
 	double		created_at;		/* epoch seconds */
 	int64_t		created_us;		/* the same, exact: epoch microseconds */
@@ -63,9 +76,11 @@ typedef struct MsgQueue
 } MsgQueue;
 
 extern void queue_init(MsgQueue *q);
+extern void queue_free(MsgQueue *q);
 extern OutboxMsg *queue_find(MsgQueue *q, int64_t id);
 extern void queue_insert(MsgQueue *q, OutboxMsg *m, const char *key);
 extern void queue_remove(MsgQueue *q, OutboxMsg *m);
+extern void queue_free_msg(OutboxMsg *m);
 extern int	queue_drop_queued(MsgQueue *q, bool (*keep) (int lane, void *arg),
 							  void *arg);
 extern int	queue_inflight_in_lane(MsgQueue *q, int lane, int relay_lanes);

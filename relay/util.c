@@ -3,8 +3,9 @@
  * util.c
  *	  Small helpers shared by distsys-relay's modules and
  *	  distsys-kafka-mock: a growable string (StrBuf), the one JSON string
- *	  escaper, the one ISO 8601 timestamp formatter, and one_line for
- *	  libpq's multi-line messages.
+ *	  escaper, the one escaper of untrusted bytes (log lines, dead
+ *	  letters), a strict UTF-8 check, the one ISO 8601 timestamp formatter,
+ *	  and one_line for libpq's multi-line messages.
  *
  * Nothing here keeps state: every function works on what it is given, so
  * any thread may call it (log.c does, from librdkafka's threads).  A
@@ -106,6 +107,108 @@ strbuf_json_string(StrBuf *b, const char *s, size_t n)
 	}
 	strbuf_put(b, s + plain, n - plain);
 	strbuf_put(b, "\"", 1);
+}
+
+/*
+ * utf8_char_len: the length of the well-formed UTF-8 sequence at s (n
+ * bytes left), 0 when it is not one: overlong forms, surrogates and code
+ * points above U+10FFFF are refused, as PostgreSQL refuses them.  *cp is
+ * its code point.
+ */
+static int
+utf8_char_len(const unsigned char *s, size_t n, uint32_t *cp)
+{
+	int			len;
+	uint32_t	c;
+
+	if (s[0] < 0x80)
+		len = 1, c = s[0];
+	else if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, c = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, c = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, c = s[0] & 0x07;
+	else
+		return 0;
+	if ((size_t) len > n)
+		return 0;
+	for (int i = 1; i < len; i++)
+	{
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+		(len == 4 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+/*
+ * utf8_is_text: whether the n bytes at s can be a PostgreSQL text value
+ * sent as UTF-8: well-formed UTF-8 without a NUL byte.  Kafka keys and
+ * header values are bytes; only those that pass are handed to SQL as text.
+ */
+bool
+utf8_is_text(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *) s;
+
+	for (size_t i = 0; i < n;)
+	{
+		uint32_t	cp;
+		int			len = utf8_char_len(u + i, n - i, &cp);
+
+		if (len == 0 || cp == 0)
+			return false;
+		i += len;
+	}
+	return true;
+}
+
+/*
+ * escape_char: whether a terminal or a log viewer could read the code
+ * point as something else than a visible character: C0 and C1 controls,
+ * DEL, the Unicode line and paragraph separators, bidirectional overrides
+ * and isolates.
+ */
+static bool
+escape_char(uint32_t cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp < 0xa0) || cp == 0x2028 || cp == 0x2029 ||
+		(cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/*
+ * strbuf_escaped: append the n bytes at s so that they read as one line of
+ * plain characters whatever they hold: a backslash as \\, and as \xNN
+ * each byte of a control character (escape_char), of a sequence that is
+ * not well-formed UTF-8 and, unless keep_utf8, of every character outside
+ * printable ASCII.  The original bytes can be told back from the result.
+ */
+void
+strbuf_escaped(StrBuf *b, const char *s, size_t n, bool keep_utf8)
+{
+	const unsigned char *u = (const unsigned char *) s;
+
+	for (size_t i = 0; i < n;)
+	{
+		uint32_t	cp = 0;
+		int			len = utf8_char_len(u + i, n - i, &cp);
+
+		if (len == 0)
+			len = 1, cp = 0;	/* a stray byte: escaped, as a NUL is */
+		if (cp == '\\')
+			strbuf_put(b, "\\\\", 2);
+		else if (cp != 0 && !escape_char(cp) && (len == 1 || keep_utf8))
+			strbuf_put(b, s + i, len);
+		else
+			for (int j = 0; j < len; j++)
+				strbuf_printf(b, "\\x%02x", u[i + j]);
+		i += len;
+	}
 }
 
 /*

@@ -2,14 +2,16 @@
  *
  * util.h
  *	  Small helpers shared by distsys-relay's modules and
- *	  distsys-kafka-mock: a growable string, JSON string escaping, ISO 8601
- *	  timestamps, one-line messages.
+ *	  distsys-kafka-mock: a growable string, JSON string escaping, escaping
+ *	  of untrusted bytes, a UTF-8 check, ISO 8601 timestamps, one-line
+ *	  messages.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef RELAY_UTIL_H
 #define RELAY_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,9 +30,11 @@ extern void strbuf_puts(StrBuf *b, const char *s);
 extern void strbuf_printf(StrBuf *b, const char *fmt,...)
 			__attribute__((format(printf, 2, 3)));
 extern void strbuf_json_string(StrBuf *b, const char *s, size_t n);
+extern void strbuf_escaped(StrBuf *b, const char *s, size_t n, bool keep_utf8);
 extern void strbuf_free(StrBuf *b);
 
 extern void format_timestamp(int64_t us, int digits, char *buf, size_t size);
 extern char *one_line(char *msg);
+extern bool utf8_is_text(const char *s, size_t n);
 
 #endif							/* RELAY_UTIL_H */

@@ -150,10 +150,14 @@ for my $n (2, 3)
 		ok(wait_until(sub { keys(%{ lane_owners() }) == $n }, 20),
 			"each of $n relays owns lanes")
 		  or diag(explain(lane_owners()));
-		my $o = lane_owners();
-		my $max = 0;
-		$max = $_ > $max ? $_ : $max for values %$o;
-		cmp_ok($max, '<=', $share, "none holds more than its share ($share)");
+		# a relay that took lanes before it saw the others gives the excess
+		# back at its next tick (docs/relay.md: "within seconds")
+		my $max;
+		wait_until(sub {
+			$max = 0;
+			$max = $_ > $max ? $_ : $max for values %{ lane_owners() };
+			$max <= $share }, 10);
+		cmp_ok($max, '<=', $share, "within seconds none holds more than its share ($share)");
 		my $bench = run_workload($node, "share$n", 4, 200, 1);
 		sleep 0.5;
 		kill_relay($r[0]);

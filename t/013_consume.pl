@@ -23,30 +23,12 @@ use RelayTest;
 
 my $node = distsys_node('consume');
 my $m = start_mock('mock013', '--topic', 'in:2');
+setup_handler($node);
 $node->safe_psql('postgres', q{
-	CREATE SCHEMA app;
-	CREATE TABLE app.applied (seq serial, topic text, k text, payload jsonb, headers jsonb,
-		at timestamptz DEFAULT clock_timestamp());
-	CREATE FUNCTION app.apply(topic text, key text, payload jsonb, headers jsonb)
-	RETURNS void LANGUAGE plpgsql AS $$
-	BEGIN
-		IF payload->>'fail' = 'true' THEN
-			RAISE EXCEPTION 'cannot apply %', key;
-		END IF;
-		INSERT INTO app.applied (topic, k, payload, headers) VALUES (topic, key, payload, headers);
-	END $$;
 	CREATE FUNCTION app.strict_one(text, text, jsonb, jsonb) RETURNS void
 		LANGUAGE sql STRICT AS 'SELECT';
 });
 
-# free_port(): a loopback port nothing listens on.
-sub free_port
-{
-	my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0');
-	my $p = $s->sockport;
-	close $s;
-	return $p;
-}
 my $port = free_port();
 
 # --- bad flags and handlers: one line, exit 2 --------------------------------

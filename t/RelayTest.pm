@@ -21,7 +21,7 @@ use Test::More;
 use Exporter 'import';
 use DistsysTest qw(slurp);
 
-our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce
+our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce free_port setup_handler
   kill_relay stop_relay relay_log metrics_page wait_until consume check_stream setup_workload run_workload
   expected_messages wait_outbox_empty dead_ids);
 
@@ -137,6 +137,15 @@ sub produce
 	  or die "kcat -P failed: $err";
 }
 
+# free_port(): a loopback port nothing listens on (for --metrics-addr).
+sub free_port
+{
+	my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0');
+	my $p = $s->sockport;
+	close $s;
+	return $p;
+}
+
 # metrics_page(PORT): the text served on the metrics port, or ''.
 sub metrics_page
 {
@@ -187,6 +196,28 @@ sub consume
 		push @msgs, [ $k, $id // '', $s, $h, $ts ];
 	}
 	return \@msgs;
+}
+
+# setup_handler(NODE): the consumers' handler app.apply(topic, key, payload
+# jsonb, headers), which records each message in app.applied and fails for
+# a payload {"fail": true}.
+sub setup_handler
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', q{
+		CREATE SCHEMA app;
+		CREATE TABLE app.applied (seq serial, topic text, k text, payload jsonb, headers jsonb,
+			at timestamptz DEFAULT clock_timestamp());
+		CREATE FUNCTION app.apply(topic text, key text, payload jsonb, headers jsonb)
+		RETURNS void LANGUAGE plpgsql AS $$
+		BEGIN
+			IF payload->>'fail' = 'true' THEN
+				RAISE EXCEPTION 'cannot apply %', key;
+			END IF;
+			INSERT INTO app.applied (topic, k, payload, headers)
+				VALUES (topic, key, payload, headers);
+		END $$;
+	});
 }
 
 # setup_workload(NODE): the counter and record tables of the workload.

@@ -56,6 +56,7 @@
 #include "utils/timestamp.h"
 
 #include "distsys.h"
+#include "distsys_protocol.h"
 #include "dlock.h"
 
 #define ERRCODE_DLOCK_STALE_TOKEN	MAKE_SQLSTATE('Y','L','0','0','1')
@@ -125,6 +126,33 @@ invalid(const char *msg, const char *hint)
 			 hint ? errhint("%s", hint) : 0));
 }
 
+/*
+ * check_reserved_name: names starting with "distsys." coordinate distsys's
+ * own processes (distsys-relay's lanes and members): only superusers and
+ * roles with the privileges of distsys_relay may use them, in any dlock_*
+ * function, so that no other role can hold a relay's lane or pose as a
+ * relay (distsys_protocol.h).
+ */
+static void
+check_reserved_name(const char *name)
+{
+	Oid			relay;
+
+	if (strncmp(name, DISTSYS_RESERVED_LOCK_PREFIX, strlen(DISTSYS_RESERVED_LOCK_PREFIX)) != 0 ||
+		superuser())
+		return;
+	relay = get_role_oid(DISTSYS_RELAY_ROLE, true);
+	if (OidIsValid(relay) && has_privs_of_role(GetUserId(), relay))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for lock \"%s\"", name),
+			 errdetail("Lock names starting with \"%s\" are reserved for distsys-relay.",
+					   DISTSYS_RESERVED_LOCK_PREFIX),
+			 errhint("Choose another name. A role that runs distsys-relay needs membership in %s.",
+					 DISTSYS_RELAY_ROLE)));
+}
+
 static void
 parse_name(FunctionCallInfo fcinfo, int argno, DLockKey *key)
 {
@@ -135,6 +163,7 @@ parse_name(FunctionCallInfo fcinfo, int argno, DLockKey *key)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(argno));
 	if (name[0] == '\0')
 		invalid("lock name must not be empty", NULL);
+	check_reserved_name(name);
 	if (strlen(name) > DLOCK_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),

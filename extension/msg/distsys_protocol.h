@@ -53,6 +53,15 @@
 #define DISTSYS_RELAY_LOCK_PATTERN		"distsys.relay.%%.%d.%%"	/* N */
 
 /*
+ * Lock names starting with this prefix are reserved: the dlock_* functions
+ * refuse them to roles that are neither superusers nor have the privileges
+ * of DISTSYS_RELAY_ROLE (created by the install script), so no other role
+ * can hold a relay's lane or pose as a relay.
+ */
+#define DISTSYS_RESERVED_LOCK_PREFIX	"distsys."
+#define DISTSYS_RELAY_ROLE				"distsys_relay"
+
+/*
  * The message id of an outbox message, unique across clusters and
  * databases: "<system identifier>-<database oid>-<outbox id>".  outbox_send
  * formats the prefix (uint64_t, unsigned int) and appends the id in SQL.

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# tools/fuzz-relay.sh: the hostile-input run of distsys-relay and its consume
+# command (not part of 'make test'; docs/security.md has the last figures).
+#
+#   tools/fuzz-relay.sh [--records N] [--argv N] [--seed S]
+#
+# Builds the relay and the Kafka test broker with AddressSanitizer and
+# UndefinedBehaviorSanitizer (make relay-asan), then runs tools/fuzz-relay.pl
+# with them first on PATH: random flags and config files, hostile Kafka
+# records next to well-formed outbox messages, junk on the metrics ports.
+# Fails on a failed check or any sanitizer report.
+set -euo pipefail
+SYS_PATH=$PATH	# ds_setup puts a relocated pg_config first, without headers
+. "$(dirname "$0")/common.sh"
+
+RECORDS=2000 ARGVS=1500 SEED=$RANDOM
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--records) RECORDS=$2; shift ;;
+	--argv) ARGVS=$2; shift ;;
+	--seed) SEED=$2; shift ;;
+	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	*) echo "fuzz-relay.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+ds_setup
+PATH=$SYS_PATH make -C "$DS_TOP" -s -j2 relay-asan >/dev/null
+mkdir -p "$DS_WORK/asan/bin" "$DS_WORK/tap/tmp_check" "$DS_WORK/tests"
+cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock "$DS_WORK/asan/bin/"
+cp -a "$DS_TOP/t" "$DS_TOP/tools/fuzz-relay.pl" "$DS_WORK/tests/"
+[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
+
+rc=0
+(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$DS_WORK/tap" PATH="$DS_WORK/asan/bin:$PATH" \
+	TEMP_CONFIG="$DS_TEMP_CONFIG" PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" \
+	PG_TEST_TIMEOUT_DEFAULT=120 FUZZ_SEED="$SEED" FUZZ_RECORDS="$RECORDS" FUZZ_ARGV="$ARGVS" \
+	ASAN_OPTIONS="halt_on_error=1:detect_leaks=0:log_path=$DS_WORK/asan/report" \
+	UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$DS_WORK/asan/report" \
+	prove -v fuzz-relay.pl) || rc=$?
+reports=$(cat "$DS_WORK"/asan/report.* 2>/dev/null | grep -c 'ERROR: AddressSanitizer\|runtime error:' || true)
+echo "fuzz-relay: sanitizer reports: $reports"
+cat "$DS_WORK"/asan/report.* 2>/dev/null | head -40 || true
+[ "$rc" -eq 0 ] && [ "$reports" -eq 0 ]
