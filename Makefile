@@ -10,6 +10,8 @@
 #   make sim        the Raft core's deterministic simulator (tests/sim/sim.mk);
 #                   make sim-mutants checks that it catches wrong variants
 #   make fuzz       hostile arguments for every SQL function (tools/fuzz.sh)
+#   make fuzz-relay hostile flags, config files, Kafka records and metrics
+#                   requests for the sanitized relay (tools/fuzz-relay.sh)
 
 EXTENSION   = distsys
 MODULE_big  = distsys
@@ -70,11 +72,11 @@ all: relay
 install: install-relay
 EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log \
 			  $(SIM_CLEAN)
-else ifeq ($(filter test demo fuzz,$(MAKECMDGOALS)),)
+else ifeq ($(filter test demo fuzz fuzz-relay,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif
 
-.PHONY: test demo fuzz
+.PHONY: test demo fuzz fuzz-relay
 test:
 	ONLY="$(ONLY)" tools/test.sh
 
@@ -84,6 +86,10 @@ demo:
 # the hostile-input run of every SQL function (not a test: see tools/fuzz.sh)
 fuzz:
 	tools/fuzz.sh $(if $(SECONDS),--seconds $(SECONDS))
+
+# the same for distsys-relay's flags, config files, records and metrics port
+fuzz-relay:
+	tools/fuzz-relay.sh
 
 # prove_installcheck: only the TAP tests of 'make installcheck'
 .PHONY: prove_installcheck

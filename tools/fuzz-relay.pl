@@ -35,13 +35,6 @@ my $argvs = $ENV{FUZZ_ARGV} // 1500;
 srand($seed);
 diag("seed $seed (FUZZ_SEED replays it)");
 
-# free_port(): a loopback port nothing listens on now.
-sub free_port
-{
-	my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1:0') or die $!;
-	return $s->sockport;
-}
-
 # bytes(MAX): a random string of 0..MAX bytes, any byte but NUL and newline.
 sub bytes
 {
@@ -60,8 +53,7 @@ sub hostile
 	return rand() < 0.2 ? bytes(40) : $v[ int(rand(@v)) ];
 }
 
-my $relay = `command -v distsys-relay`;
-chomp $relay;
+my $relay = RelayTest::find_program('distsys-relay');
 my ($help) = ('');
 IPC::Run::run([ $relay, '--help' ], '>', \$help);
 my @flags = sort { $a cmp $b } keys %{ { map { $_ => 1 } $help =~ /(--[a-z][a-z0-9-]+)/g } };
@@ -166,8 +158,7 @@ for my $batch (1 .. 10)
 }
 
 # hostile records straight to Kafka
-my $kcat = `command -v kcat`;
-chomp $kcat;
+my $kcat = RelayTest::find_program('kcat');
 my $raw = 0;
 for my $i (1 .. $records / 2)
 {
