@@ -73,6 +73,8 @@ typedef struct DLockHolder
 	bool		releasing;		/* final release waits for its commit */
 	TimestampTz granted_at;
 	TimestampTz expires_at;
+	uint64		version;		/* set anew by each undoable change: see
+								 * dlock_holder_changed */
 	TransactionId fence_xids[DLOCK_FENCE_SLOTS];	/* see dlock_fence */
 } DLockHolder;
 
@@ -127,6 +129,7 @@ typedef struct DLockShared
 	LWLock	   *lock;			/* protects everything below and the hash */
 	int64		next_token;		/* next fencing token to hand out */
 	int64		token_limit;	/* tokens up to this are durably reserved */
+	uint64		last_version;	/* last DLockHolder.version handed out */
 	dlist_head	free_holders;
 	dlist_head	waited;			/* entries that have waiters */
 	Latch	   *worker_latch;	/* the expiry worker, when running */
@@ -157,6 +160,7 @@ extern DLockHolder *dlock_grant(DLockEntry *entry, DLockMode mode,
 								const char *owner, Oid role, int procno,
 								int pid, TimestampTz now, int64 ttl_us);
 extern void dlock_remove_holder(DLockHolder *holder);
+extern void dlock_holder_changed(DLockHolder *holder);
 extern int	dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next);
 extern void dlock_grant_waiters(DLockEntry *entry, TimestampTz now);
 extern void dlock_enqueue(DLockEntry *entry, DLockProc *me);
@@ -196,7 +200,7 @@ typedef enum DLockPendingKind
 
 extern void dlock_xact_init(void);
 extern void dlock_xact_remember(DLockPendingKind kind, const DLockKey *key,
-								const DLockHolder *holder);
+								const DLockHolder *holder, uint64 set_version);
 
 /* dlock_worker.c */
 extern void dlock_worker_register(void);

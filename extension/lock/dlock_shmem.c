@@ -397,6 +397,18 @@ dlock_restore_holder(DLockEntry *entry, const DLockHolder *saved)
 }
 
 /*
+ * dlock_holder_changed: give holder a new version after a change that an
+ * undo record may restore.  The version is unique server-wide, so an undo
+ * record can tell whether the holder still carries the change it undoes
+ * (see apply_pending in dlock_xact.c).  Caller holds the exclusive lock.
+ */
+void
+dlock_holder_changed(DLockHolder *holder)
+{
+	holder->version = ++dlock_shared->last_version;
+}
+
+/*
  * dlock_remove_holder: end a grant and give its slot back.  The caller hands
  * the lock on with dlock_grant_waiters and forgets an unused entry.
  */
@@ -492,6 +504,8 @@ dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next)
  * dlock_grant_waiters: grant the lock to the head of the queue, and to the
  * shared waiters right behind a shared head, while they fit.  Only those
  * backends are woken.  Never raises an error: it runs in commit callbacks.
+ * If waiters remain, the new grants' leases may end before the expiry
+ * worker planned to look, so it is poked (see dlock_worker.c).
  *
  * A waiter whose owner string already holds the lock does not fit either:
  * an owner string is held by at most one grant of a lock (the unique index
@@ -503,6 +517,8 @@ dlock_expire(DLockEntry *entry, TimestampTz now, TimestampTz *next)
 void
 dlock_grant_waiters(DLockEntry *entry, TimestampTz now)
 {
+	bool		granted = false;
+
 	while (!dlist_is_empty(&entry->waiters))
 	{
 		DLockProc  *w = dlist_head_element(DLockProc, node, &entry->waiters);
@@ -524,7 +540,11 @@ dlock_grant_waiters(DLockEntry *entry, TimestampTz now)
 		w->granted = h;
 		w->result = h ? DLOCK_GRANTED : DLOCK_NO_SLOT;
 		SetLatch(w->latch);
+		granted |= (h != NULL);
 	}
+	/* the new grant's lease may end before the worker planned to look */
+	if (granted && entry->nwaiters > 0)
+		dlock_poke_worker(entry);
 	if (entry->nwaiters == 0 && entry->waited_node.next != NULL)
 	{
 		dlist_delete(&entry->waited_node);

@@ -352,7 +352,7 @@ durable_commit(const DLockKey *key, const DLockHolder *after,
 			   const DLockHolder *before, bool row_exists, TimestampTz now)
 {
 	dlock_xact_remember(before ? DLOCK_UNDO_CHANGE : DLOCK_UNDO_GRANT, key,
-						before ? before : after);
+						before ? before : after, before ? after->version : 0);
 	if (row_exists)
 		dlock_table_update(key->name, after);
 	else
@@ -376,6 +376,7 @@ reenter(const DLockRequest *req, DLockHolder *h, DLockOutcome *out)
 	h->depth = h->releasing ? 1 : h->depth + 1;
 	h->releasing = false;
 	h->expires_at = Max(h->expires_at, out->now + req->ttl_us);
+	dlock_holder_changed(h);
 	out->after = *h;
 	return STEP_REENTERED;
 }
@@ -592,14 +593,20 @@ wait_for_grant(DLockProc *me, TimestampTz deadline, DLockOutcome *out)
 	{
 		do
 		{
-			int			rc = wait_latch(deadline);
+			int			rc;
+
+			/*
+			 * enqueue_me reset the latch, which may have been set by a
+			 * cancel that arrived before: without this check the interrupt
+			 * stays pending while an unbounded wait sleeps on.
+			 */
+			CHECK_FOR_INTERRUPTS();
+			rc = wait_latch(deadline);
 
 			out->now = GetCurrentTimestamp();
 			LWLockAcquire(dlock_shared->lock, LW_EXCLUSIVE);
 			out->step = wait_step(me, (rc & WL_LATCH_SET) != 0, deadline, out);
 			LWLockRelease(dlock_shared->lock);
-			if (out->step == STEP_QUEUED)
-				CHECK_FOR_INTERRUPTS();
 		} while (out->step == STEP_QUEUED);
 	}
 	PG_CATCH();
@@ -759,6 +766,7 @@ release_step(const DLockKey *key, const char *owner, const DLockActor *actor,
 		h->depth--;
 	else
 		h->releasing = true;
+	dlock_holder_changed(h);
 	out->after = *h;
 	return true;
 }
@@ -771,10 +779,10 @@ release_step(const DLockKey *key, const char *owner, const DLockActor *actor,
 static void
 release_row(const DLockKey *key, const DLockOutcome *out)
 {
-	dlock_xact_remember(DLOCK_UNDO_CHANGE, key, &out->before);
+	dlock_xact_remember(DLOCK_UNDO_CHANGE, key, &out->before, out->after.version);
 	if (out->after.releasing)
 	{
-		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &out->after);
+		dlock_xact_remember(DLOCK_DEFER_RELEASE, key, &out->after, 0);
 		dlock_heap_delete(key->name, &out->after);
 	}
 	else
@@ -828,6 +836,7 @@ renew_step(const DLockRequest *req, const DLockActor *actor, DLockOutcome *out)
 		return false;
 	out->before = *h;
 	h->expires_at = out->now + req->ttl_us;
+	dlock_holder_changed(h);
 	out->after = *h;
 	if (!dlist_is_empty(&h->entry->waiters))
 		dlock_poke_worker(NULL);	/* its planned expiry pass is early now */
@@ -1047,7 +1056,7 @@ dlock_break(PG_FUNCTION_ARGS)
 	LWLockRelease(dlock_shared->lock);
 	for (int i = 0; i < ndurable; i++)
 	{
-		dlock_xact_remember(DLOCK_DEFER_BREAK, &key, &durable[i]);
+		dlock_xact_remember(DLOCK_DEFER_BREAK, &key, &durable[i], 0);
 		dlock_heap_delete(key.name, &durable[i]);
 	}
 	PG_RETURN_BOOL(any);

@@ -42,9 +42,10 @@
 #include "dlock.h"
 #include "spi_util.h"
 
+/* newest grant first: see restore_row */
 static const char *const load_sql =
 "SELECT name, owner, role, mode, token, depth, granted_at, expires_at"
-"  FROM distsys.dlock_leases WHERE expires_at > $1";
+"  FROM distsys.dlock_leases WHERE expires_at > $1 ORDER BY token DESC";
 
 /* whether any row has expired; the largest token of all rows */
 static const char *const scan_sql =
@@ -94,6 +95,17 @@ run_for_mode(SPIPlanPtr *plans, const char *sql_fmt, DLockMode mode,
 	return distsys_spi_run(&plans[mode], sql, nargs, types, values, NULL, false);
 }
 
+/*
+ * restore_row: put one unexpired row back into shared memory, unless it
+ * does not fit beside the grants restored before it.
+ *
+ * Rows that do not fit can exist: a shared grant's lease ended and a later
+ * exclusive grant was taken beside its row (the row stays until a grant of
+ * its owner or dlock_cleanup deletes it); after the clock jumps back and the
+ * server restarts, that row looks unexpired again.  The rows come newest
+ * token first (load_sql), so the later grant, the one that was valid when
+ * it was taken, is kept and the older one is skipped with a LOG line.
+ */
 static void
 restore_row(HeapTuple tup, TupleDesc desc)
 {
@@ -118,8 +130,18 @@ restore_row(HeapTuple tup, TupleDesc desc)
 	h.expires_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 8, &isnull));
 
 	entry = dlock_entry_lookup(&key, true);
-	if (dlock_find_holder(entry, h.owner) == NULL)
-		dlock_restore_holder(entry, &h);
+	if (dlock_find_holder(entry, h.owner) != NULL)
+		return;
+	if (!dlock_compatible(entry, h.mode))
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("distributed lock \"%s\": not restoring the %s grant of token " INT64_FORMAT " of owner \"%s\"",
+						key.name, mode_text(h.mode), h.token, h.owner),
+				 errdetail("A later grant of this lock that conflicts with it was restored; the older grant's lease must have ended before, and the clock has gone back since.")));
+		return;
+	}
+	dlock_restore_holder(entry, &h);
 }
 
 /*

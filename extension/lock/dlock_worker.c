@@ -8,10 +8,17 @@
  * waiter at each expiry).  Instead this one worker sleeps until the earliest
  * lease of any lock that has waiters ends, then expires those holders and
  * grants the lock through dlock_grant_waiters, which wakes only the waiters
- * granted.  dlock_enqueue pokes its latch when a new waiter's lock expires
- * before the worker planned to look, and dlock_renew when a lock with
- * waiters is renewed.  It also keeps the reserve of fencing tokens filled,
- * and grants the waiters that a hand-off left queued for want of tokens.
+ * granted.  Its planned wake-up (worker_wake_at) is recomputed only in its
+ * pass, so every change that can make a lease of a lock with waiters end
+ * before it pokes its latch: dlock_enqueue, when a new waiter's lock
+ * expires before the worker planned to look; dlock_renew, when a lock with
+ * waiters is renewed; dlock_grant_waiters, when a hand-off grants a lease
+ * while others still wait (a new holder with a short lease); and the abort
+ * of an application-owned change that restores an earlier expiry
+ * (dlock_xact.c).  Without those pokes the next waiter would sleep while
+ * the lock is free, up to the old planned wake-up.  It also keeps the
+ * reserve of fencing tokens filled, and grants the waiters that a hand-off
+ * left queued for want of tokens.
  *
  * It opens no database (everything it touches is in shared memory); it
  * attaches to the server only so that pg_stat_activity shows it.  If it

@@ -13,6 +13,27 @@
  *	- a final release or a break frees the lock only when the transaction
  *	  commits, because until then its row still exists.
  *
+ * An undo record undoes only its own change.  Other connections may act for
+ * the same owner, so another transaction can change the holder after ours
+ * did (its row update then waits for our transaction to end) and commit.
+ * Restoring our "before" state over its change would leave shared memory
+ * saying one thing and dlock_leases another.  So each change gives the
+ * holder a new version (dlock_holder_changed), the undo record keeps the
+ * version the change set, and the undo restores only a holder that still
+ * carries it:
+ *
+ *	1. X1 renews R: version v1 -> v2, undo record (before, v2).
+ *	2. X2, same owner, renews R in shared memory: v2 -> v3; its row update
+ *	   waits for X1's row lock.
+ *	3. X1 rolls back: R carries v3, not v2, so X1's undo leaves it alone.
+ *	4. X2's update goes through and commits: shared memory and the row both
+ *	   hold X2's lease.
+ *
+ * Undone records of one transaction restore the version too, so its older
+ * records (newest first on abort) still find theirs.  An undo that makes a
+ * lease end earlier, or hands a lock on, pokes the expiry worker, whose
+ * planned wake-up may be later than the new expiry.
+ *
  * The list of pending operations is backend-local; the shared state it
  * touches is changed under dlock_shared->lock like everywhere else.
  * Session-owned locks are not transactional (like pg_advisory_lock) and
@@ -37,6 +58,8 @@ typedef struct DLockPending
 	int32		depth;			/* previous values, for DLOCK_UNDO_CHANGE */
 	bool		releasing;
 	TimestampTz expires_at;
+	uint64		version;
+	uint64		set_version;	/* the version our change gave the holder */
 } DLockPending;
 
 static DLockPending *pending = NULL;
@@ -46,11 +69,12 @@ static int	maxpending = 0;
 /*
  * dlock_xact_remember: note an operation whose effect depends on how the
  * current (sub)transaction ends.  For DLOCK_UNDO_CHANGE, holder is the state
- * to restore.
+ * to restore and set_version the version the change gave the holder (the
+ * undo applies only while the holder still has it); else set_version is 0.
  */
 void
 dlock_xact_remember(DLockPendingKind kind, const DLockKey *key,
-					const DLockHolder *holder)
+					const DLockHolder *holder, uint64 set_version)
 {
 	DLockPending *p;
 
@@ -69,11 +93,15 @@ dlock_xact_remember(DLockPendingKind kind, const DLockKey *key,
 	p->depth = holder->depth;
 	p->releasing = holder->releasing;
 	p->expires_at = holder->expires_at;
+	p->version = holder->version;
+	p->set_version = set_version;
 }
 
 /*
  * apply_pending: carry out one operation at commit or abort.  Runs under the
- * exclusive lock and never raises an error.
+ * exclusive lock and never raises an error.  An undo of a change applies
+ * only while the holder carries the version that change set (see the
+ * banner).
  */
 static void
 apply_pending(DLockPending *p, bool commit, TimestampTz now)
@@ -96,9 +124,14 @@ apply_pending(DLockPending *p, bool commit, TimestampTz now)
 		dlock_remove_holder(h);
 	else if (!commit && p->kind == DLOCK_UNDO_CHANGE)
 	{
+		if (h->version != p->set_version)
+			return;				/* changed since by another transaction */
 		h->depth = p->depth;
 		h->releasing = p->releasing;
 		h->expires_at = p->expires_at;
+		h->version = p->version;
+		if (entry->nwaiters > 0)
+			dlock_poke_worker(entry);	/* the lease may end earlier now */
 		return;
 	}
 	else
