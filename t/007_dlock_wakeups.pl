@@ -60,30 +60,31 @@ is(finish_waiter($c), 'true', 'C is granted M when B\'s lease ends, not at its t
 is(sql("SELECT pid FROM distsys.dlocks WHERE name = 'M'"), $cpid, 'C holds M');
 $_->quit for ($a, $b, $c);
 
-# 2. A renewal rolled back.  X holds R with an 8 s lease, W waits; X renews
+# 2. A renewal rolled back.  X holds R with a 15 s lease, W waits; X renews
 # R to an hour in a transaction (the worker now plans to look in an hour)
-# and rolls back, which brings the 8 s lease back.  W must get R when it
-# ends, before its own 60 s timeout.
+# and rolls back, which brings the 15 s lease back.  W must get R when it
+# ends, before its own 120 s timeout.
 my $x = bg_session($node);
-$x->query_safe("SELECT distsys.dlock_try('R', '8s', owner => 'app-x')");
-my ($w) = start_waiter($node, "SELECT distsys.dlock_acquire('R', '1 hour', '60s') IS NOT NULL");
+$x->query_safe("SELECT distsys.dlock_try('R', '15s', owner => 'app-x')");
+my ($w) = start_waiter($node, "SELECT distsys.dlock_acquire('R', '1 hour', '120s') IS NOT NULL");
 wait_for_queue($node, 'R', 1);
 $x->query_safe("BEGIN");
 is($x->query_safe("SELECT distsys.dlock_renew('R', '1 hour', 'app-x')"), 't',
-	'the renewal happens while the 8 s lease runs');
+	'the renewal happens while the 15 s lease runs');
 $x->query_safe("ROLLBACK");
 is(finish_waiter($w), 'true', 'the waiter is granted R when the restored lease ends');
 $_->quit for ($x, $w);
 
-# stale_undo(NAME, CHANGE): X1 holds NAME (owner app, 6 s lease) and runs
-# CHANGE on it in a transaction; X2, the same owner in autocommit, renews
-# NAME to an hour (its row update waits for X1's); X1 rolls back.  X2's
-# committed hour must stay in shared memory too, not X1's restored 6 s.
+# stale_undo(NAME, CHANGE): X1 holds NAME (owner app, a 60 s lease, long
+# enough for a loaded machine) and runs CHANGE on it in a transaction; X2,
+# the same owner in autocommit, renews NAME to an hour (its row update
+# waits for X1's); X1 rolls back.  X2's committed hour must stay in shared
+# memory too, not X1's restored 60 s.
 sub stale_undo
 {
 	my ($name, $change) = @_;
 	my $x1 = bg_session($node);
-	$x1->query_safe("SELECT distsys.dlock_try('$name', '6s', owner => 'app')");
+	$x1->query_safe("SELECT distsys.dlock_try('$name', '60s', owner => 'app')");
 	$x1->query_safe("BEGIN");
 	$x1->query_safe($change);
 	my ($x2, $x2pid) = start_waiter($node, "SELECT distsys.dlock_renew('$name', '1 hour', 'app')");
@@ -100,10 +101,36 @@ sub stale_undo
 }
 
 # 3. A stale undo of a renewal.
-stale_undo('S', "SELECT distsys.dlock_renew('S', '10s', 'app')");
+stale_undo('S', "SELECT distsys.dlock_renew('S', '90s', 'app')");
 
 # 4. The same with a reentrant dlock_try rolled back.
-stale_undo('T', "SELECT distsys.dlock_try('T', '10s', owner => 'app')");
+stale_undo('T', "SELECT distsys.dlock_try('T', '90s', owner => 'app')");
+
+# 4b. Both roll back: X1 renews U in a transaction, X2 (same owner) renews
+# it to an hour in a transaction of its own (waiting for X1's row), X1 rolls
+# back, then X2 rolls back too.  The row keeps the first 60 s lease; shared
+# memory must too, not X1's rolled-back 90 s one that X2's undo record saw
+# as its "before".
+{
+	my $x1 = bg_session($node);
+	$x1->query_safe("SELECT distsys.dlock_try('U', '60s', owner => 'app')");
+	my $lease = sql("SELECT expires_at FROM distsys.dlocks WHERE name = 'U'");
+	$x1->query_safe("BEGIN");
+	$x1->query_safe("SELECT distsys.dlock_renew('U', '90s', 'app')");
+	my $x2 = bg_session($node, on_error_stop => 0);
+	my $x2pid = $x2->query_safe('SELECT pg_backend_pid()');
+	$x2->query_safe("BEGIN");
+	$x2->query_until(qr/sent/,
+		"\\echo sent\nSELECT 'done:' || distsys.dlock_renew('U', '1 hour', 'app');\n");
+	wait_for_row_lock($x2pid);
+	$x1->query_safe("ROLLBACK");
+	is(finish_waiter($x2), 'true', 'U: X2 renews it to an hour');
+	$x2->query_safe("ROLLBACK");
+	is(shmem_agrees('U'), 't', 'U: after both rollbacks, shared memory agrees with dlock_leases');
+	is(sql("SELECT expires_at = '$lease' FROM distsys.dlocks WHERE name = 'U'"), 't',
+		'U: the first lease is back');
+	$_->quit for ($x1, $x2);
+}
 
 # 5. (issue 15, item 11) A restart reloads only rows that fit together.
 # An ended shared lease's row left beside a later exclusive grant looks

@@ -52,6 +52,17 @@ typedef struct DLockKey
 } DLockKey;
 
 /*
+ * What an undo record restores of a holder (see dlock_xact.c).
+ */
+typedef struct DLockHolderState
+{
+	int32		depth;
+	bool		releasing;
+	TimestampTz expires_at;
+	uint64		version;
+} DLockHolderState;
+
+/*
  * One grant of a lock.  A session-owned holder has procno >= 0 and an empty
  * owner; an application-owned one has an owner and is mirrored by a row of
  * distsys.dlock_leases.  role is the role that took the grant (GetUserId()
@@ -75,6 +86,9 @@ typedef struct DLockHolder
 	TimestampTz expires_at;
 	uint64		version;		/* set anew by each undoable change: see
 								 * dlock_holder_changed */
+	uint64		lost_version;	/* a version rolled back under a later
+								 * change, or 0 (see dlock_xact.c) */
+	DLockHolderState lost_before;	/* what stands in for lost_version */
 	TransactionId fence_xids[DLOCK_FENCE_SLOTS];	/* see dlock_fence */
 } DLockHolder;
 

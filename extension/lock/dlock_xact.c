@@ -30,7 +30,28 @@
  *	   hold X2's lease.
  *
  * Undone records of one transaction restore the version too, so its older
- * records (newest first on abort) still find theirs.  An undo that makes a
+ * records (newest first on abort) still find theirs.
+ *
+ * A skipped undo is not forgotten: the later change's own undo record still
+ * holds our change as its "before".  Should that one roll back too, it must
+ * restore the state before ours, not ours:
+ *
+ *	5. X1's skipped undo leaves on R: lost_version v2, lost_before (the
+ *	   state of v1).
+ *	6. X2 rolls back instead of committing: R carries v3, X2's own version,
+ *	   so its undo applies; its "before" is version v2, which is lost, so it
+ *	   restores lost_before, the state of v1, which is what the row says
+ *	   once both transactions rolled back.
+ *
+ * A holder keeps one such slot.  A skipped undo whose change the slot's
+ * "before" stands on folds into the slot instead of replacing it, which
+ * covers X2 rolling back before X1 while a third transaction X3 changed R
+ * after X2.  What one slot cannot cover: two skipped undos that are not
+ * next to each other in the chain (X3, then X1, with X2 and X4 changing R
+ * too, so four transactions acting for one owner on one grant at once);
+ * then the last undo may restore a rolled-back lease, until the next
+ * change of the grant.
+  An undo that makes a
  * lease end earlier, or hands a lock on, pokes the expiry worker, whose
  * planned wake-up may be later than the new expiry.
  *
@@ -55,10 +76,7 @@ typedef struct DLockPending
 	int			level;			/* transaction nesting level */
 	DLockKey	key;
 	int64		token;
-	int32		depth;			/* previous values, for DLOCK_UNDO_CHANGE */
-	bool		releasing;
-	TimestampTz expires_at;
-	uint64		version;
+	DLockHolderState before;	/* previous values, for DLOCK_UNDO_CHANGE */
 	uint64		set_version;	/* the version our change gave the holder */
 } DLockPending;
 
@@ -90,11 +108,44 @@ dlock_xact_remember(DLockPendingKind kind, const DLockKey *key,
 	p->level = GetCurrentTransactionNestLevel();
 	p->key = *key;
 	p->token = holder->token;
-	p->depth = holder->depth;
-	p->releasing = holder->releasing;
-	p->expires_at = holder->expires_at;
-	p->version = holder->version;
+	p->before.depth = holder->depth;
+	p->before.releasing = holder->releasing;
+	p->before.expires_at = holder->expires_at;
+	p->before.version = holder->version;
 	p->set_version = set_version;
+}
+
+/*
+ * undo_change: abort of the change p made to h (see the banner).  Restores
+ * h if it still carries p's version; else notes p's version as lost on h.
+ * Either way, p's "before" is itself replaced by the holder's lost_before
+ * when p's change stood on a change rolled back meanwhile.  Returns whether
+ * h changed.
+ */
+static bool
+undo_change(DLockHolder *h, const DLockPending *p)
+{
+	DLockHolderState before = p->before;
+
+	if (h->lost_version != 0 && before.version == h->lost_version)
+		before = h->lost_before;
+	if (h->version != p->set_version)
+	{
+		/* changed since by another transaction: leave its change */
+		if (h->lost_version != 0 && h->lost_before.version == p->set_version)
+			h->lost_before = before;	/* the lost change stood on ours */
+		else
+		{
+			h->lost_version = p->set_version;
+			h->lost_before = before;
+		}
+		return false;
+	}
+	h->depth = before.depth;
+	h->releasing = before.releasing;
+	h->expires_at = before.expires_at;
+	h->version = before.version;
+	return true;
 }
 
 /*
@@ -124,13 +175,7 @@ apply_pending(DLockPending *p, bool commit, TimestampTz now)
 		dlock_remove_holder(h);
 	else if (!commit && p->kind == DLOCK_UNDO_CHANGE)
 	{
-		if (h->version != p->set_version)
-			return;				/* changed since by another transaction */
-		h->depth = p->depth;
-		h->releasing = p->releasing;
-		h->expires_at = p->expires_at;
-		h->version = p->version;
-		if (entry->nwaiters > 0)
+		if (undo_change(h, p) && entry->nwaiters > 0)
 			dlock_poke_worker(entry);	/* the lease may end earlier now */
 		return;
 	}
