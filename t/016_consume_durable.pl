@@ -9,7 +9,8 @@
 # message must have been applied durably, exactly once: the consume
 # command's session runs at synchronous_commit = on, which the handler
 # records.  (Before that, the last batches' commits were lost with the
-# crash and their messages never applied.)
+# crash and their messages never applied.)  A default of remote_apply is
+# kept.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -57,6 +58,17 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM app.seen WHERE 
 	'a new consumer of the group applies the next message') or diag(relay_log($c));
 is($node->safe_psql('postgres', 'SELECT count(*) FROM app.seen'), $n + 1,
 	'and none of the committed ones again');
+is(stop_relay($c), 0, 'SIGTERM: exit 0');
+
+# A default stronger than on (remote_apply) is kept, not lowered to on.
+$node->safe_psql('postgres', 'ALTER DATABASE postgres SET synchronous_commit = remote_apply');
+$c = start_consumer('consumer016c', $node, $m, '--topic', 'dur', '--group', 'gd',
+	'--handler', 'app.record');
+produce($m, 'dur', 0, 'strong', '{"n": 0}', 'distsys-message-id=dur-strong');
+ok($node->poll_query_until('postgres', "SELECT count(*) = 1 FROM app.seen WHERE k = 'strong'"),
+	'a consumer under a remote_apply default applies') or diag(relay_log($c));
+is($node->safe_psql('postgres', "SELECT sync FROM app.seen WHERE k = 'strong'"), 'remote_apply',
+	'at remote_apply');
 is(stop_relay($c), 0, 'SIGTERM: exit 0');
 
 done_testing();
