@@ -168,11 +168,16 @@ on_notice(void *arg, const char *message)
 	free(copy);
 }
 
-/* synchronous_commit for the session: on, unless already remote_apply */
+/*
+ * synchronous_commit for the session: on, unless already remote_apply.
+ * The comparison names its operator, as every statement here does (db.c:
+ * a role's search_path may put its own = first).
+ */
 static const char *const durable_sql =
-"SELECT pg_catalog.set_config('synchronous_commit',"
-"       CASE pg_catalog.current_setting('synchronous_commit')"
-"       WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, false)";
+"SELECT pg_catalog.set_config('synchronous_commit'::pg_catalog.text,"
+"       CASE WHEN pg_catalog.current_setting('synchronous_commit'::pg_catalog.text)"
+"                 OPERATOR(pg_catalog.=) 'remote_apply'::pg_catalog.text"
+"            THEN 'remote_apply'::pg_catalog.text ELSE 'on'::pg_catalog.text END, false)";
 
 /*
  * durable_commits: make the session's commits durable before they return
