@@ -334,14 +334,21 @@ CREATE FUNCTION outbox_requeue(ids bigint[] DEFAULT NULL) RETURNS bigint
 	LANGUAGE sql VOLATILE
 	SET search_path = pg_catalog
 	AS $$
+	-- created_at is the time the message was sent, not requeued: the relay
+	-- stamps it as distsys-sent-at, and an inbox judges by it whether the
+	-- message is older than its retention (YI001), so a fresh time would
+	-- let an already-delivered message, whose inbox row was cleaned up,
+	-- through as new.
 	WITH d AS (DELETE FROM distsys.outbox_dead WHERE ids IS NULL OR id = ANY (ids) RETURNING *),
-	i AS (INSERT INTO distsys.outbox (lane, topic, key, payload, payload_type, headers, message_id)
-		  SELECT lane, topic, key, payload, payload_type, headers, message_id FROM d ORDER BY id
+	i AS (INSERT INTO distsys.outbox (lane, topic, key, payload, payload_type, headers, message_id,
+									  created_at)
+		  SELECT lane, topic, key, payload, payload_type, headers, message_id, created_at
+			FROM d ORDER BY id
 		  RETURNING 1)
 	SELECT count(*) FROM i
 $$;
 COMMENT ON FUNCTION outbox_requeue(bigint[]) IS
-	'move dead-lettered messages (NULL: all) back to the end of the outbox, same message ids';
+	'move dead-lettered messages (NULL: all) back to the end of the outbox, same message ids and sent-at times';
 REVOKE ALL ON FUNCTION outbox_ack(bigint[]), outbox_fail(bigint, text, boolean, integer, interval),
 	outbox_requeue(bigint[]) FROM PUBLIC;
 

@@ -30,6 +30,20 @@
  * database's encoding), so that no record can stop its partition for
  * good.
  *
+ * Durability.  consume.c commits a Kafka offset once the batch's
+ * statement has returned, so the batch must be durable by then: otherwise a
+ * crash of the database loses the claims and effects while the offset
+ * stays past them, and the messages are never delivered again.  The
+ * session therefore runs at synchronous_commit = on, whatever the database
+ * or role default (a database at off acknowledges a commit before its WAL
+ * is flushed): the commit then waits for the local flush and, where
+ * synchronous_standby_names asks for it, for a synchronous standby's.  A
+ * session default of remote_apply is kept, being stronger still.  The dead
+ * letters and cleanups on the same connection are durable alike.  A
+ * handler must not lower the setting (SET synchronous_commit in its body
+ * would outlast its statement); a SET clause on the function is fine, as
+ * it ends with the call.
+ *
  * Threads: main thread only.
  *
  *-------------------------------------------------------------------------
@@ -155,8 +169,37 @@ on_notice(void *arg, const char *message)
 }
 
 /*
- * consume_db_connect: connect, check the extension and look the handler
- * up.  quiet: the failure to connect was logged already.
+ * synchronous_commit for the session: on, unless already remote_apply.
+ * The comparison names its operator, as every statement here does (db.c:
+ * a role's search_path may put its own = first).
+ */
+static const char *const durable_sql =
+"SELECT pg_catalog.set_config('synchronous_commit'::pg_catalog.text,"
+"       CASE WHEN pg_catalog.current_setting('synchronous_commit'::pg_catalog.text)"
+"                 OPERATOR(pg_catalog.=) 'remote_apply'::pg_catalog.text"
+"            THEN 'remote_apply'::pg_catalog.text ELSE 'on'::pg_catalog.text END, false)";
+
+/*
+ * durable_commits: make the session's commits durable before they return
+ * (see the banner); false, with the error logged unless quiet, when the
+ * server refused.
+ */
+static bool
+durable_commits(PGconn *conn, bool quiet)
+{
+	PGresult   *res = PQexec(conn, durable_sql);
+	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok && !quiet)
+		log_error("could not set synchronous_commit for the consumer's session: %s; retrying",
+				  one_line(PQerrorMessage(conn)));
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * consume_db_connect: connect, check the extension, make the session's
+ * commits durable and look the handler up.  quiet: the failure to connect was logged already.
  */
 DbConnect
 consume_db_connect(ConsumeDb *db, const RelayOptions *opts, bool quiet)
@@ -179,6 +222,11 @@ consume_db_connect(ConsumeDb *db, const RelayOptions *opts, bool quiet)
 			log_error("the distsys extension is not installed in database \"%s\" on %s:%s: "
 					  "run CREATE EXTENSION distsys there; retrying",
 					  PQdb(db->conn), PQhost(db->conn), PQport(db->conn));
+		consume_db_disconnect(db);
+		return DB_UNREACHABLE;
+	}
+	if (!durable_commits(db->conn, quiet))
+	{
 		consume_db_disconnect(db);
 		return DB_UNREACHABLE;
 	}

@@ -65,7 +65,13 @@ SELECT outbox_fail(:victim, 'again', false, 2, '1 second') AS unknown_now;
 SELECT min(id) AS victim2 FROM outbox \gset
 SELECT outbox_fail(:victim2, 'MSG_SIZE_TOO_LARGE', true, 10, '1 second') AS permanent;
 SELECT count(*) AS dead FROM outbox_dead;
+-- a requeued message keeps the time it was sent: the relay stamps it as
+-- distsys-sent-at, and the inbox judges retention (YI001) by it
+CREATE TEMP TABLE dead_before AS SELECT message_id, created_at FROM outbox_dead;
 SELECT outbox_requeue() AS requeued;
+SELECT count(*) AS requeued_rows,
+       count(*) FILTER (WHERE o.created_at = d.created_at) AS kept_created_at
+  FROM dead_before d JOIN outbox o USING (message_id);
 SELECT count(*) AS dead_after_requeue FROM outbox_dead;
 SELECT count(*) FILTER (WHERE id > :victim2) AS requeued_at_the_end,
        count(DISTINCT message_id) = count(*) AS ids_still_unique FROM outbox;

@@ -22,6 +22,30 @@
  * that does not pass sent_at counts as sent now, and gets that guarantee
  * only for duplicates that arrive within the retention.
  *
+ * A cleanup running beside a claim.  The claim's statement reads the
+ * horizon from its snapshot, so a cleanup that commits while the claim
+ * waits for it is not seen there; the claim looks at the horizon again,
+ * as of now, once its insert is done (recheck_horizon).  Why that closes
+ * the race, for a message m whose entry the cleanup deletes:
+ *   1. The cleanup moves the horizon past m's sent_at and deletes m's entry
+ *      in one transaction, so both become visible at its commit.
+ *   2. A claim of m whose insert ran before that delete found the entry
+ *      (a duplicate; the cleanup's delete then waits on nothing of ours
+ *      and removes only the old entry, which we did not re-insert).
+ *   3. A claim whose insert met the deleted, uncommitted entry waited for
+ *      the cleanup to end.  If it rolled back, the entry is there again
+ *      and the claim finds it.  If it committed, the claim inserts, and
+ *      its second look, taken after that wait, sees the moved horizon:
+ *      YI001.
+ *   4. A claim whose insert ran after the cleanup committed sees the new
+ *      horizon already in its statement's snapshot, or (a snapshot taken
+ *      just before the commit) in its second look.
+ * The second look reads with the latest snapshot, not the transaction's,
+ * so it also holds in REPEATABLE READ and SERIALIZABLE.  Locking the
+ * horizon row instead (FOR SHARE) would serialise the same way but write
+ * a row lock, and with concurrent claims a multixact, on one hot tuple
+ * for every claim.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,6 +60,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -73,6 +98,10 @@ static const char *const adopt_sql =
 "INSERT INTO distsys.inbox_consumers (consumer, owner) VALUES ($1, $2::oid::regrole)"
 " ON CONFLICT DO NOTHING";
 
+/* the horizon alone, for the claim's second look (run with a new snapshot) */
+static const char *const horizon_sql =
+"SELECT coalesce(max(pruned_before), '-infinity') FROM distsys.inbox_horizon";
+
 static const char *const cleanup_sql =
 "WITH h AS (UPDATE distsys.inbox_horizon"
 "           SET pruned_before = greatest(pruned_before, $1))"
@@ -80,6 +109,7 @@ static const char *const cleanup_sql =
 
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr adopt_plan = NULL;
+static SPIPlanPtr horizon_plan = NULL;
 static SPIPlanPtr cleanup_plan = NULL;
 
 static char *
@@ -143,6 +173,28 @@ run_claim(const char *consumer, const char *message_id, TimestampTz sent_at)
 	r.mine = r.owned && DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
 	SPI_finish();
 	return r;
+}
+
+/*
+ * recheck_horizon: whether sent_at is before the horizon of a cleanup that
+ * committed after the claim's statement took its snapshot (see the
+ * banner: a claim that waited for that cleanup's delete).  Reads with the
+ * latest snapshot, whatever the isolation level.
+ */
+static bool
+recheck_horizon(TimestampTz sent_at)
+{
+	TimestampTz horizon;
+	bool		isnull;
+
+	SPI_connect();
+	PushActiveSnapshot(GetLatestSnapshot());
+	distsys_spi_run(&horizon_plan, horizon_sql, 0, NULL, NULL, NULL, true);
+	horizon = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	PopActiveSnapshot();
+	SPI_finish();
+	return sent_at < horizon;
 }
 
 /*
@@ -211,6 +263,9 @@ claim(FunctionCallInfo fcinfo, int consumer_arg, int id_arg, int sent_arg)
 			adopt_consumer(consumer);
 			r = run_claim(consumer, message_id, sent_at);
 		}
+		/* a duplicate or a refusal needs no second look; only a new claim */
+		if (r.claimed && recheck_horizon(sent_at))
+			r.too_old = true;
 	}
 	if (r.too_old)
 		ereport(ERROR,
