@@ -17,7 +17,9 @@
  * the connection's socket, not inside a blocking libpq call, so a cancel or
  * statement_timeout interrupts them (REMOTE_INTERRUPTIBLE) and postmaster
  * death ends them; waits that run after the local commit, where an error is
- * no longer allowed, take only a timeout (REMOTE_UNINTERRUPTIBLE).  Three
+ * no longer allowed, and the wait for a one-phase COMMIT that decides a
+ * distributed transaction, which a cancel would report as failed while the
+ * node commits, take only a timeout (REMOTE_UNINTERRUPTIBLE).  Three
  * waits are neither interruptible nor limited: flushing a statement larger
  * than the socket's buffer (remote_send), ending a refused COPY
  * (refuse_copy), and remote_cancel, whose PQcancel is libpq's blocking
@@ -155,16 +157,26 @@ wait_set_drop(PGconn *conn)
 
 /*
  * remote_notice: a NOTICE or WARNING the node sent, passed on to our client
- * (libpq would print it on the server's stderr).  arg is the node name.
+ * (libpq would print it on the server's stderr), with its SQLSTATE, detail
+ * and hint: the detail can be what matters most (a node's "The transaction
+ * has already committed locally" after a cancelled wait for its standby).
+ * arg is the node name.
  */
 static void
 remote_notice(void *arg, const PGresult *res)
 {
 	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
 	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	const char *hint = PQresultErrorField(res, PG_DIAG_MESSAGE_HINT);
+	bool		warning = severity && strcmp(severity, "WARNING") == 0;
+	int			code = remote_errcode(res);
 
-	ereport(severity && strcmp(severity, "WARNING") == 0 ? WARNING : NOTICE,
-			(errmsg("node \"%s\": %s", (const char *) arg, msg ? msg : "")));
+	ereport(warning ? WARNING : NOTICE,
+			(errcode(code != 0 ? code : (warning ? ERRCODE_WARNING : ERRCODE_SUCCESSFUL_COMPLETION)),
+			 errmsg("node \"%s\": %s", (const char *) arg, msg ? msg : ""),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0));
 }
 
 /*

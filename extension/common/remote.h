@@ -14,7 +14,8 @@
 typedef enum RemoteWait
 {
 	REMOTE_INTERRUPTIBLE,		/* cancel and statement_timeout apply */
-	REMOTE_UNINTERRUPTIBLE		/* after commit: only the timeout ends it */
+	REMOTE_UNINTERRUPTIBLE		/* after commit, or a deciding COMMIT: only
+								 * the timeout ends it */
 } RemoteWait;
 
 extern PGconn *remote_connect(const char *node, const char *conninfo);

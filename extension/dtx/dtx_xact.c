@@ -10,7 +10,9 @@
  *	2. No writer: nothing to do.  One writer, no local write and not
  *	   SERIALIZABLE (see step 4): that writer is committed now, in one
  *	   phase; if that fails the local transaction, which wrote nothing,
- *	   fails with it.
+ *	   fails with it.  That commit decides as a last agent's does (step
+ *	   3, without a mark): its answer is waited for without a cancel, up
+ *	   to distsys.dtx_commit_timeout, and a lost one is 08007.
  *	3. Several writers, no local write and not SERIALIZABLE (the
  *	   last-agent case, unless distsys.dtx_last_agent is off or no writer
  *	   can keep a mark in distsys.dtx_marks): every writer but one gets
@@ -89,8 +91,12 @@ typedef enum AgentOutcome
 	AGENT_UNKNOWN				/* no answer: only the node knows */
 } AgentOutcome;
 
-/* The last agent of the transaction now committing, or NULL. */
+/*
+ * The node whose one-phase commit decides the transaction now committing
+ * (its last agent, or its sole writer when last_agent_sole), or NULL.
+ */
 static DtxParticipant *last_agent = NULL;
+static bool last_agent_sole;
 static AgentOutcome last_agent_outcome;
 
 /* What one round of statements sent to several participants is for. */
@@ -495,34 +501,31 @@ agent_answer(DtxParticipant *p, bool *timed_out)
 }
 
 /*
- * commit_last_agent: step 3's one-phase commit of the deciding writer p,
- * with the mark of transaction id inserted first, in the same message; an
- * ERROR unless it committed.
+ * decider_fate: the sentence that says what the outcome of the transaction
+ * hangs on when the deciding node p did not answer.
+ */
+static char *
+decider_fate(DtxParticipant *p)
+{
+	if (last_agent_sole)
+		return psprintf("The transaction committed if and only if it committed on node \"%s\", its only writer.", p->node);
+	return psprintf("The transaction commits if and only if it commits on node \"%s\"; its other nodes stay prepared until recovery reads that outcome there.", p->node);
+}
+
+/*
+ * await_decision: wait for the answer of p to sql, the one-phase COMMIT
+ * (last agent or sole writer) already sent to it, which decides the
+ * transaction; an ERROR unless it committed.  The wait cannot be
+ * cancelled (agent_answer), so a client is never told of a failure while
+ * the node went on to commit: no answer in time, or a lost connection, is
+ * 08007, whose outcome only that node knows.
  */
 static void
-commit_last_agent(DtxParticipant *p, uint64 id)
+await_decision(DtxParticipant *p, const char *sql)
 {
-	/*
-	 * This commit is the decision, so it must be flushed before the answer,
-	 * as the coordinator's own decision is (make_commit_durable): with
-	 * synchronous_commit below remote flush there, a crash or a failover
-	 * could forget a commit the client was told of.
-	 */
-	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
-							   " WHERE pg_catalog.current_setting('synchronous_commit')"
-							   " OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
-							   DTX_RESET_IDENTITY
-							   "INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
-							   INT64_FORMAT ", '%s'); COMMIT",
-							   (int64) id, dtx_coordinator_name());
 	PGresult   *res;
 	bool		timed_out;
 
-	last_agent = p;
-	last_agent_outcome = AGENT_UNKNOWN;
-	p->state = DTX_DECIDING;
-	p->busy = remote_send(p->conn, sql);
-	fault_point(DTX_FAULT_WHILE_DECIDING);
 	res = agent_answer(p, &timed_out);
 	/* on an ERROR below, settle_last_agent() ends p's part in the abort */
 	if (clean_error(p, res))
@@ -544,10 +547,43 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 	ereport(ERROR,
 			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 			 errmsg("node \"%s\" did not answer the COMMIT that decides the distributed transaction", p->node),
-			 timed_out ? errdetail("No answer within %d ms (distsys.dtx_commit_timeout). The transaction commits if and only if it commits on node \"%s\"; its other nodes stay prepared until recovery reads that outcome there.",
-								   distsys_dtx_commit_timeout_ms, p->node) :
-			 errdetail("The connection was lost. The transaction committed if and only if it committed on node \"%s\"; its other nodes stay prepared until recovery reads that outcome there.", p->node),
+			 timed_out ? errdetail("No answer within %d ms (distsys.dtx_commit_timeout). %s",
+								   distsys_dtx_commit_timeout_ms, decider_fate(p)) :
+			 errdetail("The connection was lost. %s", decider_fate(p)),
+			 last_agent_sole ?
+			 errhint("Check on node \"%s\" whether the work was done before retrying it.", p->node) :
 			 errhint("See distsys.dtx_in_doubt; the recovery worker or SELECT distsys.dtx_recover() finishes it.")));
+}
+
+/*
+ * commit_last_agent: step 3's one-phase commit of the deciding writer p,
+ * with the mark of transaction id inserted first, in the same message; an
+ * ERROR unless it committed.
+ */
+static void
+commit_last_agent(DtxParticipant *p, uint64 id)
+{
+	/*
+	 * This commit is the decision, so it must be flushed before the answer,
+	 * as the coordinator's own decision is (make_commit_durable): with
+	 * synchronous_commit below remote flush there, a crash or a failover
+	 * could forget a commit the client was told of.
+	 */
+	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
+							   " WHERE pg_catalog.current_setting('synchronous_commit')"
+							   " OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
+							   DTX_RESET_IDENTITY
+							   "INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
+							   INT64_FORMAT ", '%s'); COMMIT",
+							   (int64) id, dtx_coordinator_name());
+
+	last_agent = p;
+	last_agent_sole = false;
+	last_agent_outcome = AGENT_UNKNOWN;
+	p->state = DTX_DECIDING;
+	p->busy = remote_send(p->conn, sql);
+	fault_point(DTX_FAULT_WHILE_DECIDING);
+	await_decision(p, sql);
 }
 
 /*
@@ -584,7 +620,9 @@ last_agent_of(DtxParticipant **ps, int n)
 }
 
 /*
- * commit_sole_writer: step 2's one-phase commit of the only writer.
+ * commit_sole_writer: step 2's one-phase commit of the only writer, which
+ * decides the transaction as a last agent's commit does (without a mark:
+ * nothing else waits for its outcome), and so is waited for the same way.
  */
 static void
 commit_sole_writer(DtxParticipant **ps, int n)
@@ -593,21 +631,17 @@ commit_sole_writer(DtxParticipant **ps, int n)
 
 	for (i = 0; i < n; i++)
 	{
-		PGresult   *res;
-		bool		committed;
+		DtxParticipant *p = ps[i];
 
-		if (ps[i]->xid == 0)
+		if (p->xid == 0)
 			continue;
-		ps[i]->busy = true;
-		res = remote_run(ps[i]->conn, ps[i]->node, "COMMIT", 0);
-		ps[i]->busy = false;
-		committed = strcmp(PQcmdStatus(res), "COMMIT") == 0;
-		PQclear(res);
-		if (!committed)
-			ereport(ERROR,
-					(errcode(ERRCODE_TRANSACTION_ROLLBACK),
-					 errmsg("the remote transaction on node \"%s\" rolled back at COMMIT", ps[i]->node)));
-		ps[i]->state = DTX_DONE;
+		last_agent = p;
+		last_agent_sole = true;
+		last_agent_outcome = AGENT_UNKNOWN;
+		p->state = DTX_DECIDING;
+		p->busy = remote_send(p->conn, "COMMIT");
+		await_decision(p, "COMMIT");
+		return;
 	}
 }
 
@@ -728,6 +762,8 @@ finish(DtxParticipant **ps, int n, bool committed)
 			ereport(WARNING,
 					(errcode(ERRCODE_WARNING),
 					 errmsg("the distributed transaction committed although the local transaction failed after its decision"),
+					 last_agent_sole ?
+					 errdetail("Node \"%s\", its only writer, committed it in one phase.", last_agent->node) :
 					 errdetail("Node \"%s\" committed it in one phase, and that commit decides; the other nodes are committed too.",
 							   last_agent->node)));
 		committed = last_agent_outcome == AGENT_COMMITTED;
@@ -736,6 +772,8 @@ finish(DtxParticipant **ps, int n, bool committed)
 			ereport(WARNING,
 					(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
 					 errmsg("the outcome of the distributed transaction is known only to node \"%s\"", last_agent->node),
+					 last_agent_sole ?
+					 errdetail("It was the only node that wrote; nothing is left prepared, and a retry could apply the work twice.") :
 					 errdetail("Its other nodes stay prepared until recovery reads the outcome there.")));
 	}
 	for (i = 0; i < n; i++)
