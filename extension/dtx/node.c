@@ -7,6 +7,8 @@
  * passwords, so the table is readable only by the extension's owner (and
  * superusers); node_add and node_remove are not granted to PUBLIC, and the
  * distsys.nodes view shows the strings only to members of the owner role.
+ * A change commits synchronously, whatever synchronous_commit says: it is
+ * used as soon as it commits, so it must not be lost in a crash.
  * The coordinator reads them as the owner (spi_util.c), so users allowed to
  * run distributed transactions need no access to the table.
  *
@@ -76,7 +78,13 @@ node_registry_changed_here(void)
 }
 
 /*
- * registry_touched_now: this transaction changes the registry.
+ * registry_touched_now: this transaction changes the registry, and its
+ * commit is made synchronous, whatever synchronous_commit says.  Backends
+ * use a committed change at once: a transaction may make a re-pointed node
+ * its deciding node and commit there.  An asynchronous commit lost in a
+ * crash would bring the old connection string back, and recovery would
+ * then look for the decision on the old server, find no mark and roll the
+ * other participants back (issue 15 item 5).
  */
 static void
 registry_touched_now(void)
@@ -89,6 +97,7 @@ registry_touched_now(void)
 		registered = true;
 	}
 	registry_touched = true;
+	ForceSyncCommit();
 }
 
 PG_FUNCTION_INFO_V1(node_registry_trigger);
