@@ -74,6 +74,28 @@ ds_setup() {
 	return 0
 }
 
+# ds_relay_asan: distsys-relay and distsys-kafka-mock built with the
+# sanitizers (make relay-asan), copied to DS_WORK/asan/bin.  Built with the
+# PATH of before ds_setup: the private install's pg_config names an include
+# directory it did not copy.
+ds_relay_asan() {
+	PATH="${PATH#"$DS_BIN:"}" make -C "$DS_TOP" -s -j2 relay-asan >/dev/null || return 1
+	mkdir -p "$DS_WORK/asan/bin"
+	cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock "$DS_WORK/asan/bin/"
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$DS_WORK/asan"; fi
+}
+
+# ds_tap_run TESTDIR [VAR=value...] CMD...: a TAP program, run as the
+# unprivileged user from DS_WORK/tests with what PostgreSQL's TAP modules
+# need (TESTDIR, PG_REGRESS, TEMP_CONFIG, PERL5LIB).
+ds_tap_run() {
+	local testdir=$1
+	shift
+	(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$testdir" \
+		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
+		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 "$@")
+}
+
 # ds_free_port: a free TCP port on loopback.
 ds_free_port() {
 	perl -MIO::Socket::INET -e \

@@ -10,7 +10,6 @@
 # records next to well-formed outbox messages, junk on the metrics ports.
 # Fails on a failed check or any sanitizer report.
 set -euo pipefail
-SYS_PATH=$PATH	# ds_setup puts a relocated pg_config first, without headers
 . "$(dirname "$0")/common.sh"
 
 RECORDS=2000 ARGVS=1500 SEED=$RANDOM
@@ -26,19 +25,17 @@ while [ $# -gt 0 ]; do
 done
 
 ds_setup
-PATH=$SYS_PATH make -C "$DS_TOP" -s -j2 relay-asan >/dev/null
-mkdir -p "$DS_WORK/asan/bin" "$DS_WORK/tap/tmp_check" "$DS_WORK/tests"
-cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock "$DS_WORK/asan/bin/"
+ds_relay_asan
+mkdir -p "$DS_WORK/tap/tmp_check" "$DS_WORK/tests"
 cp -a "$DS_TOP/t" "$DS_TOP/tools/fuzz-relay.pl" "$DS_WORK/tests/"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
 
 rc=0
-(cd "$DS_WORK/tests" && ds_runuser env TESTDIR="$DS_WORK/tap" PATH="$DS_WORK/asan/bin:$PATH" \
-	PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" \
-	PG_TEST_TIMEOUT_DEFAULT=120 FUZZ_SEED="$SEED" FUZZ_RECORDS="$RECORDS" FUZZ_ARGV="$ARGVS" \
+ds_tap_run "$DS_WORK/tap" PATH="$DS_WORK/asan/bin:$PATH" \
+	FUZZ_SEED="$SEED" FUZZ_RECORDS="$RECORDS" FUZZ_ARGV="$ARGVS" \
 	ASAN_OPTIONS="halt_on_error=1:detect_leaks=0:log_path=$DS_WORK/asan/report" \
 	UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$DS_WORK/asan/report" \
-	perl fuzz-relay.pl) || rc=$?
+	perl fuzz-relay.pl || rc=$?
 [ "$rc" -eq 0 ] || tail -n 40 "$DS_WORK"/tap/tmp_check/log/regress_log_* 2>/dev/null || true
 reports=$(cat "$DS_WORK"/asan/report.* 2>/dev/null | grep -c 'ERROR: AddressSanitizer\|runtime error:' || true)
 echo "fuzz-relay: sanitizer reports: $reports"

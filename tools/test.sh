@@ -84,10 +84,8 @@ run_prove() {
 	shift
 	mkdir -p "$DS_WORK/$name/tmp_check"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/$name"
-	(cd "$DS_WORK/tests" && ds_runuser env "${TAP_ENV[@]}" TESTDIR="$DS_WORK/$name" \
-		PG_REGRESS="$DS_PGXS_TEST/regress/pg_regress" TEMP_CONFIG="$DS_TEMP_CONFIG" \
-		PERL5LIB="$DS_PGXS_TEST/perl:$DS_WORK/tests/t" PG_TEST_TIMEOUT_DEFAULT=120 \
-		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/$name.count" "$@") || rc=$?
+	ds_tap_run "$DS_WORK/$name" "${TAP_ENV[@]}" \
+		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/$name.count" "$@" || rc=$?
 	if [ -f "$DS_WORK/$name.count" ]; then
 		read -r p f < "$DS_WORK/$name.count"
 		PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
@@ -125,15 +123,12 @@ run_tap_sanitized() {
 	done
 	[ ${#files[@]} -gt 0 ] || return 0
 	ds_say "TAP, sanitized (AddressSanitizer, UndefinedBehaviorSanitizer): ${files[*]##*/}"
-	# with the PATH of before ds_setup: the private install's pg_config
-	# names an include directory it did not copy
-	if ! PATH="${PATH#"$DS_BIN:"}" make -C "$DS_TOP" -s -j2 relay-asan >/dev/null; then
+	if ! ds_relay_asan; then
 		echo "make relay-asan failed"
 		FAILED=$((FAILED + 1))
 		return 0
 	fi
-	mkdir -p "$dir/bin" "$dir/reports"
-	cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock "$dir/bin/"
+	mkdir -p "$dir/reports"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$dir"
 	reports="$dir/reports/report"
 	TAP_ENV=("PATH=$dir/bin:$PATH"
