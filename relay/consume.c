@@ -154,7 +154,12 @@ make_msg(Consumer *c, rd_kafka_message_t *rkm, PartQueue *p)
 		int64_t		ts = rd_kafka_message_timestamp(rkm, &tstype);
 		char		buf[40];
 
-		if (ts >= 0)
+		/*
+		 * The sender chooses the record's timestamp: one past the year
+		 * 9999 (which neither ISO 8601 nor timestamptz can hold, and whose
+		 * microseconds overflow) counts as none, like a negative one.
+		 */
+		if (ts >= 0 && ts <= INT64_C(253402300799999))
 		{
 			format_timestamp(ts * 1000, 3, buf, sizeof(buf));
 			m->sent_at = strdup(buf);

@@ -258,30 +258,28 @@ consume_db_disconnect(ConsumeDb *db)
 static char *
 batch_sql(int n)
 {
-	size_t		size = 640 + (size_t) n * 240;
-	char	   *sql = malloc(size);
-	size_t		len;
+	StrBuf		b = {0};
 
-	len = snprintf(sql, size,
-				   "SELECT CASE WHEN m.j"
-				   " THEN distsys.inbox_apply($1::pg_catalog.text, m.id,"
-				   " $2::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k,"
-				   " pg_catalog.convert_from(m.p, 'UTF8')::pg_catalog.jsonb, m.h, m.s)"
-				   " ELSE distsys.inbox_apply($1::pg_catalog.text, m.id,"
-				   " $3::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k, m.p, m.h, m.s)"
-				   " END FROM (VALUES ");
+	strbuf_puts(&b,
+				"SELECT CASE WHEN m.j"
+				" THEN distsys.inbox_apply($1::pg_catalog.text, m.id,"
+				" $2::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k,"
+				" pg_catalog.convert_from(m.p, 'UTF8')::pg_catalog.jsonb, m.h, m.s)"
+				" ELSE distsys.inbox_apply($1::pg_catalog.text, m.id,"
+				" $3::pg_catalog.oid::pg_catalog.regprocedure, m.t, m.k, m.p, m.h, m.s)"
+				" END FROM (VALUES ");
 	for (int i = 0; i < n; i++)
 	{
-		int			b = FIXED_PARAMS + i * PARAMS_PER_MSG;
+		int			p = FIXED_PARAMS + i * PARAMS_PER_MSG;
 
-		len += snprintf(sql + len, size - len,
-						"%s($%d::pg_catalog.text, $%d::pg_catalog.text, $%d::pg_catalog.text,"
-						" $%d::pg_catalog.bytea, $%d::pg_catalog.bool, $%d::pg_catalog.jsonb,"
-						" $%d::pg_catalog.timestamptz)",
-						i ? ", " : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7);
+		strbuf_printf(&b,
+					  "%s($%d::pg_catalog.text, $%d::pg_catalog.text, $%d::pg_catalog.text,"
+					  " $%d::pg_catalog.bytea, $%d::pg_catalog.bool, $%d::pg_catalog.jsonb,"
+					  " $%d::pg_catalog.timestamptz)",
+					  i ? ", " : "", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7);
 	}
-	snprintf(sql + len, size - len, ") AS m(id, t, k, p, j, h, s)");
-	return sql;
+	strbuf_puts(&b, ") AS m(id, t, k, p, j, h, s)");
+	return b.data;
 }
 
 /*

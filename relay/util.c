@@ -235,7 +235,11 @@ format_timestamp(int64_t us, int digits, char *buf, size_t size)
 	struct tm	tm;
 	size_t		n;
 
-	gmtime_r(&secs, &tm);
+	if (us < 0 || gmtime_r(&secs, &tm) == NULL)
+	{
+		buf[0] = '\0';			/* not a time this format can show */
+		return;
+	}
 	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (digits == 3)
 		snprintf(buf + n, size - n, ".%03dZ", frac / 1000);

@@ -54,31 +54,48 @@ distsys_owner(void)
 }
 
 /*
+ * distsys_as_owner_begin: from here until distsys_as_owner_end, run as the
+ * owner of schema distsys, in a security-restricted operation, with
+ * search_path = pg_catalog, pg_temp, like a SECURITY DEFINER function with
+ * its own search_path: otherwise a caller could put an operator or function
+ * of its own (say "=") ahead of pg_catalog's and have the owner run it.
+ * An error in between needs no end: the transaction's abort restores both.
+ */
+void
+distsys_as_owner_begin(DistsysAsOwner *save)
+{
+	GetUserIdAndSecContext(&save->user, &save->sec);
+	SetUserIdAndSecContext(distsys_owner(),
+						   save->sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	save->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * distsys_as_owner_end: back to the caller's user and search_path.
+ */
+void
+distsys_as_owner_end(const DistsysAsOwner *save)
+{
+	AtEOXact_GUC(true, save->nestlevel);
+	SetUserIdAndSecContext(save->user, save->sec);
+}
+
+/*
  * distsys_spi_run: run one of the extension's statements as the owner of
- * schema distsys, preparing and keeping its plan on first use.  The caller
- * has done SPI_connect.  Returns the number of rows processed.
- *
- * The statement is planned and run with search_path = pg_catalog, pg_temp
- * and as a security-restricted operation, like a SECURITY DEFINER function
- * with its own search_path: otherwise a caller could put an operator or
- * function of its own (say "=") ahead of pg_catalog's and have the owner
- * run it.
+ * schema distsys (distsys_as_owner_begin), preparing and keeping its plan
+ * on first use.  The caller has done SPI_connect.  Returns the number of
+ * rows processed.
  */
 uint64
 distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 				Datum *values, const char *nulls, bool read_only)
 {
-	Oid			save_user;
-	int			save_sec;
-	int			save_nestlevel;
+	DistsysAsOwner save;
 	int			rc;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(distsys_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	distsys_as_owner_begin(&save);
 	if (*plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
@@ -92,7 +109,6 @@ distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 	rc = SPI_execute_plan(*plan, values, nulls, read_only, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
-	AtEOXact_GUC(true, save_nestlevel);
-	SetUserIdAndSecContext(save_user, save_sec);
+	distsys_as_owner_end(&save);
 	return SPI_processed;
 }

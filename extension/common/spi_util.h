@@ -10,7 +10,17 @@
 
 #include "executor/spi.h"
 
+/* the caller's user, security context and GUC nest level, to go back to */
+typedef struct DistsysAsOwner
+{
+	Oid			user;
+	int			sec;
+	int			nestlevel;
+} DistsysAsOwner;
+
 extern Oid	distsys_owner(void);
+extern void distsys_as_owner_begin(DistsysAsOwner *save);
+extern void distsys_as_owner_end(const DistsysAsOwner *save);
 extern uint64 distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
 							  Oid *types, Datum *values, const char *nulls,
 							  bool read_only);

@@ -180,21 +180,19 @@ lease_fill_slot(TupleTableSlot *slot, const char *name, const DLockHolder *h)
 /*
  * insert_index_entries: the entries of the row just inserted from slot in
  * every index of rri's table.  Index expressions and predicates run as the
- * extension's owner, in a security-restricted operation, as the statements
- * of spi_util.c do: an index is the owner's, not the caller's, code.
+ * statements of spi_util.c do (distsys_as_owner_begin: the owner, a
+ * security-restricted operation, search_path pg_catalog, pg_temp): an index
+ * is the owner's, not the caller's, code.
  */
 static void
 insert_index_entries(ResultRelInfo *rri, TupleTableSlot *slot, EState *estate)
 {
-	Oid			save_user;
-	int			save_sec;
+	DistsysAsOwner save;
 	List	   *recheck;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(distsys_owner(),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	distsys_as_owner_begin(&save);
 	recheck = ExecInsertIndexTuples(rri, slot, estate, false, false, NULL, NIL);
-	SetUserIdAndSecContext(save_user, save_sec);
+	distsys_as_owner_end(&save);
 
 	/* only a deferred unique constraint asks for a recheck, and it has a trigger */
 	if (recheck != NIL)

@@ -127,6 +127,21 @@ invalid(const char *msg, const char *hint)
 }
 
 /*
+ * has_privs_of_named_role: whether the current user is a superuser or has
+ * the privileges of role rolname (false if no such role exists).
+ */
+static bool
+has_privs_of_named_role(const char *rolname)
+{
+	Oid			role;
+
+	if (superuser())
+		return true;
+	role = get_role_oid(rolname, true);
+	return OidIsValid(role) && has_privs_of_role(GetUserId(), role);
+}
+
+/*
  * check_reserved_name: names starting with "distsys." coordinate distsys's
  * own processes (distsys-relay's lanes and members): only superusers and
  * roles with the privileges of distsys_relay may use them, in any dlock_*
@@ -136,13 +151,8 @@ invalid(const char *msg, const char *hint)
 static void
 check_reserved_name(const char *name)
 {
-	Oid			relay;
-
 	if (strncmp(name, DISTSYS_RESERVED_LOCK_PREFIX, strlen(DISTSYS_RESERVED_LOCK_PREFIX)) != 0 ||
-		superuser())
-		return;
-	relay = get_role_oid(DISTSYS_RELAY_ROLE, true);
-	if (OidIsValid(relay) && has_privs_of_role(GetUserId(), relay))
+		has_privs_of_named_role(DISTSYS_RELAY_ROLE))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -274,9 +284,7 @@ lock_begin(void)
 static bool
 dlock_is_admin(void)
 {
-	Oid			admin = get_role_oid(DLOCK_ADMIN_ROLE, true);
-
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+	return has_privs_of_named_role(DLOCK_ADMIN_ROLE);
 }
 
 static void
