@@ -292,17 +292,32 @@ COMMENT ON FUNCTION outbox_send(text, jsonb, text, jsonb) IS
 	'queue a message in the caller''s transaction: its outbox id';
 
 -- What the relay calls.  Only the relay's role (and the owner) needs them.
-CREATE FUNCTION outbox_ack(ids bigint[]) RETURNS bigint
-	LANGUAGE sql VOLATILE
+-- Both name a row by its id and its message id: an id can be drawn again
+-- after the server went back in its WAL (a failover, a restore), and a late
+-- delivery report of a message relayed before must not delete or fail the
+-- new row that has the same id.
+CREATE FUNCTION outbox_ack(ids bigint[], message_ids text[]) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog
 	AS $$
-	WITH d AS (DELETE FROM distsys.outbox WHERE id = ANY (ids) RETURNING 1)
-	SELECT count(*) FROM d
+DECLARE
+	n bigint;
+BEGIN
+	IF cardinality(ids) IS DISTINCT FROM cardinality(message_ids) THEN
+		RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+			MESSAGE = 'outbox_ack needs one message id for each outbox id',
+			DETAIL = format('%s ids, %s message ids', cardinality(ids), cardinality(message_ids));
+	END IF;
+	WITH d AS (DELETE FROM distsys.outbox o USING unnest(ids, message_ids) AS a(id, message_id)
+				WHERE o.id = a.id AND o.message_id = a.message_id RETURNING 1)
+	SELECT count(*) INTO n FROM d;
+	RETURN n;
+END
 $$;
-COMMENT ON FUNCTION outbox_ack(bigint[]) IS
-	'delete messages the broker acknowledged: how many';
+COMMENT ON FUNCTION outbox_ack(bigint[], text[]) IS
+	'delete messages the broker acknowledged (by id and message id): how many';
 
-CREATE FUNCTION outbox_fail(msg_id bigint, error text, permanent boolean,
+CREATE FUNCTION outbox_fail(msg_id bigint, message_id text, error text, permanent boolean,
 							max_attempts integer, backoff interval) RETURNS text
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog
@@ -310,9 +325,9 @@ CREATE FUNCTION outbox_fail(msg_id bigint, error text, permanent boolean,
 DECLARE
 	m distsys.outbox;
 BEGIN
-	UPDATE distsys.outbox SET attempts = attempts + 1, last_error = error,
+	UPDATE distsys.outbox o SET attempts = attempts + 1, last_error = error,
 		   next_attempt_at = clock_timestamp() + backoff
-	 WHERE id = msg_id RETURNING * INTO m;
+	 WHERE o.id = msg_id AND o.message_id = outbox_fail.message_id RETURNING * INTO m;
 	IF NOT FOUND THEN
 		RETURN 'gone';
 	END IF;
@@ -327,8 +342,30 @@ BEGIN
 	RETURN 'retry';
 END
 $$;
-COMMENT ON FUNCTION outbox_fail(bigint, text, boolean, integer, interval) IS
-	'record a failed delivery: retry (after backoff) or dead-letter it';
+COMMENT ON FUNCTION outbox_fail(bigint, text, text, boolean, integer, interval) IS
+	'record a failed delivery (by id and message id): retry (after backoff) or dead-letter it';
+
+-- The WAL position that at least the given number of physical standbys
+-- have flushed (NULL while fewer are streaming): distsys-relay --standbys
+-- publishes a row only once its commit is below it, and the consume
+-- command commits offsets only then.  Reading another backend's
+-- replication progress needs pg_read_all_stats; this function lends the
+-- caller that one figure and nothing else.  A physical walsender is the
+-- one connected to no database (a logical one reports its subscriber's
+-- progress, not a copy of this server).
+CREATE FUNCTION standby_flush_lsn(standbys integer) RETURNS pg_lsn
+	LANGUAGE sql STABLE SECURITY DEFINER
+	SET search_path = pg_catalog
+	AS $$
+	SELECT r.flush_lsn
+	  FROM pg_stat_replication r JOIN pg_stat_activity a USING (pid)
+	 WHERE a.datid IS NULL AND r.flush_lsn IS NOT NULL
+	 ORDER BY r.flush_lsn DESC
+	 OFFSET greatest(standbys, 1) - 1 LIMIT 1
+$$;
+COMMENT ON FUNCTION standby_flush_lsn(integer) IS
+	'the WAL position at least this many physical standbys have flushed (NULL: fewer stream)';
+REVOKE ALL ON FUNCTION standby_flush_lsn(integer) FROM PUBLIC;
 
 CREATE FUNCTION outbox_requeue(ids bigint[] DEFAULT NULL) RETURNS bigint
 	LANGUAGE sql VOLATILE
@@ -349,7 +386,7 @@ CREATE FUNCTION outbox_requeue(ids bigint[] DEFAULT NULL) RETURNS bigint
 $$;
 COMMENT ON FUNCTION outbox_requeue(bigint[]) IS
 	'move dead-lettered messages (NULL: all) back to the end of the outbox, same message ids and sent-at times';
-REVOKE ALL ON FUNCTION outbox_ack(bigint[]), outbox_fail(bigint, text, boolean, integer, interval),
+REVOKE ALL ON FUNCTION outbox_ack(bigint[], text[]), outbox_fail(bigint, text, text, boolean, integer, interval),
 	outbox_requeue(bigint[]) FROM PUBLIC;
 
 CREATE VIEW outbox_backlog AS
@@ -685,8 +722,9 @@ REVOKE ALL ON dtx_in_doubt FROM PUBLIC;
 GRANT SELECT, UPDATE, DELETE ON outbox TO distsys_relay;
 GRANT SELECT ON dlocks TO distsys_relay;
 GRANT INSERT ON outbox_dead TO distsys_relay;
-GRANT EXECUTE ON FUNCTION outbox_ack(bigint[]),
-	outbox_fail(bigint, text, boolean, integer, interval) TO distsys_relay;
+GRANT EXECUTE ON FUNCTION outbox_ack(bigint[], text[]),
+	outbox_fail(bigint, text, text, boolean, integer, interval),
+	standby_flush_lsn(integer) TO distsys_relay;
 
 -- distsys-relay consume: inbox_apply is public (the handler needs EXECUTE
 -- and whatever it writes, granted by its owner); dead letters (the insert

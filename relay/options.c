@@ -172,6 +172,12 @@ static const OptDef opt_table[] = {
 		.help = "hash lanes the outbox is split into; one key stays in one lane"
 	},
 	{
+		.name = "standbys", .env = "DISTSYS_STANDBYS", .type = OPT_INT,
+		.commands = RELAY_CMD_PUBLISH, .min = 0, .max = 64, .defval = "0",
+		.offset = OFF(standbys), .metavar = "N",
+		.help = "publish a row only once N physical standbys have flushed its commit"
+	},
+	{
 		.name = "topic", .env = "DISTSYS_TOPIC", .type = OPT_STRING,
 		.commands = RELAY_CMD_CONSUME, .offset = OFF(topics),
 		.metavar = "TOPIC[,TOPIC...]", .help = "topics to consume"

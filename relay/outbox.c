@@ -46,8 +46,10 @@
 
 /*
  * fetch_sql: the rows after the cursor in the owned lanes, with the
- * snapshot's xmin and an xid of this statement (the banner), and the
- * headers as "name[:value],..." in hex (decode_headers).  Like every
+ * snapshot's xmin and an xid of this statement (the banner), the headers as
+ * "name[:value],..." in hex (decode_headers), and the WAL insert position
+ * read after the snapshot was taken (as a byte count): every row visible
+ * to the snapshot was committed below it (see --standbys in relay.c).  Like every
  * statement of the relay, it names each function, operator and type with
  * its schema: a role that can create objects in a schema of the relay
  * role's search_path must not be able to run code as that role.
@@ -66,8 +68,10 @@ static const char *const fetch_sql =
 "                 ',')"
 "          FROM pg_catalog.jsonb_each_text(o.headers) AS h(k, v)),"
 "       (EXTRACT(epoch FROM o.created_at) OPERATOR(pg_catalog.*) 1000000)"
-"         ::pg_catalog.int8::pg_catalog.text"
-"  FROM (SELECT pg_catalog.pg_current_snapshot() AS s, pg_catalog.pg_current_xact_id() AS x) s"
+"         ::pg_catalog.int8::pg_catalog.text,"
+"       (s.l OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.text"
+"  FROM (SELECT pg_catalog.pg_current_snapshot() AS s, pg_catalog.pg_current_xact_id() AS x,"
+"               pg_catalog.pg_current_wal_insert_lsn() AS l) s"
 "  LEFT JOIN LATERAL (SELECT * FROM distsys.outbox"
 "                      WHERE id OPERATOR(pg_catalog.>) $1::pg_catalog.int8"
 "                        AND lane OPERATOR(pg_catalog.=) ANY ($2::pg_catalog.int2[])"
@@ -293,6 +297,7 @@ row_to_msg(PGresult *res, int i, char **key)
 	m->created_at = strtod(PQgetvalue(res, i, 9), NULL);
 	m->created_us = strtoll(PQgetvalue(res, i, 12), NULL, 10);
 	m->attempts = atoi(PQgetvalue(res, i, 10));
+	m->lsn = strtoull(PQgetvalue(res, i, 13), NULL, 10);
 	if (!PQgetisnull(res, i, 11) &&
 		(m->headers = decode_headers(PQgetvalue(res, i, 11), &m->nheaders)) == NULL)
 	{
@@ -393,25 +398,51 @@ outbox_fetch(OutboxDb *db, MsgQueue *q, const char *lanes, int limit, bool *more
 }
 
 /*
- * outbox_ack: delete the acknowledged rows in one statement.
+ * put_array_text: s as an element of an array literal, double-quoted.
+ */
+static void
+put_array_text(StrBuf *b, const char *s)
+{
+	strbuf_puts(b, "\"");
+	for (; *s; s++)
+	{
+		if (*s == '"' || *s == '\\')
+			strbuf_put(b, "\\", 1);
+		strbuf_put(b, s, 1);
+	}
+	strbuf_puts(b, "\"");
+}
+
+/*
+ * outbox_ack: delete the acknowledged rows in one statement, each named by
+ * its id and message id (ids[i], mids[i]).
  */
 bool
-outbox_ack(OutboxDb *db, const int64_t *ids, int n)
+outbox_ack(OutboxDb *db, const int64_t *ids, char *const *mids, int n)
 {
-	size_t		size = 2 + (size_t) n * 21;
-	char	   *arr = malloc(size),
-			   *p = arr;
-	const char *params[1] = {arr};
+	StrBuf		idlit = {0},
+				midlit = {0};
+	const char *params[2];
 	PGresult   *res;
 	bool		ok;
 
-	*p++ = '{';
+	strbuf_puts(&idlit, "{");
+	strbuf_puts(&midlit, "{");
 	for (int i = 0; i < n; i++)
-		p += sprintf(p, "%s%lld", i ? "," : "", (long long) ids[i]);
-	strcpy(p, "}");
-	res = PQexecParams(db->conn, "SELECT distsys.outbox_ack($1::pg_catalog.int8[])", 1,
-					   NULL, params, NULL, NULL, 0);
-	free(arr);
+	{
+		strbuf_printf(&idlit, "%s%lld", i ? "," : "", (long long) ids[i]);
+		if (i)
+			strbuf_puts(&midlit, ",");
+		put_array_text(&midlit, mids[i]);
+	}
+	strbuf_puts(&idlit, "}");
+	strbuf_puts(&midlit, "}");
+	params[0] = idlit.data;
+	params[1] = midlit.data;
+	res = PQexecParams(db->conn, "SELECT distsys.outbox_ack($1::pg_catalog.int8[],"
+					   " $2::pg_catalog.text[])", 2, NULL, params, NULL, NULL, 0);
+	strbuf_free(&idlit);
+	strbuf_free(&midlit);
 	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!ok)
 		log_error("could not delete acknowledged outbox rows: %s",
@@ -431,7 +462,7 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 	char		id[24],
 				max[16],
 				backoff[32];
-	const char *params[5] = {id, error, permanent ? "true" : "false", max, backoff};
+	const char *params[6] = {id, m->message_id, error, permanent ? "true" : "false", max, backoff};
 	PGresult   *res;
 	static char answer[8];
 
@@ -439,8 +470,9 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 	snprintf(max, sizeof(max), "%d", max_attempts);
 	snprintf(backoff, sizeof(backoff), "%d milliseconds", backoff_ms);
 	res = PQexecParams(db->conn, "SELECT distsys.outbox_fail($1::pg_catalog.int8, $2::pg_catalog.text,"
-					   " $3::pg_catalog.bool, $4::pg_catalog.int4, $5::pg_catalog.interval)",
-					   5, NULL, params, NULL, NULL, 0);
+					   " $3::pg_catalog.text, $4::pg_catalog.bool, $5::pg_catalog.int4,"
+					   " $6::pg_catalog.interval)",
+					   6, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 	{
 		log_error("could not record the failure of outbox row %lld: %s",
@@ -451,6 +483,33 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 	snprintf(answer, sizeof(answer), "%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
 	return answer;
+}
+
+/*
+ * outbox_standby_lsn: the WAL position (a byte count) that at least
+ * `standbys` physical standbys have flushed; 0 while fewer stream.  False
+ * on a database error.
+ */
+bool
+outbox_standby_lsn(OutboxDb *db, int standbys, uint64_t *lsn)
+{
+	char		n[16];
+	const char *params[1] = {n};
+	PGresult   *res;
+	bool		ok;
+
+	snprintf(n, sizeof(n), "%d", standbys);
+	res = PQexecParams(db->conn, "SELECT (distsys.standby_flush_lsn($1::pg_catalog.int4)"
+					   " OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.text",
+					   1, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (ok)
+		*lsn = PQgetisnull(res, 0, 0) ? 0 : strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	else
+		log_error("could not read the standbys' WAL position: %s",
+				  one_line(PQerrorMessage(db->conn)));
+	PQclear(res);
+	return ok;
 }
 
 /*

@@ -57,6 +57,7 @@ typedef struct OutboxMsg
 	double		created_at;		/* epoch seconds */
 	int64_t		created_us;		/* the same, exact: epoch microseconds */
 	int			attempts;
+	uint64_t	lsn;			/* WAL position its commit is below */
 	double		not_before;		/* epoch seconds: no retry before this */
 	MsgState	state;
 	KeyState   *ks;				/* NULL for a message without key */

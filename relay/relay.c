@@ -19,8 +19,18 @@
  *	 5. fetch new rows when woken, every second, or while a fetch came back
  *		full; at most a window of rows is held in memory;
  *	 6. produce every queued row whose key has nothing queued before it and
- *		is not waiting for a retry (queue.c keeps id order per key).
- * A row is deleted only after its delivery report said persisted.
+ *		is not waiting for a retry (queue.c keeps id order per key), and,
+ *		with --standbys N, whose commit N physical standbys have flushed.
+ * A row is deleted only after its delivery report said persisted, by its
+ * id and its message id (an id can come back after a failover).
+ *
+ * --standbys N: outbox_send's commit waits for the local flush and for the
+ * synchronous standbys, but an asynchronous standby may lack a commit the
+ * relay already published, and a failover to it would then take back a
+ * message the consumers saw.  Each fetch reads the WAL insert position
+ * after its snapshot (every row it returns was committed below it); a row
+ * is produced only once distsys.standby_flush_lsn(N) has passed that
+ * position, polled every STANDBY_POLL_MS while rows wait.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +50,8 @@
 #define FALLBACK_FETCH_S	1.0
 #define BACKLOG_EVERY_S		5.0
 #define DRAIN_S				10.0
+#define STANDBY_POLL_MS		5
+#define STANDBY_WARN_S		10.0
 
 typedef struct Relay
 {
@@ -49,7 +61,11 @@ typedef struct Relay
 	Lanes		lanes;
 	char	   *lanes_lit;		/* table lanes owned, array literal */
 	int64_t    *acks;			/* persisted, not yet deleted */
+	char	  **ack_mids;		/* their message ids (copies) */
 	int			nacks;
+	uint64_t	standby_lsn;	/* --standbys: what they flushed */
+	double		standby_wait;	/* since when a row waits for them; 0: none */
+	double		standby_warned;
 	int			window;			/* most rows held in memory */
 	bool		wake;			/* notified, or a fetch came back full */
 	unsigned	pass;
@@ -146,7 +162,8 @@ on_delivery(OutboxMsg *m, rd_kafka_resp_err_t err, void *arg)
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		m->state = MSG_ACKED;
-		r->acks[r->nacks++] = m->id;
+		r->acks[r->nacks] = m->id;
+		r->ack_mids[r->nacks++] = strdup(m->message_id);
 		metrics.relayed++;
 		metrics_observe_latency(now_s() - m->created_at);
 	}
@@ -166,7 +183,7 @@ flush_acks(Relay *r)
 {
 	if (r->nacks == 0 || r->db.conn == NULL || now_s() < r->next_ack)
 		return;
-	if (!outbox_ack(&r->db, r->acks, r->nacks))
+	if (!outbox_ack(&r->db, r->acks, r->ack_mids, r->nacks))
 	{
 		r->next_ack = now_s() + FALLBACK_FETCH_S;	/* no busy loop on an SQL error */
 		db_check(r);
@@ -178,6 +195,7 @@ flush_acks(Relay *r)
 
 		if (m != NULL)
 			queue_remove(&r->q, m);
+		free(r->ack_mids[i]);
 	}
 	r->nacks = 0;
 }
@@ -297,6 +315,12 @@ may_produce(Relay *r, OutboxMsg *m, double now)
 
 	if (!lanes_owns_table_lane(m->lane, &r->lanes))
 		return false;
+	if (r->opts->standbys > 0 && m->lsn > r->standby_lsn)
+	{
+		if (ks)
+			ks->stalled_pass = r->pass;
+		return false;
+	}
 	if (ks == NULL)
 		return m->not_before <= now;
 	if (ks->stalled_pass == r->pass || ks->blocked_until > now || m->not_before > now)
@@ -305,6 +329,51 @@ may_produce(Relay *r, OutboxMsg *m, double now)
 		return false;
 	}
 	return true;
+}
+
+/*
+ * waiting_for_standbys: whether a queued row's commit is above what the
+ * standbys flushed (the banner's --standbys).
+ */
+static bool
+waiting_for_standbys(Relay *r)
+{
+	if (r->opts->standbys == 0)
+		return false;
+	for (OutboxMsg *m = r->q.head; m != NULL; m = m->next)
+		if (m->state == MSG_QUEUED && m->lsn > r->standby_lsn)
+			return true;
+	return false;
+}
+
+/*
+ * step_standbys: read what the standbys flushed while rows wait for them;
+ * warn, every STANDBY_WARN_S, while they keep waiting.
+ */
+static void
+step_standbys(Relay *r, double now)
+{
+	if (r->db.conn == NULL || !waiting_for_standbys(r))
+	{
+		r->standby_wait = 0;
+		return;
+	}
+	if (!outbox_standby_lsn(&r->db, r->opts->standbys, &r->standby_lsn))
+	{
+		db_check(r);
+		return;
+	}
+	if (!waiting_for_standbys(r))
+		r->standby_wait = 0;
+	else if (r->standby_wait == 0)
+		r->standby_wait = r->standby_warned = now;
+	else if (now - r->standby_warned >= STANDBY_WARN_S)
+	{
+		r->standby_warned = now;
+		log_warning("outbox rows have waited %.0f s for %d standbys to flush them"
+					" (--standbys): are that many standbys streaming?",
+					now - r->standby_wait, r->opts->standbys);
+	}
 }
 
 /*
@@ -353,6 +422,7 @@ relay_turn(void *arg, double now)
 		producer_restart(r->opts);
 	flush_acks(r);
 	step_fetch(r, now);
+	step_standbys(r, now);
 	step_produce(r, now);
 }
 
@@ -382,6 +452,8 @@ relay_timeout_ms(void *arg, double now)
 	for (OutboxMsg *m = r->q.head; m != NULL; m = m->next)
 		if (m->state == MSG_QUEUED && m->not_before > now && m->not_before < t)
 			t = m->not_before;
+	if (r->standby_wait > 0 && now + STANDBY_POLL_MS / 1000.0 < t)
+		t = now + STANDBY_POLL_MS / 1000.0;
 	return loop_timeout_ms(t - now);
 }
 
@@ -461,6 +533,7 @@ relay_init(Relay *r, const RelayOptions *opts)
 	r->opts = opts;
 	r->window = loop_window(opts);
 	r->acks = malloc(sizeof(int64_t) * r->window);
+	r->ack_mids = malloc(sizeof(char *) * r->window);
 	reconnect_init(&r->reconnect, opts);
 	queue_init(&r->q);
 	lanes_init(&r->lanes, opts->lanes);
@@ -478,7 +551,10 @@ relay_free(Relay *r)
 	queue_free(&r->q);
 	free(r->lanes.owned);
 	free(r->lanes_lit);
+	for (int i = 0; i < r->nacks; i++)
+		free(r->ack_mids[i]);
 	free(r->acks);
+	free(r->ack_mids);
 }
 
 /*

@@ -18,12 +18,31 @@ SELECT outbox_send('events', 'plain text'::text, 'k', '{"trace-id": "t-1"}') IS 
        outbox_send('events', NULL::jsonb, 'k') IS NOT NULL;
 SELECT key, payload, payload_type, headers FROM outbox WHERE topic = 'events' ORDER BY id;
 
--- message ids: "<system identifier>-<database oid>-<id>", unique
+-- message ids: "<system identifier>-<database oid>-<timeline>-<server
+-- start, microseconds since 2000>-<id>", unique
 SELECT message_id = (SELECT system_identifier FROM pg_control_system())::text || '-'
-       || (SELECT oid FROM pg_database WHERE datname = current_database()) || '-' || id
+       || (SELECT oid FROM pg_database WHERE datname = current_database()) || '-'
+       || (SELECT timeline_id FROM pg_control_checkpoint()) || '-'
+       || (extract(epoch FROM pg_postmaster_start_time() - '2000-01-01 00:00:00+00')
+           * 1000000)::bigint || '-' || id
        AS message_id_format
   FROM outbox WHERE id = :id1;
 SELECT count(DISTINCT message_id) = count(*) AS unique_ids FROM outbox;
+
+-- a send commits durably whatever synchronous_commit says: the setting is
+-- raised to on for the sending transaction only (a stronger one is kept)
+SET synchronous_commit = off;
+BEGIN;
+SELECT outbox_send('orders', '{}'::jsonb, 'sc') IS NOT NULL AS sent,
+       current_setting('synchronous_commit') AS in_transaction;
+ROLLBACK;
+SELECT current_setting('synchronous_commit') AS after;
+SET synchronous_commit = remote_apply;
+BEGIN;
+SELECT outbox_send('orders', '{}'::jsonb, 'sc') IS NOT NULL AS sent,
+       current_setting('synchronous_commit') AS kept;
+ROLLBACK;
+RESET synchronous_commit;
 
 -- lanes: one key always maps to one lane, in 0..1023
 SELECT outbox_send('orders', '{}'::jsonb, 'order-1') IS NOT NULL;
@@ -53,17 +72,28 @@ ROLLBACK;
 SELECT topic, messages, retrying, oldest_age > '0' AS has_age FROM outbox_backlog ORDER BY topic;
 SELECT backlog, dead FROM outbox_status;
 
--- the relay's side: ack deletes, fail retries and then dead-letters
-SELECT outbox_ack(ARRAY[:id1]) AS acked, outbox_ack(ARRAY[:id1]) AS acked_again;
+-- the relay's side: ack deletes, fail retries and then dead-letters; both
+-- name a row by id and message id, so a report about a message relayed
+-- before a failover or restore (same id, other message id) touches no row
+SELECT message_id AS mid1 FROM outbox WHERE id = :id1 \gset
+SELECT outbox_ack(ARRAY[:id1], ARRAY['1-2-3-4-' || :id1]) AS acked_other_message,
+       outbox_fail(:id1, '1-2-3-4-' || :id1, 'late report', true, 1, '1 second') AS failed_other;
+SELECT count(*) AS untouched FROM outbox WHERE id = :id1 AND attempts = 0;
+SELECT outbox_ack(ARRAY[:id1], ARRAY[:'mid1']) AS acked,
+       outbox_ack(ARRAY[:id1], ARRAY[:'mid1']) AS acked_again;
+SELECT outbox_ack(ARRAY[:id1], ARRAY[]::text[]);
+\echo SQLSTATE :LAST_ERROR_SQLSTATE
 SELECT min(id) AS victim FROM outbox \gset
-SELECT outbox_fail(:victim, 'broker timeout', false, 2, '1 second') AS first_failure;
+SELECT message_id AS victim_mid FROM outbox WHERE id = :victim \gset
+SELECT outbox_fail(:victim, :'victim_mid', 'broker timeout', false, 2, '1 second') AS first_failure;
 SELECT attempts, last_error, next_attempt_at > now() AS backing_off FROM outbox WHERE id = :victim;
-SELECT outbox_fail(:victim, 'broker timeout', false, 2, '1 second') AS second_failure;
+SELECT outbox_fail(:victim, :'victim_mid', 'broker timeout', false, 2, '1 second') AS second_failure;
 SELECT count(*) AS still_in_outbox FROM outbox WHERE id = :victim;
 SELECT topic, attempts, error FROM outbox_dead;
-SELECT outbox_fail(:victim, 'again', false, 2, '1 second') AS unknown_now;
+SELECT outbox_fail(:victim, :'victim_mid', 'again', false, 2, '1 second') AS unknown_now;
 SELECT min(id) AS victim2 FROM outbox \gset
-SELECT outbox_fail(:victim2, 'MSG_SIZE_TOO_LARGE', true, 10, '1 second') AS permanent;
+SELECT message_id AS victim2_mid FROM outbox WHERE id = :victim2 \gset
+SELECT outbox_fail(:victim2, :'victim2_mid', 'MSG_SIZE_TOO_LARGE', true, 10, '1 second') AS permanent;
 SELECT count(*) AS dead FROM outbox_dead;
 -- a requeued message keeps the time it was sent: the relay stamps it as
 -- distsys-sent-at, and the inbox judges retention (YI001) by it
@@ -100,6 +130,7 @@ CREATE ROLE regress_outbox_user;
 SET ROLE regress_outbox_user;
 SELECT outbox_send('orders', '{"from": "user"}'::jsonb, 'u') IS NOT NULL AS user_can_send;
 SELECT count(*) FROM outbox;
-SELECT outbox_ack(ARRAY[1::bigint]);
+SELECT outbox_ack(ARRAY[1::bigint], ARRAY['x']);
+SELECT standby_flush_lsn(1);
 RESET ROLE;
 DROP ROLE regress_outbox_user;

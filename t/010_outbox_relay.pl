@@ -64,7 +64,7 @@ is($misc->[0][0], 'a', 'key is the outbox key');
 is($misc->[0][2], 'hello', 'text payload as is');
 like($misc->[0][3], qr/trace=t1/, 'row headers are Kafka headers');
 like($misc->[0][3], qr/content-type=text\/plain/, 'content type from the payload type');
-like($misc->[0][1], qr/^\d+-\d+-\d+$/, 'distsys-message-id header');
+like($misc->[0][1], qr/^\d+-\d+-\d+-\d+-\d+$/, 'distsys-message-id header');
 {
 	my ($y, $mo, $d, $h, $mi, $s, $us) = $misc->[0][3]
 	  =~ /distsys-sent-at=(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)\.(\d{6})Z/;

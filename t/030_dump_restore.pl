@@ -78,7 +78,7 @@ $old->poll_query_until('postgres',
 
 my $id1 = o(q{SELECT distsys.outbox_send('orders', '{"n": 1}'::jsonb, 'k1')});
 my $id2 = o(q{SELECT distsys.outbox_send('orders', '{"n": 2}'::jsonb, 'k2')});
-is(o("SELECT distsys.outbox_fail($id2, 'refused by the broker', true, 5, '1 second')"), 'dead',
+is(o("SELECT distsys.outbox_fail($id2, (SELECT message_id FROM distsys.outbox WHERE id = $id2), 'refused by the broker', true, 5, '1 second')"), 'dead',
 	'one message is dead-lettered');
 my $mid1 = o("SELECT message_id FROM distsys.outbox WHERE id = $id1");
 my $mid2 = o("SELECT message_id FROM distsys.outbox_dead WHERE id = $id2");

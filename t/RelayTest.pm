@@ -220,14 +220,24 @@ sub setup_handler
 	});
 }
 
-# setup_workload(NODE): the counter and record tables of the workload.
+# setup_workload(NODE): the counter and record tables of the workload.  A
+# row of sent records the message id of its outbox row (a trigger reads it
+# in the sending transaction): the id's prefix changes with each server
+# start, so it cannot be rebuilt afterwards.
 sub setup_workload
 {
 	my ($node) = @_;
 	$node->safe_psql('postgres', q{
 		CREATE TABLE IF NOT EXISTS counters (topic text, k int, n int NOT NULL DEFAULT 0,
 			PRIMARY KEY (topic, k));
-		CREATE TABLE IF NOT EXISTS sent (topic text, k int, seq int, id bigint);
+		CREATE TABLE IF NOT EXISTS sent (topic text, k int, seq int, id bigint, mid text);
+		CREATE OR REPLACE FUNCTION sent_mid() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			NEW.mid := (SELECT message_id FROM distsys.outbox WHERE id = NEW.id);
+			RETURN NEW;
+		END $$;
+		CREATE OR REPLACE TRIGGER sent_mid BEFORE INSERT ON sent
+			FOR EACH ROW EXECUTE FUNCTION sent_mid();
 	});
 }
 
@@ -269,15 +279,12 @@ SQL
 sub expected_messages
 {
 	my ($node, $topic) = @_;
-	my $prefix = $node->safe_psql('postgres',
-		"SELECT system_identifier || '-' || (SELECT oid FROM pg_database WHERE datname = 'postgres')"
-		  . " FROM pg_control_system()");
 	my %exp;
 	for (split /\n/, $node->safe_psql('postgres',
-		"SELECT k, id FROM sent WHERE topic = '$topic' ORDER BY k, seq"))
+		"SELECT k, mid FROM sent WHERE topic = '$topic' ORDER BY k, seq"))
 	{
-		my ($k, $id) = split /\|/;
-		push @{ $exp{"k$k"} }, "$prefix-$id";
+		my ($k, $mid) = split /\|/;
+		push @{ $exp{"k$k"} }, $mid;
 	}
 	return \%exp;
 }

@@ -13,10 +13,12 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 
 #include "distsys.h"
@@ -112,6 +114,24 @@ distsys_text_arg(FunctionCallInfo fcinfo, int n, const char *what)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", what)));
 	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+/*
+ * distsys_commit_durably: make the current transaction's commit wait for
+ * the local WAL flush, and for the synchronous standbys the server is
+ * configured with, whatever synchronous_commit the session chose: for a
+ * commit that others act on as soon as they see it (a 2PC decision, an
+ * outbox message the relay publishes), so that a crash or a failover to a
+ * synchronous standby cannot undo what was already acted on.  The raised
+ * setting is transaction-local (SET LOCAL); remote_apply is kept.
+ */
+void
+distsys_commit_durably(void)
+{
+	ForceSyncCommit();
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH)
+		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 }
 
 PG_FUNCTION_INFO_V1(distsys_version);

@@ -24,5 +24,6 @@ extern void distsys_require_preload(const char *what);
 extern void distsys_register_worker(const char *function, const char *name, int restart_s);
 extern struct HTAB *distsys_name_hash(const char *what, Size entrysize);
 extern char *distsys_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
+extern void distsys_commit_durably(void);
 
 #endif							/* DISTSYS_H */

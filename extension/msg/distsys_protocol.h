@@ -62,13 +62,21 @@
 #define DISTSYS_RELAY_ROLE				"distsys_relay"
 
 /*
- * The message id of an outbox message, unique across clusters and
- * databases: "<system identifier>-<database oid>-<outbox id>".  outbox_send
- * formats the prefix (uint64_t, unsigned int) and appends the id in SQL.
- * The consume command deduplicates on the id; a Kafka message that carries
+ * The message id of an outbox message, unique across clusters, databases
+ * and the server's lifetimes: "<system identifier>-<database oid>-<timeline>-
+ * <server start>-<outbox id>", the server start being the postmaster's start
+ * time in microseconds since 2000-01-01.  The outbox id alone can be handed
+ * out again whenever the server goes back in its WAL (a failover to a
+ * standby that lacks the last commits, a point-in-time or file-level
+ * restore); each of those starts a server, and a promotion or an archive
+ * recovery also moves to a new timeline, so the prefix then differs.
+ * outbox_send formats the prefix (uint64_t, unsigned int, unsigned int,
+ * int64_t) and appends the id in SQL; the row keeps the whole id, so a
+ * message relayed again after a restart carries the same one.  The
+ * consume command deduplicates on the id; a Kafka message that carries
  * none gets "<topic>-<partition>-<offset>" (string, int32_t, int64_t).
  */
-#define DISTSYS_MESSAGE_ID_PREFIX_FORMAT	"%" PRIu64 "-%u-"
+#define DISTSYS_MESSAGE_ID_PREFIX_FORMAT	"%" PRIu64 "-%u-%u-%" PRId64 "-"
 #define DISTSYS_FALLBACK_MESSAGE_ID_FORMAT	"%s-%" PRId32 "-%" PRId64
 
 /*

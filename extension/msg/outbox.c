@@ -27,11 +27,25 @@
  * transaction's xid can be at or above it).
  *
  * Each message carries a globally unique id, "<system identifier>-<database
- * oid>-<outbox id>", which consumers deduplicate on (see inbox_claim); it is
- * sent as the Kafka header distsys-message-id.  A commit notifies channel
- * distsys_outbox once per transaction, which wakes the relay.  The lane
- * count, the channel, the message id's format and the payload type names
- * are shared with the relay through distsys_protocol.h.
+ * oid>-<timeline>-<server start>-<outbox id>", which consumers deduplicate
+ * on (see inbox_claim); it is sent as the Kafka header distsys-message-id.
+ * The id is made at the insert and kept in the row: the outbox id alone can
+ * be drawn again after the server went back in its WAL (a failover to an
+ * asynchronous standby, a restore), and each such history begins with a
+ * server start (and most with a new timeline), so the prefix differs.
+ * A commit notifies channel distsys_outbox once per transaction, which
+ * wakes the relay.  The lane count, the channel, the message id's format
+ * and the payload type names are shared with the relay through
+ * distsys_protocol.h.
+ *
+ * Durable before visible.  A transaction that sends commits durably,
+ * whatever synchronous_commit says (distsys_commit_durably): its commit
+ * record is flushed, and acknowledged by the synchronous standbys if the
+ * server has any, before other sessions see the row, so the relay never
+ * publishes a message that a crash (or a failover to a synchronous
+ * standby) then takes back with its business write, and the id sequence,
+ * whose WAL precedes the commit, is flushed with it.  Asynchronous
+ * standbys are not waited for: distsys-relay --standbys does that.
  *
  * Who may send where.  Once distsys.outbox_topic_grants has a row, the
  * insert also requires a row whose pattern matches the topic, for a role
@@ -58,8 +72,10 @@
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/timestamp.h"
 #include "utils/jsonb.h"
 
+#include "distsys.h"
 #include "distsys_protocol.h"
 #include "spi_util.h"
 
@@ -150,19 +166,23 @@ check_headers(Jsonb *headers)
 }
 
 /*
- * message_id_prefix: "<system identifier>-<database oid>-", unique to this
- * database of this cluster.
+ * message_id_prefix: "<system identifier>-<database oid>-<timeline>-<server
+ * start>-", unique to this database of this history of this cluster.  The
+ * caller has an xid, so the server is not in recovery and its insertion
+ * timeline is set; it changes only at the end of recovery, before any
+ * backend can write.
  */
 static const char *
 message_id_prefix(void)
 {
-	static char prefix[64];
+	static char prefix[96];
 	static Oid	prefix_db = InvalidOid;
 
 	if (prefix_db != MyDatabaseId)
 	{
 		snprintf(prefix, sizeof(prefix), DISTSYS_MESSAGE_ID_PREFIX_FORMAT,
-				 (uint64_t) GetSystemIdentifier(), MyDatabaseId);
+				 (uint64_t) GetSystemIdentifier(), MyDatabaseId,
+				 (unsigned int) GetWALInsertionTimeLine(), (int64_t) PgStartTime);
 		prefix_db = MyDatabaseId;
 	}
 	return prefix;
@@ -249,6 +269,7 @@ outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
 		topic_denied(topic);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	distsys_commit_durably();
 	Async_Notify(DISTSYS_OUTBOX_CHANNEL, "");
 	return id;
 }
