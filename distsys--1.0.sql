@@ -731,4 +731,4 @@ GRANT EXECUTE ON FUNCTION outbox_ack(bigint[], text[]),
 -- first looks for the same one) and the periodic cleanup.
 GRANT SELECT, INSERT ON inbox_dead TO distsys_consumer;
 GRANT USAGE ON SEQUENCE inbox_dead_id_seq TO distsys_consumer;
-GRANT EXECUTE ON FUNCTION inbox_cleanup() TO distsys_consumer;
+GRANT EXECUTE ON FUNCTION inbox_cleanup(), standby_flush_lsn(integer) TO distsys_consumer;

@@ -34,7 +34,18 @@
  * headers escaped (consume_db.c), so no record stops a partition for good.
  * next_offset, the offset committed to Kafka, moves only in steps 3 and
  * after a successful batch, so it never passes a message that did not
- * take effect.  A lost connection counts no attempt: the messages stay
+ * take effect.
+ *
+ * --standbys N.  The session commits at synchronous_commit = on, so a
+ * synchronous standby has every batch before its offset moves; an
+ * asynchronous one may not, and a failover to it would lose the effect of
+ * messages whose offsets were committed.  With --standbys, done_offset
+ * follows steps 3 and the batches instead, and next_offset catches up in
+ * two stages (step_standbys): a partition that moved takes done_offset as
+ * its settle_offset, with the WAL insert position read after its commit;
+ * once N physical standbys flushed past that position, next_offset takes
+ * settle_offset.  So the offset trails the standbys by at most a poll
+ * (STANDBY_POLL_S) and two settle points.  A lost connection counts no attempt: the messages stay
  * queued until the database is back.
  *
  * Shutdown (SIGTERM, SIGINT): the current transaction finishes, the
@@ -55,6 +66,7 @@
 #include <string.h>
 
 #include "consume.h"
+#include "db.h"
 #include "distsys_protocol.h"
 #include "log.h"
 #include "loop.h"
@@ -65,6 +77,7 @@
 #define CLEANUP_EVERY_S		600.0
 #define IDLE_WAIT_S			1.0
 #define FULL_WAIT_S			0.05	/* the window is full, Kafka's queue is not */
+#define STANDBY_POLL_S		0.005	/* --standbys: while offsets wait for them */
 
 typedef struct ConsumeMetrics
 {
@@ -90,6 +103,7 @@ typedef struct Consumer
 	Reconnect	reconnect;
 	bool		bad_config;		/* the handler cannot be used: exit 2 */
 	bool		moved;			/* some next_offset moved: commit */
+	bool		settling;		/* --standbys: some done_offset waits */
 	double		next_cleanup;
 } Consumer;
 
@@ -218,7 +232,8 @@ on_assigned(void *arg, const char *topic, int32_t partition, int64_t committed)
 	}
 	p->last_seen = -1;
 	p->committed = committed;
-	p->next_offset = committed;
+	p->next_offset = p->done_offset = committed;
+	p->settle_offset = -1;
 	return p;
 }
 
@@ -309,7 +324,9 @@ finish_head(Consumer *c, PartQueue *p)
 {
 	InMsg	   *m = p->head;
 
-	p->next_offset = m->rkm->offset + 1;
+	p->done_offset = m->rkm->offset + 1;
+	if (c->opts->standbys == 0)
+		p->next_offset = p->done_offset;
 	p->head = m->next;
 	if (p->head == NULL)
 		p->tail = NULL;
@@ -320,7 +337,8 @@ finish_head(Consumer *c, PartQueue *p)
 	p->blocked_until = 0;
 	if (p->paused)
 		kconsumer_pause(&c->kc, p, false);
-	c->moved = true;
+	c->moved = c->opts->standbys == 0;
+	c->settling = c->opts->standbys > 0;
 }
 
 /* ---- applying ------------------------------------------------------ */
@@ -620,6 +638,43 @@ step_intake(Consumer *c)
 }
 
 /*
+ * step_standbys: --standbys: move next_offset up to what the standbys
+ * flushed (the banner).
+ */
+static void
+step_standbys(Consumer *c)
+{
+	uint64_t	insert_lsn,
+				flushed;
+	bool		waiting = false;
+
+	if (!c->settling || !db_ready(c))
+		return;
+	if (!db_standby_lsn(c->db.conn, c->opts->standbys, &insert_lsn, &flushed))
+	{
+		if (PQstatus(c->db.conn) != CONNECTION_OK)
+			consume_db_disconnect(&c->db);	/* step_connect reconnects */
+		return;
+	}
+	for (PartQueue *p = c->parts; p != NULL; p = p->next)
+	{
+		if (p->settle_offset >= 0 && flushed >= p->settle_lsn)
+		{
+			p->next_offset = p->settle_offset;
+			p->settle_offset = -1;
+			c->moved = true;
+		}
+		if (p->settle_offset < 0 && p->done_offset != p->next_offset)
+		{
+			p->settle_offset = p->done_offset;
+			p->settle_lsn = insert_lsn;
+		}
+		waiting |= p->settle_offset >= 0;
+	}
+	c->settling = waiting;
+}
+
+/*
  * consume_turn: one turn of the loop (loop.c's turn): connect, clean up,
  * take messages, apply retries and a batch, commit what moved.
  */
@@ -636,6 +691,7 @@ consume_turn(void *arg, double now)
 		apply_retries(c, now);
 	if (db_ready(c))
 		apply_batch(c, now);
+	step_standbys(c);
 	if (c->moved || kconsumer_commit_pending(&c->kc))
 	{
 		c->moved = false;
@@ -661,6 +717,8 @@ consume_timeout_ms(void *arg, double now)
 				t = p->blocked_until < t ? p->blocked_until : t;
 	if (c->queued >= c->window)
 		t = t < now + FULL_WAIT_S ? t : now + FULL_WAIT_S;
+	if (c->settling && db_ready(c))
+		t = t < now + STANDBY_POLL_S ? t : now + STANDBY_POLL_S;
 	return loop_timeout_ms(t - now);
 }
 

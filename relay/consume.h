@@ -47,7 +47,12 @@ typedef struct PartQueue
 	int			count;
 	int			taken;			/* messages put in the batch being built */
 	int64_t		last_seen;		/* highest offset queued, -1 none */
-	int64_t		next_offset;	/* after the last applied or dead-lettered; -1 unknown */
+	int64_t		next_offset;	/* what may be committed: after the last applied or
+								 * dead-lettered (with --standbys: and flushed by
+								 * the standbys); -1 unknown */
+	int64_t		done_offset;	/* after the last applied or dead-lettered */
+	int64_t		settle_offset;	/* --standbys: next next_offset, -1 none */
+	uint64_t	settle_lsn;		/* ... once the standbys flushed this */
 	int64_t		committed;		/* offset last committed to Kafka, -1 none */
 	int			attempts;		/* failed attempts of the head message */
 	double		blocked_until;	/* no attempt before this (epoch s) */

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * db.c
- *	  Connecting to the database, shared by both commands of distsys-relay.
+ *	  Connecting to the database, shared by both commands of distsys-relay,
+ *	  and reading what the standbys flushed (their --standbys).
  *
  * Every connection gets client_encoding UTF8, whatever the connection
  * string says (the keyword comes after dbname, so it wins): Kafka keys,
@@ -28,6 +29,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "log.h"
 #include "util.h"
 
 /*
@@ -80,6 +82,40 @@ db_extension_version(PGconn *conn, char *buf, size_t size)
 
 	if (ok)
 		snprintf(buf, size, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return ok;
+}
+
+/*
+ * db_standby_lsn: for --standbys.  *flushed: the WAL position (a byte
+ * count) that at least `standbys` physical standbys have flushed, 0 while
+ * fewer stream; *insert_lsn: this server's WAL insert position, read in
+ * the same statement, so above every commit this session made before it.
+ * False on a database error (logged).
+ */
+bool
+db_standby_lsn(PGconn *conn, int standbys, uint64_t *insert_lsn, uint64_t *flushed)
+{
+	char		n[16];
+	const char *params[1] = {n};
+	PGresult   *res;
+	bool		ok;
+
+	snprintf(n, sizeof(n), "%d", standbys);
+	res = PQexecParams(conn, "SELECT (pg_catalog.pg_current_wal_insert_lsn()"
+					   "         OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.text,"
+					   "       (distsys.standby_flush_lsn($1::pg_catalog.int4)"
+					   "         OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.text",
+					   1, NULL, params, NULL, NULL, 0);
+	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (ok)
+	{
+		*insert_lsn = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+		*flushed = PQgetisnull(res, 0, 1) ? 0 : strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+	}
+	else
+		log_error("could not read the standbys' WAL position: %s",
+				  one_line(PQerrorMessage(conn)));
 	PQclear(res);
 	return ok;
 }

@@ -173,9 +173,9 @@ static const OptDef opt_table[] = {
 	},
 	{
 		.name = "standbys", .env = "DISTSYS_STANDBYS", .type = OPT_INT,
-		.commands = RELAY_CMD_PUBLISH, .min = 0, .max = 64, .defval = "0",
+		.commands = RELAY_CMD_ALL, .min = 0, .max = 64, .defval = "0",
 		.offset = OFF(standbys), .metavar = "N",
-		.help = "publish a row only once N physical standbys have flushed its commit"
+		.help = "publish a row, or commit an offset, only once N physical standbys flushed the commit"
 	},
 	{
 		.name = "topic", .env = "DISTSYS_TOPIC", .type = OPT_STRING,

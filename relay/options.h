@@ -59,7 +59,7 @@ typedef struct RelayOptions
 	int			retry_backoff_max_ms;	/* cap of the doubling delay */
 	int			dead_letter_after;	/* attempts before a row is dead-lettered */
 	int			lanes;			/* hash lanes the outbox is split into */
-	int			standbys;		/* publish: standbys that must have a row first */
+	int			standbys;		/* standbys that must have a commit first */
 	char	   *topics;			/* consume: comma-separated topics */
 	char	   *group;			/* consume: consumer group, the inbox consumer */
 	char	   *handler;		/* consume: schema.function applying a message */

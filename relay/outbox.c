@@ -486,33 +486,6 @@ outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error, bool permanent,
 }
 
 /*
- * outbox_standby_lsn: the WAL position (a byte count) that at least
- * `standbys` physical standbys have flushed; 0 while fewer stream.  False
- * on a database error.
- */
-bool
-outbox_standby_lsn(OutboxDb *db, int standbys, uint64_t *lsn)
-{
-	char		n[16];
-	const char *params[1] = {n};
-	PGresult   *res;
-	bool		ok;
-
-	snprintf(n, sizeof(n), "%d", standbys);
-	res = PQexecParams(db->conn, "SELECT (distsys.standby_flush_lsn($1::pg_catalog.int4)"
-					   " OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn)::pg_catalog.text",
-					   1, NULL, params, NULL, NULL, 0);
-	ok = PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (ok)
-		*lsn = PQgetisnull(res, 0, 0) ? 0 : strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-	else
-		log_error("could not read the standbys' WAL position: %s",
-				  one_line(PQerrorMessage(db->conn)));
-	PQclear(res);
-	return ok;
-}
-
-/*
  * outbox_backlog: rows waiting in the given table lanes, and the age of
  * the oldest, in seconds.
  */

@@ -40,7 +40,6 @@ extern void outbox_reset_cursor(OutboxDb *db);
 extern int	outbox_fetch(OutboxDb *db, MsgQueue *q, const char *lanes, int limit,
 						 bool *more);
 extern bool outbox_ack(OutboxDb *db, const int64_t *ids, char *const *mids, int n);
-extern bool outbox_standby_lsn(OutboxDb *db, int standbys, uint64_t *lsn);
 extern const char *outbox_fail(OutboxDb *db, OutboxMsg *m, const char *error,
 							   bool permanent, int max_attempts, int backoff_ms);
 extern bool outbox_backlog(OutboxDb *db, const char *lanes, int64_t *count,

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "lanes.h"
 #include "log.h"
 #include "loop.h"
@@ -353,12 +354,14 @@ waiting_for_standbys(Relay *r)
 static void
 step_standbys(Relay *r, double now)
 {
+	uint64_t	insert_lsn;
+
 	if (r->db.conn == NULL || !waiting_for_standbys(r))
 	{
 		r->standby_wait = 0;
 		return;
 	}
-	if (!outbox_standby_lsn(&r->db, r->opts->standbys, &r->standby_lsn))
+	if (!db_standby_lsn(r->db.conn, r->opts->standbys, &insert_lsn, &r->standby_lsn))
 	{
 		db_check(r);
 		return;
