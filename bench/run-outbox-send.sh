@@ -52,14 +52,7 @@ INSERT INTO orders (n, what) VALUES (:n, repeat('x', 100));
 INSERT INTO naive_outbox (topic, key, payload) VALUES ('orders', 'k' || (:n % 1000), jsonb_build_object('n', :n, 'what', repeat('x', 100)));
 COMMIT;
 SQL
-	cat > "$DS_WORK/notify.sql" <<'SQL'
-\set n random(1, 1000000000)
-BEGIN;
-INSERT INTO orders (n, what) VALUES (:n, repeat('x', 100));
-INSERT INTO naive_outbox (topic, key, payload) VALUES ('orders', 'k' || (:n % 1000), jsonb_build_object('n', :n, 'what', repeat('x', 100)));
-SELECT pg_notify('naive_outbox', '');
-COMMIT;
-SQL
+	sed "s/^COMMIT;/SELECT pg_notify('naive_outbox', '');\nCOMMIT;/" "$DS_WORK/naive.sql" > "$DS_WORK/notify.sql"
 	cat > "$DS_WORK/send.sql" <<'SQL'
 \set n random(1, 1000000000)
 BEGIN;
