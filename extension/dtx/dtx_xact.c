@@ -42,10 +42,13 @@
  *	   whose answer is lost leaves the prepared ones to recovery.)
  *
  * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
- * followed by :<xid>:<node> of the deciding node in the last-agent case,
- * where id is a random 64-bit id of the distributed transaction, also in
- * its decision row and published while it commits (dtx_shmem.c): recovery
- * recognises its own transactions and finds their outcome from the GID.
+ * followed by :<xid>:<server>:<node> of the deciding node in the
+ * last-agent case (<server>: its system identifier and database oid in
+ * hex, DTX_SERVER_ID_HEX, so that recovery can tell when the registry
+ * names another server now), where id is a random 64-bit id of the
+ * distributed transaction, also in its decision row and published while
+ * it commits (dtx_shmem.c): recovery recognises its own transactions and
+ * finds their outcome from the GID.
  * In step 4, before the first PREPARE, the local commit is made
  * synchronous, whatever synchronous_commit says, since it is the decision;
  * in step 3 the last agent's commit is made synchronous there for the same
@@ -113,6 +116,13 @@ typedef enum RoundKind
  * dtx_make_gid: the GID of participant number index of the distributed
  * transaction id, run by the coordinator transaction fxid (invalid: none)
  * and decided by decider (NULL: by the coordinator).
+ *
+ * The length budget (PostgreSQL takes at most DTX_GID_MAX - 1 = 199
+ * bytes), at its longest: "distsys" and five fields of at most 20, 10, 1
+ * (a last agent's GID has no coordinator xid: "0"), 19 and 10 digits are
+ * 72 bytes; the decider's xid (20 digits), its server in fixed-width hex
+ * (DTX_SERVER_ID_HEX, 24) and its name (63, node.c) with their colons add
+ * 110: 182.  The server is hex because decimal would take 30 bytes.
  */
 void
 dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
@@ -123,10 +133,13 @@ dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
 	len = snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":" UINT64_FORMAT ":%d",
 				   DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
 				   U64FromFullTransactionId(fxid), id, index);
-	/* node names are at most 63 safe characters (node.c): this fits */
 	if (decider != NULL && decider->node[0] != '\0')
-		snprintf(gid + len, DTX_GID_MAX - len, ":" UINT64_FORMAT ":%s",
-				 decider->xid, decider->node);
+		len += snprintf(gid + len, DTX_GID_MAX - len, ":" UINT64_FORMAT ":" DTX_SERVER_ID_HEX ":%s",
+						decider->xid, decider->server.sysid, decider->server.dboid,
+						decider->node);
+	/* a cut GID would name another transaction: cannot happen (above) */
+	if (len >= DTX_GID_MAX)
+		elog(ERROR, "distributed transaction GID too long: %s", gid);
 }
 
 /*
@@ -597,6 +610,8 @@ commit_with_last_agent(DtxParticipant **ps, int n, DtxParticipant *agent)
 
 	strlcpy(decider.node, agent->node, sizeof(decider.node));
 	decider.xid = agent->xid;
+	/* the server agent's connection reaches: the one whose commit decides */
+	decider.server = agent->server;
 	prepare_round(ps, n, InvalidFullTransactionId, id, &decider, agent);
 	commit_last_agent(agent, id);
 }
