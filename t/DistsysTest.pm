@@ -54,22 +54,33 @@ sub alive
 	return $stat !~ /^\d+ \(.*\) Z/;
 }
 
+# children(PID): the pids of PID's child processes now.
+sub children
+{
+	my ($pid) = @_;
+	return grep { slurp("/proc/$_/status") =~ /^PPid:\s+\Q$pid\E$/m }
+	  map { m{/proc/(\d+)} ? $1 : () } glob('/proc/[0-9]*');
+}
+
 # crash_postmaster(NODE): kill -9 the postmaster and start the node again
 # once every process of the old one is gone.  The killed postmaster may stay
 # a zombie (nothing here reaps orphans), and its lock file then names a pid
 # that still exists, so it and the socket's lock file are removed once that
-# pid is dead.
+# pid is dead.  Its processes are those that were its children before the
+# kill (after it, they are orphans): other test runs on the machine may
+# have nodes of the same name.
 sub crash_postmaster
 {
 	my ($node) = @_;
 	my $pid = $node->{_pid};
-	my $name = $node->name;
+	my @children = children($pid);
 	$node->kill9;
+	# a child forked just before the kill: look once more
+	push @children, children($pid);
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	while (time < $deadline)
 	{
-		my @left = grep { alive($_) && slurp("/proc/$_/cmdline") =~ /^postgres: \Q$name\E: / }
-		  map { m{/proc/(\d+)} ? $1 : () } glob('/proc/[0-9]*');
+		my @left = grep { alive($_) } @children;
 		last if !alive($pid) && !@left;
 		select(undef, undef, undef, 0.05);
 	}
