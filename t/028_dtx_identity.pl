@@ -43,15 +43,22 @@ c("SELECT distsys.node_add('p2', \$\$$conn{p2}\$\$)");
 is($p2->safe_psql('postgres', "SET ROLE agent; SELECT system_identifier > 0 FROM pg_control_system()"), 't',
 	'an ordinary role may read the system identifier recovery compares');
 
-# p1 then p2: p2, used last, decides as last agent; the coordinator is
-# killed after that decision, before COMMIT PREPARED reaches p1
-$coord->psql('postgres', "SET distsys.dtx_fault = crash_after_decision; BEGIN;
-	SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 7 WHERE id = 1');
-	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 7 WHERE id = 1');
-	COMMIT;");
-$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+# in_doubt_transfer(ID): a transfer of 7 on account ID, p1 then p2: p2,
+# used last, decides as last agent; the coordinator is killed after that
+# decision, before COMMIT PREPARED reaches p1.  Returns p1's GID.
+sub in_doubt_transfer
+{
+	my ($id) = @_;
+	$coord->psql('postgres', "SET distsys.dtx_fault = crash_after_decision; BEGIN;
+		SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 7 WHERE id = $id');
+		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 7 WHERE id = $id');
+		COMMIT;");
+	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+	return $p1->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
+}
+
+my $gid = in_doubt_transfer(1);
 is(bal($p2, 1) . ' ' . prepared($p1), '107 1', 'p2 committed its part as last agent, p1 is left prepared');
-my $gid = $p1->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
 my $p2_server = $p2->safe_psql('postgres', "SELECT lpad(to_hex(system_identifier), 16, '0')
 	|| lpad(to_hex((SELECT oid FROM pg_database WHERE datname = current_database())::bigint), 8, '0')
 	FROM pg_control_system()");
@@ -75,6 +82,37 @@ is(c("SELECT outcome || ' ' || decider FROM distsys.dtx_in_doubt"), 'unknown p2'
 point('p2', 'p2');
 is(c('SELECT distsys.dtx_recover()'), '1', 'once p2 is named again, recovery resolves it');
 is(bal($p1, 1) . ' ' . bal($p2, 1) . ' ' . prepared($p1), '93 107 0', 'and the transfer is committed on both');
+
+# another server that holds the mark (a copy of p2, as a restored dump of
+# it would be): the mark proves the commit wherever it is
+$gid = in_doubt_transfer(2);
+my ($id) = $gid =~ /^distsys:\d+:\d+:\d+:(\d+):/;
+my $coordinator = c("SELECT system_identifier || ':' || (SELECT oid FROM pg_database
+	WHERE datname = current_database()) FROM pg_control_system()");
+$other->safe_psql('postgres', "SET ROLE agent;
+	INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ($id, '$coordinator')");
+point('p2', 'other');
+$err = c_err('SELECT distsys.dtx_recover()');
+is(bal($p1, 2) . ' ' . prepared($p1) . ' ' . ($err =~ /WARNING/ ? 'warned' : 'quiet'), '93 0 quiet',
+	'a mark on the server the node now reaches commits the transaction');
+point('p2', 'p2');
+
+# a node whose role may not read its system identifier is never a last
+# agent, and recovery does not judge by it
+$gid = in_doubt_transfer(3);
+$p2->safe_psql('postgres', 'REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC');
+$err = c_err('SELECT distsys.dtx_recover()');
+like($err, qr/WARNING:  could not reach node "p2" for distributed transaction recovery: node "p2" does not let recovery read its system identifier/,
+	'without pg_control_system(), recovery warns');
+is(prepared($p1), '1', 'and leaves the transaction prepared');
+my $decisions = c('SELECT count(*) FROM distsys.dtx_decisions');
+c("BEGIN; SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 1 WHERE id = 4');
+	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 4'); COMMIT;");
+is(c('SELECT count(*) FROM distsys.dtx_decisions') - $decisions, 1,
+	'and a transaction whose last writer is that node is decided by the coordinator');
+$p2->safe_psql('postgres', 'GRANT EXECUTE ON FUNCTION pg_control_system() TO PUBLIC');
+c('SELECT distsys.dtx_recover()');
+is(bal($p1, 3) . ' ' . bal($p2, 3) . ' ' . prepared($p1), '93 107 0', 'with it back, recovery commits the transaction');
 
 # --- registry changes under session_replication_role = replica -----------
 my $bg = bg_session($coord, on_error_stop => 0);

@@ -234,18 +234,28 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 }
 
 /*
- * dtx_server_id_read: the DtxServerId in columns column and column + 1 of
- * the first row of res (DTX_SERVER_ID_COLUMNS); sysid 0 where it is NULL.
+ * dtx_server_id: the server node's conn reaches, from the first row of
+ * probe (DTX_SERVER_ID_PROBE in columns column and column + 1) and, if the
+ * role may call it, pg_control_system() in one more round trip; sysid 0 if
+ * it may not.  Frees probe; an ERROR if the node fails to answer.
  */
 DtxServerId
-dtx_server_id_read(PGresult *res, int column)
+dtx_server_id(PGconn *conn, const char *node, PGresult *probe, int column)
 {
 	DtxServerId id = {0, InvalidOid};
+	bool		may_ask = strcmp(PQgetvalue(probe, 0, column), "t") == 0;
+	char	   *sysid;
 
-	if (!PQgetisnull(res, 0, column))
-		id.sysid = strtou64(PQgetvalue(res, 0, column), NULL, 10);
-	if (!PQgetisnull(res, 0, column + 1))
-		id.dboid = (Oid) strtoul(PQgetvalue(res, 0, column + 1), NULL, 10);
+	if (!PQgetisnull(probe, 0, column + 1))
+		id.dboid = (Oid) strtoul(PQgetvalue(probe, 0, column + 1), NULL, 10);
+	PQclear(probe);
+	if (!may_ask)
+		return id;
+	sysid = remote_run_value(conn, node,
+							 "SELECT system_identifier FROM pg_catalog.pg_control_system()",
+							 distsys_dtx_commit_timeout_ms);
+	if (sysid != NULL)
+		id.sysid = strtou64(sysid, NULL, 10);
 	return id;
 }
 
@@ -272,7 +282,7 @@ check_slots(DtxParticipant *p)
 		" AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
 		" AND d.deptype OPERATOR(pg_catalog.=) 'e'"
 		" AND e.extname OPERATOR(pg_catalog.=) 'distsys'), false), "
-		DTX_SERVER_ID_COLUMNS;
+		DTX_SERVER_ID_PROBE;
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,
@@ -289,11 +299,19 @@ check_slots(DtxParticipant *p)
 	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
 	/*
 	 * whether it can be a last agent (dtx_xact.c), asked with the slots: its
-	 * GIDs name the server that decides, so that server must be known
+	 * GIDs name the server that decides, so that server must be known (asked
+	 * once per connection: it does not change)
 	 */
-	p->server = dtx_server_id_read(res, 3);
-	p->can_decide = PQgetvalue(res, 0, 2)[0] == 't' && p->server.sysid != 0;
-	PQclear(res);
+	p->can_decide = PQgetvalue(res, 0, 2)[0] == 't';
+	if (p->server.sysid == 0)
+	{
+		p->busy = true;
+		p->server = dtx_server_id(p->conn, p->node, res, 3);
+		p->busy = false;
+	}
+	else
+		PQclear(res);
+	p->can_decide = p->can_decide && p->server.sysid != 0;
 	p->slots_checked_at = now;
 	/* with none at all, reads still work; PREPARE says what to set */
 	if (max_slots > 0 && free_slots < distsys_dtx_prepared_reserve)

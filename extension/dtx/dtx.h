@@ -39,13 +39,14 @@ typedef struct DtxServerId
 #define DTX_SERVER_ID_HEX_LEN 24
 
 /*
- * The query that reads a node's DtxServerId, as two columns (the sysid
- * NULL where the role may not call pg_control_system()); see
- * dtx_server_id_read.
+ * Two columns that say whether the role may call pg_control_system() and
+ * which database this is; see dtx_server_id.  The call itself cannot be in
+ * the same statement: a query that names a function the role may not
+ * execute fails as a whole (the executor checks it at start-up), even
+ * where a CASE would never call it.
  */
-#define DTX_SERVER_ID_COLUMNS \
-	"CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')" \
-	" THEN (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s) END," \
+#define DTX_SERVER_ID_PROBE \
+	"pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')," \
 	" (SELECT d.oid FROM pg_catalog.pg_database d" \
 	" WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
 
@@ -156,7 +157,7 @@ extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_hold_registry(DtxParticipant **ps, int n);
 extern bool dtx_node_in_transaction(const char *node);
 extern void dtx_check_broken(DtxParticipant *p);
-extern DtxServerId dtx_server_id_read(PGresult *res, int column);
+extern DtxServerId dtx_server_id(PGconn *conn, const char *node, PGresult *probe, int column);
 
 /* dtx_xact.c */
 extern void dtx_xact_callback(XactEvent event, void *arg);

@@ -361,13 +361,12 @@ deciders_forget(void)
 static DtxServerId
 server_of(PGconn *conn, const char *node)
 {
-	char	   *sql = "SELECT " DTX_SERVER_ID_COLUMNS;
+	char	   *sql = "SELECT " DTX_SERVER_ID_PROBE;
 	PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
 	DtxServerId server;
 
 	remote_check_shape(res, node, sql, true, 2);
-	server = dtx_server_id_read(res, 0);
-	PQclear(res);
+	server = dtx_server_id(conn, node, res, 0);
 	if (server.sysid == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
