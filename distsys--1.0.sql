@@ -576,6 +576,10 @@ REVOKE ALL ON FUNCTION node_registry_trigger() FROM PUBLIC;
 CREATE TRIGGER node_registry_changed
 	BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON node_registry
 	FOR EACH STATEMENT EXECUTE FUNCTION node_registry_trigger();
+-- also under session_replication_role = replica, where ordinary triggers
+-- do not fire: a change the backends did not hear of, or that a crash can
+-- undo, could send recovery to the wrong server
+ALTER TABLE node_registry ENABLE ALWAYS TRIGGER node_registry_changed;
 
 CREATE FUNCTION node_add(name text, conninfo text, force boolean DEFAULT false) RETURNS void
 	AS 'MODULE_PATHNAME', 'node_add'

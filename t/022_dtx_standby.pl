@@ -11,19 +11,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 
-my $primary = PostgreSQL::Test::Cluster->new('primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "restart_after_crash = on\ndistsys.dtx_recovery_interval = 0");
-$primary->start;
-$primary->safe_psql('postgres', 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
-
-my ($p1, $p2) = map { bank_participant($primary, $_, 10, 100) } qw(p1 p2);
-
-$primary->backup('base');
-my $standby = PostgreSQL::Test::Cluster->new('standby');
-$standby->init_from_backup($primary, 'base', has_streaming => 1);
-$standby->append_conf('postgresql.conf', 'distsys.dtx_recovery_interval = 1');
-$standby->start;
+my ($primary, $standby, $p1, $p2) = standby_pair('restart_after_crash = on');
 
 # in_doubt_transfer(FAULT, ID): a transfer whose coordinating backend is
 # killed at FAULT; returns once the primary is back.

@@ -161,7 +161,7 @@ END { kill 'KILL', -$fake_pid if $fake_pid; }
 c("SELECT distsys.node_add('fake', 'host=127.0.0.1 port=" . $fake_port
 	  . " dbname=postgres sslmode=disable gssencmode=disable')");
 like(c_err("SELECT distsys.dtx_exec('fake', 'SELECT 1')"),
-	qr/ERROR:  08P01: unexpected result from node "fake"\nDETAIL:  Expected one row of 3 columns, got 0 rows of 1 columns/,
+	qr/ERROR:  08P01: unexpected result from node "fake"\nDETAIL:  Expected one row of 5 columns, got 0 rows of 1 columns/,
 	'a node answering with no row where one is expected: 08P01 naming it');
 my ($fret, $fout, $ferr) = $coord->psql('postgres', 'SELECT distsys.dtx_recover()',
 	extra_params => ['-v', 'VERBOSITY=verbose']);

@@ -45,6 +45,12 @@ repointed('node_remove',
 repointed('a plain UPDATE',
 	"UPDATE distsys.node_registry SET conninfo = 'host=sql.invalid dbname=postgres' WHERE name = 'p2'",
 	'p2=host=sql.invalid dbname=postgres');
+repointed('node_add under session_replication_role = replica (no ordinary trigger fires)',
+	"SET session_replication_role = replica; SELECT distsys.node_add('p2', 'host=replica.invalid dbname=postgres', force => true)",
+	'p2=host=replica.invalid dbname=postgres');
+repointed('a plain UPDATE under session_replication_role = replica',
+	"SET session_replication_role = replica; UPDATE distsys.node_registry SET conninfo = 'host=sqlr.invalid dbname=postgres' WHERE name = 'p2'",
+	'p2=host=sqlr.invalid dbname=postgres');
 
 $coord->stop;
 done_testing();

@@ -13,7 +13,7 @@ use Test::More;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(slurp);
-our @EXPORT = qw(distsys_node bank_participant bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+our @EXPORT = qw(distsys_node bank_participant standby_pair bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # distsys_node(NAME, CONF): a started node with the extension created.
 sub distsys_node
@@ -45,6 +45,29 @@ sub bank_participant
 	return $node;
 }
 
+# standby_pair(CONF): a coordinator (CONF added to its configuration; its
+# recovery worker idle) with distsys and table ledger (id int PRIMARY KEY),
+# participants p1 and p2 (bank_participant: 10 accounts at 100), and a
+# streaming standby of it whose recovery worker runs every second once it
+# is promoted.  Returns the primary, the standby, p1 and p2.
+sub standby_pair
+{
+	my ($conf) = @_;
+	my $primary = PostgreSQL::Test::Cluster->new('primary');
+	$primary->init(allows_streaming => 1);
+	$primary->append_conf('postgresql.conf', "distsys.dtx_recovery_interval = 0\n" . ($conf // ''));
+	$primary->start;
+	$primary->safe_psql('postgres', 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
+	my ($p1, $p2) = map { bank_participant($primary, $_, 10, 100) } qw(p1 p2);
+	$primary->backup('base');
+	my $standby = PostgreSQL::Test::Cluster->new('standby');
+	$standby->init_from_backup($primary, 'base', has_streaming => 1);
+	$standby->append_conf('postgresql.conf', 'distsys.dtx_recovery_interval = 1');
+	$standby->start;
+	$primary->wait_for_catchup($standby);
+	return ($primary, $standby, $p1, $p2);
+}
+
 # alive(PID): whether PID runs (a zombie does not count).
 sub alive
 {
@@ -54,22 +77,33 @@ sub alive
 	return $stat !~ /^\d+ \(.*\) Z/;
 }
 
+# children(PID): the pids of PID's child processes now.
+sub children
+{
+	my ($pid) = @_;
+	return grep { slurp("/proc/$_/status") =~ /^PPid:\s+\Q$pid\E$/m }
+	  map { m{/proc/(\d+)} ? $1 : () } glob('/proc/[0-9]*');
+}
+
 # crash_postmaster(NODE): kill -9 the postmaster and start the node again
 # once every process of the old one is gone.  The killed postmaster may stay
 # a zombie (nothing here reaps orphans), and its lock file then names a pid
 # that still exists, so it and the socket's lock file are removed once that
-# pid is dead.
+# pid is dead.  Its processes are those that were its children before the
+# kill (after it, they are orphans): other test runs on the machine may
+# have nodes of the same name.
 sub crash_postmaster
 {
 	my ($node) = @_;
 	my $pid = $node->{_pid};
-	my $name = $node->name;
+	my @children = children($pid);
 	$node->kill9;
+	# a child forked just before the kill: look once more
+	push @children, children($pid);
 	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
 	while (time < $deadline)
 	{
-		my @left = grep { alive($_) && slurp("/proc/$_/cmdline") =~ /^postgres: \Q$name\E: / }
-		  map { m{/proc/(\d+)} ? $1 : () } glob('/proc/[0-9]*');
+		my @left = grep { alive($_) } @children;
 		last if !alive($pid) && !@left;
 		select(undef, undef, undef, 0.05);
 	}

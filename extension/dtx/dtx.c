@@ -89,6 +89,7 @@ dtx_forget_participant(DtxParticipant *p)
 	/* a new connection may reach another server: ask it afresh */
 	p->slots_checked_at = 0;
 	p->can_decide = false;
+	p->server.sysid = 0;
 }
 
 /*
@@ -233,13 +234,39 @@ dtx_hold_registry(DtxParticipant **ps, int n)
 }
 
 /*
+ * dtx_server_id: the server node's conn reaches, from the first row of
+ * probe (DTX_SERVER_ID_PROBE in columns column and column + 1) and, if the
+ * role may call it, pg_control_system() in one more round trip; sysid 0 if
+ * it may not.  Frees probe; an ERROR if the node fails to answer.
+ */
+DtxServerId
+dtx_server_id(PGconn *conn, const char *node, PGresult *probe, int column)
+{
+	DtxServerId id = {0, InvalidOid};
+	bool		may_ask = strcmp(PQgetvalue(probe, 0, column), "t") == 0;
+	char	   *sysid;
+
+	if (!PQgetisnull(probe, 0, column + 1))
+		id.dboid = (Oid) strtoul(PQgetvalue(probe, 0, column + 1), NULL, 10);
+	PQclear(probe);
+	if (!may_ask)
+		return id;
+	sysid = remote_run_value(conn, node,
+							 "SELECT system_identifier FROM pg_catalog.pg_control_system()",
+							 distsys_dtx_commit_timeout_ms);
+	if (sysid != NULL)
+		id.sysid = strtou64(sysid, NULL, 10);
+	return id;
+}
+
+/*
  * check_slots: refuse a node whose free prepared-transaction slots are
  * below distsys.dtx_prepared_reserve, before any work is done there, and
  * note whether it can keep last-agent marks: distsys.dtx_marks is there,
  * is the table of extension distsys (not one a role made in a schema of
  * that name, whose owner could delete the marks), and we may insert into
- * it.  It costs a round trip, so each connection asks at most once a
- * second.
+ * it; and which server it is (the last agent's GIDs name it).  It costs a
+ * round trip, so each connection asks at most once a second.
  */
 static void
 check_slots(DtxParticipant *p)
@@ -254,7 +281,8 @@ check_slots(DtxParticipant *p)
 		" AND d.objid OPERATOR(pg_catalog.=) pg_catalog.to_regclass('distsys.dtx_marks')"
 		" AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
 		" AND d.deptype OPERATOR(pg_catalog.=) 'e'"
-		" AND e.extname OPERATOR(pg_catalog.=) 'distsys'), false)";
+		" AND e.extname OPERATOR(pg_catalog.=) 'distsys'), false), "
+		DTX_SERVER_ID_PROBE;
 	TimestampTz now = GetCurrentTimestamp();
 	PGresult   *res;
 	int			free_slots,
@@ -266,12 +294,24 @@ check_slots(DtxParticipant *p)
 	p->busy = true;
 	res = remote_run(p->conn, p->node, sql, 0);
 	p->busy = false;
-	remote_check_shape(res, p->node, sql, true, 3);
+	remote_check_shape(res, p->node, sql, true, 5);
 	max_slots = atoi(PQgetvalue(res, 0, 0));
 	free_slots = max_slots - atoi(PQgetvalue(res, 0, 1));
-	/* whether it can be a last agent (dtx_xact.c): asked with the slots */
+	/*
+	 * whether it can be a last agent (dtx_xact.c), asked with the slots: its
+	 * GIDs name the server that decides, so that server must be known (asked
+	 * once per connection: it does not change)
+	 */
 	p->can_decide = PQgetvalue(res, 0, 2)[0] == 't';
-	PQclear(res);
+	if (p->server.sysid == 0)
+	{
+		p->busy = true;
+		p->server = dtx_server_id(p->conn, p->node, res, 3);
+		p->busy = false;
+	}
+	else
+		PQclear(res);
+	p->can_decide = p->can_decide && p->server.sysid != 0;
 	p->slots_checked_at = now;
 	/* with none at all, reads still work; PREPARE says what to set */
 	if (max_slots > 0 && free_slots < distsys_dtx_prepared_reserve)

@@ -19,6 +19,37 @@
 #define DTX_GID_PREFIX		"distsys"
 #define DTX_GID_MAX			200 /* PostgreSQL's limit on a GID */
 
+/*
+ * Which server and database a node's connection reaches: its
+ * system_identifier (pg_control_system(); a streaming standby shares its
+ * primary's, a restored dump or a new cluster does not) and the oid of the
+ * database.  sysid 0: unknown.
+ */
+typedef struct DtxServerId
+{
+	uint64		sysid;
+	Oid			dboid;
+} DtxServerId;
+
+/*
+ * A DtxServerId in a GID: 16 and 8 hex digits, fixed width (its sysid and
+ * dboid, in that order).
+ */
+#define DTX_SERVER_ID_HEX	"%016" INT64_MODIFIER "x%08x"
+#define DTX_SERVER_ID_HEX_LEN 24
+
+/*
+ * Two columns that say whether the role may call pg_control_system() and
+ * which database this is; see dtx_server_id.  The call itself cannot be in
+ * the same statement: a query that names a function the role may not
+ * execute fails as a whole (the executor checks it at start-up), even
+ * where a CASE would never call it.
+ */
+#define DTX_SERVER_ID_PROBE \
+	"pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')," \
+	" (SELECT d.oid FROM pg_catalog.pg_database d" \
+	" WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+
 /* Where a participant's remote transaction stands in this local one. */
 typedef enum DtxState
 {
@@ -33,12 +64,17 @@ typedef enum DtxState
  * Where the decision of a distributed transaction is kept: in the
  * coordinator's dtx_decisions (its local commit decides), or in the commit
  * of one writing node (the last agent: that node's transaction, identified
- * by its xid, commits in one phase, and its outcome is the decision).
+ * by its xid, commits in one phase, and its outcome is the decision).  The
+ * node is named by the registry, which a restore or a forced re-point can
+ * move to another server; its identity tells recovery whether the server
+ * the name reaches now is the one that decided (dtx_recover.c).
  */
 typedef struct DtxDecider
 {
 	char		node[NAMEDATALEN];	/* "" for the coordinator */
 	uint64		xid;			/* the node's transaction (xid8) */
+	DtxServerId server;			/* the server that decided; sysid 0: not
+								 * recorded (a GID of an earlier version) */
 } DtxDecider;
 
 /*
@@ -64,7 +100,9 @@ typedef struct DtxParticipant
 	DtxState	state;
 	uint64		xid;			/* its remote xid8 once it wrote, else 0 */
 	uint64		used;			/* when it last ran a statement (a counter) */
-	bool		can_decide;		/* it has distsys.dtx_marks we may insert into */
+	bool		can_decide;		/* it has distsys.dtx_marks we may insert into,
+								 * and its server is known */
+	DtxServerId server;			/* the server conn reaches (check_slots) */
 	bool		busy;			/* a statement was sent and not fully read */
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* a savepoint rollback failed: must abort */
@@ -119,6 +157,7 @@ extern void dtx_forget_participant(DtxParticipant *p);
 extern void dtx_hold_registry(DtxParticipant **ps, int n);
 extern bool dtx_node_in_transaction(const char *node);
 extern void dtx_check_broken(DtxParticipant *p);
+extern DtxServerId dtx_server_id(PGconn *conn, const char *node, PGresult *probe, int column);
 
 /* dtx_xact.c */
 extern void dtx_xact_callback(XactEvent event, void *arg);

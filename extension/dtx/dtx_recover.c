@@ -25,6 +25,15 @@
  *	   decision but not change it.  The node alone decides, so this is
  *	   right whatever the coordinator did or will do, also on a promoted
  *	   standby of it.  An unreachable node leaves it in doubt ("unknown").
+ *	   The node is found through the registry, by name, and a registry
+ *	   can be reverted (a restore, a forced re-point) to name another
+ *	   server, where no mark would be found and the xid means nothing.  So
+ *	   the GID also names the server that decided (its system identifier
+ *	   and database oid): when the node's conninfo reaches another one, a
+ *	   mark there still commits (a copy of the node, a dump, keeps the
+ *	   marks of what it committed), but without one the transaction is
+ *	   left in doubt with a WARNING, never rolled back.  A streaming
+ *	   standby of the node, promoted, keeps its system identifier.
  *	1. A decision row with the id is visible: the coordinator transaction
  *	   committed (the row was inserted in it), so COMMIT PREPARED.  Rows are
  *	   deleted only once no participant of theirs is still prepared (step
@@ -151,8 +160,31 @@ decision_exists(uint64 id, FullTransactionId *xid)
 }
 
 /*
- * parse_decider: the ":<xid>:<node>" that ends the GID of a transaction a
- * last agent decided (dtx_xact.c), into decider; false if s is not that.
+ * parse_server: the DtxServerId that s starts with (DTX_SERVER_ID_HEX and
+ * a colon), into *server; returns how many bytes it took, 0 if s does not
+ * start with one.
+ */
+static int
+parse_server(const char *s, DtxServerId *server)
+{
+	char		sysid[17],
+				dboid[9];
+
+	if (strspn(s, "0123456789abcdef") != DTX_SERVER_ID_HEX_LEN ||
+		s[DTX_SERVER_ID_HEX_LEN] != ':')
+		return 0;
+	strlcpy(sysid, s, sizeof(sysid));
+	strlcpy(dboid, s + 16, sizeof(dboid));
+	server->sysid = strtou64(sysid, NULL, 16);
+	server->dboid = (Oid) strtoul(dboid, NULL, 16);
+	return DTX_SERVER_ID_HEX_LEN + 1;
+}
+
+/*
+ * parse_decider: the ":<xid>:<server>:<node>" that ends the GID of a
+ * transaction a last agent decided (dtx_xact.c), into decider; false if s
+ * is not that.  A GID of an earlier version has no <server> (a node name
+ * has no colon, so the two cannot be mistaken for each other).
  */
 static bool
 parse_decider(const char *s, DtxDecider *decider)
@@ -163,6 +195,7 @@ parse_decider(const char *s, DtxDecider *decider)
 
 	if (sscanf(s, ":%llu:%n", &xid64, &end) != 1 || end == 0)
 		return false;
+	end += parse_server(s + end, &decider->server);
 	len = strlen(s + end);
 	if (len == 0 || len >= NAMEDATALEN || strspn(s + end,
 												 "abcdefghijklmnopqrstuvwxyz"
@@ -235,6 +268,7 @@ dtx_parse_gid(const char *gid, FullTransactionId *fxid, uint64 *id, DtxDecider *
 /* A question to a deciding node, and its answer (decider_ask). */
 typedef struct DeciderQuestion
 {
+	const char *gid;			/* the prepared transaction asked about */
 	const DtxDecider *decider;
 	uint64		id;				/* the distributed transaction */
 	DtxOutcome	outcome;
@@ -295,6 +329,7 @@ typedef struct DeciderConn
 {
 	char		node[NAMEDATALEN];	/* hash key */
 	PGconn	   *conn;			/* NULL once it failed in this pass */
+	DtxServerId server;			/* the server conn reaches */
 } DeciderConn;
 
 static HTAB *decider_conns = NULL;
@@ -316,6 +351,29 @@ deciders_forget(void)
 		remote_disconnect(dc->conn);
 	hash_destroy(decider_conns);
 	decider_conns = NULL;
+}
+
+/*
+ * server_of: the server conn reaches (node's); an ERROR if the role
+ * recovery logs in as may not ask (pg_control_system()), since without it
+ * recovery cannot tell whether this is the server that decided.
+ */
+static DtxServerId
+server_of(PGconn *conn, const char *node)
+{
+	char	   *sql = "SELECT " DTX_SERVER_ID_PROBE;
+	PGresult   *res = remote_run(conn, node, sql, distsys_dtx_commit_timeout_ms);
+	DtxServerId server;
+
+	remote_check_shape(res, node, sql, true, 2);
+	server = dtx_server_id(conn, node, res, 0);
+	if (server.sysid == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("node \"%s\" does not let recovery read its system identifier", node),
+				 errdetail("Recovery must know which server a deciding node's conninfo reaches."),
+				 errhint("GRANT EXECUTE ON FUNCTION pg_catalog.pg_control_system() to the role the node's conninfo logs in as.")));
+	return server;
 }
 
 /*
@@ -342,6 +400,7 @@ decider_conn(const char *node)
 	PG_TRY();
 	{
 		refuse_standby(dc->conn, node);
+		dc->server = server_of(dc->conn, node);
 	}
 	PG_CATCH();
 	{
@@ -351,6 +410,36 @@ decider_conn(const char *node)
 	}
 	PG_END_TRY();
 	return dc;
+}
+
+/*
+ * moved_decider: whether q's GID names a deciding server that dc, the
+ * connection its node's conninfo opens now, does not reach (a WARNING then
+ * says so): the registry was restored or re-pointed since.  There, no mark
+ * proves nothing, and the xid is another server's: only the operator, or
+ * the registry put right, can resolve it.  A GID without a server (an
+ * earlier version's) is taken to be where its node points.
+ */
+static bool
+moved_decider(DeciderQuestion *q, DeciderConn *dc)
+{
+	const DtxServerId *want = &q->decider->server;
+
+	if (want->sysid == 0 ||
+		(want->sysid == dc->server.sysid && want->dboid == dc->server.dboid))
+		return false;
+	ereport(WARNING,
+			(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+			 errmsg("node \"%s\" does not reach the server that decided prepared transaction \"%s\"",
+					dc->node, q->gid),
+			 errdetail("It was decided on system identifier " UINT64_FORMAT ", database oid %u; node \"%s\" now reaches system identifier " UINT64_FORMAT ", database oid %u, which has no mark of it. Recovery leaves it prepared.",
+					   want->sysid, want->dboid, dc->node, dc->server.sysid, dc->server.dboid),
+			 errhint("Point node \"%s\" back at the server that decided it (distsys.node_add with force => true) and recovery finishes it; "
+					 "or, on that server, look for id " INT64_FORMAT " in distsys.dtx_marks: if it is there run COMMIT PREPARED, "
+					 "if not and pg_xact_status('" UINT64_FORMAT "') there is not 'in progress' run ROLLBACK PREPARED, "
+					 "where distsys.dtx_in_doubt shows it prepared.",
+					 dc->node, (int64) q->id, q->decider->xid)));
+	return true;
 }
 
 /*
@@ -374,8 +463,11 @@ decider_ask(void *arg)
 									" WHERE id OPERATOR(pg_catalog.=) " INT64_FORMAT "::pg_catalog.int8 AND %s)",
 									(int64) q->id, dtx_marks_ours());
 
+		/* a mark is the agent's commit, even in a copy of its node (a dump) */
 		if (strcmp(decider_query(conn, node, mark), "t") == 0)
 			q->outcome = DTX_OUTCOME_COMMIT;
+		else if (moved_decider(q, dc))
+			q->outcome = DTX_OUTCOME_UNKNOWN;
 		else if (strcmp(decider_status(conn, node, q->decider->xid), "in progress") == 0)
 			q->outcome = DTX_OUTCOME_RUNNING;
 		else
@@ -416,6 +508,7 @@ dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 	{
 		if (dtx_committing_now(id))
 			return DTX_OUTCOME_RUNNING;
+		q.gid = gid;
 		q.decider = decider;
 		q.id = id;
 		q.outcome = DTX_OUTCOME_UNKNOWN;

@@ -42,10 +42,13 @@
  *	   whose answer is lost leaves the prepared ones to recovery.)
  *
  * GIDs are distsys:<system id>:<database oid>:<coordinator xid>:<id>:<n>,
- * followed by :<xid>:<node> of the deciding node in the last-agent case,
- * where id is a random 64-bit id of the distributed transaction, also in
- * its decision row and published while it commits (dtx_shmem.c): recovery
- * recognises its own transactions and finds their outcome from the GID.
+ * followed by :<xid>:<server>:<node> of the deciding node in the
+ * last-agent case (<server>: its system identifier and database oid in
+ * hex, DTX_SERVER_ID_HEX, so that recovery can tell when the registry
+ * names another server now), where id is a random 64-bit id of the
+ * distributed transaction, also in its decision row and published while
+ * it commits (dtx_shmem.c): recovery recognises its own transactions and
+ * finds their outcome from the GID.
  * In step 4, before the first PREPARE, the local commit is made
  * synchronous, whatever synchronous_commit says, since it is the decision;
  * in step 3 the last agent's commit is made synchronous there for the same
@@ -113,6 +116,13 @@ typedef enum RoundKind
  * dtx_make_gid: the GID of participant number index of the distributed
  * transaction id, run by the coordinator transaction fxid (invalid: none)
  * and decided by decider (NULL: by the coordinator).
+ *
+ * The length budget (PostgreSQL takes at most DTX_GID_MAX - 1 = 199
+ * bytes), at its longest: "distsys" and five fields of at most 20, 10, 1
+ * (a last agent's GID has no coordinator xid: "0"), 19 and 10 digits are
+ * 72 bytes; the decider's xid (20 digits), its server in fixed-width hex
+ * (DTX_SERVER_ID_HEX, 24) and its name (63, node.c) with their colons add
+ * 110: 182.  The server is hex because decimal would take 30 bytes.
  */
 void
 dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
@@ -123,10 +133,13 @@ dtx_make_gid(char *gid, FullTransactionId fxid, uint64 id, int index,
 	len = snprintf(gid, DTX_GID_MAX, "%s:" UINT64_FORMAT ":%u:" UINT64_FORMAT ":" UINT64_FORMAT ":%d",
 				   DTX_GID_PREFIX, GetSystemIdentifier(), MyDatabaseId,
 				   U64FromFullTransactionId(fxid), id, index);
-	/* node names are at most 63 safe characters (node.c): this fits */
 	if (decider != NULL && decider->node[0] != '\0')
-		snprintf(gid + len, DTX_GID_MAX - len, ":" UINT64_FORMAT ":%s",
-				 decider->xid, decider->node);
+		len += snprintf(gid + len, DTX_GID_MAX - len, ":" UINT64_FORMAT ":" DTX_SERVER_ID_HEX ":%s",
+						decider->xid, decider->server.sysid, decider->server.dboid,
+						decider->node);
+	/* a cut GID would name another transaction: cannot happen (above) */
+	if (len >= DTX_GID_MAX)
+		elog(ERROR, "distributed transaction GID too long: %s", gid);
 }
 
 /*
@@ -166,25 +179,93 @@ active_participants(int *n)
 }
 
 /*
- * round_failed: after the local commit or abort, a failure is a WARNING
- * (recovery finishes the work) and an unusable connection is dropped.
- * Frees res.
+ * prepared_status: pg_xact_status on p of its prepared transaction's xid
+ * ("committed", "aborted", "in progress"), or NULL if p cannot tell now.
+ * The xid cannot have been handed out again: PREPARE flushed it.  After
+ * the local commit: never an ERROR, never interrupted, and bounded by
+ * distsys.dtx_commit_timeout; a node that does not answer is dropped.
+ */
+static char *
+prepared_status(DtxParticipant *p)
+{
+	char	   *sql = psprintf("SELECT pg_catalog.pg_xact_status('" UINT64_FORMAT "'::pg_catalog.xid8)",
+							   p->xid);
+	PGresult   *res;
+	bool		timed_out;
+	char	   *status = NULL;
+
+	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK || !remote_send(p->conn, sql))
+		return NULL;
+	res = remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms, REMOTE_UNINTERRUPTIBLE, &timed_out);
+	if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+		PQnfields(res) == 1 && !PQgetisnull(res, 0, 0))
+		status = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (timed_out)
+		dtx_forget_participant(p);
+	return status;
+}
+
+/*
+ * resolved_elsewhere: COMMIT PREPARED of p's GID (sql) found it gone
+ * (42704) or busy (55000): someone else resolved it, or is resolving it.
+ * This coordinator's recovery leaves it alone while this backend commits,
+ * and another coordinator only commits what it adopts; but a promoted
+ * standby of this server (the old primary still running) rolls back what
+ * its copy of the decisions lacks.  So only p's word that the transaction
+ * committed there lets the client's COMMIT stand silently; otherwise the
+ * client is told the outcome is not what it seems (08007, as for a
+ * deciding COMMIT whose answer was lost), with what p said.
  */
 static void
-round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out)
+resolved_elsewhere(DtxParticipant *p, const char *sql)
+{
+	char	   *status = prepared_status(p);
+
+	if (status != NULL && strcmp(status, "committed") == 0)
+		ereport(LOG,
+				(errmsg("node \"%s\": %s: already committed there, by recovery", p->node, sql)));
+	else if (status != NULL && strcmp(status, "aborted") == 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("node \"%s\" rolled back its part of the distributed transaction this server committed", p->node),
+				 errdetail("%s found nothing to commit, and transaction " UINT64_FORMAT " there is aborted: another server resolved it, such as a standby of this server promoted without this decision.",
+						   sql, p->xid),
+				 errhint("If another server was promoted, this one is no longer the primary: treat the transaction as not committed and retry it there.")));
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN),
+				 errmsg("the outcome of the distributed transaction on node \"%s\" is unknown", p->node),
+				 errdetail("%s found it resolved by another server, such as a promoted standby of this one, and transaction " UINT64_FORMAT " there is %s.",
+						   sql, p->xid, status != NULL ? status : "of unknown status"),
+				 errhint("Check on node \"%s\" whether the work was done before relying on it or retrying it.", p->node)));
+}
+
+/*
+ * round_failed: after the local commit (committed) or abort, a failure is
+ * a WARNING (recovery finishes the work) and an unusable connection is
+ * dropped.  Frees res.
+ */
+static void
+round_failed(DtxParticipant *p, PGresult *res, const char *sql, bool timed_out,
+			 bool committed)
 {
 	int			code = remote_errcode(res);
 
 	/*
-	 * Gone (42704) or busy (55000): recovery resolved it or is resolving it,
-	 * the same way, since it commits only what has a decision record.
+	 * Gone (42704) or busy (55000): someone resolved it or is resolving it.
+	 * A ROLLBACK PREPARED needs no more (nothing commits a transaction whose
+	 * decision did not commit); a COMMIT PREPARED asks p what became of it.
 	 */
 	if (code == ERRCODE_UNDEFINED_OBJECT || code == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 	{
-		ereport(LOG,
-				(errmsg("node \"%s\": %s: already resolved or being resolved by recovery",
-						p->node, sql)));
 		PQclear(res);
+		if (committed && p->state == DTX_PREPARED)
+			resolved_elsewhere(p, sql);
+		else
+			ereport(LOG,
+					(errmsg("node \"%s\": %s: already resolved or being resolved by recovery",
+							p->node, sql)));
 	}
 	else if (timed_out)
 		ereport(WARNING,
@@ -257,7 +338,7 @@ round_answer(DtxParticipant *p, const char *sql, int i, RoundKind kind,
 	if (ok)
 		PQclear(res);
 	else if (ROUND_IS_FINISH(kind))
-		round_failed(p, res, sql, timed_out);
+		round_failed(p, res, sql, timed_out, kind == ROUND_COMMIT);
 	else if (failure->index < 0)
 		failure->index = i, failure->res = res;
 	else
@@ -597,6 +678,8 @@ commit_with_last_agent(DtxParticipant **ps, int n, DtxParticipant *agent)
 
 	strlcpy(decider.node, agent->node, sizeof(decider.node));
 	decider.xid = agent->xid;
+	/* the server agent's connection reaches: the one whose commit decides */
+	decider.server = agent->server;
 	prepare_round(ps, n, InvalidFullTransactionId, id, &decider, agent);
 	commit_last_agent(agent, id);
 }

@@ -238,7 +238,8 @@ moving(const char *name, const char *conninfo)
 /*
  * lock_and_check: check that name may be set to conninfo (NULL: removed),
  * lock the registry against transactions that prepare
- * (node_registry_lock), and check again as of now: the node may have been
+ * (node_registry_lock), note the change (registry_touched_now), and check
+ * again as of now: the node may have been
  * re-pointed, and a transaction may have prepared there, meanwhile.  The
  * first check, without the lock, keeps a node that cannot be reached from
  * holding every distributed commit up while its connection attempt times
@@ -254,6 +255,12 @@ lock_and_check(const char *name, const char *conninfo, bool force)
 	if (moving(name, conninfo))
 		refuse_if_needed(name, force);
 	PopActiveSnapshot();
+	/*
+	 * The trigger does this too, but not under session_replication_role =
+	 * replica (no ordinary trigger fires then): the change must still reach
+	 * the backends' cached strings and be made durable before it is used.
+	 */
+	registry_touched_now();
 }
 
 PG_FUNCTION_INFO_V1(node_add);
