@@ -68,18 +68,17 @@
 #include <unistd.h>
 
 #include "access/xact.h"
-#include "replication/syncrep.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "distsys.h"
 #include "dtx.h"
 #include "remote.h"
 #include "spi_util.h"
@@ -446,21 +445,6 @@ write_decision(FullTransactionId fxid, uint64 id, DtxParticipant **ps, int n)
 }
 
 /*
- * make_commit_durable: the local commit is the decision, so it must be
- * flushed (and replicated, if the server waits for standbys at all) before
- * any COMMIT PREPARED goes out, whatever synchronous_commit the session
- * chose: otherwise a crash could forget a decision some nodes applied.
- */
-static void
-make_commit_durable(void)
-{
-	ForceSyncCommit();
-	if (synchronous_commit < SYNCHRONOUS_COMMIT_REMOTE_FLUSH)
-		(void) set_config_option("synchronous_commit", "on", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
-}
-
-/*
  * new_transaction_id: a random, non-zero id for a distributed transaction.
  */
 static uint64
@@ -511,7 +495,7 @@ prepare_writers(DtxParticipant **ps, int n)
 	FullTransactionId fxid = GetTopFullTransactionId();
 	uint64		id = new_transaction_id();
 
-	make_commit_durable();
+	distsys_commit_durably();	/* the local commit is the decision */
 	prepare_round(ps, n, fxid, id, NULL, NULL);
 	write_decision(fxid, id, ps, n);
 }
@@ -646,7 +630,7 @@ commit_last_agent(DtxParticipant *p, uint64 id)
 {
 	/*
 	 * This commit is the decision, so it must be flushed before the answer,
-	 * as the coordinator's own decision is (make_commit_durable): with
+	 * as the coordinator's own decision is (distsys_commit_durably): with
 	 * synchronous_commit below remote flush there, a crash or a failover
 	 * could forget a commit the client was told of.
 	 */

@@ -79,7 +79,8 @@ node_registry_changed_here(void)
 
 /*
  * registry_touched_now: this transaction changes the registry, and its
- * commit is made synchronous, whatever synchronous_commit says.  Backends
+ * commit is made durable (flushed, and acknowledged by the synchronous
+ * standbys), whatever synchronous_commit says.  Backends
  * use a committed change at once: a transaction may make a re-pointed node
  * its deciding node and commit there.  An asynchronous commit lost in a
  * crash would bring the old connection string back, and recovery would
@@ -97,7 +98,7 @@ registry_touched_now(void)
 		registered = true;
 	}
 	registry_touched = true;
-	ForceSyncCommit();
+	distsys_commit_durably();
 }
 
 PG_FUNCTION_INFO_V1(node_registry_trigger);
