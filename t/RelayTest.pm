@@ -19,7 +19,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use Test::More;
 use Exporter 'import';
-use DistsysTest qw(slurp);
+use DistsysTest qw(slurp durable_psql);
 
 our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce free_port setup_handler
   kill_relay stop_relay relay_log metrics_page wait_until consume check_stream setup_workload run_workload
@@ -204,7 +204,7 @@ sub consume
 sub setup_handler
 {
 	my ($node) = @_;
-	$node->safe_psql('postgres', q{
+	durable_psql($node, q{
 		CREATE SCHEMA app;
 		CREATE TABLE app.applied (seq serial, topic text, k text, payload jsonb, headers jsonb,
 			at timestamptz DEFAULT clock_timestamp());
@@ -224,7 +224,7 @@ sub setup_handler
 sub setup_workload
 {
 	my ($node) = @_;
-	$node->safe_psql('postgres', q{
+	durable_psql($node, q{
 		CREATE TABLE IF NOT EXISTS counters (topic text, k int, n int NOT NULL DEFAULT 0,
 			PRIMARY KEY (topic, k));
 		CREATE TABLE IF NOT EXISTS sent (topic text, k int, seq int, id bigint);
