@@ -3,6 +3,16 @@
 # Nodes get shared_preload_libraries = 'distsys' and the other settings the
 # tests need from TEMP_CONFIG (see tools/test.sh); these helpers only add
 # what is specific to one test.
+#
+# DISTSYS_TEST_SYNC_COMMIT=VALUE (the syncoff pass of tools/test.sh sets
+# off): every node initialized while this module is loaded, however the
+# test makes it (distsys_node, bank_participant, or
+# PostgreSQL::Test::Cluster->new and init directly; a standby made by
+# init_from_backup copies its primary's file), gets synchronous_commit =
+# VALUE, and with off also wal_writer_delay = 2000ms, so that an
+# asynchronous commit stays unflushed long enough for a crash to lose it.
+# Settings a test appends to the node afterwards still win.  sync_commit()
+# tells a test which value its nodes run at.
 package DistsysTest;
 
 use strict;
@@ -13,7 +23,39 @@ use Test::More;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(slurp);
-our @EXPORT = qw(distsys_node bank_participant standby_pair bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+
+# sync_commit(): the synchronous_commit every node starts with ('on' unless
+# DISTSYS_TEST_SYNC_COMMIT says otherwise).
+sub sync_commit
+{
+	my $v = $ENV{DISTSYS_TEST_SYNC_COMMIT};
+	return defined $v && $v ne '' ? $v : 'on';
+}
+
+# PostgreSQL::Test::Cluster::init, followed by the settings of
+# DISTSYS_TEST_SYNC_COMMIT when it is set.
+if (sync_commit() ne 'on')
+{
+	my $init = \&PostgreSQL::Test::Cluster::init;
+	my $conf = 'synchronous_commit = ' . sync_commit();
+	$conf .= "\nwal_writer_delay = 2000ms" if sync_commit() eq 'off';
+	no warnings 'redefine';
+	*PostgreSQL::Test::Cluster::init = sub {
+		my ($self) = @_;
+		$init->(@_);
+		$self->append_conf('postgresql.conf', "# DISTSYS_TEST_SYNC_COMMIT\n$conf");
+	};
+}
+
+# durable_psql(NODE, SQL): safe_psql of a test's set-up, committed at
+# synchronous_commit = on whatever the node's default, so that a crash the
+# test causes right afterwards cannot take the set-up with it.
+sub durable_psql
+{
+	my ($node, $sql) = @_;
+	return $node->safe_psql('postgres', "SET synchronous_commit = on; $sql");
+}
 
 # distsys_node(NAME, CONF): a started node with the extension created.
 sub distsys_node
@@ -23,7 +65,7 @@ sub distsys_node
 	$node->init;
 	$node->append_conf('postgresql.conf', $conf) if $conf;
 	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION distsys');
+	durable_psql($node, 'CREATE EXTENSION distsys');
 	return $node;
 }
 
@@ -37,7 +79,7 @@ sub bank_participant
 	$node->init;
 	$node->append_conf('postgresql.conf', $conf) if $conf;
 	$node->start;
-	$node->safe_psql('postgres',
+	durable_psql($node,
 		"CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL);
 		 INSERT INTO acct SELECT g, $balance FROM generate_series(1, $accounts) g;");
 	$coord->safe_psql('postgres',
@@ -57,7 +99,7 @@ sub standby_pair
 	$primary->init(allows_streaming => 1);
 	$primary->append_conf('postgresql.conf', "distsys.dtx_recovery_interval = 0\n" . ($conf // ''));
 	$primary->start;
-	$primary->safe_psql('postgres', 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
+	durable_psql($primary, 'CREATE EXTENSION distsys; CREATE TABLE ledger (id int PRIMARY KEY);');
 	my ($p1, $p2) = map { bank_participant($primary, $_, 10, 100) } qw(p1 p2);
 	$primary->backup('base');
 	my $standby = PostgreSQL::Test::Cluster->new('standby');

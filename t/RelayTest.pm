@@ -19,9 +19,9 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use Test::More;
 use Exporter 'import';
-use DistsysTest qw(slurp);
+use DistsysTest qw(slurp durable_psql);
 
-our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce free_port setup_handler
+our @EXPORT = qw(start_mock mock_control start_relay start_consumer produce produce_many free_port setup_handler
   kill_relay stop_relay relay_log metrics_page wait_until consume check_stream setup_workload run_workload
   expected_messages wait_outbox_empty dead_ids);
 
@@ -130,10 +130,25 @@ sub start_consumer
 sub produce
 {
 	my ($m, $topic, $partition, $key, $payload, @headers) = @_;
+	kcat_produce($m, $topic, $partition, "$payload\n", '-k', $key, map { ('-H', $_) } @headers);
+}
+
+# produce_many(M, TOPIC, PARTITION, [KEY, PAYLOAD]...): one kcat run that
+# produces each pair as a message, in order, without headers.
+sub produce_many
+{
+	my ($m, $topic, $partition, @pairs) = @_;
+	kcat_produce($m, $topic, $partition, join('', map { "$_->[0]\t$_->[1]\n" } @pairs), '-K', "\t");
+}
+
+# kcat_produce(M, TOPIC, PARTITION, INPUT, ARGS...): kcat -P with ARGS,
+# one message per line of INPUT.
+sub kcat_produce
+{
+	my ($m, $topic, $partition, $input, @args) = @_;
 	my ($out, $err) = ('', '');
 	IPC::Run::run([ find_program('kcat'), '-P', '-b', $m->{bs}, '-t', $topic,
-		'-p', $partition, '-k', $key, map { ('-H', $_) } @headers ],
-		'<', \"$payload\n", '>', \$out, '2>', \$err, IPC::Run::timeout($WAIT))
+		'-p', $partition, @args ], '<', \$input, '>', \$out, '2>', \$err, IPC::Run::timeout($WAIT))
 	  or die "kcat -P failed: $err";
 }
 
@@ -204,7 +219,7 @@ sub consume
 sub setup_handler
 {
 	my ($node) = @_;
-	$node->safe_psql('postgres', q{
+	durable_psql($node, q{
 		CREATE SCHEMA app;
 		CREATE TABLE app.applied (seq serial, topic text, k text, payload jsonb, headers jsonb,
 			at timestamptz DEFAULT clock_timestamp());
@@ -227,7 +242,7 @@ sub setup_handler
 sub setup_workload
 {
 	my ($node) = @_;
-	$node->safe_psql('postgres', q{
+	durable_psql($node, q{
 		CREATE TABLE IF NOT EXISTS counters (topic text, k int, n int NOT NULL DEFAULT 0,
 			PRIMARY KEY (topic, k));
 		CREATE TABLE IF NOT EXISTS sent (topic text, k int, seq int, id bigint, mid text);
