@@ -124,9 +124,12 @@ is(rows(), '1,2,3,4,5', 'committed');
 # --- a local error after the node committed: a WARNING says it committed --
 # The local commit's NOTIFY step waits for the lock a committing NOTIFY
 # holds while it waits for the coordinator's (missing) standby, and gives
-# up at lock_timeout, after the sole writer committed.
+# up at lock_timeout, after the sole writer committed.  (That holder sets
+# synchronous_commit = on: at off, as in the synchronous_commit = off pass,
+# it would not wait for the standby.)
 hold($coord, 1);
-my ($nh, $nout, $nerr) = start_commit("BEGIN; INSERT INTO ledger VALUES (1); NOTIFY ch; COMMIT;");
+my ($nh, $nout, $nerr) = start_commit(
+	"SET synchronous_commit = on; BEGIN; INSERT INTO ledger VALUES (1); NOTIFY ch; COMMIT;");
 waiting($coord, 1, 'sole');
 my ($ret, $sout, $serr) = $coord->psql('postgres',
 	"SET lock_timeout = '1s'; BEGIN; " . $insert->(6) . "; NOTIFY ch; COMMIT;",

@@ -621,6 +621,19 @@ await_decision(DtxParticipant *p, const char *sql)
 }
 
 /*
+ * DTX_DECIDE_DURABLY: what a deciding writer runs before its COMMIT.  That
+ * commit is the decision, so it must be flushed before the answer, as the
+ * coordinator's own decision is (distsys_commit_durably): with the node's
+ * synchronous_commit below remote flush, a crash or a failover there could
+ * forget a commit the client was told of.  Raised for this transaction
+ * only; remote_apply is kept.
+ */
+#define DTX_DECIDE_DURABLY \
+	"SELECT pg_catalog.set_config('synchronous_commit', 'on', true)" \
+	" WHERE pg_catalog.current_setting('synchronous_commit')" \
+	" OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
+
+/*
  * commit_last_agent: step 3's one-phase commit of the deciding writer p,
  * with the mark of transaction id inserted first, in the same message; an
  * ERROR unless it committed.
@@ -628,16 +641,7 @@ await_decision(DtxParticipant *p, const char *sql)
 static void
 commit_last_agent(DtxParticipant *p, uint64 id)
 {
-	/*
-	 * This commit is the decision, so it must be flushed before the answer,
-	 * as the coordinator's own decision is (distsys_commit_durably): with
-	 * synchronous_commit below remote flush there, a crash or a failover
-	 * could forget a commit the client was told of.
-	 */
-	char	   *sql = psprintf("SELECT pg_catalog.set_config('synchronous_commit', 'on', true)"
-							   " WHERE pg_catalog.current_setting('synchronous_commit')"
-							   " OPERATOR(pg_catalog.<>) ALL ('{on,remote_apply}'::pg_catalog.text[]); "
-							   DTX_RESET_IDENTITY
+	char	   *sql = psprintf(DTX_DECIDE_DURABLY DTX_RESET_IDENTITY
 							   "INSERT INTO distsys.dtx_marks (id, coordinator) VALUES ("
 							   INT64_FORMAT ", '%s'); COMMIT",
 							   (int64) id, dtx_coordinator_name());
@@ -689,7 +693,8 @@ last_agent_of(DtxParticipant **ps, int n)
 /*
  * commit_sole_writer: step 2's one-phase commit of the only writer, which
  * decides the transaction as a last agent's commit does (without a mark:
- * nothing else waits for its outcome), and so is waited for the same way.
+ * nothing else waits for its outcome), so is made durable and waited for
+ * the same way.
  */
 static void
 commit_sole_writer(DtxParticipant **ps, int n)
@@ -706,8 +711,8 @@ commit_sole_writer(DtxParticipant **ps, int n)
 		last_agent_sole = true;
 		last_agent_outcome = AGENT_UNKNOWN;
 		p->state = DTX_DECIDING;
-		p->busy = remote_send(p->conn, "COMMIT");
-		await_decision(p, "COMMIT");
+		p->busy = remote_send(p->conn, DTX_DECIDE_DURABLY "COMMIT");
+		await_decision(p, DTX_DECIDE_DURABLY "COMMIT");
 		return;
 	}
 }
