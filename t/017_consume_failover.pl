@@ -107,7 +107,9 @@ sub fail_over
 
 # --- 1. synchronous standby: exactly once across the failover -------------
 my ($sp, $ss) = pair('s', 1);
-my $c = start_consumer('consumer017s', $sp, $m, '--topic', 'sync', '--group', 'gs', '--handler', 'app.slow');
+# small batches: one batch of all 1000 would leave no middle to kill in
+my $c = start_consumer('consumer017s', $sp, $m, '--topic', 'sync', '--group', 'gs', '--handler', 'app.slow',
+	'--batch-size', '10');
 send_range('sync', 1, 1000);
 ok(wait_applied($sp, 'sync', 300), 'sync: the consumer applies on the primary') or diag(relay_log($c));
 fail_over($sp, $ss, $c);
@@ -125,7 +127,8 @@ is(stop_relay($c), 0, 'sync: SIGTERM: exit 0');
 
 # --- 2. asynchronous standby, behind: effects lost, none twice ------------
 my ($ap, $as) = pair('a', 0);
-$c = start_consumer('consumer017a', $ap, $m, '--topic', 'async', '--group', 'ga', '--handler', 'app.slow');
+$c = start_consumer('consumer017a', $ap, $m, '--topic', 'async', '--group', 'ga', '--handler', 'app.slow',
+	'--batch-size', '10');
 send_range('async', 1, 200);
 ok(wait_applied($ap, 'async', 200), 'async: the consumer applies on the primary') or diag(relay_log($c));
 $ap->wait_for_catchup($as, 'replay');
