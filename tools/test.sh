@@ -3,7 +3,8 @@
 #
 # pg_regress (sql/, expected/), pg_isolation_regress (specs/), the TAP tests
 # (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
-# the Raft simulator and its mutants (make sim, make sim-mutants), and the
+# the Raft simulator and its mutants (make sim, make sim-mutants), the
+# linearizability checker as a tool (make histcheck-test), and the
 # relay's TAP tests again against distsys-relay and distsys-kafka-mock built
 # with AddressSanitizer and UndefinedBehaviorSanitizer (make relay-asan),
 # and the fault tests of each subsystem again with synchronous_commit = off
@@ -222,6 +223,7 @@ run_tap_sanitized $SANITIZED_TAP
 run_tap_syncoff $SYNCOFF_TAP
 [ -z "$(selected sim)" ] || run_make_target sim
 [ -z "$(selected sim-mutants)" ] || run_make_target sim-mutants
+[ -z "$(selected histcheck-test)" ] || run_make_target histcheck-test
 
 echo
 echo "$PASSED passed, $FAILED failed"

@@ -4,8 +4,8 @@
  *	  Linearizability checker for one key of the simulator's key-value
  *	  store: the Wing-Gong search with Lowe's memoization (WGL).
  *
- * The history of a key is its puts and gets with their call and return
- * times.  The search walks the calls in time order, tries to linearize
+ * The history of a key is its puts, gets and compare-and-sets with their
+ * call and return times (a delete is a put of 0, "absent").  The search walks the calls in time order, tries to linearize
  * each pending call against the register model, and backtracks when it
  * meets the return of an operation it has not placed yet.  A set of
  * (operations placed, register value) configurations already explored
@@ -16,7 +16,10 @@
  * or never (placed after everything else, which nothing observes).  A put
  * of unknown outcome whose value no get returned is dropped up front: not
  * happening at all is always a valid choice for it, and dropping it keeps
- * the search small.
+ * the search small.  So is a compare-and-set of unknown outcome whose value
+ * nobody read; one that is kept takes effect where it is placed exactly
+ * when the register then holds its expected value, as the real operation
+ * would.
  *
  *-------------------------------------------------------------------------
  */
@@ -160,14 +163,14 @@ unlift(Ev *call)
 
 /*
  * keep_op: false for operations that cannot constrain the search (an
- * unknown put whose value nobody read).
+ * unknown put or compare-and-set whose value nobody read).
  */
 static bool
 keep_op(const LinOp *ops, int n, int i)
 {
 	int			j;
 
-	if (ops[i].kind != LIN_PUT || ops[i].ret != LIN_INF)
+	if (ops[i].kind == LIN_GET || ops[i].ret != LIN_INF)
 		return true;
 	for (j = 0; j < n; j++)
 		if (ops[j].kind == LIN_GET && ops[j].value == ops[i].value)
@@ -176,8 +179,35 @@ keep_op(const LinOp *ops, int n, int i)
 }
 
 /*
+ * lin_step: whether op may take effect on a register holding state, and
+ * the state after it.
+ */
+static bool
+lin_step(const LinOp *op, int64_t state, int64_t *next)
+{
+	bool		match;
+
+	*next = state;
+	switch (op->kind)
+	{
+		case LIN_PUT:
+			*next = op->value;
+			return true;
+		case LIN_GET:
+			return op->value == state;
+		case LIN_CAS:
+			match = op->expected == state;
+			if (match)
+				*next = op->value;
+			return op->ret == LIN_INF || match == op->swapped;
+	}
+	return false;
+}
+
+/*
  * lin_check_key: whether the history ops[0..n) of one register (initially
- * 0, put values unique and non-zero) is linearizable.  *states_explored is
+ * 0; values written are best unique, which keeps the search small) is
+ * linearizable.  *states_explored is
  * set to the search's size, or -1 if the search gave up (then true).
  */
 bool
@@ -249,9 +279,8 @@ lin_check_key(const LinOp *ops, int n, long *states_explored)
 		}
 		if (entry->is_call)
 		{
-			const LinOp *op = &ops[idx[entry->op]];
-			bool		legal = op->kind == LIN_PUT || op->value == state;
-			int64_t		next_state = op->kind == LIN_PUT ? op->value : state;
+			int64_t		next_state;
+			bool		legal = lin_step(&ops[idx[entry->op]], state, &next_state);
 
 			if (legal)
 			{
@@ -301,6 +330,10 @@ lin_check_key(const LinOp *ops, int n, long *states_explored)
  * known, so that a checker that accepts everything (or nothing) is caught
  * before any schedule relies on it.  Returns the number of wrong answers.
  */
+#define P(v, c, r) {LIN_PUT, v, c, r, 0, false}
+#define G(v, c, r) {LIN_GET, v, c, r, 0, false}
+#define C(v, c, r, e, sw) {LIN_CAS, v, c, r, e, sw}
+
 int
 lin_self_test(void)
 {
@@ -311,26 +344,43 @@ lin_self_test(void)
 		LinOp		ops[4];
 	}			cases[] = {
 		/* a put, then a get that sees it */
-		{true, 2, {{LIN_PUT, 1, 1, 2}, {LIN_GET, 1, 3, 4}}},
+		{true, 2, {P(1, 1, 2), G(1, 3, 4)}},
 		/* a get after a completed put that does not see it */
-		{false, 2, {{LIN_PUT, 1, 1, 2}, {LIN_GET, 0, 3, 4}}},
+		{false, 2, {P(1, 1, 2), G(0, 3, 4)}},
 		/* a get concurrent with the put may see either */
-		{true, 3, {{LIN_PUT, 1, 1, 6}, {LIN_GET, 0, 2, 3}, {LIN_GET, 1, 4, 5}}},
+		{true, 3, {P(1, 1, 6), G(0, 2, 3), G(1, 4, 5)}},
 		/* ... but not the new value, then the old one */
-		{false, 3, {{LIN_PUT, 1, 1, 6}, {LIN_GET, 1, 2, 3}, {LIN_GET, 0, 4, 5}}},
+		{false, 3, {P(1, 1, 6), G(1, 2, 3), G(0, 4, 5)}},
 		/* an older value after a newer completed put */
-		{false, 3, {{LIN_PUT, 1, 1, 2}, {LIN_PUT, 2, 3, 4}, {LIN_GET, 1, 5, 6}}},
+		{false, 3, {P(1, 1, 2), P(2, 3, 4), G(1, 5, 6)}},
 		/* a put of unknown outcome may have happened ... */
-		{true, 2, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 1, 5, 6}}},
+		{true, 2, {P(1, 1, LIN_INF), G(1, 5, 6)}},
 		/* ... or not */
-		{true, 3, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 0, 2, 3}, {LIN_GET, 0, 5, 6}}},
+		{true, 3, {P(1, 1, LIN_INF), G(0, 2, 3), G(0, 5, 6)}},
 		/* but once seen, it cannot be undone */
-		{false, 3, {{LIN_PUT, 1, 1, LIN_INF}, {LIN_GET, 1, 2, 3}, {LIN_GET, 0, 5, 6}}},
+		{false, 3, {P(1, 1, LIN_INF), G(1, 2, 3), G(0, 5, 6)}},
 		/* nor seen before it was called */
-		{false, 2, {{LIN_GET, 1, 1, 2}, {LIN_PUT, 1, 3, LIN_INF}}},
+		{false, 2, {G(1, 1, 2), P(1, 3, LIN_INF)}},
 		/* an unknown put cannot come back after a later completed put */
-		{false, 4, {{LIN_PUT, 1, 1, 2}, {LIN_PUT, 2, 3, LIN_INF},
-		{LIN_GET, 2, 4, 5}, {LIN_GET, 1, 6, 7}}},
+		{false, 4, {P(1, 1, 2), P(2, 3, LIN_INF),
+		G(2, 4, 5), G(1, 6, 7)}},
+		/* a delete (a put of 0), then absent */
+		{true, 3, {P(1, 1, 2), P(0, 3, 4), G(0, 5, 6)}},
+		/* a compare-and-set that matched, seen */
+		{true, 3, {P(1, 1, 2), C(2, 3, 4, 1, true), G(2, 5, 6)}},
+		/* one that answered true although the value differed */
+		{false, 2, {P(1, 1, 2), C(2, 3, 4, 7, true)}},
+		/* one that answered false although the value matched */
+		{false, 2, {P(1, 1, 2), C(2, 3, 4, 1, false)}},
+		/* of two concurrent compare-and-sets from one value, only one wins */
+		{false, 3, {P(1, 1, 2), C(2, 3, 6, 1, true),
+		C(3, 4, 5, 1, true)}},
+		/* an unknown one may have taken effect ... */
+		{true, 3, {P(1, 1, 2), C(2, 3, LIN_INF, 1, false),
+		G(2, 5, 6)}},
+		/* ... but only from its expected value */
+		{false, 3, {P(1, 1, 2), C(2, 3, LIN_INF, 9, false),
+		G(2, 5, 6)}},
 	};
 	int			wrong = 0;
 	size_t		i;

@@ -19,17 +19,20 @@
 
 typedef enum LinKind
 {
-	LIN_PUT,
-	LIN_GET
+	LIN_PUT,					/* a put of 0 is a delete */
+	LIN_GET,
+	LIN_CAS						/* compare-and-set: expected -> value */
 } LinKind;
 
 /* One client operation on one key: [call, ret] in one global event order. */
 typedef struct LinOp
 {
 	LinKind		kind;
-	int64_t		value;			/* put: written; get: returned (0 = absent) */
+	int64_t		value;			/* put, cas: written; get: returned (0 = absent) */
 	uint64_t	call;
 	uint64_t	ret;			/* LIN_INF: outcome unknown */
+	int64_t		expected;		/* cas: the value it compared with (0 = absent) */
+	bool		swapped;		/* cas: what it answered (unless ret is LIN_INF) */
 } LinOp;
 
 #define SIM_MAX_SLOTS	8		/* 5 voters + joiners */

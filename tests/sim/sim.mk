@@ -11,6 +11,9 @@
 #                              run 3 nodes, even seeds 5)
 #   make sim-mutants           build every known-wrong core variant and
 #                              check the simulator catches each one
+#   make histcheck-test        build tests/sim/histcheck (the checker as a
+#                              tool reading a history file) and check it
+#                              against tests/sim/histories/
 #   make sim-clean             remove what these targets built
 #
 # Objects go to tests/sim/build/<variant>/, so the normal simulator and
@@ -36,7 +39,8 @@ SIM_MUTANTS  := COMMIT_OLD_TERM VOTE_NO_LOG_CHECK APPLY_UNCOMMITTED NO_TRUNCATE 
 SIM_BIN      := $(SIM_DIR)/sim
 SIM_MUTANT_BINS := $(foreach m,$(SIM_MUTANTS),$(SIM_DIR)/sim-mutant-$(m))
 RAFT_BENCH   := $(SIM_DIR)/raftbench
-SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH)
+HISTCHECK    := $(SIM_DIR)/histcheck
+SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH) $(HISTCHECK)
 
 # sim_objs VARIANT: the object files of one build variant.
 sim_objs = $(patsubst %.c,$(SIM_DIR)/build/$(1)/%.o,$(notdir $(RAFT_SRCS) $(SIM_SRCS)))
@@ -59,12 +63,15 @@ $(foreach m,$(SIM_MUTANTS),$(eval $(call SIM_VARIANT,$(m),-DRAFT_MUTANT_$(m),$(S
 $(RAFT_BENCH): $(SIM_DIR)/raftbench.c $(SIM_DIR)/sim_util.c $(RAFT_SRCS) $(RAFT_HDRS) $(SIM_HDRS)
 	$(SIM_CC) $(SIM_CFLAGS) -o $@ $(SIM_DIR)/raftbench.c $(SIM_DIR)/sim_util.c $(RAFT_SRCS)
 
+$(HISTCHECK): $(SIM_DIR)/histcheck.c $(SIM_DIR)/lincheck.c $(SIM_DIR)/sim_util.c $(SIM_HDRS) $(RAFT_HDRS)
+	$(SIM_CC) $(SIM_CFLAGS) -o $@ $(SIM_DIR)/histcheck.c $(SIM_DIR)/lincheck.c $(SIM_DIR)/sim_util.c
+
 # The binaries are built by a parallel sub-make of this file alone (the
 # compiler is passed on, so it is the including Makefile's $(CC)).
 SIM_SUBMAKE  = $(MAKE) --no-print-directory -f $(SIM_DIR)/sim.mk -j$(SIM_JOBS) \
 			   SIM_CC="$(SIM_CC)"
 
-.PHONY: sim sim-mutants sim-clean raftbench
+.PHONY: sim sim-mutants sim-clean raftbench histcheck-test
 sim:
 	@$(SIM_SUBMAKE) $(SIM_BIN)
 ifdef SEED
@@ -78,6 +85,22 @@ sim-mutants:
 	$(SIM_DIR)/run-mutants.sh $(SEEDS) $(SIM_JOBS) $(SIM_MUTANTS)
 
 raftbench: $(RAFT_BENCH)
+
+# histcheck-test: its self-test, then each good-*.hist must pass (exit 0)
+# and each bad-*.hist must fail (exit 1), and a malformed one exit 2.
+histcheck-test:
+	@$(SIM_SUBMAKE) $(HISTCHECK)
+	@fail=0; \
+	$(HISTCHECK) --self-test $(SIM_DIR)/histories/good-*.hist || fail=1; \
+	for f in $(SIM_DIR)/histories/good-*.hist; do \
+		$(HISTCHECK) $$f >/dev/null || { echo "histcheck-test: $$f should pass"; fail=1; }; done; \
+	for f in $(SIM_DIR)/histories/bad-*.hist; do \
+		$(HISTCHECK) $$f >/dev/null 2>&1; rc=$$?; \
+		[ $$rc -eq 1 ] || { echo "histcheck-test: $$f should fail with 1, got $$rc"; fail=1; }; done; \
+	for f in $(SIM_DIR)/histories/malformed-*.hist; do \
+		$(HISTCHECK) $$f >/dev/null 2>&1; rc=$$?; \
+		[ $$rc -eq 2 ] || { echo "histcheck-test: $$f should be refused with 2, got $$rc"; fail=1; }; done; \
+	[ $$fail -eq 0 ] && echo "histcheck-test: ok"; exit $$fail
 
 sim-clean:
 	rm -rf $(SIM_CLEAN)
