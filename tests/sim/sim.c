@@ -357,7 +357,7 @@ run_seed(uint64_t seed, int base_n, bool verbose, RunTotals *t)
 	for (i = 0; i < SIM_MAX_SLOTS; i++)
 		sim_node_destroy(&S->nodes[i]);
 	for (i = 0; i < (int) S->n_net; i++)
-		sim_msg_free(&S->net[i].m);
+		sim_msg_free(&S->net[i]);
 	free(S->net);
 	free(S->ops);
 	sim_check_free(S);
@@ -450,6 +450,11 @@ main(int argc, char **argv)
 	if (lin_self_test() != 0)
 	{
 		printf("sim: the linearizability checker fails its self-test\n");
+		return 2;
+	}
+	if (wire_self_test() != 0)
+	{
+		printf("sim: raft_wire_decode fails its self-test\n");
 		return 2;
 	}
 	if (scenarios && count > 1 && sim_scenarios() != 0)

@@ -92,10 +92,13 @@ typedef struct SimNode
 	double		ready_p;		/* chance its Ready is handled this tick */
 } SimNode;
 
+/* A message on the simulated network: its bytes, and m decoded from them. */
 typedef struct NetMsg
 {
 	uint64_t	at;
-	RaftMessage m;
+	RaftMessage m;				/* entry and snapshot data point into wire */
+	uint8_t    *wire;			/* raft_wire_encode's bytes */
+	void	   *block;			/* one allocation: m's arrays and wire */
 } NetMsg;
 
 typedef enum OpStatus
@@ -216,6 +219,9 @@ extern void sim_check_leaders(Sim *S);
 /* lincheck.c */
 extern bool lin_check_key(const LinOp *ops, int n, long *states_explored);
 extern int	lin_self_test(void);
+
+/* wire_test.c */
+extern int	wire_self_test(void);
 
 /* scenarios.c */
 extern int	sim_scenarios(void);

@@ -32,7 +32,7 @@ SEEDS        ?= 6000
 RAFT_SRCS    := $(sort $(wildcard $(RAFT_DIR)/*.c))
 RAFT_HDRS    := $(wildcard $(RAFT_DIR)/*.h)
 SIM_SRCS     := $(addprefix $(SIM_DIR)/,sim.c sim_world.c sim_node.c sim_check.c \
-				sim_util.c lincheck.c scenarios.c)
+				sim_util.c lincheck.c scenarios.c wire_test.c)
 SIM_HDRS     := $(wildcard $(SIM_DIR)/*.h)
 SIM_MUTANTS  := COMMIT_OLD_TERM VOTE_NO_LOG_CHECK APPLY_UNCOMMITTED NO_TRUNCATE \
 				READ_NO_CONFIRM FORGET_VOTE SEND_BEFORE_PERSIST

@@ -15,6 +15,7 @@
 
 #include "sim.h"
 #include "sim_world.h"
+#include "../../extension/raft/core/raft_wire.h"
 
 /*
  * sim_slot_of: the slot of node id, or -1.
@@ -26,48 +27,81 @@ sim_slot_of(uint64_t id)
 }
 
 /*
- * msg_copy: deep copy of m (entries, snapshot) for the network.
+ * same_conf: the same members (the arrays' unused slots do not count).
  */
-static void
-msg_copy(RaftMessage *dst, const RaftMessage *m)
+static bool
+same_conf(const RaftConfState *a, const RaftConfState *b)
 {
-	size_t		i;
-
-	*dst = *m;
-	if (m->n_entries > 0)
-	{
-		dst->entries = sim_xmalloc(m->n_entries * sizeof(RaftEntry));
-		for (i = 0; i < m->n_entries; i++)
-		{
-			dst->entries[i] = m->entries[i];
-			dst->entries[i].data = sim_xmalloc(m->entries[i].len);
-			if (m->entries[i].len > 0)
-				memcpy(dst->entries[i].data, m->entries[i].data, m->entries[i].len);
-		}
-	}
-	if (m->snapshot != NULL)
-	{
-		dst->snapshot = sim_xmalloc(sizeof(RaftSnapshot));
-		*dst->snapshot = *m->snapshot;
-		dst->snapshot->data = sim_xmalloc(m->snapshot->len);
-		memcpy(dst->snapshot->data, m->snapshot->data, m->snapshot->len);
-	}
+	return a->n_voters == b->n_voters && a->n_learners == b->n_learners &&
+		memcmp(a->voters, b->voters, b->n_voters * sizeof(uint64_t)) == 0 &&
+		memcmp(a->learners, b->learners, b->n_learners * sizeof(uint64_t)) == 0;
 }
 
 /*
- * sim_msg_free: release a network copy.
+ * same_message: whether d, decoded, carries every field of m, the original.
+ */
+static bool
+same_message(const RaftMessage *d, const RaftMessage *m)
+{
+	const RaftSnapshot *ds = d->snapshot,
+			   *ms = m->snapshot;
+
+	if (d->type != m->type || d->from != m->from || d->to != m->to ||
+		d->term != m->term || d->log_term != m->log_term || d->index != m->index ||
+		d->commit != m->commit || d->reject != m->reject || d->force != m->force ||
+		d->reject_hint != m->reject_hint || d->ctx != m->ctx ||
+		d->lease_tick != m->lease_tick || d->n_entries != m->n_entries ||
+		(ds == NULL) != (ms == NULL))
+		return false;
+	for (size_t i = 0; i < m->n_entries; i++)
+		if (d->entries[i].term != m->entries[i].term ||
+			d->entries[i].index != m->entries[i].index ||
+			d->entries[i].type != m->entries[i].type ||
+			d->entries[i].len != m->entries[i].len ||
+			(m->entries[i].len > 0 &&
+			 memcmp(d->entries[i].data, m->entries[i].data, m->entries[i].len) != 0))
+			return false;
+	return ms == NULL ||
+		(ds->index == ms->index && ds->term == ms->term && ds->len == ms->len &&
+		 same_conf(&ds->conf, &ms->conf) &&
+		 (ms->len == 0 || memcmp(ds->data, ms->data, ms->len) == 0));
+}
+
+/*
+ * wire_copy: m as the network carries it: encoded with raft_wire_encode
+ * and decoded again into nm, so that every message the simulator delivers
+ * went through the byte form the nodes use; a field lost on the way is a
+ * violation.
+ */
+static void
+wire_copy(Sim *S, NetMsg *nm, const RaftMessage *m)
+{
+	size_t		size = raft_wire_size(m),
+				used = 0;
+	RaftWireError e;
+	RaftEntry  *entries;
+	RaftSnapshot *snap;
+
+	/* one block: the entry array, the snapshot, then the bytes */
+	entries = sim_xmalloc(m->n_entries * sizeof(RaftEntry) + sizeof(RaftSnapshot) + size);
+	snap = (RaftSnapshot *) (entries + m->n_entries);
+	nm->wire = (uint8_t *) (snap + 1);
+	if (raft_wire_encode(m, nm->wire) != size)
+		sim_violation(S, "wire", "raft_wire_encode wrote another size than raft_wire_size");
+	e = raft_wire_decode(nm->wire, size, &nm->m, entries, m->n_entries, snap, &used);
+	nm->block = entries;
+	if (e != RAFT_WIRE_OK || used != size || !same_message(&nm->m, m))
+		sim_violation(S, "wire", "a %d message did not survive encoding (%s, %zu of %zu bytes)",
+					  (int) m->type, raft_wire_strerror(e), used, size);
+}
+
+/*
+ * sim_msg_free: release a message of the network.
  */
 void
-sim_msg_free(RaftMessage *m)
+sim_msg_free(NetMsg *nm)
 {
-	size_t		i;
-
-	for (i = 0; i < m->n_entries; i++)
-		free(m->entries[i].data);
-	free(m->entries);
-	if (m->snapshot != NULL)
-		free(m->snapshot->data);
-	free(m->snapshot);
+	free(nm->block);
 }
 
 /*
@@ -82,7 +116,7 @@ net_enqueue(Sim *S, const RaftMessage *m, int delay)
 		S->net = sim_xrealloc(S->net, S->cap_net * sizeof(NetMsg));
 	}
 	S->net[S->n_net].at = S->now + delay;
-	msg_copy(&S->net[S->n_net].m, m);
+	wire_copy(S, &S->net[S->n_net], m);
 	S->n_net++;
 }
 
@@ -128,7 +162,7 @@ sim_net_deliver(Sim *S)
 		}
 		if (!S->cut[a][b] && S->nodes[b].state == NODE_UP)
 			raft_step(S->nodes[b].r, &nm->m);
-		sim_msg_free(&nm->m);
+		sim_msg_free(nm);
 	}
 	S->n_net = keep;
 }

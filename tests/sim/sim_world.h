@@ -13,7 +13,7 @@
 
 /* sim_world.c */
 extern int	sim_slot_of(uint64_t id);
-extern void sim_msg_free(RaftMessage *m);
+extern void sim_msg_free(NetMsg *nm);
 extern void sim_net_send(Sim *S, const RaftMessage *m);
 extern void sim_net_deliver(Sim *S);
 extern int	sim_find_leader(Sim *S);
