@@ -4,7 +4,7 @@
 #
 #   bench/run-raft-storage.sh            full run, about 3 minutes
 #   bench/run-raft-storage.sh --quick    smoke run, under a minute
-#   options: --run-ms N (recorded time per cell and round, default 1500),
+#   options: --run-ms N (recorded time per cell and round, default 1200),
 #   --rounds N (default 2), --report FILE (also write the report there)
 #
 # One writer (the Raft worker is one process) appends log entries of 64 B
@@ -13,13 +13,16 @@
 # every sync's latency.  The stores:
 #   (a) a table in the Raft database: INSERT of the batch and a durable
 #       COMMIT (synchronous_commit = on), from a libpq client, whose round
-#       trip (SELECT 1) is measured and subtracted alongside;
+#       trip (SELECT 1) is measured and subtracted alongside, and from a
+#       loop inside the server (a PL/pgSQL procedure that COMMITs per
+#       batch: what a background worker pays, without the round trip);
 #   (b) files under the data directory: pwrite + fdatasync into a
 #       pre-allocated segment (and for comparison fsync, O_DSYNC writes, and
 #       a growing file), run as the cluster's user in its data directory;
 #   (c) WAL records: pg_logical_emit_message(true, ...) per entry and a
-#       durable commit; pg_logical_emit_message(false, ...) alone is shown
-#       too (not durable: PostgreSQL 15's SQL cannot ask for the flush);
+#       durable commit, from the client and from the server-side loop;
+#       pg_logical_emit_message(false, ...) alone is shown too (not
+#       durable: PostgreSQL 15's SQL cannot ask for the flush);
 #   (d) the disk's floor: 4 KB pwrite + fdatasync.
 # Then (a), (b), (c), (d) again while pgbench writes on the same server (4
 # clients, autocommit INSERTs, durable), for WAL's group commit and the
@@ -35,7 +38,7 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 ARGS=""
 [ $# -eq 0 ] || ARGS=$(printf ' %s' "$@" | sed 's/ --report [^ ]*//')
-RUN_MS=1500
+RUN_MS=1200
 WARMUP_MS=300
 ROUNDS=2
 MODE=full
@@ -43,7 +46,7 @@ REPORT_FILE=
 LOAD_CLIENTS=4
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) RUN_MS=500 WARMUP_MS=150 ROUNDS=1 MODE=quick ;;
+	--quick) RUN_MS=400 WARMUP_MS=150 ROUNDS=1 MODE=quick ;;
 	--run-ms) RUN_MS=$2; shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
@@ -65,7 +68,7 @@ cells_quiet() {
 	for size in 64 1024; do
 		for batch in 1 16; do
 			for kind in file-pre-fdatasync file-pre-fsync file-pre-odsync \
-				file-grow-fdatasync pg-table pg-wal-tx pg-wal-notx; do
+				file-grow-fdatasync pg-table srv-table pg-wal-tx srv-wal-tx pg-wal-notx; do
 				echo "$kind $size $batch"
 			done
 		done
@@ -76,7 +79,7 @@ cells_load() {
 	echo "idle 0 1"
 	echo "file-floor 4096 1"
 	echo "pg-select1 0 1"
-	for kind in file-pre-fdatasync pg-table pg-wal-tx; do
+	for kind in file-pre-fdatasync pg-table srv-table pg-wal-tx srv-wal-tx; do
 		echo "$kind 64 1"
 		echo "$kind 1024 16"
 	done

@@ -66,7 +66,7 @@ samples_push(Samples *s, double us)
 static const StoreOps *
 find_store(const char *kind)
 {
-	static const StoreOps *const all[] = {&file_store_ops, &pg_store_ops};
+	static const StoreOps *const all[] = {&file_store_ops, &pg_store_ops, &srv_store_ops};
 
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
 		if (strncmp(kind, all[i]->prefix, strlen(all[i]->prefix)) == 0)
@@ -179,7 +179,10 @@ main(int argc, char **argv)
 		payload[i] = (uint8_t) (i * 2654435761u >> 13);
 	if ((st = ops->open(&cfg)) == NULL)
 		return 1;
-	ok = run(ops, st, &cfg, warmup_ms, run_ms, payload, &samples);
+	if (ops->run_window)
+		ok = ops->run_window(st, warmup_ms, run_ms, &samples.us, &samples.len);
+	else
+		ok = run(ops, st, &cfg, warmup_ms, run_ms, payload, &samples);
 	ops->close(st);
 	if (!ok || !write_samples(lat_file, &samples))
 		return 1;

@@ -6,7 +6,9 @@
  *
  * A store is one way of keeping the Raft log durably: files under the data
  * directory synced by the writer itself, rows of a table committed
- * durably, or WAL records.  The driver calls append_sync once per batch
+ * durably, or WAL records (the last two also by a loop inside the server,
+ * as a background worker would write them, without the client's round
+ * trips).  The driver calls append_sync once per batch
  * and counts the batch durable when it returns, exactly as the Raft
  * worker may send the messages that depend on the batch only then.  One
  * process, one thread: no store needs locking.
@@ -48,9 +50,19 @@ typedef struct StoreOps
 	bool		(*append_sync) (Store *st, uint64_t first_index,
 								const uint8_t *payload);
 	void		(*close) (Store *st);
+
+	/*
+	 * run_window, where set, replaces the driver's loop: the store runs its
+	 * own loop of batches for warmup_ms unrecorded and then run_ms, and
+	 * hands back each recorded sync's latency in microseconds (*us, malloc'd,
+	 * *n of them); false after printing why.
+	 */
+	bool		(*run_window) (Store *st, int warmup_ms, int run_ms,
+							   double **us, size_t *n);
 } StoreOps;
 
 extern const StoreOps file_store_ops;
 extern const StoreOps pg_store_ops;
+extern const StoreOps srv_store_ops;
 
 #endif							/* RAFTSTORE_H */

@@ -17,10 +17,12 @@ BEGIN {
 	label["file-pre-odsync"] = "(b) file, pre-allocated segment, O_DSYNC pwrite"
 	label["file-grow-fdatasync"] = "(b) file, growing, pwrite + fdatasync"
 	label["pg-table"] = "(a) table: INSERT of the batch, durable COMMIT"
+	label["srv-table"] = "(a) table, the same looped inside the server (PL/pgSQL, COMMIT per batch)"
+	label["srv-wal-tx"] = "(c) WAL, the same looped inside the server (PL/pgSQL, COMMIT per batch)"
 	label["pg-wal-tx"] = "(c) WAL: pg_logical_emit_message(true) per entry, durable COMMIT"
 	label["pg-wal-notx"] = "(c) WAL: pg_logical_emit_message(false) per entry, no flush (NOT durable)"
 	label["idle"] = "no Raft writer (pgbench alone)"
-	nkinds = split("file-pre-fdatasync file-pre-fsync file-pre-odsync file-grow-fdatasync pg-table pg-wal-tx pg-wal-notx", kinds, " ")
+	nkinds = split("file-pre-fdatasync file-pre-fsync file-pre-odsync file-grow-fdatasync pg-table srv-table pg-wal-tx srv-wal-tx pg-wal-notx", kinds, " ")
 }
 
 {

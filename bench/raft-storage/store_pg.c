@@ -20,9 +20,15 @@
  *					flushes within wal_writer_delay
  *	  pg-select1	SELECT 1: the client round trip, which a background
  *					worker writing through SPI or XLogInsert does not pay
+ *	  srv-table, srv-wal-tx
+ *					the same as pg-table and pg-wal-tx, but looped inside
+ *					the server by one CALL of a PL/pgSQL procedure that
+ *					COMMITs after each batch and times it with
+ *					clock_timestamp(): what a background worker's SPI
+ *					statement and commit cost, with no round trip
  *
- * raft_log must exist (run-raft-storage.sh creates it).  One connection,
- * one thread.
+ * raft_log must exist (run-raft-storage.sh creates it); the srv kinds
+ * create their procedure, raftstore_loop.  One connection, one thread.
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +46,7 @@ struct Store
 	int			size;
 	int			batch;
 	int			nparams;		/* 4, or 0 for SELECT 1 */
+	const char *how;		/* srv kinds: 'table' or 'wal' */
 	uint64_t	base;			/* raft_log's largest index before the run */
 };
 
@@ -79,27 +86,16 @@ query_ok(PGconn *conn, const char *sql, PGresult **keep)
 }
 
 /*
- * pg_open: connects with synchronous_commit = on, prepares the kind's
- * statement, and reads raft_log's largest index so that indexes go on
- * from there.
+ * connect_store: connects with synchronous_commit = on and reads raft_log's
+ * largest index, so that indexes go on from there.
  */
 static Store *
-pg_open(const StoreConfig *cfg)
+connect_store(const StoreConfig *cfg)
 {
-	static const Oid types[4] = {20, 17, 23, 23};	/* int8, bytea, int4, int4 */
 	Store	   *st = calloc(1, sizeof(Store));
-	const char *sql = NULL;
 	char		conninfo[256];
 	PGresult   *res;
 
-	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
-		if (strcmp(statements[i].kind, cfg->kind) == 0)
-			sql = statements[i].sql;
-	if (sql == NULL)
-	{
-		fprintf(stderr, "raftstore: unknown PostgreSQL kind %s\n", cfg->kind);
-		return NULL;
-	}
 	snprintf(conninfo, sizeof(conninfo), "host=%s port=%d dbname=postgres user=postgres "
 			 "options='-c synchronous_commit=on'", BENCH_HOST, cfg->port);
 	st->conn = PQconnectdb(conninfo);
@@ -113,6 +109,28 @@ pg_open(const StoreConfig *cfg)
 	}
 	st->base = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
+	return st;
+}
+
+/* pg_open: connects and prepares the kind's statement */
+static Store *
+pg_open(const StoreConfig *cfg)
+{
+	static const Oid types[4] = {20, 17, 23, 23};	/* int8, bytea, int4, int4 */
+	const char *sql = NULL;
+	Store	   *st;
+	PGresult   *res;
+
+	for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++)
+		if (strcmp(statements[i].kind, cfg->kind) == 0)
+			sql = statements[i].sql;
+	if (sql == NULL)
+	{
+		fprintf(stderr, "raftstore: unknown PostgreSQL kind %s\n", cfg->kind);
+		return NULL;
+	}
+	if ((st = connect_store(cfg)) == NULL)
+		return NULL;
 	st->nparams = strcmp(cfg->kind, "pg-select1") == 0 ? 0 : 4;
 	res = PQprepare(st->conn, "append", sql, st->nparams, types);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -162,4 +180,101 @@ const StoreOps pg_store_ops = {
 	.open = pg_open,
 	.append_sync = pg_append_sync,
 	.close = pg_close
+};
+
+/*
+ * The server-side loop: batches of n entries of sz bytes (random-looking
+ * bytes made once), each committed, for ms milliseconds; lat gets each
+ * batch's latency in microseconds, INSERT (or messages) and COMMIT.
+ */
+static const char *const loop_procedure =
+"CREATE OR REPLACE PROCEDURE raftstore_loop(how text, first bigint, sz int, n int, ms int,\n"
+"	INOUT lat float8[] DEFAULT NULL) LANGUAGE plpgsql AS $$\n"
+"DECLARE\n"
+"	stop timestamptz := clock_timestamp() + ms * interval '1 millisecond';\n"
+"	payload bytea;\n"
+"	t0 timestamptz;\n"
+"	next_idx bigint := first;\n"
+"BEGIN\n"
+"	SELECT decode(string_agg(md5(g::text), ''), 'hex') INTO payload\n"
+"		FROM generate_series(0, (sz * n) / 16) AS g;\n"
+"	lat := '{}';\n"
+"	LOOP\n"
+"		t0 := clock_timestamp();\n"
+"		EXIT WHEN t0 >= stop;\n"
+"		IF how = 'table' THEN\n"
+"			INSERT INTO raft_log (idx, term, data)\n"
+"				SELECT next_idx + i, 1, substring(payload FROM i * sz + 1 FOR sz)\n"
+"				FROM generate_series(0, n - 1) AS i;\n"
+"		ELSE\n"
+"			PERFORM pg_logical_emit_message(true, 'raft', substring(payload FROM i * sz + 1 FOR sz))\n"
+"				FROM generate_series(0, n - 1) AS i;\n"
+"		END IF;\n"
+"		COMMIT;\n"
+"		lat := lat || (extract(epoch FROM clock_timestamp() - t0) * 1e6)::float8;\n"
+"		next_idx := next_idx + n;\n"
+"	END LOOP;\n"
+"END $$";
+
+/* srv_open: connects and creates the procedure */
+static Store *
+srv_open(const StoreConfig *cfg)
+{
+	Store	   *st;
+
+	if (strcmp(cfg->kind, "srv-table") != 0 && strcmp(cfg->kind, "srv-wal-tx") != 0)
+	{
+		fprintf(stderr, "raftstore: unknown server-loop kind %s\n", cfg->kind);
+		return NULL;
+	}
+	if ((st = connect_store(cfg)) == NULL || !query_ok(st->conn, loop_procedure, NULL))
+		return NULL;
+	st->how = strcmp(cfg->kind, "srv-table") == 0 ? "table" : "wal";
+	return st;
+}
+
+/* call_loop: one CALL of the procedure for ms; its latencies into *us, *n */
+static bool
+call_loop(Store *st, int ms, double **us, size_t *n)
+{
+	char		sql[256];
+	PGresult   *res;
+	char	   *p;
+
+	snprintf(sql, sizeof(sql), "CALL raftstore_loop('%s', %llu, %d, %d, %d)", st->how,
+			 (unsigned long long) st->base + 1, st->size, st->batch, ms);
+	if (!query_ok(st->conn, sql, &res))
+		return false;
+	p = PQgetvalue(res, 0, 0);
+	*n = 0;
+	*us = malloc((strlen(p) / 2 + 1) * sizeof(double));
+	while (*p != '\0' && *p != '}')
+	{
+		p++;					/* '{' or ',' */
+		if (*p != '}' && *p != '\0')
+			(*us)[(*n)++] = strtod(p, &p);
+	}
+	PQclear(res);
+	st->base += *n * st->batch;
+	return true;
+}
+
+/* srv_run_window: a warm-up CALL, then the recorded one */
+static bool
+srv_run_window(Store *st, int warmup_ms, int run_ms, double **us, size_t *n)
+{
+	if (warmup_ms > 0)
+	{
+		if (!call_loop(st, warmup_ms, us, n))
+			return false;
+		free(*us);
+	}
+	return call_loop(st, run_ms, us, n);
+}
+
+const StoreOps srv_store_ops = {
+	.prefix = "srv-",
+	.open = srv_open,
+	.close = pg_close,
+	.run_window = srv_run_window
 };
