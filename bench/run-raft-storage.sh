@@ -105,7 +105,7 @@ cell() {
 	if [ "$phase" = load ]; then n0=$(load_count); t0=$(date +%s.%N); fi
 	if [ "$kind" = idle ]; then
 		sleep "$(echo "($WARMUP_MS + $RUN_MS) / 1000" | bc -l)"
-		line="syncs=0 entries=0 seconds=$(echo "$RUN_MS / 1000" | bc -l)"
+		line=$(printf 'syncs=0 entries=0 seconds=%.3f' "$(echo "$RUN_MS / 1000" | bc -l)")
 	elif ! line=$(ds_runuser timeout 60 "$DS_WORK/raftstore" --kind "$kind" --size "$size" \
 		--batch "$batch" --dir "$DS_WORK/pg/raftstore" --port "$PG_PORT" \
 		--warmup-ms "$WARMUP_MS" --run-ms "$RUN_MS" --lat-file "$lat" \

@@ -58,7 +58,7 @@ function row(ph, kind, s, b, extra,   k, rtt, fk) {
 	printf "| %s | %s | %s | %s | %.0f | %s | %s | %s | %s | %s |%s\n", label[kind],
 		kind == "pg-select1" ? "-" : s, b, kind == "pg-select1" ? "-" : sprintf("%.0f", eps(k)), sps(k),
 		ms(p50[k]), ms(p99[k]), rtt,
-		ok(floorkey(ph)) ? ratio(sps(k), sps(floorkey(ph))) : "n/a",
+		kind == "pg-select1" ? "" : ok(floorkey(ph)) ? ratio(sps(k), sps(floorkey(ph))) : "n/a",
 		(kind ~ /^(file-floor|pg-select1)$/ || !ok(fk)) ? "" : ratio(eps(k), eps(fk)), extra
 }
 
