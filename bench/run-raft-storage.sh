@@ -2,7 +2,7 @@
 # bench/run-raft-storage.sh: where the Raft log should live (issue 16),
 # measured, one command.
 #
-#   bench/run-raft-storage.sh            full run, about 3 minutes
+#   bench/run-raft-storage.sh            full run, under 3 minutes
 #   bench/run-raft-storage.sh --quick    smoke run, under a minute
 #   options: --run-ms N (recorded time per cell and round, default 1200),
 #   --rounds N (default 2), --report FILE (also write the report there)
