@@ -88,9 +88,7 @@ wait_port() {
 	return 1
 }
 
-pg_psql() {
-	psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"
-}
+pg_psql() { ds_psql "$PG_PORT" "$@"; }
 
 start_postgres() {
 	local note=

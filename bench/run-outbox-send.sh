@@ -39,9 +39,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-pg_psql() {
-	psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"
-}
+pg_psql() { ds_psql "$PG_PORT" "$@"; }
 
 # write_scripts: the three pgbench transactions.
 write_scripts() {

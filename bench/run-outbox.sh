@@ -54,9 +54,7 @@ MSG_SIZE=200
 MSG_KEYS=1000
 PARTITIONS=4
 
-pg_psql() {
-	psql -X -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres "$@"
-}
+pg_psql() { ds_psql "$PG_PORT" "$@"; }
 
 build_driver() {
 	# shellcheck disable=SC2046

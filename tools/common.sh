@@ -113,6 +113,14 @@ ds_start_node() {
 	echo "$port"
 }
 
+# ds_psql PORT ARGS...: psql, without psqlrc, as postgres to database
+# postgres of the node listening on 127.0.0.1:PORT.
+ds_psql() {
+	local port=$1
+	shift
+	psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres "$@"
+}
+
 # ds_cleanup: stop every cluster and process started here, remove DS_WORK.
 ds_cleanup() {
 	local pid d
