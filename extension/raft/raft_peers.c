@@ -20,6 +20,7 @@
 
 #include "raft_peers.h"
 
+/* is_space: whether c separates pairs (C locale, whatever the server's) */
 static int
 is_space(char c)
 {
@@ -46,6 +47,10 @@ parse_id(const char *s, size_t len)
 	return id <= RAFT_PEER_ID_MAX ? id : 0;
 }
 
+/*
+ * is_uri: whether s[0..len) is a postgresql:// or postgres:// URI with
+ * something after the scheme; libpq's own check comes later.
+ */
 static int
 is_uri(const char *s, size_t len)
 {
@@ -95,6 +100,7 @@ parse_pair(const char *tok, size_t len, RaftPeer *peer, char *err, size_t errlen
 	return 0;
 }
 
+/* peer_cmp: qsort order of members, by id */
 static int
 peer_cmp(const void *a, const void *b)
 {

@@ -73,6 +73,7 @@ server_at(const char *node, const char *uri)
 	return answer;
 }
 
+/* self_check_context: say, in an error of the check, what was being checked */
 static void
 self_check_context(void *arg)
 {

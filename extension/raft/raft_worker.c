@@ -62,6 +62,11 @@ raft_worker_register(void)
 		distsys_register_worker("raft_worker_main", "distsys raft worker", 5);
 }
 
+/*
+ * core_alloc, core_realloc, core_free: the core's RaftAllocator over the
+ * RaftCore memory context (ctx); palloc raises an ERROR instead of
+ * returning NULL, as raft.h requires.
+ */
 static void *
 core_alloc(void *ctx, size_t size)
 {
