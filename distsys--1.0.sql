@@ -710,6 +710,28 @@ COMMENT ON VIEW dtx_in_doubt IS
 REVOKE ALL ON dtx_in_doubt FROM PUBLIC;
 
 ------------------------------------------------------------------------------
+-- Raft among nodes (issue 16; the worker is raft_worker.c)
+------------------------------------------------------------------------------
+
+-- This node's Raft state as its worker last published it: one row, also
+-- when Raft is off (state 'off').  role, term and the indexes are NULL
+-- while no core runs (state 'starting' or 'refused'); leader is NULL when
+-- unknown.  No URI appears here (those are in distsys.peers, which only
+-- superusers and pg_read_all_settings may read), so every role may see it.
+CREATE FUNCTION raft_status_read(OUT node integer, OUT role text, OUT term bigint,
+								 OUT leader bigint, OUT commit_index bigint,
+								 OUT applied_index bigint, OUT last_index bigint,
+								 OUT snapshot_index bigint, OUT state text)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'raft_status_read'
+	LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW raft_status AS SELECT * FROM raft_status_read();
+COMMENT ON VIEW raft_status IS
+	'this node''s Raft role, term, leader and log indexes, as its worker published them';
+GRANT SELECT ON raft_status TO PUBLIC;
+
+------------------------------------------------------------------------------
 -- The roles of distsys-relay
 ------------------------------------------------------------------------------
 

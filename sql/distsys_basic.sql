@@ -11,3 +11,5 @@ SET distsys.no_such_setting = 1;
 SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'distsys.%' ORDER BY name;
 -- the library is preloaded here, so shared-memory functions work
 SELECT grants >= 0 AS stats_readable FROM distsys.dlock_stats;
+-- Raft is off (distsys.node_id = 0): no worker, and raft_status says so
+SELECT node, role, term, leader, state FROM distsys.raft_status;

@@ -24,6 +24,7 @@
 #include "distsys.h"
 #include "dlock.h"
 #include "dtx.h"
+#include "raftnode.h"
 
 PG_MODULE_MAGIC;
 
@@ -44,9 +45,11 @@ _PG_init(void)
 		return;
 
 	distsys_preloaded = true;
+	raft_settings_check();
 	distsys_shmem_install_hooks();
 	dlock_worker_register();
 	dtx_worker_register();
+	raft_worker_register();
 	dlock_xact_init();
 }
 

@@ -26,4 +26,9 @@ extern struct HTAB *distsys_name_hash(const char *what, Size entrysize);
 extern char *distsys_text_arg(FunctionCallInfo fcinfo, int n, const char *what);
 extern void distsys_commit_durably(void);
 
+/* durable_file.c: small files under the data directory, replaced durably */
+extern void distsys_make_dir_durably(const char *dir);
+extern void distsys_write_file_durably(const char *path, const char *buf, int len,
+									   int sync_elevel);
+
 #endif							/* DISTSYS_H */

@@ -4,8 +4,9 @@
  *	  Every distsys.* setting, defined in one place.
  *
  * Each subsystem declares the variables of its settings in its own header
- * (lock/dlock.h, msg/msg.h, dtx/dtx.h) and reads them; this file defines
- * and registers them all, and nothing else registers a setting.
+ * (lock/dlock.h, msg/msg.h, dtx/dtx.h, raft/raftnode.h) and reads them;
+ * this file defines and registers them all, and nothing else registers a
+ * setting.
  * The "distsys" prefix is reserved, so a misspelt distsys.* setting in
  * postgresql.conf is reported instead of silently ignored.
  *
@@ -21,6 +22,7 @@
 #include "dlock.h"
 #include "dtx.h"
 #include "msg.h"
+#include "raftnode.h"
 
 int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;
@@ -34,9 +36,16 @@ int			distsys_dtx_fault = DTX_FAULT_NONE;
 bool		distsys_dtx_last_agent = true;
 int			distsys_dtx_recovery_interval_s = 5;
 char	   *distsys_dtx_recovery_database = NULL;
+int			distsys_node_id = 0;
+char	   *distsys_peers = NULL;
+char	   *distsys_raft_database = NULL;
+int			distsys_raft_election_timeout_ms = 150;
+int			distsys_raft_heartbeat_interval_ms = 50;
+int			distsys_raft_request_timeout_ms = 5000;
 
 static void distsys_define_startup_gucs(void);
 static void distsys_define_dtx_gucs(void);
+static void distsys_define_raft_gucs(void);
 
 /*
  * distsys_define_gucs: register the settings and reserve the prefix.
@@ -167,4 +176,76 @@ distsys_define_startup_gucs(void)
 							   "postgres",
 							   PGC_POSTMASTER, 0,
 							   NULL, NULL, NULL);
+
+	distsys_define_raft_gucs();
+}
+
+/*
+ * define_raft_int: DefineCustomIntVariable, refusing to start when the
+ * configuration's value is rejected.  PostgreSQL applies the value a
+ * preloaded library's setting had in postgresql.conf with a WARNING only
+ * and keeps the default when it is invalid, so "distsys.node_id = -1"
+ * would start the server with Raft off; Raft's settings must rather stop
+ * the start, so the raw value is taken before the definition and compared
+ * with the outcome.
+ */
+static void
+define_raft_int(const char *name, const char *desc, int *var, int dflt,
+				int min, int max, GucContext context, int flags)
+{
+	const char *raw = GetConfigOption(name, true, false);
+	char	   *given = raw ? pstrdup(raw) : NULL;
+	int			parsed;
+
+	DefineCustomIntVariable(name, desc, NULL, var, dflt, min, max, context, flags,
+							NULL, NULL, NULL);
+	if (given == NULL)
+		return;
+	if (!parse_int(given, &parsed, flags, NULL) || parsed != *var)
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for parameter \"%s\": \"%s\"", name, given),
+				 errdetail("It must be an integer from %d to %d%s.", min, max,
+						   (flags & GUC_UNIT_MS) ? " (milliseconds)" : ""),
+				 errhint("Correct it in postgresql.conf and start the server again.")));
+	pfree(given);
+}
+
+/*
+ * distsys_define_raft_gucs: the settings of Raft among nodes (issue 16).
+ * They are read once by the postmaster and the Raft worker: the core's
+ * timing is fixed when it starts, and membership after the first start
+ * lives in Raft's log.  raft_settings_check (called from _PG_init)
+ * validates them together.
+ */
+static void
+distsys_define_raft_gucs(void)
+{
+	define_raft_int("distsys.node_id",
+					"This server's Raft node id (0: Raft is off).",
+					&distsys_node_id, 0, 0, RAFT_PEER_ID_MAX, PGC_POSTMASTER, 0);
+	DefineCustomStringVariable("distsys.peers",
+							   "The Raft cluster's initial members as space-separated id=URI pairs, this node included.",
+							   "Bootstraps a new cluster; the same list on every member.",
+							   &distsys_peers, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("distsys.raft_database",
+							   "Database the Raft worker connects to, which holds Raft's tables.",
+							   NULL,
+							   &distsys_raft_database, "postgres",
+							   PGC_POSTMASTER, 0,
+							   NULL, NULL, NULL);
+	define_raft_int("distsys.raft_election_timeout",
+					"Raft election timeout; each election waits a random time from it to twice it.",
+					&distsys_raft_election_timeout_ms, 150, 2 * RAFT_TICK_MS, 60000,
+					PGC_POSTMASTER, GUC_UNIT_MS);
+	define_raft_int("distsys.raft_heartbeat_interval",
+					"Time between a Raft leader's heartbeats; below distsys.raft_election_timeout.",
+					&distsys_raft_heartbeat_interval_ms, 50, RAFT_TICK_MS, 30000,
+					PGC_POSTMASTER, GUC_UNIT_MS);
+	define_raft_int("distsys.raft_request_timeout",
+					"How long a Raft client call waits for its answer.",
+					&distsys_raft_request_timeout_ms, 5000, 1, INT_MAX,
+					PGC_SIGHUP, GUC_UNIT_MS);
 }

@@ -23,6 +23,7 @@
 #include "distsys.h"
 #include "dlock.h"
 #include "dtx.h"
+#include "raftnode.h"
 
 typedef struct ShmemRegion
 {
@@ -34,6 +35,7 @@ typedef struct ShmemRegion
 static const ShmemRegion shmem_regions[] = {
 	{dlock_shmem_size, dlock_shmem_init, dlock_shmem_request},
 	{dtx_shmem_size, dtx_shmem_init, NULL},
+	{raft_status_shmem_size, raft_status_shmem_init, NULL},
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

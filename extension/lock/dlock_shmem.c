@@ -42,6 +42,7 @@
 #include "utils/hsearch.h"
 #include "utils/timestamp.h"
 
+#include "distsys.h"
 #include "dlock.h"
 
 #define DLOCK_TRANCHE		"distsys_dlock"
@@ -164,27 +165,10 @@ static void
 dlock_write_token_limit(int64 limit)
 {
 	char		buf[32];
-	int			fd;
 	int			len = snprintf(buf, sizeof(buf), INT64_FORMAT "\n", limit);
 
-	if (mkdir(DLOCK_TOKEN_DIR, pg_dir_create_mode) < 0 && errno != EEXIST)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create directory \"%s\": %m", DLOCK_TOKEN_DIR)));
-	fd = OpenTransientFile(DLOCK_TOKEN_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create \"%s\": %m", DLOCK_TOKEN_FILE ".tmp")));
-	if (write(fd, buf, len) != len || pg_fsync(fd) != 0)
-	{
-		CloseTransientFile(fd);
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not write \"%s\": %m", DLOCK_TOKEN_FILE ".tmp")));
-	}
-	CloseTransientFile(fd);
-	durable_rename(DLOCK_TOKEN_FILE ".tmp", DLOCK_TOKEN_FILE, ERROR);
+	distsys_make_dir_durably(DLOCK_TOKEN_DIR);
+	distsys_write_file_durably(DLOCK_TOKEN_FILE, buf, len, ERROR);
 }
 
 /*
