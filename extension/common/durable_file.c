@@ -5,11 +5,18 @@
  *
  * For state that must survive a crash exactly as it was acknowledged (the
  * fencing-token reserve of the locks, the Raft node's identity and hard
- * state): the new contents go to "<path>.tmp", are synced, renamed over
- * the file and the directory is synced (durable_rename), so a crash leaves
- * either the old file or the new one, never a torn one.  Paths are
+ * state): the new contents go to "<path>.tmp", are synced and renamed
+ * over the file, and the directory is synced, so a crash leaves either the
+ * old file or the new one, never a torn one.  Paths are
  * relative to the data directory (every process's working directory).
  * No shared state: each file has a single writer, named by its subsystem.
+ *
+ * These files are synced whatever the server's fsync setting says, with
+ * fsync(2) itself rather than pg_fsync and durable_rename (which do nothing
+ * at fsync = off): a fencing token handed out twice or a Raft vote cast
+ * twice after a power loss breaks a promise that no later check can
+ * repair, and the files are small and rarely written, so syncing them
+ * costs the server that chose fsync = off nothing it would notice.
  *
  *-------------------------------------------------------------------------
  */
@@ -25,14 +32,48 @@
 #include "distsys.h"
 
 /*
+ * sync_path: open path (a file or a directory) and fsync it; a failure is
+ * reported at elevel.
+ */
+static void
+sync_path(const char *path, bool is_dir, int elevel)
+{
+	int			fd = OpenTransientFile(path, (is_dir ? O_RDONLY : O_RDWR) | PG_BINARY);
+
+	if (fd < 0)
+	{
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("could not open \"%s\" to sync it: %m", path)));
+		return;
+	}
+	if (fsync(fd) != 0)
+		ereport(elevel,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync \"%s\": %m", path)));
+	CloseTransientFile(fd);
+}
+
+/*
+ * sync_parent: fsync the directory that holds path.
+ */
+static void
+sync_parent(const char *path, int elevel)
+{
+	char	   *parent = pstrdup(path);
+
+	get_parent_directory(parent);
+	sync_path(parent[0] ? parent : ".", true, elevel);
+	pfree(parent);
+}
+
+/*
  * distsys_make_dir_durably: create directory dir (its parent exists) if it
  * is missing, and sync the parent so that the new entry survives a crash.
  */
 void
 distsys_make_dir_durably(const char *dir)
 {
-	char	   *parent;
-
 	if (MakePGDirectory(dir) < 0)
 	{
 		if (errno == EEXIST)
@@ -41,10 +82,7 @@ distsys_make_dir_durably(const char *dir)
 				(errcode_for_file_access(),
 				 errmsg("could not create directory \"%s\": %m", dir)));
 	}
-	parent = pstrdup(dir);
-	get_parent_directory(parent);
-	fsync_fname(parent[0] ? parent : ".", true);
-	pfree(parent);
+	sync_parent(dir, ERROR);
 }
 
 /*
@@ -74,11 +112,15 @@ distsys_write_file_durably(const char *path, const char *buf, int len, int sync_
 				(errcode_for_file_access(),
 				 errmsg("could not write \"%s\": %m", tmp)));
 	}
-	if (pg_fsync(fd) != 0)
+	if (fsync(fd) != 0)
 		ereport(sync_elevel,
 				(errcode_for_file_access(),
 				 errmsg("could not fsync \"%s\": %m", tmp)));
 	CloseTransientFile(fd);
-	durable_rename(tmp, path, sync_elevel);
+	if (rename(tmp, path) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename \"%s\" to \"%s\": %m", tmp, path)));
+	sync_parent(path, sync_elevel);
 	pfree(tmp);
 }
