@@ -457,6 +457,11 @@ main(int argc, char **argv)
 		printf("sim: raft_wire_decode fails its self-test\n");
 		return 2;
 	}
+	if (peers_self_test() != 0)
+	{
+		printf("sim: the distsys.peers parser fails its self-test\n");
+		return 2;
+	}
 	if (scenarios && count > 1 && sim_scenarios() != 0)
 		return 1;
 	memset(&total, 0, sizeof(total));

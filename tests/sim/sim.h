@@ -220,8 +220,9 @@ extern void sim_check_leaders(Sim *S);
 extern bool lin_check_key(const LinOp *ops, int n, long *states_explored);
 extern int	lin_self_test(void);
 
-/* wire_test.c */
+/* wire_test.c, peers_test.c */
 extern int	wire_self_test(void);
+extern int	peers_self_test(void);
 
 /* scenarios.c */
 extern int	sim_scenarios(void);

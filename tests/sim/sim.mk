@@ -32,7 +32,8 @@ SEEDS        ?= 6000
 RAFT_SRCS    := $(sort $(wildcard $(RAFT_DIR)/*.c))
 RAFT_HDRS    := $(wildcard $(RAFT_DIR)/*.h)
 SIM_SRCS     := $(addprefix $(SIM_DIR)/,sim.c sim_world.c sim_node.c sim_check.c \
-				sim_util.c lincheck.c scenarios.c wire_test.c)
+				sim_util.c lincheck.c scenarios.c wire_test.c peers_test.c)
+PEERS_SRC    := extension/raft/raft_peers.c
 SIM_HDRS     := $(wildcard $(SIM_DIR)/*.h)
 SIM_MUTANTS  := COMMIT_OLD_TERM VOTE_NO_LOG_CHECK APPLY_UNCOMMITTED NO_TRUNCATE \
 				READ_NO_CONFIRM FORGET_VOTE SEND_BEFORE_PERSIST
@@ -43,7 +44,7 @@ HISTCHECK    := $(SIM_DIR)/histcheck
 SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH) $(HISTCHECK)
 
 # sim_objs VARIANT: the object files of one build variant.
-sim_objs = $(patsubst %.c,$(SIM_DIR)/build/$(1)/%.o,$(notdir $(RAFT_SRCS) $(SIM_SRCS)))
+sim_objs = $(patsubst %.c,$(SIM_DIR)/build/$(1)/%.o,$(notdir $(RAFT_SRCS) $(SIM_SRCS) $(PEERS_SRC)))
 
 # SIM_VARIANT NAME DEFINES BINARY: compile and link rules for one variant.
 define SIM_VARIANT
@@ -51,6 +52,9 @@ $(SIM_DIR)/build/$(1)/%.o: $(RAFT_DIR)/%.c $(RAFT_HDRS)
 	@mkdir -p $$(@D)
 	$$(SIM_CC) $$(SIM_CFLAGS) $(2) -c -o $$@ $$<
 $(SIM_DIR)/build/$(1)/%.o: $(SIM_DIR)/%.c $(SIM_HDRS) $(RAFT_HDRS)
+	@mkdir -p $$(@D)
+	$$(SIM_CC) $$(SIM_CFLAGS) $(2) -c -o $$@ $$<
+$(SIM_DIR)/build/$(1)/raft_peers.o: $(PEERS_SRC) $(PEERS_SRC:.c=.h) $(RAFT_HDRS)
 	@mkdir -p $$(@D)
 	$$(SIM_CC) $$(SIM_CFLAGS) $(2) -c -o $$@ $$<
 $(3): $(call sim_objs,$(1))
