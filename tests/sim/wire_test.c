@@ -107,6 +107,34 @@ expect(const uint8_t *buf, size_t len, RaftWireError want, const char *what, int
 }
 
 /*
+ * envelope_cases: a batch's envelope comes back whole; a truncated one and
+ * one of another format are refused.
+ */
+static int
+envelope_cases(void)
+{
+	RaftEnvelope e = {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, 3, 5, 42},
+				d;
+	uint8_t		buf[RAFT_ENVELOPE_BYTES];
+	int			wrong = 0;
+
+	if (raft_envelope_encode(&e, buf) != RAFT_ENVELOPE_BYTES ||
+		raft_envelope_decode(buf, sizeof(buf), &d) != RAFT_WIRE_OK ||
+		memcmp(d.cluster, e.cluster, sizeof(e.cluster)) != 0 ||
+		d.from != e.from || d.to != e.to || d.count != e.count)
+		wrong++;
+	for (size_t cut = 0; cut < sizeof(buf); cut++)
+		if (raft_envelope_decode(buf, cut, &d) != RAFT_WIRE_TRUNCATED)
+			wrong++;
+	buf[3] = (uint8_t) 'X';
+	if (raft_envelope_decode(buf, sizeof(buf), &d) != RAFT_WIRE_BAD_VERSION)
+		wrong++;
+	if (wrong)
+		fprintf(stderr, "wire self-test: %d wrong answers about the envelope\n", wrong);
+	return wrong;
+}
+
+/*
  * wire_self_test: the cases of the banner; the number of wrong answers.
  */
 int
@@ -156,5 +184,5 @@ wire_self_test(void)
 	buf[4 + 9 * 8 + 4 + 16] = RAFT_MAX_NODES;
 	expect(buf, 4096, RAFT_WIRE_BAD_CONF, "a configuration past RAFT_MAX_NODES", &wrong);
 	free(buf);
-	return wrong;
+	return wrong + envelope_cases();
 }

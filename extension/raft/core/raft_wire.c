@@ -19,6 +19,9 @@
  * The version byte comes first so that a later format can be told apart
  * (and refused) before anything else is read.
  *
+ * A batch's envelope (raft_wire.h): 4 magic bytes "DSRB", the cluster id
+ * (RAFT_CLUSTER_ID_BYTES), u64 from, u64 to, u32 count.
+ *
  *-------------------------------------------------------------------------
  */
 #include <string.h>
@@ -31,6 +34,7 @@
 #define FLAGS_KNOWN		(FLAG_REJECT | FLAG_FORCE | FLAG_SNAPSHOT)
 
 #define HEADER_BYTES	(4 + 9 * 8 + 4)
+#define ENVELOPE_MAGIC	"DSRB"
 #define ENTRY_BYTES		(8 + 8 + 1 + 4)
 
 /* ---- writing ------------------------------------------------------- */
@@ -298,6 +302,37 @@ raft_wire_decode(const uint8_t *buf, size_t len, RaftMessage *m,
 		m->snapshot = snap;
 	}
 	*used = len - r.left;
+	return RAFT_WIRE_OK;
+}
+
+size_t
+raft_envelope_encode(const RaftEnvelope *e, uint8_t *out)
+{
+	uint8_t    *p = put_bytes(out, (const uint8_t *) ENVELOPE_MAGIC, 4);
+
+	p = put_bytes(p, e->cluster, RAFT_CLUSTER_ID_BYTES);
+	p = put_u64(p, e->from);
+	p = put_u64(p, e->to);
+	p = put_u32(p, e->count);
+	return (size_t) (p - out);
+}
+
+RaftWireError
+raft_envelope_decode(const uint8_t *buf, size_t len, RaftEnvelope *e)
+{
+	Reader		r = {buf, len, false};
+	const uint8_t *magic = take(&r, 4);
+	const uint8_t *cluster = take(&r, RAFT_CLUSTER_ID_BYTES);
+
+	memset(e, 0, sizeof(*e));
+	if (magic != NULL && memcmp(magic, ENVELOPE_MAGIC, 4) != 0)
+		return RAFT_WIRE_BAD_VERSION;
+	e->from = get_u64(&r);
+	e->to = get_u64(&r);
+	e->count = get_u32(&r);
+	if (r.truncated)
+		return RAFT_WIRE_TRUNCATED;
+	memcpy(e->cluster, cluster, RAFT_CLUSTER_ID_BYTES);
 	return RAFT_WIRE_OK;
 }
 

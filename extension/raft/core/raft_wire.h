@@ -49,4 +49,29 @@ extern RaftWireError raft_wire_decode(const uint8_t *buf, size_t len, RaftMessag
 
 extern const char *raft_wire_strerror(RaftWireError e);
 
+/*
+ * RaftEnvelope: what comes before a batch of messages from one node to
+ * another: the cluster (the 128-bit id every member derives from the
+ * member list), sender, addressee, and how many messages in raft_wire form
+ * follow.  The receiver refuses a batch of another cluster, from a node it
+ * does not know, or for another node, before it decodes any message.  The
+ * magic is the format's version too: a later one gets another.
+ */
+#define RAFT_CLUSTER_ID_BYTES	16
+#define RAFT_ENVELOPE_BYTES		(4 + RAFT_CLUSTER_ID_BYTES + 8 + 8 + 4)
+
+typedef struct RaftEnvelope
+{
+	uint8_t		cluster[RAFT_CLUSTER_ID_BYTES];
+	uint64_t	from;
+	uint64_t	to;
+	uint32_t	count;
+} RaftEnvelope;
+
+/* Write e to out (RAFT_ENVELOPE_BYTES bytes); returns that size. */
+extern size_t raft_envelope_encode(const RaftEnvelope *e, uint8_t *out);
+
+/* Read an envelope from buf[0..len); the messages start RAFT_ENVELOPE_BYTES in. */
+extern RaftWireError raft_envelope_decode(const uint8_t *buf, size_t len, RaftEnvelope *e);
+
 #endif							/* RAFT_WIRE_H */
