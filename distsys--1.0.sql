@@ -367,23 +367,12 @@ COMMENT ON FUNCTION standby_flush_lsn(integer) IS
 	'the WAL position at least this many physical standbys have flushed (NULL: fewer stream)';
 REVOKE ALL ON FUNCTION standby_flush_lsn(integer) FROM PUBLIC;
 
+-- outbox_requeue is C (extension/msg/outbox.c) so that, like a send, it
+-- commits durably whatever synchronous_commit says: the relay publishes
+-- what it puts back.
 CREATE FUNCTION outbox_requeue(ids bigint[] DEFAULT NULL) RETURNS bigint
-	LANGUAGE sql VOLATILE
-	SET search_path = pg_catalog
-	AS $$
-	-- created_at is the time the message was sent, not requeued: the relay
-	-- stamps it as distsys-sent-at, and an inbox judges by it whether the
-	-- message is older than its retention (YI001), so a fresh time would
-	-- let an already-delivered message, whose inbox row was cleaned up,
-	-- through as new.
-	WITH d AS (DELETE FROM distsys.outbox_dead WHERE ids IS NULL OR id = ANY (ids) RETURNING *),
-	i AS (INSERT INTO distsys.outbox (lane, topic, key, payload, payload_type, headers, message_id,
-									  created_at)
-		  SELECT lane, topic, key, payload, payload_type, headers, message_id, created_at
-			FROM d ORDER BY id
-		  RETURNING 1)
-	SELECT count(*) FROM i
-$$;
+	AS 'MODULE_PATHNAME', 'outbox_requeue'
+	LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION outbox_requeue(bigint[]) IS
 	'move dead-lettered messages (NULL: all) back to the end of the outbox, same message ids and sent-at times';
 REVOKE ALL ON FUNCTION outbox_ack(bigint[], text[]), outbox_fail(bigint, text, text, boolean, integer, interval),

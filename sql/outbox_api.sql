@@ -98,7 +98,12 @@ SELECT count(*) AS dead FROM outbox_dead;
 -- a requeued message keeps the time it was sent: the relay stamps it as
 -- distsys-sent-at, and the inbox judges retention (YI001) by it
 CREATE TEMP TABLE dead_before AS SELECT message_id, created_at FROM outbox_dead;
-SELECT outbox_requeue() AS requeued;
+-- and the requeue commits durably, as a send does (the relay publishes it)
+SET synchronous_commit = off;
+BEGIN;
+SELECT outbox_requeue() AS requeued, current_setting('synchronous_commit') AS commits_at;
+COMMIT;
+RESET synchronous_commit;
 SELECT count(*) AS requeued_rows,
        count(*) FILTER (WHERE o.created_at = d.created_at) AS kept_created_at
   FROM dead_before d JOIN outbox o USING (message_id);

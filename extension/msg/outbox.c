@@ -274,6 +274,51 @@ outbox_send_common(FunctionCallInfo fcinfo, Datum payload, const char *type)
 	return id;
 }
 
+/*
+ * requeue_sql: dead letters (all, for a NULL $1) back to the end of the
+ * outbox.  created_at is the time the message was sent, not requeued: the
+ * relay stamps it as distsys-sent-at, and an inbox judges by it whether
+ * the message is older than its retention (YI001), so a fresh time would
+ * let an already-delivered message, whose inbox row was cleaned up,
+ * through as new.  The message id is kept too: it is the same message.
+ */
+static const char *const requeue_sql =
+"WITH d AS (DELETE FROM distsys.outbox_dead"
+"            WHERE $1 IS NULL OR id = ANY ($1) RETURNING *)"
+"INSERT INTO distsys.outbox"
+"       (lane, topic, key, payload, payload_type, headers, message_id, created_at)"
+" SELECT lane, topic, key, payload, payload_type, headers, message_id, created_at"
+"   FROM d ORDER BY id";
+
+static SPIPlanPtr requeue_plan = NULL;
+
+PG_FUNCTION_INFO_V1(outbox_requeue);
+
+/*
+ * outbox_requeue(ids bigint[] DEFAULT NULL): how many dead letters went
+ * back.  The transaction then commits durably and wakes the relay, as a
+ * send's does: the relay publishes what it puts back, and a crash must not
+ * return to outbox_dead a message that was published meanwhile.
+ */
+Datum
+outbox_requeue(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1] = {PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0)};
+	char		nulls[1] = {PG_ARGISNULL(0) ? 'n' : ' '};
+	uint64		n;
+
+	SPI_connect();
+	n = distsys_spi_run(&requeue_plan, requeue_sql, 1, types, values, nulls, false);
+	SPI_finish();
+	if (n > 0)
+	{
+		distsys_commit_durably();
+		Async_Notify(DISTSYS_OUTBOX_CHANNEL, "");
+	}
+	PG_RETURN_INT64((int64) n);
+}
+
 PG_FUNCTION_INFO_V1(outbox_send_jsonb);
 PG_FUNCTION_INFO_V1(outbox_send_text);
 PG_FUNCTION_INFO_V1(outbox_send_bytea);
