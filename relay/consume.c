@@ -337,8 +337,10 @@ finish_head(Consumer *c, PartQueue *p)
 	p->blocked_until = 0;
 	if (p->paused)
 		kconsumer_pause(&c->kc, p, false);
-	c->moved = c->opts->standbys == 0;
-	c->settling = c->opts->standbys > 0;
+	if (c->opts->standbys == 0)
+		c->moved = true;
+	else
+		c->settling = true;		/* step_standbys moves next_offset */
 }
 
 /* ---- applying ------------------------------------------------------ */

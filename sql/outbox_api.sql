@@ -137,5 +137,6 @@ SELECT outbox_send('orders', '{"from": "user"}'::jsonb, 'u') IS NOT NULL AS user
 SELECT count(*) FROM outbox;
 SELECT outbox_ack(ARRAY[1::bigint], ARRAY['x']);
 SELECT standby_flush_lsn(1);
+SELECT outbox_requeue();
 RESET ROLE;
 DROP ROLE regress_outbox_user;
