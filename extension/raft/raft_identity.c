@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * raft_identity.c
- *	  The Raft node's durable identity and hard state, under the data
- *	  directory, and the rule that a node whose identity does not match its
+ *	  The Raft node's durable identity, under the data directory, and the
+ *	  rule that a node whose identity does not match its
  *	  settings never runs Raft.
  *
  * Files (pg_distsys/raft/, replaced durably: common/durable_file.c; the
@@ -11,9 +11,9 @@
  *	identity	written once, at the first start of Raft in this data
  *				directory: the cluster id, the node id and the server's
  *				system identifier.
- *	hard_state	the core's term, vote and commit index, rewritten and
- *				synced whenever the core changes them, before anything that
- *				depends on them leaves the node (raft.h: persist before send).
+ *	log/		the core's hard state, log and snapshot (raft_store.c),
+ *				synced before anything that depends on them leaves the node
+ *				(raft.h: persist before send).
  *
  * The cluster id is derived, not drawn: the first 128 bits of the SHA-256
  * of the sorted member list of distsys.peers ("id=URI" lines).  Every
@@ -62,10 +62,9 @@
 
 #include "distsys.h"
 #include "raftnode.h"
+#include "core/raft_wire.h"
 
-#define RAFT_DIR			"pg_distsys/raft"
 #define RAFT_IDENTITY_FILE	RAFT_DIR "/identity"
-#define RAFT_HARD_STATE_FILE RAFT_DIR "/hard_state"
 #define RAFT_IDENTITY_MAGIC "distsys raft identity 1"
 #define CLUSTER_ID_HEX		33	/* 128 bits in hex, with the NUL */
 
@@ -227,8 +226,8 @@ raft_identity_check(const RaftPeers *peers)
 	text = read_small_file(RAFT_IDENTITY_FILE);
 	if (text == NULL)
 	{
-		if (access(RAFT_HARD_STATE_FILE, F_OK) == 0)
-			refuse("\"" RAFT_HARD_STATE_FILE "\" exists but the identity file does not",
+		if (access(RAFT_LOG_DIR, F_OK) == 0)
+			refuse("\"" RAFT_LOG_DIR "\" exists but the identity file does not",
 				   "Nothing says which node and cluster the stored term and vote belong to.",
 				   "Restore the identity file, or remove pg_distsys/raft and add this server to the cluster as a new node.");
 		create_identity(&expected);
@@ -242,44 +241,20 @@ raft_identity_check(const RaftPeers *peers)
 }
 
 /*
- * raft_hard_state_read: the stored term, vote and commit index (found
- * false and zeros when none was ever written).  A damaged file is an
- * ERROR: guessing a term or vote could make the node vote twice.
+ * raft_cluster_id: the cluster id distsys.peers implies, as the 16 bytes
+ * every batch's envelope carries (in a transaction, like the check).
  */
 void
-raft_hard_state_read(RaftHardStateFile *hs)
+raft_cluster_id(const RaftPeers *peers, uint8 *out)
 {
-	char	   *text = read_small_file(RAFT_HARD_STATE_FILE);
-	unsigned long long term, vote, commit;
+	char		hex[CLUSTER_ID_HEX];
 
-	memset(hs, 0, sizeof(*hs));
-	if (text == NULL)
-		return;
-	if (sscanf(text, "term=%llu vote=%llu commit=%llu\n", &term, &vote, &commit) != 3)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("distsys raft: \"%s\" is damaged", RAFT_HARD_STATE_FILE),
-				 errhint("Restore it from a backup of this node; without it the node could vote twice in one term.")));
-	hs->found = true;
-	hs->term = term;
-	hs->vote = vote;
-	hs->commit = commit;
-}
+	cluster_id_of(peers, hex);
+	for (int i = 0; i < RAFT_CLUSTER_ID_BYTES; i++)
+	{
+		unsigned int b;
 
-/*
- * raft_hard_state_write: replace the stored hard state and sync it; a
- * failed sync stops the server (data_sync_elevel) rather than let a vote
- * leave the node that the disk may not hold.
- */
-void
-raft_hard_state_write(uint64 term, uint64 vote, uint64 commit)
-{
-	char	   *text = psprintf("term=%llu vote=%llu commit=%llu\n",
-								(unsigned long long) term,
-								(unsigned long long) vote,
-								(unsigned long long) commit);
-
-	distsys_write_file_durably(RAFT_HARD_STATE_FILE, text, strlen(text),
-							   data_sync_elevel(ERROR));
-	pfree(text);
+		sscanf(hex + 2 * i, "%2x", &b);
+		out[i] = (uint8) b;
+	}
 }

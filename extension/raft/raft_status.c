@@ -32,7 +32,7 @@ PG_FUNCTION_INFO_V1(raft_status_read);
 static RaftStatusShared *raft_status_shared = NULL;
 
 static const char *const role_names[] = {"follower", "pre_candidate", "candidate", "leader"};
-static const char *const state_names[] = {"off", "starting", "refused", "waiting_for_transport", "running"};
+static const char *const state_names[] = {"off", "starting", "refused", "waiting_for_extension", "running", "failed"};
 
 /*
  * raft_status_shmem_size: the shared memory raft_status_shmem_init needs.

@@ -14,29 +14,32 @@
  *	   exit would be restarted (code 1) or leave no worker to keep the
  *	   status right after a crash restart (code 0 unregisters it).  The
  *	   settings it disagrees with need a restart anyway.
- *	2. build the core from the stored hard state (term, vote, commit).
- *	3. with one voter, tick the core every RAFT_TICK_MS and handle its
- *	   Ready batches: the node elects itself.  With several voters the
- *	   worker only publishes its stored term and waits: the transport
- *	   between nodes is the next slice of issue 16.
+ *	2. wait for CREATE EXTENSION distsys in that database (its tables hold
+ *	   the applied state, and peers deliver through its raft_deliver).
+ *	3. build the core from the log files (raft_store.c) and run the loop:
+ *	   tick the core every RAFT_TICK_MS; take the batches peers delivered
+ *	   (raft_inbox.c) and the requests of this server's backends
+ *	   (raft_requests.c); handle every Ready in raft.h's order: persist
+ *	   and sync, then queue the messages, then apply the committed entries
+ *	   (raft_apply.c) and answer; send the queued batches
+ *	   (raft_transport.c); wait for the latch or a peer's socket.
  *
- * What this slice persists: the hard state, synced before raft_advance
- * (persist before send; there is nothing to send with one voter).  Log
- * entries are kept in memory only: the only ones are each new leader's
- * no-op, as nothing proposes entries yet; durable log storage comes with
- * the replicated key-value store.  A restart therefore begins with an
- * empty log and the stored term, which is safe for a single voter.
+ * Nothing here waits for another node: sending only queues, and peers'
+ * batches arrive through shared memory.  A failed write or sync of the log
+ * stops Raft on this node (state "failed") until the server restarts: the
+ * kernel may have dropped the unwritten pages, so a retry could report
+ * success for data that is not on disk.
  *
  * The core's memory comes from a memory context of its own (RaftCore),
  * so the core's allocator never returns NULL: palloc raises an ERROR,
- * which ends the worker.  The only shared state is the published status
- * (raft_status.c).
+ * which ends the worker.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -45,10 +48,25 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "distsys.h"
 #include "raftnode.h"
+#include "raft_kv.h"
+#include "raft_store.h"
+#include "raft_transport.h"
+
+/* Most entries one incoming append may carry (the core sends up to 64). */
+#define RAFT_MAX_DECODE_ENTRIES	1024
+
+static RaftNode *node = NULL;
+static RaftStore *store = NULL;
+static uint64 applied = 0;		/* what distsys.raft_kv holds */
+static RaftEntry *decode_entries;
+
+static void idle(RaftNode *n, RaftWorkerState state) pg_attribute_noreturn();
+static void step_message(uint64 from, const uint8 *buf, size_t len);
 
 PGDLLEXPORT void raft_worker_main(Datum arg);
 
@@ -123,24 +141,29 @@ core_options(const RaftPeers *peers, RaftOptions *opt)
 }
 
 /*
- * start_core: the core, restarted from the stored hard state if any.
+ * start_core: the core, restarted from the log files (empty at the first
+ * start).
  */
 static RaftNode *
 start_core(const RaftPeers *peers)
 {
 	RaftOptions opt;
-	RaftHardStateFile stored;
+	RaftStoreState st;
 	RaftRestore restore;
+	RaftNode   *n;
+	char		err[1024];
 
 	core_options(peers, &opt);
-	raft_hard_state_read(&stored);
-	if (!stored.found)
-		return raft_new(&opt, NULL);
-	memset(&restore, 0, sizeof(restore));
-	restore.hs.term = stored.term;
-	restore.hs.vote = stored.vote;
-	restore.hs.commit = stored.commit;
-	return raft_new(&opt, &restore);
+	distsys_make_dir_durably(RAFT_LOG_DIR);
+	if (raft_store_open(RAFT_LOG_DIR, NULL, &store, &st, err, sizeof(err)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("distsys raft: cannot read the log: %s", err),
+				 errhint("Restore pg_distsys/raft from a backup of this node, or remove the node from the cluster and add this server as a new one.")));
+	raft_store_restore(&st, &restore);
+	n = raft_new(&opt, st.hs_found ? &restore : NULL);
+	raft_store_state_free(&st);
+	return n;
 }
 
 /*
@@ -167,56 +190,190 @@ publish(RaftNode *node, RaftWorkerState state)
 }
 
 /*
- * handle_ready: every Ready batch, in raft.h's order.  Only the hard state
- * is persisted (see the banner); with one voter there is no message to
- * send and no snapshot to install, and the committed entries are no-ops.
+ * storage_failed: a failed write or sync of the log: stop Raft here.
+ */
+static void pg_attribute_noreturn()
+storage_failed(const char *err)
+{
+	ereport(LOG,
+			(errcode(ERRCODE_IO_ERROR),
+			 errmsg("distsys raft: node %d stops: its log could not be made durable: %s",
+					distsys_node_id, err),
+			 errdetail("Nothing that depends on the failed write was sent. The node takes no part in Raft until the server restarts."),
+			 errhint("Fix the storage, then restart the server; the log is read back and checked then.")));
+	raft_client_worker_detach();
+	raft_inbox_close();
+	idle(NULL, RAFT_WORKER_FAILED);
+}
+
+/*
+ * send_messages: every message of a Ready, queued for its peer.
  */
 static void
-handle_ready(RaftNode *node)
+send_messages(const RaftReady *rd)
 {
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (size_t i = 0; i < rd->n_msgs; i++)
+	{
+		const RaftMessage *m = &rd->msgs[i];
+
+		enlargeStringInfo(&buf, raft_wire_size(m));
+		buf.len = raft_wire_encode(m, (uint8 *) buf.data);
+		raft_transport_queue(m->to, RAFT_ITEM_MESSAGE, (uint8 *) buf.data, buf.len);
+		resetStringInfo(&buf);
+	}
+	pfree(buf.data);
+}
+
+/*
+ * apply_committed: the committed entries this node has not applied yet,
+ * in one transaction; then each client of this node that waits for one
+ * of them is answered (after the commit, so what it reads next sees it).
+ */
+static void
+apply_committed(const RaftReady *rd)
+{
+	bool	   *results = palloc0(sizeof(bool) * (rd->n_committed + 1));
+	bool		any = false;
+
+	for (size_t i = 0; i < rd->n_committed; i++)
+	{
+		const RaftEntry *e = &rd->committed[i];
+		RaftCommand c;
+		RaftApplyResult res = {false};
+
+		if (e->index <= applied || e->type != RAFT_ENTRY_NORMAL)
+			continue;
+		if (!raft_command_decode(e->data, e->len, &c))
+		{
+			elog(LOG, "distsys raft: entry " UINT64_FORMAT " is not a command: skipped", e->index);
+			continue;
+		}
+		if (!any)
+			raft_apply_begin();
+		any = true;
+		raft_apply_entry(e, &c, &res);
+		results[i] = res.result;
+	}
+	if (rd->n_committed > 0)
+		applied = Max(applied, rd->committed[rd->n_committed - 1].index);
+	if (any)
+		raft_apply_commit(applied);
+	for (size_t i = 0; i < rd->n_committed; i++)
+	{
+		const RaftEntry *e = &rd->committed[i];
+		RaftCommand c;
+		bool		is_cmd = e->type == RAFT_ENTRY_NORMAL &&
+			raft_command_decode(e->data, e->len, &c);
+
+		raft_requests_applied(e->index, is_cmd ? &c : NULL, results[i]);
+	}
+	pfree(results);
+}
+
+/*
+ * handle_ready: every Ready batch, in raft.h's order.
+ */
+static void
+handle_ready(void)
+{
+	char		err[1024];
+
 	while (raft_has_ready(node))
 	{
 		RaftReady	rd;
 
 		raft_ready(node, &rd);
-		if (rd.hs_changed)
-			raft_hard_state_write(rd.hs.term, rd.hs.vote, rd.hs.commit);
-		if (rd.n_msgs > 0 || rd.snapshot != NULL)
-			elog(ERROR, "distsys raft: a single voter has %zu messages to send", rd.n_msgs);
-		for (size_t i = 0; i < rd.n_committed; i++)
-			if (rd.committed[i].type == RAFT_ENTRY_NORMAL)
-				elog(ERROR, "distsys raft: entry %llu commits, but nothing proposes entries yet",
-					 (unsigned long long) rd.committed[i].index);
+		if (rd.snapshot != NULL)
+			elog(ERROR, "distsys raft: installing a snapshot is not built yet");
+		if (raft_store_save(store, &rd, err, sizeof(err)) != 0)
+			storage_failed(err);
+		send_messages(&rd);
+		apply_committed(&rd);
+		for (size_t i = 0; i < rd.n_reads; i++)
+			raft_requests_read_state(&rd.reads[i]);
 		raft_advance(node, &rd);
+	}
+	raft_requests_serve_reads(applied);
+}
+
+/*
+ * on_batch: the items of one batch a peer delivered: Raft messages go to
+ * the core, requests to raft_requests.c.  A malformed item ends the batch
+ * (what came before it stands: each item is whole in itself).
+ */
+static void
+on_batch(const RaftEnvelope *env, const uint8 *items, size_t len, void *arg)
+{
+	for (uint32 k = 0; k < env->count; k++)
+	{
+		uint8		kind;
+		uint32		n;
+
+		if (len < RAFT_ITEM_HEADER_BYTES)
+			break;
+		kind = items[0];
+		n = raft_get_u32(items + 1);
+		if (n > len - RAFT_ITEM_HEADER_BYTES)
+			break;
+		if (kind == RAFT_ITEM_MESSAGE)
+			step_message(env->from, items + RAFT_ITEM_HEADER_BYTES, n);
+		else
+			raft_requests_item(env->from, kind, items + RAFT_ITEM_HEADER_BYTES, n);
+		items += RAFT_ITEM_HEADER_BYTES + n;
+		len -= RAFT_ITEM_HEADER_BYTES + n;
 	}
 }
 
 /*
- * wait_a_while: sleep up to timeout_ms or until the latch is set; handle
- * a reload and interrupts (SIGTERM ends the worker through die).
+ * step_message: one Raft message from peer from, decoded and stepped.
  */
 static void
-wait_a_while(long timeout_ms)
+step_message(uint64 from, const uint8 *buf, size_t len)
 {
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 timeout_ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
+	RaftMessage m;
+	RaftSnapshot snap;
+	size_t		used;
+	RaftWireError e;
+
+	e = raft_wire_decode(buf, len, &m, decode_entries, RAFT_MAX_DECODE_ENTRIES, &snap, &used);
+	if (e != RAFT_WIRE_OK || used != len || m.from != from ||
+		m.to != (uint64) distsys_node_id)
+	{
+		elog(LOG, "distsys raft: a malformed message from node " UINT64_FORMAT " was dropped: %s",
+			 from, e != RAFT_WIRE_OK ? raft_wire_strerror(e) : "its sender or addressee is not the batch's");
+		return;
+	}
+	(void) raft_step(node, &m);
+}
+
+/*
+ * after_wait: interrupts (SIGTERM ends the worker through die) and a
+ * reload (the fault settings are reread).
+ */
+static void
+after_wait(void)
+{
 	CHECK_FOR_INTERRUPTS();
 	if (ConfigReloadPending)
 	{
 		ConfigReloadPending = false;
 		ProcessConfigFile(PGC_SIGHUP);
+		raft_transport_reload_faults();
 	}
 }
 
 /*
- * run_single_voter: tick the core at RAFT_TICK_MS, forever.  Ticks are
- * counted from the clock, so a slow iteration does not slow Raft's time;
- * after a long stall (SIGSTOP, an overloaded machine) at most one
- * election timeout of ticks is replayed, not the whole pause.
+ * run: the worker's loop (see the banner).  Ticks are counted from the
+ * clock, so a slow iteration does not slow Raft's time; after a long stall
+ * (SIGSTOP, an overloaded machine) at most max_ticks are replayed, more
+ * than a lease lasts, so a paused leader's lease has run out when it
+ * resumes.
  */
-static void
-run_single_voter(RaftNode *node, int max_ticks)
+static void pg_attribute_noreturn()
+run(int max_ticks)
 {
 	const int64 tick_us = RAFT_TICK_MS * 1000L;
 	TimestampTz last = GetCurrentTimestamp();
@@ -229,9 +386,14 @@ run_single_voter(RaftNode *node, int max_ticks)
 		last = ticks > max_ticks ? now : last + ticks * tick_us;
 		for (int64 i = 0; i < Min(ticks, max_ticks); i++)
 			raft_tick(node);
-		handle_ready(node);
+		(void) raft_inbox_drain(on_batch, NULL);
+		raft_requests_take();
+		raft_requests_retry();
+		handle_ready();
+		raft_transport_flush();
 		publish(node, RAFT_WORKER_RUNNING);
-		wait_a_while(Max(1L, (long) ((last + tick_us - GetCurrentTimestamp()) / 1000)));
+		raft_transport_wait(Max(1L, (long) ((last + tick_us - GetCurrentTimestamp()) / 1000)));
+		after_wait();
 	}
 }
 
@@ -239,12 +401,22 @@ run_single_voter(RaftNode *node, int max_ticks)
  * idle: publish state and sleep until shutdown.
  */
 static void
-idle(RaftNode *node, RaftWorkerState state)
+idle(RaftNode *n, RaftWorkerState state)
 {
-	publish(node, state);
+	publish(n, state);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	for (;;)
-		wait_a_while(3600 * 1000L);
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 3600 * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+	}
 }
 
 /*
@@ -278,13 +450,81 @@ checks_pass(const RaftPeers *peers)
 }
 
 /*
+ * extension_ready: whether distsys is installed in this database.
+ */
+static bool
+extension_ready(void)
+{
+	bool		found;
+
+	StartTransactionCommand();
+	found = OidIsValid(get_extension_oid("distsys", true));
+	CommitTransactionCommand();
+	return found;
+}
+
+/*
+ * wait_for_extension: until CREATE EXTENSION distsys, checked each second.
+ */
+static void
+wait_for_extension(void)
+{
+	bool		said = false;
+
+	while (!extension_ready())
+	{
+		if (!said)
+			ereport(LOG,
+					(errmsg("distsys raft: node %d waits for CREATE EXTENSION distsys in database \"%s\"",
+							distsys_node_id, distsys_raft_database)));
+		said = true;
+		publish(NULL, RAFT_WORKER_NO_EXTENSION);
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * worker_exit: the worker is going: backends and peers stop handing it work.
+ */
+static void
+worker_exit(int code, Datum arg)
+{
+	raft_client_worker_detach();
+	raft_inbox_close();
+}
+
+/*
+ * open_doors: let peers and this server's backends hand work to the worker.
+ */
+static void
+open_doors(const RaftPeers *peers, uint64 nonce)
+{
+	uint8		cluster[RAFT_CLUSTER_ID_BYTES];
+	uint64		members[RAFT_MAX_NODES];
+
+	StartTransactionCommand();
+	raft_cluster_id(peers, cluster);
+	CommitTransactionCommand();
+	for (int i = 0; i < peers->n; i++)
+		members[i] = peers->peer[i].id;
+	before_shmem_exit(worker_exit, (Datum) 0);
+	raft_requests_init(node, nonce);
+	raft_inbox_open(cluster, (uint64) distsys_node_id, members, peers->n);
+	raft_client_worker_attach();
+	raft_transport_start(peers, (uint64) distsys_node_id, cluster);
+}
+
+/*
  * raft_worker_main: the worker's entry point (see the banner).
  */
 void
 raft_worker_main(Datum arg)
 {
 	RaftPeers	peers;
-	RaftNode   *node;
+	uint64		nonce;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -295,16 +535,19 @@ raft_worker_main(Datum arg)
 	raft_settings_peers(&peers);
 	if (!checks_pass(&peers))
 		idle(NULL, RAFT_WORKER_REFUSED);
+	wait_for_extension();
+	/* the applied state is derived from the log: its commits need not wait */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	node = start_core(&peers);
+	applied = raft_apply_load_applied();
+	decode_entries = MemoryContextAlloc(TopMemoryContext,
+										RAFT_MAX_DECODE_ENTRIES * sizeof(RaftEntry));
+	if (!pg_strong_random(&nonce, sizeof(nonce)))
+		nonce = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
+	open_doors(&peers, nonce);
 	pgstat_report_activity(STATE_IDLE, NULL);
-	if (peers.n > 1)
-	{
-		ereport(LOG,
-				(errmsg("distsys raft: node %d waits: the transport between %d voters is not built yet",
-						distsys_node_id, peers.n)));
-		idle(node, RAFT_WORKER_NO_TRANSPORT);
-	}
 	ereport(LOG,
-			(errmsg("distsys raft: node %d is the only voter: running Raft alone", distsys_node_id)));
-	run_single_voter(node, 2 * ms_to_ticks(distsys_raft_election_timeout_ms));
+			(errmsg("distsys raft: node %d runs Raft with %d voters, term " UINT64_FORMAT ", applied index " UINT64_FORMAT,
+					distsys_node_id, peers.n, raft_term(node), applied)));
+	run(2 * ms_to_ticks(distsys_raft_election_timeout_ms));
 }

@@ -37,8 +37,9 @@ typedef enum RaftWorkerState
 	RAFT_WORKER_OFF,			/* distsys.node_id = 0 */
 	RAFT_WORKER_STARTING,		/* checking its identity */
 	RAFT_WORKER_REFUSED,		/* identity does not match: not running */
-	RAFT_WORKER_NO_TRANSPORT,	/* several voters: waits for the transport */
-	RAFT_WORKER_RUNNING			/* ticking the core */
+	RAFT_WORKER_NO_EXTENSION,	/* waits for CREATE EXTENSION distsys */
+	RAFT_WORKER_RUNNING,		/* ticking the core */
+	RAFT_WORKER_FAILED			/* its storage failed: stopped until restart */
 } RaftWorkerState;
 
 /*
@@ -63,18 +64,13 @@ extern Size raft_status_shmem_size(void);
 extern void raft_status_shmem_init(void);
 extern void raft_status_publish(const RaftStatusShared *st);
 
-/* raft_identity.c */
-typedef struct RaftHardStateFile
-{
-	bool		found;
-	uint64		term;
-	uint64		vote;
-	uint64		commit;
-} RaftHardStateFile;
+/* The node's files: its identity, and the log (raft_store.h). */
+#define RAFT_DIR			"pg_distsys/raft"
+#define RAFT_LOG_DIR		RAFT_DIR "/log"
 
+/* raft_identity.c */
 extern void raft_identity_check(const RaftPeers *peers);
-extern void raft_hard_state_read(RaftHardStateFile *hs);
-extern void raft_hard_state_write(uint64 term, uint64 vote, uint64 commit);
+extern void raft_cluster_id(const RaftPeers *peers, uint8 *out);
 extern bool raft_identity_refused;
 
 /* raft_self.c */

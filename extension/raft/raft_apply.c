@@ -1,0 +1,168 @@
+/*-------------------------------------------------------------------------
+ *
+ * raft_apply.c
+ *	  The key-value state machine: committed commands applied by the Raft
+ *	  worker into distsys.raft_kv, with a NOTIFY per change.
+ *
+ * The log is the source of truth; the table is its applied form.  Each
+ * batch of committed entries is applied in one transaction that also
+ * records the index it reached in distsys.raft_applied, so after any
+ * crash the table and that index agree and the worker replays from the
+ * log exactly what the table lacks.  Those transactions may therefore
+ * commit asynchronously (the worker sets synchronous_commit off): a lost
+ * apply is replayed, never lost.  The NOTIFY of a change is sent when its
+ * transaction commits, so a watcher never hears of a change it cannot
+ * see yet; a change replayed after a crash may be notified twice, with
+ * the same index.
+ *
+ * Every node applies the same commands in the same order, and every
+ * decision here (whether a CAS swaps, whether a DELETE finds its key)
+ * depends only on the table, so every node reaches the same state and
+ * answers its own clients the same result.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+
+#include "raftnode.h"
+#include "raft_kv.h"
+#include "spi_util.h"
+
+static SPIPlanPtr plan_put = NULL;
+static SPIPlanPtr plan_insert = NULL;
+static SPIPlanPtr plan_swap = NULL;
+static SPIPlanPtr plan_delete = NULL;
+static SPIPlanPtr plan_applied = NULL;
+
+/*
+ * raft_apply_load_applied: the index distsys.raft_applied records.
+ */
+uint64
+raft_apply_load_applied(void)
+{
+	static SPIPlanPtr plan = NULL;
+	uint64		applied = 0;
+	bool		isnull;
+
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (distsys_spi_run(&plan, "SELECT index FROM distsys.raft_applied", 0,
+						NULL, NULL, NULL, true) == 1)
+		applied = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 1, &isnull));
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	return applied;
+}
+
+void
+raft_apply_begin(void)
+{
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * text_n: a text datum of the first len bytes at s.
+ */
+static Datum
+text_n(const char *s, uint32 len)
+{
+	return PointerGetDatum(cstring_to_text_with_len(s, (int) len));
+}
+
+/*
+ * run: one statement with key, value text, index (and expected), the
+ * number of rows it changed.
+ */
+static uint64
+run(SPIPlanPtr *plan, const char *sql, const RaftCommand *c, uint64 index, int nargs)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		args[4];
+
+	args[0] = text_n(c->key, c->key_len);
+	args[1] = text_n(c->value, c->value_len);
+	args[2] = Int64GetDatum((int64) index);
+	args[3] = text_n(c->expected, c->expected_len);
+	CommandCounterIncrement();
+	return distsys_spi_run(plan, sql, nargs, types, args, NULL, false);
+}
+
+/*
+ * notify: "<index> <key>" on the watch channel, sent at commit.
+ */
+static void
+notify(const RaftCommand *c, uint64 index)
+{
+	char	   *payload = psprintf(UINT64_FORMAT " %.*s", index, (int) c->key_len, c->key);
+
+	Async_Notify(RAFT_WATCH_CHANNEL, payload);
+	pfree(payload);
+}
+
+/*
+ * raft_apply_entry: apply committed entry e (a command c) into the table.
+ */
+void
+raft_apply_entry(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
+{
+	uint64		changed = 0;
+
+	switch (c->op)
+	{
+		case RAFT_OP_PUT:
+			changed = run(&plan_put,
+						  "INSERT INTO distsys.raft_kv AS k (key, value, index) VALUES ($1, $2::jsonb, $3) "
+						  "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, index = EXCLUDED.index",
+						  c, e->index, 3);
+			break;
+		case RAFT_OP_CAS:
+			if (!c->has_expected)
+				changed = run(&plan_insert,
+							  "INSERT INTO distsys.raft_kv (key, value, index) VALUES ($1, $2::jsonb, $3) "
+							  "ON CONFLICT (key) DO NOTHING",
+							  c, e->index, 3);
+			else
+				changed = run(&plan_swap,
+							  "UPDATE distsys.raft_kv SET value = $2::jsonb, index = $3 "
+							  "WHERE key = $1 AND value = $4::jsonb",
+							  c, e->index, 4);
+			break;
+		case RAFT_OP_DELETE:
+			changed = run(&plan_delete,
+						  "DELETE FROM distsys.raft_kv WHERE key = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL",
+						  c, e->index, 3);
+			break;
+	}
+	res->result = changed > 0;
+	if (changed > 0)
+		notify(c, e->index);
+}
+
+/*
+ * raft_apply_commit: record the applied index and commit.
+ */
+void
+raft_apply_commit(uint64 applied)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum((int64) applied)};
+
+	CommandCounterIncrement();
+	distsys_spi_run(&plan_applied, "UPDATE distsys.raft_applied SET index = $1",
+					1, types, args, NULL, false);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
