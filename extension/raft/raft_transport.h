@@ -39,6 +39,7 @@
 
 /* ---- raft_inbox.c: the receiving side ---- */
 
+extern void raft_inbox_shmem_request(void);
 extern Size raft_inbox_shmem_size(void);
 extern void raft_inbox_shmem_init(void);
 
