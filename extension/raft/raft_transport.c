@@ -21,7 +21,8 @@
  * What happens on each failure (Raft tolerates loss and retries by
  * protocol, so nothing is ever resent here):
  *	- peer not connected, or RAFT_MAX_UNANSWERED batches unanswered: the
- *	  new batch is dropped (counted in the peer's dropped);
+ *	  new batch is dropped (counted in the peer's dropped, as are the
+ *	  batches the drop fault loses);
  *	- connection attempt fails or passes its deadline (the larger of 1 s
  *	  and twice the election timeout): closed, retried after a backoff of
  *	  100 ms doubling to 2 s, reset by a successful connection;
@@ -314,6 +315,8 @@ peer_connect_start(Peer *p)
 	}
 	p->conn = PQconnectStart(p->uri);
 	wait_set_stale = true;
+	if (p->conn == NULL)
+		ReleaseExternalFD();	/* peer_close releases it only with a conn */
 	if (p->conn == NULL || PQstatus(p->conn) == CONNECTION_BAD)
 	{
 		peer_fail(p, NULL);
@@ -407,6 +410,9 @@ raft_transport_set_peer(uint64 id, const char *uri)
 	p->backoff_ms = RAFT_BACKOFF_MIN_MS;
 	p->sock = PGINVALID_SOCKET;
 	p->pos = -1;
+	if (transport_cxt == NULL)
+		transport_cxt = AllocSetContextCreate(TopMemoryContext, "distsys raft transport",
+											  ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(transport_cxt);
 	initStringInfo(&p->batch);
 	MemoryContextSwitchTo(old);
@@ -438,9 +444,6 @@ void
 raft_transport_start(const RaftPeers *members, uint64 self,
 					 const uint8 cluster[RAFT_CLUSTER_ID_BYTES])
 {
-	if (transport_cxt == NULL)
-		transport_cxt = AllocSetContextCreate(TopMemoryContext, "distsys raft transport",
-											  ALLOCSET_DEFAULT_SIZES);
 	self_id = self;
 	memcpy(cluster_id, cluster, RAFT_CLUSTER_ID_BYTES);
 	raft_transport_reload_faults();
@@ -551,7 +554,7 @@ peer_flush(Peer *p)
 	env.count = p->n_items;
 	raft_envelope_encode(&env, (uint8 *) p->batch.data);
 	if (delay < 0)
-		;						/* the fault: lost on the way */
+		p->dropped++;			/* the fault: lost on the way */
 	else if (delay > 0 || p->held != NIL)
 		peer_hold(p, (uint8 *) p->batch.data, p->batch.len, delay);
 	else
@@ -745,7 +748,7 @@ wait_set_prepare(void)
 		wait_set = NULL;
 		for (Peer *p = peers; p < peers + RAFT_MAX_NODES; p++)
 			p->pos = -1, p->events = 0;
-		wait_set = CreateWaitEventSet(transport_cxt, 2 + RAFT_MAX_NODES);
+		wait_set = CreateWaitEventSet(TopMemoryContext, 2 + RAFT_MAX_NODES);
 		AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 		AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 		wait_set_stale = false;
