@@ -14,7 +14,8 @@ GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 -- restored row may and may not be trusted for is written at each mark.
 
 -- distsys's roles: distsys_lock_admin (locks), distsys_dtx_user (2PC),
--- distsys_relay and distsys_consumer (the two commands of distsys-relay).
+-- distsys_relay and distsys_consumer (the two commands of distsys-relay),
+-- distsys_raft_peer (the Raft workers of the other members).
 -- Roles are cluster-wide: the first CREATE EXTENSION creates them, NOLOGIN,
 -- and marks each as distsys's with a comment; CREATE EXTENSION in another
 -- database (or again after DROP EXTENSION, which leaves them) adopts them.
@@ -29,7 +30,8 @@ BEGIN
 		('distsys_lock_admin', 'distsys role: members may break locks and act on any role''s lock grants'),
 		('distsys_dtx_user', 'distsys role: members may run distributed transactions (dtx_exec, dtx_query)'),
 		('distsys_relay', 'distsys role: what distsys-relay (publish) needs, and the reserved lock names distsys.*'),
-		('distsys_consumer', 'distsys role: what distsys-relay consume needs beyond inbox_apply'))
+		('distsys_consumer', 'distsys role: what distsys-relay consume needs beyond inbox_apply'),
+		('distsys_raft_peer', 'distsys role: the other Raft members'' workers, which deliver batches (raft_deliver)'))
 		AS v(name, note)
 	LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
@@ -719,6 +721,20 @@ CREATE VIEW raft_status AS SELECT * FROM raft_status_read();
 COMMENT ON VIEW raft_status IS
 	'this node''s Raft role, term, leader and log indexes, as its worker published them';
 GRANT SELECT ON raft_status TO PUBLIC;
+
+-- The transport between Raft workers (raft_transport.h): a peer's worker
+-- calls this with one batch; it is checked (this cluster, a known sender,
+-- addressed to this node), queued in this node's worker's inbox and the
+-- worker woken, without waiting for Raft.  Only distsys_raft_peer may call
+-- it, so no ordinary role can forge a Raft message; the peers' URIs in
+-- distsys.peers name a LOGIN role that is a member of it.
+CREATE FUNCTION raft_deliver(batch bytea) RETURNS void
+	AS 'MODULE_PATHNAME', 'raft_deliver'
+	LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION raft_deliver(bytea) IS
+	'queue one batch from another Raft member for this node''s Raft worker (the Raft transport; members of distsys_raft_peer only)';
+REVOKE ALL ON FUNCTION raft_deliver(bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION raft_deliver(bytea) TO distsys_raft_peer;
 
 ------------------------------------------------------------------------------
 -- The roles of distsys-relay

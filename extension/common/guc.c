@@ -23,6 +23,7 @@
 #include "dtx.h"
 #include "msg.h"
 #include "raftnode.h"
+#include "raft_transport.h"
 
 int			distsys_max_locks = 4096;
 int			distsys_max_lock_holders = 8192;
@@ -42,6 +43,8 @@ char	   *distsys_raft_database = NULL;
 int			distsys_raft_election_timeout_ms = 150;
 int			distsys_raft_heartbeat_interval_ms = 50;
 int			distsys_raft_request_timeout_ms = 5000;
+char	   *distsys_raft_fault_drop_to = NULL;
+char	   *distsys_raft_fault_delay_to = NULL;
 
 static void distsys_define_startup_gucs(void);
 static void distsys_define_dtx_gucs(void);
@@ -212,6 +215,61 @@ define_raft_int(const char *name, const char *desc, int *var, int dflt,
 }
 
 /*
+ * check_fault_list: a fault setting's check hook (with_ms: id:ms pairs);
+ * a malformed value is refused with the reason, and a reload keeps the
+ * previous value.
+ */
+static bool
+check_fault_list(char **newval, bool with_ms)
+{
+	uint64		ids[RAFT_MAX_NODES];
+	int			ms[RAFT_MAX_NODES];
+	char		err[128];
+
+	if (raft_fault_parse(*newval, with_ms, ids, ms, err, sizeof(err)) >= 0)
+		return true;
+	GUC_check_errdetail("%s; write %s.", err,
+						with_ms ? "space-separated id:milliseconds pairs, such as '2:200 3:50'"
+						: "space-separated node ids, such as '2 3'");
+	return false;
+}
+
+static bool
+check_fault_drop_to(char **newval, void **extra, GucSource source)
+{
+	return check_fault_list(newval, false);
+}
+
+static bool
+check_fault_delay_to(char **newval, void **extra, GucSource source)
+{
+	return check_fault_list(newval, true);
+}
+
+/*
+ * distsys_define_raft_fault_gucs: the network faults the chaos tests
+ * inject into the Raft transport.  PGC_SIGHUP, so only postgresql.conf
+ * (or ALTER SYSTEM) and a reload set them: a role that could set them
+ * could cut a node off.
+ */
+static void
+distsys_define_raft_fault_gucs(void)
+{
+	DefineCustomStringVariable("distsys.raft_fault_drop_to",
+							   "Raft transport fault (for tests): node ids whose batches from this node are lost.",
+							   "Space-separated node ids; set on both sides for a symmetric partition.",
+							   &distsys_raft_fault_drop_to, "",
+							   PGC_SIGHUP, 0,
+							   check_fault_drop_to, NULL, NULL);
+	DefineCustomStringVariable("distsys.raft_fault_delay_to",
+							   "Raft transport fault (for tests): hold batches to a node this long before sending them.",
+							   "Space-separated id:milliseconds pairs; the order of batches is kept.",
+							   &distsys_raft_fault_delay_to, "",
+							   PGC_SIGHUP, 0,
+							   check_fault_delay_to, NULL, NULL);
+}
+
+/*
  * distsys_define_raft_gucs: the settings of Raft among nodes (issue 16).
  * They are read once by the postmaster and the Raft worker: the core's
  * timing is fixed when it starts, and membership after the first start
@@ -248,4 +306,5 @@ distsys_define_raft_gucs(void)
 					"How long a Raft client call waits for its answer.",
 					&distsys_raft_request_timeout_ms, 5000, 1, INT_MAX,
 					PGC_SIGHUP, GUC_UNIT_MS);
+	distsys_define_raft_fault_gucs();
 }

@@ -24,6 +24,7 @@
 #include "dlock.h"
 #include "dtx.h"
 #include "raftnode.h"
+#include "raft_transport.h"
 
 typedef struct ShmemRegion
 {
@@ -36,6 +37,7 @@ static const ShmemRegion shmem_regions[] = {
 	{dlock_shmem_size, dlock_shmem_init, dlock_shmem_request},
 	{dtx_shmem_size, dtx_shmem_init, NULL},
 	{raft_status_shmem_size, raft_status_shmem_init, NULL},
+	{raft_inbox_shmem_size, raft_inbox_shmem_init, raft_inbox_shmem_request},
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

@@ -23,6 +23,8 @@
 #ifndef DISTSYS_RAFT_TRANSPORT_H
 #define DISTSYS_RAFT_TRANSPORT_H
 
+#include "datatype/timestamp.h"
+
 #include "core/raft_wire.h"
 #include "raft_peers.h"
 
@@ -39,6 +41,7 @@
 
 /* ---- raft_inbox.c: the receiving side ---- */
 
+extern void raft_inbox_shmem_request(void);
 extern Size raft_inbox_shmem_size(void);
 extern void raft_inbox_shmem_init(void);
 
@@ -96,5 +99,17 @@ extern bool raft_transport_peer_connected(uint64 id, TimestampTz *last_answer);
 
 /* The fault settings (superuser-only, for tests): reread after a reload. */
 extern void raft_transport_reload_faults(void);
+
+/*
+ * guc.c: distsys.raft_fault_drop_to (space-separated node ids: every batch
+ * to them is lost) and distsys.raft_fault_delay_to (space-separated id:ms:
+ * batches to id are held ms milliseconds, in order).  raft_fault_parse
+ * reads either (with_ms false / true) for the check hooks and the
+ * transport: the number of entries, or -1 with the reason in err.
+ */
+extern char *distsys_raft_fault_drop_to;
+extern char *distsys_raft_fault_delay_to;
+extern int	raft_fault_parse(const char *text, bool with_ms, uint64 *ids, int *ms,
+							 char *err, size_t errlen);
 
 #endif							/* DISTSYS_RAFT_TRANSPORT_H */
