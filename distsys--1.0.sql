@@ -31,7 +31,8 @@ BEGIN
 		('distsys_dtx_user', 'distsys role: members may run distributed transactions (dtx_exec, dtx_query)'),
 		('distsys_relay', 'distsys role: what distsys-relay (publish) needs, and the reserved lock names distsys.*'),
 		('distsys_consumer', 'distsys role: what distsys-relay consume needs beyond inbox_apply'),
-		('distsys_raft_peer', 'distsys role: the other Raft members'' workers, which deliver batches (raft_deliver)'))
+		('distsys_raft_peer', 'distsys role: the other Raft members'' workers, which deliver batches (raft_deliver)'),
+		('distsys_raft_user', 'distsys role: members may write the Raft key-value store (raft_put, raft_cas, raft_delete)'))
 		AS v(name, note)
 	LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
@@ -735,6 +736,62 @@ COMMENT ON FUNCTION raft_deliver(bytea) IS
 	'queue one batch from another Raft member for this node''s Raft worker (the Raft transport; members of distsys_raft_peer only)';
 REVOKE ALL ON FUNCTION raft_deliver(bytea) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION raft_deliver(bytea) TO distsys_raft_peer;
+
+-- The replicated key-value store (raft_kv.h).  distsys.raft_kv is the
+-- state this node applied from the Raft log: readable by everyone (a read
+-- of it is a 'stale' read), written only by the Raft worker.  raft_applied
+-- holds the index the table reached, so the worker replays from the log
+-- exactly what a crash took from the table.
+CREATE TABLE raft_kv (
+	key text PRIMARY KEY,
+	value jsonb NOT NULL,
+	index bigint NOT NULL
+);
+COMMENT ON TABLE raft_kv IS
+	'the Raft key-value store as this node applied it: each key, its value and the log index of its last change';
+REVOKE ALL ON raft_kv FROM PUBLIC;
+GRANT SELECT ON raft_kv TO PUBLIC;
+
+CREATE TABLE raft_applied (
+	one boolean PRIMARY KEY DEFAULT true CHECK (one),
+	index bigint NOT NULL
+);
+INSERT INTO raft_applied (index) VALUES (0);
+COMMENT ON TABLE raft_applied IS
+	'the last Raft log index applied into raft_kv on this node';
+REVOKE ALL ON raft_applied FROM PUBLIC;
+GRANT SELECT ON raft_applied TO PUBLIC;
+
+-- Requests to the cluster, not part of the caller's transaction: a write
+-- returns once committed by a majority and applied on this node, and is
+-- not undone by a rollback of the caller's transaction.
+CREATE FUNCTION raft_put(key text, value jsonb) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'raft_put'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_put(text, jsonb) IS
+	'store value under key in the Raft key-value store; returns the log index of the write once it is committed and applied here';
+
+CREATE FUNCTION raft_cas(key text, expected jsonb, value jsonb) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'raft_cas'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_cas(text, jsonb, jsonb) IS
+	'store value under key if its value equals expected (NULL: if the key is absent); true if it did';
+
+CREATE FUNCTION raft_delete(key text) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'raft_delete'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_delete(text) IS
+	'remove key from the Raft key-value store; true if it was there';
+
+REVOKE ALL ON FUNCTION raft_put(text, jsonb), raft_cas(text, jsonb, jsonb), raft_delete(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION raft_put(text, jsonb), raft_cas(text, jsonb, jsonb), raft_delete(text)
+	TO distsys_raft_user;
+
+CREATE FUNCTION raft_get(key text, consistency text DEFAULT 'linearizable') RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'raft_get'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_get(text, text) IS
+	'the value of key in the Raft key-value store (NULL if absent), read at consistency linearizable, lease or stale';
 
 ------------------------------------------------------------------------------
 -- The roles of distsys-relay

@@ -305,6 +305,6 @@ distsys_define_raft_gucs(void)
 	define_raft_int("distsys.raft_request_timeout",
 					"How long a Raft client call waits for its answer.",
 					&distsys_raft_request_timeout_ms, 5000, 1, INT_MAX,
-					PGC_SIGHUP, GUC_UNIT_MS);
+					PGC_USERSET, GUC_UNIT_MS);
 	distsys_define_raft_fault_gucs();
 }

@@ -24,6 +24,7 @@
 #include "dlock.h"
 #include "dtx.h"
 #include "raftnode.h"
+#include "raft_kv.h"
 #include "raft_transport.h"
 
 typedef struct ShmemRegion
@@ -38,6 +39,7 @@ static const ShmemRegion shmem_regions[] = {
 	{dtx_shmem_size, dtx_shmem_init, NULL},
 	{raft_status_shmem_size, raft_status_shmem_init, NULL},
 	{raft_inbox_shmem_size, raft_inbox_shmem_init, raft_inbox_shmem_request},
+	{raft_client_shmem_size, raft_client_shmem_init, NULL},
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

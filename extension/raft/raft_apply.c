@@ -166,3 +166,23 @@ raft_apply_commit(uint64 applied)
 	SPI_finish();
 	CommitTransactionCommand();
 }
+
+/*
+ * raft_apply_reset: empty the applied state (the log is new: the table
+ * holds what an earlier log of this server applied, which the new one
+ * will replay or replace).
+ */
+void
+raft_apply_reset(void)
+{
+	static SPIPlanPtr plan_kv = NULL;
+	static SPIPlanPtr plan_index = NULL;
+
+	raft_apply_begin();
+	distsys_spi_run(&plan_kv, "DELETE FROM distsys.raft_kv", 0, NULL, NULL, NULL, false);
+	distsys_spi_run(&plan_index, "UPDATE distsys.raft_applied SET index = 0", 0,
+					NULL, NULL, NULL, false);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}

@@ -136,6 +136,7 @@ typedef struct RaftApplyResult
 } RaftApplyResult;
 
 extern uint64 raft_apply_load_applied(void);
+extern void raft_apply_reset(void);
 extern void raft_apply_begin(void);
 extern void raft_apply_entry(const RaftEntry *e, const RaftCommand *c,
 							 RaftApplyResult *res);

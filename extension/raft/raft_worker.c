@@ -131,6 +131,8 @@ core_options(const RaftPeers *peers, RaftOptions *opt)
 	opt->heartbeat_ticks = Max(1, distsys_raft_heartbeat_interval_ms / RAFT_TICK_MS);
 	if (opt->heartbeat_ticks >= opt->election_min)
 		opt->heartbeat_ticks = Max(1, opt->election_min - 1);
+	/* leases end a fifth of the election timeout early: the clock margin */
+	opt->lease_ticks = opt->election_min - Max(1, opt->election_min / 5);
 	if (!pg_strong_random(&opt->seed, sizeof(opt->seed)))
 		opt->seed = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	opt->alloc.alloc_fn = core_alloc;
@@ -145,7 +147,7 @@ core_options(const RaftPeers *peers, RaftOptions *opt)
  * start).
  */
 static RaftNode *
-start_core(const RaftPeers *peers)
+start_core(const RaftPeers *peers, bool *fresh)
 {
 	RaftOptions opt;
 	RaftStoreState st;
@@ -161,6 +163,7 @@ start_core(const RaftPeers *peers)
 				 errmsg("distsys raft: cannot read the log: %s", err),
 				 errhint("Restore pg_distsys/raft from a backup of this node, or remove the node from the cluster and add this server as a new one.")));
 	raft_store_restore(&st, &restore);
+	*fresh = !st.hs_found;
 	n = raft_new(&opt, st.hs_found ? &restore : NULL);
 	raft_store_state_free(&st);
 	return n;
@@ -525,6 +528,7 @@ raft_worker_main(Datum arg)
 {
 	RaftPeers	peers;
 	uint64		nonce;
+	bool		fresh;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -538,8 +542,16 @@ raft_worker_main(Datum arg)
 	wait_for_extension();
 	/* the applied state is derived from the log: its commits need not wait */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-	node = start_core(&peers);
+	node = start_core(&peers, &fresh);
 	applied = raft_apply_load_applied();
+	if (fresh && applied > 0)
+	{
+		ereport(LOG,
+				(errmsg("distsys raft: node %d starts a new log: the applied state of an earlier one (index " UINT64_FORMAT ") is cleared",
+						distsys_node_id, applied)));
+		raft_apply_reset();
+		applied = 0;
+	}
 	decode_entries = MemoryContextAlloc(TopMemoryContext,
 										RAFT_MAX_DECODE_ENTRIES * sizeof(RaftEntry));
 	if (!pg_strong_random(&nonce, sizeof(nonce)))
