@@ -404,8 +404,14 @@ rec_parse(const uint8_t *buf, size_t size, size_t off, Rec *r)
 		return false;
 	if (crc32c(p + 8, len - 8) != get32(p + 4))
 		return false;
-	r->off = off;
+	/* the padding too must be intact: then every byte is checked */
 	r->span = ALIGN8((size_t) len);
+	if (r->span > size - off)
+		return false;
+	for (size_t i = len; i < r->span; i++)
+		if (p[i] != 0)
+			return false;
+	r->off = off;
 	r->save = get64(p + 8);
 	r->term = get64(p + 16);
 	r->index = get64(p + 24);
@@ -961,7 +967,8 @@ list_segments(RaftStore *s, uint64_t **segs, size_t *n, char *err, size_t errlen
 		(*segs)[(*n)++] = num;
 	}
 	closedir(d);
-	qsort(*segs, *n, sizeof(uint64_t), seg_cmp);
+	if (*n > 1)
+		qsort(*segs, *n, sizeof(uint64_t), seg_cmp);
 	for (size_t i = 1; i < *n; i++)
 		if ((*segs)[i] != (*segs)[i - 1] + 1)
 			return fail(err, errlen, "corrupt raft log in \"%s\": segment %016llx is missing",
