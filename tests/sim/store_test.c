@@ -533,8 +533,17 @@ test_torn_tail(void)
 	}
 	write_whole(path, orig, size);
 	raft_store_close(reopen(NULL, dir, SEG_SMALL, &m_after, "whole"));
+	/* a torn tail is zeroed on open and a cut file made whole again */
 	write_whole(path, orig, a.bytes + 20);
-	s = reopen(NULL, dir, SEG_SMALL, &m, "cut again");
+	raft_store_close(reopen(NULL, dir, SEG_SMALL, &m, "cut again"));
+	free(copy);
+	copy = read_whole(path, &size);
+	CHECK(size == SEG_SMALL &&
+		  memcmp(copy, orig, a.bytes) == 0, "torn segment not repaired");
+	for (size_t c = a.bytes; c < size; c++)
+		CHECK(copy[c] == 0, "byte %zu of the torn segment not zeroed", c);
+	s = open_ok(dir, SEG_SMALL, &st);
+	raft_store_state_free(&st);
 	save(s, &m, 5, 2, 3, 3);
 	s = reopen(s, dir, SEG_SMALL, &m, "written after a torn tail");
 	raft_store_close(s);
