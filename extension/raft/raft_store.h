@@ -16,8 +16,9 @@
  * Layout, in one directory: log segments (pre-allocated, zero-filled and
  * synced before use), each a stream of records (length, CRC-32C, type,
  * term, index, payload): entries, hard state, truncate-from-index,
- * snapshot marker; and the snapshot file, replaced by write, sync, rename,
- * directory sync.  A Ready is one write of all its records and one
+ * snapshot marker; and the snapshot file, written by write, sync, rename,
+ * directory sync under a new name and trusted only once the marker naming
+ * it is synced.  A Ready is one write of all its records and one
  * fdatasync.  Reading stops at the first zero length or bad CRC at the
  * tail (what a crash cut before its sync); a bad record followed by good
  * ones is corruption, reported as an error.
@@ -73,7 +74,8 @@ extern int	raft_store_save(RaftStore *s, const RaftReady *rd,
 /*
  * Compaction: snap is the node's own snapshot (raft_compact's); it is
  * written durably, then entries up to snap->index may go (whole segments
- * below it are deleted).
+ * below it are deleted).  A snapshot not after the stored one changes
+ * nothing; one after the last stored entry is refused.
  */
 extern int	raft_store_compact(RaftStore *s, const RaftSnapshot *snap,
 							   char *err, size_t errlen);

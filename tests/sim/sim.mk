@@ -14,6 +14,9 @@
 #   make histcheck-test        build tests/sim/histcheck (the checker as a
 #                              tool reading a history file) and check it
 #                              against tests/sim/histories/
+#   make store-test            build tests/sim/store_test (the Raft node's
+#                              durable store, extension/raft/raft_store.c,
+#                              saved, reopened, cut and corrupted) and run it
 #   make sim-clean             remove what these targets built
 #
 # Objects go to tests/sim/build/<variant>/, so the normal simulator and
@@ -41,7 +44,10 @@ SIM_BIN      := $(SIM_DIR)/sim
 SIM_MUTANT_BINS := $(foreach m,$(SIM_MUTANTS),$(SIM_DIR)/sim-mutant-$(m))
 RAFT_BENCH   := $(SIM_DIR)/raftbench
 HISTCHECK    := $(SIM_DIR)/histcheck
-SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH) $(HISTCHECK)
+STORE_TEST   := $(SIM_DIR)/store_test
+STORE_SRC    := extension/raft/raft_store.c
+SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH) $(HISTCHECK) \
+				$(STORE_TEST)
 
 # sim_objs VARIANT: the object files of one build variant.
 sim_objs = $(patsubst %.c,$(SIM_DIR)/build/$(1)/%.o,$(notdir $(RAFT_SRCS) $(SIM_SRCS) $(PEERS_SRC)))
@@ -70,12 +76,21 @@ $(RAFT_BENCH): $(SIM_DIR)/raftbench.c $(SIM_DIR)/sim_util.c $(RAFT_SRCS) $(RAFT_
 $(HISTCHECK): $(SIM_DIR)/histcheck.c $(SIM_DIR)/lincheck.c $(SIM_DIR)/sim_util.c $(SIM_HDRS) $(RAFT_HDRS)
 	$(SIM_CC) $(SIM_CFLAGS) -o $@ $(SIM_DIR)/histcheck.c $(SIM_DIR)/lincheck.c $(SIM_DIR)/sim_util.c
 
+$(SIM_DIR)/build/store/%.o: $(SIM_DIR)/%.c $(STORE_SRC:.c=.h) $(RAFT_HDRS)
+	@mkdir -p $(@D)
+	$(SIM_CC) $(SIM_CFLAGS) -c -o $@ $<
+$(SIM_DIR)/build/store/raft_store.o: $(STORE_SRC) $(STORE_SRC:.c=.h) $(RAFT_HDRS)
+	@mkdir -p $(@D)
+	$(SIM_CC) $(SIM_CFLAGS) -c -o $@ $<
+$(STORE_TEST): $(SIM_DIR)/build/store/store_test.o $(SIM_DIR)/build/store/raft_store.o
+	$(SIM_CC) -o $@ $^
+
 # The binaries are built by a parallel sub-make of this file alone (the
 # compiler is passed on, so it is the including Makefile's $(CC)).
 SIM_SUBMAKE  = $(MAKE) --no-print-directory -f $(SIM_DIR)/sim.mk -j$(SIM_JOBS) \
 			   SIM_CC="$(SIM_CC)"
 
-.PHONY: sim sim-mutants sim-clean raftbench histcheck-test
+.PHONY: sim sim-mutants sim-clean raftbench histcheck-test store-test
 sim:
 	@$(SIM_SUBMAKE) $(SIM_BIN)
 ifdef SEED
@@ -105,6 +120,12 @@ histcheck-test:
 		$(HISTCHECK) $$f >/dev/null 2>&1; rc=$$?; \
 		[ $$rc -eq 2 ] || { echo "histcheck-test: $$f should be refused with 2, got $$rc"; fail=1; }; done; \
 	[ $$fail -eq 0 ] && echo "histcheck-test: ok"; exit $$fail
+
+# store-test: exits 0 when every check passed (in a mkdtemp directory
+# under $TMPDIR, removed at the end)
+store-test:
+	@$(SIM_SUBMAKE) $(STORE_TEST)
+	$(STORE_TEST)
 
 sim-clean:
 	rm -rf $(SIM_CLEAN)
