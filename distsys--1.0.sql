@@ -762,6 +762,20 @@ COMMENT ON TABLE raft_applied IS
 REVOKE ALL ON raft_applied FROM PUBLIC;
 GRANT SELECT ON raft_applied TO PUBLIC;
 
+-- The client table: per origin node, its worker's incarnation (nonce) and
+-- a client slot, the highest request sequence applied, so a write that
+-- a follower sent twice is applied once (raft_apply.c).
+CREATE TABLE raft_clients (
+	origin bigint NOT NULL,
+	nonce bigint NOT NULL,
+	slot integer NOT NULL,
+	seq bigint NOT NULL,
+	PRIMARY KEY (origin, nonce, slot)
+);
+COMMENT ON TABLE raft_clients IS
+	'the Raft key-value store''s client table: the last request applied per origin node, worker incarnation and client slot';
+REVOKE ALL ON raft_clients FROM PUBLIC;
+
 -- Requests to the cluster, not part of the caller's transaction: a write
 -- returns once committed by a majority and applied on this node, and is
 -- not undone by a rollback of the caller's transaction.

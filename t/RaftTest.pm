@@ -27,6 +27,7 @@ sub raft_cluster
 	my $peers = join ' ', map { ($_ + 1) . '=' . raft_uri($nodes[$_]) } 0 .. $#nodes;
 	for my $i (0 .. $#nodes)
 	{
+		$nodes[$i]->{raft_id} = $i + 1;
 		$nodes[$i]->append_conf('postgresql.conf',
 			"listen_addresses = '127.0.0.1'\n"
 			  . 'distsys.node_id = ' . ($i + 1) . "\n"
@@ -41,13 +42,13 @@ sub raft_cluster
 	return @nodes;
 }
 
-# raft_leader(NODES): the id every running node of NODES names as leader
-# (undef unless they agree and the leader itself says it leads).
+# raft_leader(NODES): the id every node of NODES names as leader, if they
+# agree and that leader is one of NODES and says it leads; else undef.
 sub raft_leader
 {
 	my @nodes = @_;
 	my %seen;
-	my $leader;
+	my %leads;
 	for my $node (@nodes)
 	{
 		my ($rc, $out) = $node->psql('postgres',
@@ -56,10 +57,11 @@ sub raft_leader
 		my ($id, $role) = split / /, $out;
 		return undef if !$id;
 		$seen{$id}++;
-		$leader = $id;
+		$leads{ $node->{raft_id} } = 1 if $role eq 'leader';
 	}
 	return undef if keys %seen != 1;
-	return $leader;
+	my ($leader) = keys %seen;
+	return $leads{$leader} ? $leader : undef;
 }
 
 # wait_raft_leader(NODES): wait until the nodes agree on a leader; its id.

@@ -15,6 +15,15 @@
  * see yet; a change replayed after a crash may be notified twice, with
  * the same index.
  *
+ * A client's write can be in the log more than once (a follower forwards
+ * it again when the leader does not answer: raft_requests.c).  The client
+ * table distsys.raft_clients makes the state machine apply it once: per
+ * origin node, worker incarnation (nonce) and client slot it keeps the
+ * highest request sequence applied, and a command whose sequence is not
+ * above it is skipped (Ongaro's thesis, 6.3).  A slot runs one request at
+ * a time, so its sequences only grow.  Rows of an origin's earlier
+ * incarnations go when a command of a newer one is applied.
+ *
  * Every node applies the same commands in the same order, and every
  * decision here (whether a CAS swaps, whether a DELETE finds its key)
  * depends only on the table, so every node reaches the same state and
@@ -40,6 +49,7 @@ static SPIPlanPtr plan_insert = NULL;
 static SPIPlanPtr plan_swap = NULL;
 static SPIPlanPtr plan_delete = NULL;
 static SPIPlanPtr plan_applied = NULL;
+static SPIPlanPtr plan_client = NULL;
 
 /*
  * raft_apply_load_applied: the index distsys.raft_applied records.
@@ -112,12 +122,39 @@ notify(const RaftCommand *c, uint64 index)
 }
 
 /*
- * raft_apply_entry: apply committed entry e (a command c) into the table.
+ * first_application: whether c's request is applied for the first time
+ * (recording it in the client table).
  */
-void
+static bool
+first_application(const RaftCommand *c)
+{
+	Oid			types[4] = {INT8OID, INT8OID, INT4OID, INT8OID};
+	Datum		args[4];
+
+	args[0] = Int64GetDatum((int64) c->origin);
+	args[1] = Int64GetDatum((int64) c->nonce);
+	args[2] = Int32GetDatum(RAFT_REQUEST_SLOT(c->request));
+	args[3] = Int64GetDatum((int64) RAFT_REQUEST_SEQ(c->request));
+	CommandCounterIncrement();
+	return distsys_spi_run(&plan_client,
+						   "WITH gone AS (DELETE FROM distsys.raft_clients WHERE origin = $1 AND nonce <> $2) "
+						   "INSERT INTO distsys.raft_clients AS c (origin, nonce, slot, seq) VALUES ($1, $2, $3, $4) "
+						   "ON CONFLICT (origin, nonce, slot) DO UPDATE SET seq = EXCLUDED.seq WHERE c.seq < EXCLUDED.seq",
+						   4, types, args, NULL, false) == 1;
+}
+
+/*
+ * raft_apply_entry: apply committed entry e (a command c) into the table;
+ * false if c is a copy of a request already applied (nothing done).
+ */
+bool
 raft_apply_entry(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
 {
 	uint64		changed = 0;
+
+	res->result = false;
+	if (!first_application(c))
+		return false;
 
 	switch (c->op)
 	{
@@ -141,13 +178,14 @@ raft_apply_entry(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
 			break;
 		case RAFT_OP_DELETE:
 			changed = run(&plan_delete,
-						  "DELETE FROM distsys.raft_kv WHERE key = $1 AND $2 IS NOT NULL AND $3 IS NOT NULL",
-						  c, e->index, 3);
+						  "DELETE FROM distsys.raft_kv WHERE key = $1",
+						  c, e->index, 1);
 			break;
 	}
 	res->result = changed > 0;
 	if (changed > 0)
 		notify(c, e->index);
+	return true;
 }
 
 /*
@@ -177,9 +215,11 @@ raft_apply_reset(void)
 {
 	static SPIPlanPtr plan_kv = NULL;
 	static SPIPlanPtr plan_index = NULL;
+	static SPIPlanPtr plan_clients = NULL;
 
 	raft_apply_begin();
 	distsys_spi_run(&plan_kv, "DELETE FROM distsys.raft_kv", 0, NULL, NULL, NULL, false);
+	distsys_spi_run(&plan_clients, "DELETE FROM distsys.raft_clients", 0, NULL, NULL, NULL, false);
 	distsys_spi_run(&plan_index, "UPDATE distsys.raft_applied SET index = 0", 0,
 					NULL, NULL, NULL, false);
 	PopActiveSnapshot();

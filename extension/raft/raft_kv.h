@@ -138,7 +138,7 @@ typedef struct RaftApplyResult
 extern uint64 raft_apply_load_applied(void);
 extern void raft_apply_reset(void);
 extern void raft_apply_begin(void);
-extern void raft_apply_entry(const RaftEntry *e, const RaftCommand *c,
+extern bool raft_apply_entry(const RaftEntry *e, const RaftCommand *c,
 							 RaftApplyResult *res);
 extern void raft_apply_commit(uint64 applied);
 

@@ -7,22 +7,24 @@
  *
  * A request is Pending in one phase:
  *	WAIT_LEADER	no leader known, or the leader refused: (re)started by
- *				raft_requests_retry once one is known.  Only a request
- *				that no leader accepted is ever restarted.
- *	PROPOSED	in some leader's log at (index, term): answered when this
- *				node applies that index.  If another entry is applied at
- *				that index, the proposal was lost (a new leader overwrote
- *				it) and cannot commit any more: it starts again.
+ *				raft_requests_retry once one is known.
+ *	PROPOSED	in some leader's log at index: answered when this node
+ *				applies our command.  If another entry is applied at that
+ *				index, the proposal was lost (a new leader overwrote it)
+ *				and cannot commit any more: it starts again.
  *	FORWARDED	sent to the leader, no answer yet.  The leader answers
  *				with the index it proposed at (-> PROPOSED) or "not leader"
- *				(-> WAIT_LEADER).  Without an answer the request is never
- *				sent again: it may have been proposed, and a second copy
- *				would apply twice; the backend times out (YR001, "may
- *				still commit").
+ *				(-> WAIT_LEADER).  Without an answer within an election
+ *				timeout, or when another node becomes leader, it is sent
+ *				again.
  *	READ_ASKED	a read index asked of this node's core (leader) or of the
  *				leader; asked again after an election timeout without an
- *				answer (a read is safe to repeat).
+ *				answer.
  *	READ_WAIT	the read index is known: answered once applied reaches it.
+ *
+ * Sending a write again can put it in the log twice; the state machine
+ * applies it once (raft_apply.c: the client table), so a retry here never
+ * applies a write twice, and the first application answers the client.
  *
  * The id of a request in a command and in the items is its slot and the
  * slot's use count (RAFT_REQUEST_ID), with this worker's nonce in the
@@ -57,6 +59,7 @@ typedef struct Pending
 	Phase		phase;
 	uint64		index;			/* PROPOSED: entry's; READ_WAIT: read index */
 	TimestampTz asked_at;		/* FORWARDED, READ_ASKED */
+	uint64		asked_to;		/* the leader then (this node, if leading) */
 	TimestampTz taken_at;
 	char	   *cmd;			/* writes: the command, with our nonce */
 	uint32		len;
@@ -218,6 +221,7 @@ static void
 start(Pending *p)
 {
 	p->asked_at = GetCurrentTimestamp();
+	p->asked_to = raft_leader(node);
 	if (p->kind == RAFT_REQ_WRITE)
 	{
 		if (!propose(p))
@@ -332,8 +336,10 @@ raft_requests_retry(void)
 			continue;
 		}
 		if (p->phase == WAIT_LEADER ||
-			(p->phase == READ_ASKED &&
-			 TimestampDifferenceExceeds(p->asked_at, now, election_ms())))
+			((p->phase == READ_ASKED || p->phase == FORWARDED) &&
+			 TimestampDifferenceExceeds(p->asked_at, now, election_ms())) ||
+			((p->phase == READ_ASKED || p->phase == FORWARDED) &&
+			 raft_leader(node) != RAFT_NONE && raft_leader(node) != p->asked_to))
 			start(p);
 	}
 	for (int i = 0; i < n_remote; i++)

@@ -239,6 +239,7 @@ static void
 apply_committed(const RaftReady *rd)
 {
 	bool	   *results = palloc0(sizeof(bool) * (rd->n_committed + 1));
+	bool	   *copies = palloc0(sizeof(bool) * (rd->n_committed + 1));
 	bool		any = false;
 
 	for (size_t i = 0; i < rd->n_committed; i++)
@@ -257,7 +258,7 @@ apply_committed(const RaftReady *rd)
 		if (!any)
 			raft_apply_begin();
 		any = true;
-		raft_apply_entry(e, &c, &res);
+		copies[i] = !raft_apply_entry(e, &c, &res);
 		results[i] = res.result;
 	}
 	if (rd->n_committed > 0)
@@ -268,12 +269,13 @@ apply_committed(const RaftReady *rd)
 	{
 		const RaftEntry *e = &rd->committed[i];
 		RaftCommand c;
-		bool		is_cmd = e->type == RAFT_ENTRY_NORMAL &&
+		bool		is_cmd = e->type == RAFT_ENTRY_NORMAL && !copies[i] &&
 			raft_command_decode(e->data, e->len, &c);
 
 		raft_requests_applied(e->index, is_cmd ? &c : NULL, results[i]);
 	}
 	pfree(results);
+	pfree(copies);
 }
 
 /*
