@@ -3,7 +3,7 @@
 #
 # Starts a PostgreSQL node with distsys preloaded and the built-in Kafka
 # test broker (distsys-kafka-mock), later two participant nodes for
-# two-phase commit, then shows each capability with the SQL it runs and
+# two-phase commit and three Raft nodes, then shows each capability with the SQL it runs and
 # what comes back.  Everything it starts is stopped, and its
 # temporary directory removed, when it ends (also on error or Ctrl-C).
 set -euo pipefail
@@ -209,5 +209,71 @@ echo "  Recovery finds the mark on bank_2, so the transaction committed, and com
 show "SELECT distsys.dtx_recover() AS resolved"
 psql -X -q -c "ALTER SYSTEM RESET distsys.dtx_recovery_interval" -c "SELECT pg_reload_conf()" >/dev/null
 balances
+
+ds_say "10. Raft among three PostgreSQL nodes: a replicated key-value store"
+# raft_port I: the port of Raft node I; show_on PORT SQL: show on that node.
+RAFT_PORTS=()
+for i in 1 2 3; do RAFT_PORTS+=("$(ds_init_node "raft_$i")"); done
+raft_port() { echo "${RAFT_PORTS[$(($1 - 1))]}"; }
+show_on() { PGPORT=$1 show "$2"; }
+PEERS="1=postgresql://127.0.0.1:$(raft_port 1)/postgres 2=postgresql://127.0.0.1:$(raft_port 2)/postgres 3=postgresql://127.0.0.1:$(raft_port 3)/postgres"
+for i in 1 2 3; do
+	printf "distsys.node_id = %s\ndistsys.peers = '%s'\n" "$i" "$PEERS" >> "$DS_WORK/raft_$i/postgresql.conf"
+	ds_runuser pg_ctl -D "$DS_WORK/raft_$i" -l "$DS_WORK/raft_$i.log" -w start >/dev/null
+	psql -X -q -p "$(raft_port "$i")" -c "CREATE EXTENSION distsys"
+done
+echo "  Three servers, each with distsys.node_id 1, 2 or 3 and the same distsys.peers:"
+echo "    $PEERS"
+# leader_on PORT...: wait until the first node names a leader that leads; its id.
+raft_leader() {
+	local l
+	for _ in $(seq 200); do
+		l=$(psql -X -At -p "$1" -c "SELECT leader FROM distsys.raft_status" 2>/dev/null || true)
+		if [ -n "$l" ] && [ "$(psql -X -At -p "$(raft_port "$l")" -c "SELECT role FROM distsys.raft_status" 2>/dev/null)" = leader ]; then
+			echo "$l"
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+LEADER=$(raft_leader "$(raft_port 1)")
+echo "  Each runs a Raft worker; they elect a leader (randomized 150-300 ms election timeouts):"
+for i in 1 2 3; do
+	psql -X -At -p "$(raft_port "$i")" -c "SELECT format('    node %s: %s in term %s, leader %s, commit index %s', node, role, term, leader, commit_index) FROM distsys.raft_status"
+done
+FOLLOWER=$(( LEADER % 3 + 1 ))
+OTHER=$(( FOLLOWER % 3 + 1 ))
+echo "  A write sent to a follower (node $FOLLOWER) is forwarded to the leader; it returns once a"
+echo "  majority has it on disk and node $FOLLOWER has applied it:"
+show_on "$(raft_port "$FOLLOWER")" "SELECT distsys.raft_put('config/feature-x', '{\"enabled\": true}') AS log_index"
+echo "  A linearizable read on node $OTHER (ReadIndex: the leader confirms it still leads) sees it:"
+show_on "$(raft_port "$OTHER")" "SELECT distsys.raft_get('config/feature-x')"
+echo "  Compare-and-swap, and the applied state as a table on every node:"
+show_on "$(raft_port "$OTHER")" "SELECT distsys.raft_cas('config/feature-x', '{\"enabled\": true}', '{\"enabled\": false}') AS swapped"
+show_on "$(raft_port "$LEADER")" "SELECT key, value, index FROM distsys.raft_kv"
+echo "  The leader (node $LEADER) is killed (SIGKILL of its postmaster):"
+LEADER_PID=$(head -1 "$DS_WORK/raft_$LEADER/postmaster.pid")
+kill -KILL "$LEADER_PID"
+NEW=$(raft_leader "$(raft_port "$FOLLOWER")")
+echo "  The two others elect a new leader, node $NEW, and serve writes:"
+for i in 1 2 3; do
+	[ "$i" = "$LEADER" ] && continue
+	psql -X -At -p "$(raft_port "$i")" -c "SELECT format('    node %s: %s in term %s, leader %s', node, role, term, leader) FROM distsys.raft_status"
+done
+show_on "$(raft_port "$FOLLOWER")" "SELECT distsys.raft_put('after-the-kill', '\"written by a majority of two\"') AS log_index"
+echo "  Node $LEADER restarts, rejoins as a follower and catches up from the log:"
+for _ in $(seq 50); do kill -0 "$LEADER_PID" 2>/dev/null || break; sleep 0.1; done
+for _ in $(seq 50); do
+	rm -f "$DS_WORK/raft_$LEADER/postmaster.pid" "$DS_WORK/.s.PGSQL.$(raft_port "$LEADER").lock"
+	ds_runuser pg_ctl -D "$DS_WORK/raft_$LEADER" -l "$DS_WORK/raft_$LEADER.log" -w start >/dev/null 2>&1 && break
+	sleep 0.2
+done
+for _ in $(seq 100); do
+	[ "$(psql -X -At -p "$(raft_port "$LEADER")" -c "SELECT count(*) FROM distsys.raft_kv" 2>/dev/null)" = 2 ] && break
+	sleep 0.1
+done
+show_on "$(raft_port "$LEADER")" "SELECT node, role, term, leader FROM distsys.raft_status"
+show_on "$(raft_port "$LEADER")" "SELECT key, value, index FROM distsys.raft_kv ORDER BY index"
 
 ds_say "Done. Everything started here is stopped and removed now."
