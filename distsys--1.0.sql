@@ -807,6 +807,50 @@ CREATE FUNCTION raft_get(key text, consistency text DEFAULT 'linearizable') RETU
 COMMENT ON FUNCTION raft_get(text, text) IS
 	'the value of key in the Raft key-value store (NULL if absent), read at consistency linearizable, lease or stale';
 
+-- Membership (raft_members.c).  raft_nodes: the URIs of the nodes
+-- raft_add_node added, as applied from the log (the founding members'
+-- are in distsys.peers); superusers only, like distsys.peers.
+CREATE TABLE raft_nodes (
+	id bigint PRIMARY KEY,
+	uri text NOT NULL
+);
+COMMENT ON TABLE raft_nodes IS
+	'the URIs of the Raft nodes added with raft_add_node, as applied from the log';
+REVOKE ALL ON raft_nodes FROM PUBLIC;
+
+CREATE FUNCTION raft_add_node(id integer, uri text) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'raft_add_node'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_add_node(integer, text) IS
+	'add node id at uri to the Raft cluster as a learner (promoted to voter once caught up); the log index of the change';
+
+CREATE FUNCTION raft_remove_node(id integer) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'raft_remove_node'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_remove_node(integer) IS
+	'remove node id from the Raft cluster; the log index of the change';
+
+CREATE FUNCTION raft_transfer_leadership(id integer) RETURNS void
+	AS 'MODULE_PATHNAME', 'raft_transfer_leadership_sql'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION raft_transfer_leadership(integer) IS
+	'hand Raft leadership to voter id; returns once this node sees it lead';
+
+REVOKE ALL ON FUNCTION raft_add_node(integer, text), raft_remove_node(integer),
+	raft_transfer_leadership(integer) FROM PUBLIC;
+
+-- The members as this node's worker last published them; match_index is
+-- known on the leader only; uri only for roles that may read distsys.peers.
+CREATE FUNCTION raft_members_read(OUT id bigint, OUT role text, OUT match_index bigint,
+								  OUT last_contact timestamptz, OUT uri text)
+	RETURNS SETOF record
+	AS 'MODULE_PATHNAME', 'raft_members_read'
+	LANGUAGE C VOLATILE;
+CREATE VIEW raft_members AS SELECT * FROM raft_members_read();
+COMMENT ON VIEW raft_members IS
+	'the Raft members: id, voter or learner, match index (on the leader), last contact, URI (for admins)';
+GRANT SELECT ON raft_members TO PUBLIC;
+
 ------------------------------------------------------------------------------
 -- The roles of distsys-relay
 ------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ char	   *distsys_dtx_recovery_database = NULL;
 int			distsys_node_id = 0;
 char	   *distsys_peers = NULL;
 char	   *distsys_raft_database = NULL;
+bool		distsys_raft_join = false;
 int			distsys_raft_election_timeout_ms = 150;
 int			distsys_raft_heartbeat_interval_ms = 50;
 int			distsys_raft_request_timeout_ms = 5000;
@@ -288,6 +289,12 @@ distsys_define_raft_gucs(void)
 							   &distsys_peers, "",
 							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
+	DefineCustomBoolVariable("distsys.raft_join",
+							 "Join the running Raft cluster that distsys.peers founded, as a new node.",
+							 "distsys.node_id must then be an id no founding member has; a member adds the node with raft_add_node.",
+							 &distsys_raft_join, false,
+							 PGC_POSTMASTER, 0,
+							 NULL, NULL, NULL);
 	DefineCustomStringVariable("distsys.raft_database",
 							   "Database the Raft worker connects to, which holds Raft's tables.",
 							   NULL,

@@ -40,6 +40,7 @@ static const ShmemRegion shmem_regions[] = {
 	{raft_status_shmem_size, raft_status_shmem_init, NULL},
 	{raft_inbox_shmem_size, raft_inbox_shmem_init, raft_inbox_shmem_request},
 	{raft_client_shmem_size, raft_client_shmem_init, NULL},
+	{raft_members_shmem_size, raft_members_shmem_init, raft_members_shmem_request},
 };
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

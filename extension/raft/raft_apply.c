@@ -50,6 +50,7 @@ static SPIPlanPtr plan_swap = NULL;
 static SPIPlanPtr plan_delete = NULL;
 static SPIPlanPtr plan_applied = NULL;
 static SPIPlanPtr plan_client = NULL;
+static SPIPlanPtr plan_member = NULL;
 
 /*
  * raft_apply_load_applied: the index distsys.raft_applied records.
@@ -176,6 +177,13 @@ raft_apply_entry(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
 							  "WHERE key = $1 AND value = $4::jsonb",
 							  c, e->index, 4);
 			break;
+		case RAFT_OP_MEMBER:
+			changed = run(&plan_member,
+						  "INSERT INTO distsys.raft_nodes (id, uri) VALUES ($1::bigint, $2) "
+						  "ON CONFLICT (id) DO UPDATE SET uri = EXCLUDED.uri",
+						  c, e->index, 2);
+			raft_members_learn(pg_strtoint64(pnstrdup(c->key, c->key_len)), c->value, c->value_len);
+			break;
 		case RAFT_OP_DELETE:
 			changed = run(&plan_delete,
 						  "DELETE FROM distsys.raft_kv WHERE key = $1",
@@ -183,7 +191,7 @@ raft_apply_entry(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
 			break;
 	}
 	res->result = changed > 0;
-	if (changed > 0)
+	if (changed > 0 && c->op != RAFT_OP_MEMBER)
 		notify(c, e->index);
 	return true;
 }

@@ -146,11 +146,11 @@ wake_worker(void)
 }
 
 /*
- * require_raft: refuse where the store cannot answer: Raft off on this
+ * raft_client_require: refuse where the store cannot answer: Raft off on this
  * server, not preloaded, or a standby (its worker does not run).
  */
-static void
-require_raft(const char *what)
+void
+raft_client_require(const char *what)
 {
 	distsys_require_preload(what);
 	if (distsys_node_id <= 0)
@@ -208,6 +208,7 @@ wait_answer(RaftRequestSlot *slot, TimestampTz deadline, RaftRequestSlot *out)
 			out->answer = slot->answer;
 			out->index = slot->index;
 			out->result = slot->result;
+			out->refusal = slot->refusal;
 			slot->state = RAFT_SLOT_FREE;
 			slot->seq++;
 		}
@@ -239,10 +240,10 @@ no_quorum_error(const char *what, bool write)
 }
 
 /*
- * submit: hand one request to the worker and wait for its answer (*out).
+ * raft_client_submit: hand one request to the worker and wait for its answer (*out).
  */
-static void
-submit(const char *what, RaftReqKind kind, const StringInfo command, RaftRequestSlot *out)
+void
+raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command, RaftRequestSlot *out)
 {
 	RaftRequestSlot *slot = my_slot();
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
@@ -282,6 +283,14 @@ submit(const char *what, RaftReqKind kind, const StringInfo command, RaftRequest
 	}
 	if (out->answer == RAFT_ANSWER_UNKNOWN)
 		no_quorum_error(what, kind == RAFT_REQ_WRITE);
+	if (out->answer == RAFT_ANSWER_REFUSED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: the Raft leader refused the request (%s)", what,
+						out->refusal == RAFT_ERR_NOT_CAUGHT_UP ? "the node has not caught up" :
+						out->refusal == RAFT_ERR_BUSY ? "another change is under way" :
+						"not a valid change of the current membership"),
+				 errhint("raft_members shows the current members.")));
 }
 
 /*
@@ -354,16 +363,16 @@ write_command(const char *what, RaftCommand *c, StringInfo buf)
 }
 
 /*
- * run_write: one command through the log; the answer in *out.
+ * raft_client_write: one command through the log; the answer in *out.
  */
-static void
-run_write(const char *what, RaftCommand *c, RaftRequestSlot *out)
+void
+raft_client_write(const char *what, RaftCommand *c, RaftRequestSlot *out)
 {
 	StringInfoData buf;
 
-	require_raft(what);
+	raft_client_require(what);
 	write_command(what, c, &buf);
-	submit(what, RAFT_REQ_WRITE, &buf, out);
+	raft_client_submit(what, RAFT_REQ_WRITE, &buf, out);
 }
 
 /*
@@ -379,7 +388,7 @@ raft_put(PG_FUNCTION_ARGS)
 	c.op = RAFT_OP_PUT;
 	c.key = key_arg(fcinfo, 0, "raft_put");
 	c.value = jsonb_arg(fcinfo, 1, "raft_put", "value", false);
-	run_write("raft_put", &c, &ans);
+	raft_client_write("raft_put", &c, &ans);
 	PG_RETURN_INT64((int64) ans.index);
 }
 
@@ -398,7 +407,7 @@ raft_cas(PG_FUNCTION_ARGS)
 	c.expected = jsonb_arg(fcinfo, 1, "raft_cas", "expected", true);
 	c.has_expected = c.expected != NULL;
 	c.value = jsonb_arg(fcinfo, 2, "raft_cas", "value", false);
-	run_write("raft_cas", &c, &ans);
+	raft_client_write("raft_cas", &c, &ans);
 	PG_RETURN_BOOL(ans.result);
 }
 
@@ -413,7 +422,7 @@ raft_delete(PG_FUNCTION_ARGS)
 
 	c.op = RAFT_OP_DELETE;
 	c.key = key_arg(fcinfo, 0, "raft_delete");
-	run_write("raft_delete", &c, &ans);
+	raft_client_write("raft_delete", &c, &ans);
 	PG_RETURN_BOOL(ans.result);
 }
 
@@ -482,13 +491,13 @@ raft_get(PG_FUNCTION_ARGS)
 	{
 		distsys_require_preload("raft_get");
 		if (distsys_node_id <= 0 && !RecoveryInProgress())
-			require_raft("raft_get");
+			raft_client_require("raft_get");
 	}
 	else
 	{
 		RaftRequestSlot ans;
 
-		require_raft("raft_get");
+		raft_client_require("raft_get");
 		if (IsolationUsesXactSnapshot())
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -496,7 +505,7 @@ raft_get(PG_FUNCTION_ARGS)
 							kind == RAFT_REQ_READ ? "linearizable" : "lease"),
 					 errdetail("The transaction's snapshot may be older than the read index, so the read would not be linearizable."),
 					 errhint("Run it in a READ COMMITTED transaction, or use consistency 'stale'.")));
-		submit("raft_get", (RaftReqKind) kind, NULL, &ans);
+		raft_client_submit("raft_get", (RaftReqKind) kind, NULL, &ans);
 	}
 	value = read_kv(key, &isnull);
 	if (isnull)

@@ -130,6 +130,22 @@ take_bytes(Reader *r, uint32 max, const char **s, uint32 *len)
 }
 
 /*
+ * member_key_ok: a MEMBER command's key is a node id (1 to 10 digits, no
+ * leading zero) and its value a URI of bounded length.
+ */
+static bool
+member_key_ok(const RaftCommand *c)
+{
+	if (c->key_len < 1 || c->key_len > 10 || c->key[0] == '0' ||
+		c->value_len < 1 || c->value_len >= RAFT_PEER_URI_MAX)
+		return false;
+	for (uint32 i = 0; i < c->key_len; i++)
+		if (c->key[i] < '0' || c->key[i] > '9')
+			return false;
+	return true;
+}
+
+/*
  * raft_command_decode: the command in data[0..len), or false if the bytes
  * are not a well-formed command of this version (nothing may be left over).
  */
@@ -141,7 +157,7 @@ raft_command_decode(const uint8 *data, size_t len, RaftCommand *c)
 
 	memset(c, 0, sizeof(*c));
 	if (!take(&r, 2, &p) || p[0] != RAFT_COMMAND_VERSION ||
-		p[1] < RAFT_OP_PUT || p[1] > RAFT_OP_DELETE)
+		p[1] < RAFT_OP_PUT || p[1] > RAFT_OP_MEMBER)
 		return false;
 	c->op = (RaftOp) p[1];
 	if (!take_u64(&r, &c->origin) || !take_u64(&r, &c->nonce) ||
@@ -154,6 +170,8 @@ raft_command_decode(const uint8 *data, size_t len, RaftCommand *c)
 		!take_bytes(&r, RAFT_COMMAND_MAX_BYTES, &c->value, &c->value_len))
 		return false;
 	if (c->op != RAFT_OP_CAS && (c->has_expected || c->expected_len > 0))
+		return false;
+	if (c->op == RAFT_OP_MEMBER && !member_key_ok(c))
 		return false;
 	return r.left == 0 && memchr(c->key, 0, c->key_len) == NULL;
 }

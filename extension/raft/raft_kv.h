@@ -17,6 +17,7 @@
 #include "storage/spin.h"
 
 #include "core/raft.h"
+#include "raft_peers.h"
 
 /* Limits of one command (documented in docs/reference.md). */
 #define RAFT_KEY_MAX_BYTES		1024
@@ -32,7 +33,8 @@ typedef enum RaftOp
 {
 	RAFT_OP_PUT = 1,
 	RAFT_OP_CAS = 2,
-	RAFT_OP_DELETE = 3
+	RAFT_OP_DELETE = 3,
+	RAFT_OP_MEMBER = 4			/* key: a node id in decimal, value: its URI */
 } RaftOp;
 
 /*
@@ -72,7 +74,9 @@ typedef enum RaftReqKind
 {
 	RAFT_REQ_WRITE = 1,			/* a command (PUT, CAS, DELETE) */
 	RAFT_REQ_READ,				/* ReadIndex: linearizable */
-	RAFT_REQ_READ_LEASE			/* leader lease, ReadIndex if none */
+	RAFT_REQ_READ_LEASE,		/* leader lease, ReadIndex if none */
+	RAFT_REQ_CONF,				/* a membership change: type (1), node (8) */
+	RAFT_REQ_TRANSFER			/* leadership to node (8) */
 } RaftReqKind;
 
 typedef enum RaftSlotState
@@ -86,7 +90,8 @@ typedef enum RaftSlotState
 typedef enum RaftAnswer
 {
 	RAFT_ANSWER_OK = 0,
-	RAFT_ANSWER_UNKNOWN			/* the outcome cannot be known (see raft_requests.c) */
+	RAFT_ANSWER_UNKNOWN,		/* the outcome cannot be known (see raft_requests.c) */
+	RAFT_ANSWER_REFUSED			/* the leader refused it (refusal: RAFT_ERR_*) */
 } RaftAnswer;
 
 /*
@@ -106,6 +111,7 @@ typedef struct RaftRequestSlot
 	RaftAnswer	answer;
 	uint64		index;			/* write: its log index; read: the read index */
 	bool		result;			/* CAS, DELETE */
+	int32		refusal;		/* RAFT_ANSWER_REFUSED: the core's RAFT_ERR_* */
 	uint32		len;
 	uint8		command[RAFT_COMMAND_MAX_BYTES];
 } RaftRequestSlot;
@@ -121,6 +127,12 @@ extern void raft_client_worker_detach(void);
 extern int	raft_client_nslots(void);
 extern RaftRequestSlot *raft_client_slot(int i);
 extern bool raft_client_take_new_flag(void);
+
+/* A request of this backend, answered in *out (YR001 on a timeout). */
+extern void raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
+							   RaftRequestSlot *out);
+extern void raft_client_write(const char *what, RaftCommand *c, RaftRequestSlot *out);
+extern void raft_client_require(const char *what);
 
 /* The request id in a command: the slot and its use count. */
 #define RAFT_REQUEST_ID(slot, seq)	(((uint64) (slot) << 32) | (uint64) (seq))
@@ -144,15 +156,26 @@ extern void raft_apply_commit(uint64 applied);
 
 /* ---- raft_requests.c: the worker's side of client requests ---- */
 
-/* An item kind of the worker's beside raft_transport.h's: leader -> follower. */
-#define RAFT_ITEM_PROPOSE_ANSWER	5
+/* Item kinds of the worker's beside raft_transport.h's. */
+#define RAFT_ITEM_PROPOSE_ANSWER	5	/* leader -> follower: where it went */
+#define RAFT_ITEM_CONF				6	/* follower -> leader: id, type, node */
+#define RAFT_ITEM_TRANSFER			7	/* follower -> leader: to node */
 
 extern void raft_requests_init(RaftNode *node, uint64 nonce);
 extern void raft_requests_take(void);
 extern void raft_requests_retry(void);
 extern void raft_requests_item(uint64 from, uint8 kind, const uint8 *body, size_t len);
 extern void raft_requests_read_state(const RaftReadState *rs);
-extern void raft_requests_applied(uint64 index, const RaftCommand *c, bool result);
+extern void raft_requests_applied(const RaftEntry *e, const RaftCommand *c, bool result);
 extern void raft_requests_serve_reads(uint64 applied);
+
+/* ---- raft_members.c: membership (the worker's side) ---- */
+
+extern Size raft_members_shmem_size(void);
+extern void raft_members_shmem_request(void);
+extern void raft_members_shmem_init(void);
+extern void raft_members_init(const RaftPeers *peers, const uint8 *cluster);
+extern void raft_members_learn(uint64 id, const char *uri, uint32 len);
+extern void raft_members_sync(RaftNode *node);
 
 #endif							/* DISTSYS_RAFT_KV_H */

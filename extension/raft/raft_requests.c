@@ -21,6 +21,14 @@
  *				leader; asked again after an election timeout without an
  *				answer.
  *	READ_WAIT	the read index is known: answered once applied reaches it.
+ *	TRANSFER_WAIT	a leadership transfer asked: answered when this node
+ *				sees the target lead.
+ *
+ * Membership changes (RAFT_REQ_CONF) go like writes, with the core's
+ * conf-change call instead of a proposal; a change the core refuses as
+ * invalid or not caught up is answered REFUSED, one it calls busy (the
+ * previous change not committed yet) is tried again until it goes or the
+ * client gives up.
  *
  * Sending a write again can put it in the log twice; the state machine
  * applies it once (raft_apply.c: the client table), so a retry here never
@@ -49,7 +57,9 @@ typedef enum Phase
 	PROPOSED,
 	FORWARDED,
 	READ_ASKED,
-	READ_WAIT
+	READ_WAIT,
+	TRANSFER_WAIT,
+	REFUSED						/* to be answered REFUSED at once */
 } Phase;
 
 typedef struct Pending
@@ -60,6 +70,7 @@ typedef struct Pending
 	uint64		index;			/* PROPOSED: entry's; READ_WAIT: read index */
 	TimestampTz asked_at;		/* FORWARDED, READ_ASKED */
 	uint64		asked_to;		/* the leader then (this node, if leading) */
+	int			refusal;		/* the core's RAFT_ERR_*, when refused */
 	TimestampTz taken_at;
 	char	   *cmd;			/* writes: the command, with our nonce */
 	uint32		len;
@@ -121,6 +132,7 @@ answer(Pending *p, RaftAnswer a, uint64 index, bool result)
 		slot->answer = a;
 		slot->index = index;
 		slot->result = result;
+		slot->refusal = (int32) p->refusal;
 		slot->state = RAFT_SLOT_DONE;
 		SetLatch(slot->latch);
 	}
@@ -190,6 +202,37 @@ ask_read(Pending *p)
 }
 
 /*
+ * propose_conf: a membership change of type for node peer, if leading.
+ */
+static int
+propose_conf(uint8 type, uint64 peer, uint64 *index)
+{
+	if (type > RAFT_CONF_REMOVE)
+		return RAFT_ERR_INVALID;
+	return raft_propose_conf_change(node, (RaftConfChangeType) type, peer, index);
+}
+
+/*
+ * forward: send a write or membership change to the leader.  A change
+ * goes with its request id first, as a command carries it inside.
+ */
+static void
+forward(Pending *p, uint64 leader)
+{
+	StringInfoData buf;
+
+	if (p->kind != RAFT_REQ_CONF)
+	{
+		raft_transport_queue(leader, RAFT_ITEM_PROPOSE, (const uint8 *) p->cmd, p->len);
+		return;
+	}
+	initStringInfo(&buf);
+	raft_put_u64(&buf, p->id);
+	appendBinaryStringInfo(&buf, p->cmd, p->len);
+	send_item(leader, RAFT_ITEM_CONF, &buf);
+}
+
+/*
  * propose: put the write in the log when leading, else forward it to the
  * leader.  False if nobody can take it now.
  */
@@ -198,10 +241,20 @@ propose(Pending *p)
 {
 	uint64		leader = raft_leader(node);
 	uint64		index;
+	int			rc;
 
 	if (raft_role(node) == RAFT_LEADER)
 	{
-		if (raft_propose(node, p->cmd, p->len, &index) != RAFT_OK)
+		rc = p->kind == RAFT_REQ_CONF ?
+			propose_conf(p->cmd[0], raft_get_u64((uint8 *) p->cmd + 1), &index) :
+			raft_propose(node, p->cmd, p->len, &index);
+		if (rc == RAFT_ERR_INVALID || rc == RAFT_ERR_NOT_CAUGHT_UP)
+		{
+			p->refusal = rc;
+			p->phase = REFUSED;
+			return true;
+		}
+		if (rc != RAFT_OK)
 			return false;
 		p->phase = PROPOSED;
 		p->index = index;
@@ -209,8 +262,28 @@ propose(Pending *p)
 	}
 	if (leader == RAFT_NONE)
 		return false;
-	raft_transport_queue(leader, RAFT_ITEM_PROPOSE, (const uint8 *) p->cmd, p->len);
+	forward(p, leader);
 	p->phase = FORWARDED;
+	return true;
+}
+
+/*
+ * ask_transfer: ask the core (leading) or the leader to hand leadership
+ * to the request's node; false if nobody can be asked now.
+ */
+static bool
+ask_transfer(Pending *p)
+{
+	uint64		target = raft_get_u64((uint8 *) p->cmd);
+	uint64		leader = raft_leader(node);
+
+	if (leader == target)
+		return true;
+	if (raft_role(node) == RAFT_LEADER)
+		return raft_transfer_leadership(node, target) == RAFT_OK;
+	if (leader == RAFT_NONE)
+		return false;
+	raft_transport_queue(leader, RAFT_ITEM_TRANSFER, (const uint8 *) p->cmd, 8);
 	return true;
 }
 
@@ -222,10 +295,15 @@ start(Pending *p)
 {
 	p->asked_at = GetCurrentTimestamp();
 	p->asked_to = raft_leader(node);
-	if (p->kind == RAFT_REQ_WRITE)
+	if (p->kind == RAFT_REQ_WRITE || p->kind == RAFT_REQ_CONF)
 	{
 		if (!propose(p))
 			p->phase = WAIT_LEADER;
+		return;
+	}
+	if (p->kind == RAFT_REQ_TRANSFER)
+	{
+		p->phase = ask_transfer(p) ? TRANSFER_WAIT : WAIT_LEADER;
 		return;
 	}
 	p->phase = ask_read(p) ? READ_ASKED : WAIT_LEADER;
@@ -335,7 +413,16 @@ raft_requests_retry(void)
 			i--;
 			continue;
 		}
+		if (p->phase == REFUSED ||
+			(p->phase == TRANSFER_WAIT && raft_leader(node) == raft_get_u64((uint8 *) p->cmd)))
+		{
+			answer(p, p->phase == REFUSED ? RAFT_ANSWER_REFUSED : RAFT_ANSWER_OK, 0, false);
+			i--;
+			continue;
+		}
 		if (p->phase == WAIT_LEADER ||
+			(p->phase == TRANSFER_WAIT &&
+			 TimestampDifferenceExceeds(p->asked_at, now, election_ms())) ||
 			((p->phase == READ_ASKED || p->phase == FORWARDED) &&
 			 TimestampDifferenceExceeds(p->asked_at, now, election_ms())) ||
 			((p->phase == READ_ASKED || p->phase == FORWARDED) &&
@@ -408,16 +495,17 @@ remote_read(uint64 from, const uint8 *body, size_t len)
 }
 
 /*
- * answer_propose: tell follower to where its forwarded write went.
+ * answer_propose: tell follower where its forwarded write or change went
+ * (rc RAFT_OK) or why not.
  */
 static void
-answer_propose(uint64 to, uint64 request, bool ok, uint64 index)
+answer_propose(uint64 to, uint64 request, int rc, uint64 index)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	raft_put_u64(&buf, request);
-	put_u8(&buf, ok);
+	put_u8(&buf, (uint8) -rc);	/* 0: proposed; else the RAFT_ERR_* negated */
 	raft_put_u64(&buf, index);
 	send_item(to, RAFT_ITEM_PROPOSE_ANSWER, &buf);
 }
@@ -437,13 +525,36 @@ remote_propose(uint64 from, const uint8 *body, size_t len)
 		elog(LOG, "distsys raft: node " UINT64_FORMAT " forwarded a malformed command: refused", from);
 		return;
 	}
-	if (raft_role(node) != RAFT_LEADER ||
-		raft_propose(node, body, len, &index) != RAFT_OK)
-	{
-		answer_propose(from, c.request, false, 0);
+	answer_propose(from, c.request,
+				   raft_role(node) != RAFT_LEADER ? RAFT_ERR_NOT_LEADER :
+				   raft_propose(node, body, len, &index), index);
+}
+
+/*
+ * remote_conf: a follower forwards a membership change to this node, as
+ * leader: request id (8), type (1), node (8).
+ */
+static void
+remote_conf(uint64 from, const uint8 *body, size_t len)
+{
+	uint64		index = 0;
+	int			rc;
+
+	if (len != 17)
 		return;
-	}
-	answer_propose(from, c.request, true, index);
+	rc = raft_role(node) != RAFT_LEADER ? RAFT_ERR_NOT_LEADER :
+		propose_conf(body[8], raft_get_u64(body + 9), &index);
+	answer_propose(from, raft_get_u64(body), rc, index);
+}
+
+/*
+ * remote_transfer: a follower asks this node, as leader, to hand over.
+ */
+static void
+remote_transfer(const uint8 *body, size_t len)
+{
+	if (len == 8 && raft_role(node) == RAFT_LEADER)
+		(void) raft_transfer_leadership(node, raft_get_u64(body));
 }
 
 /*
@@ -453,16 +564,23 @@ static void
 on_answer(uint8 kind, const uint8 *body, size_t len)
 {
 	Pending    *p;
-	bool		ok;
+	int			rc;
 
 	if (len != 17)
 		return;
-	ok = body[8] != 0;
 	p = find(raft_get_u64(body), kind == RAFT_ITEM_PROPOSE_ANSWER ? FORWARDED : READ_ASKED);
 	if (p == NULL)
 		return;
-	p->phase = !ok ? WAIT_LEADER : kind == RAFT_ITEM_PROPOSE_ANSWER ? PROPOSED : READ_WAIT;
 	p->index = raft_get_u64(body + 9);
+	if (kind == RAFT_ITEM_READ_ANSWER)
+	{
+		p->phase = body[8] != 0 ? READ_WAIT : WAIT_LEADER;
+		return;
+	}
+	rc = -(int) body[8];
+	p->refusal = rc;
+	p->phase = rc == RAFT_OK ? PROPOSED :
+		(rc == RAFT_ERR_INVALID || rc == RAFT_ERR_NOT_CAUGHT_UP) ? REFUSED : WAIT_LEADER;
 }
 
 /*
@@ -478,6 +596,12 @@ raft_requests_item(uint64 from, uint8 kind, const uint8 *body, size_t len)
 			break;
 		case RAFT_ITEM_READ_INDEX:
 			remote_read(from, body, len);
+			break;
+		case RAFT_ITEM_CONF:
+			remote_conf(from, body, len);
+			break;
+		case RAFT_ITEM_TRANSFER:
+			remote_transfer(body, len);
 			break;
 		case RAFT_ITEM_READ_ANSWER:
 		case RAFT_ITEM_PROPOSE_ANSWER:
@@ -516,13 +640,26 @@ raft_requests_read_state(const RaftReadState *rs)
 }
 
 /*
+ * conf_is: whether entry e is the membership change p asked for.
+ */
+static bool
+conf_is(const RaftEntry *e, const Pending *p)
+{
+	RaftConfChangeType type;
+	uint64_t	peer;
+
+	return e->type == RAFT_ENTRY_CONF && raft_conf_decode(e, &type, &peer) &&
+		(uint8) type == (uint8) p->cmd[0] && peer == raft_get_u64((uint8 *) p->cmd + 1);
+}
+
+/*
  * raft_requests_applied: the entry at index was applied and its
  * transaction committed (c: its command, NULL for other entries; result:
  * what applying it did).  Answers our request in it; a proposal of ours that
  * another entry displaced at that index starts again.
  */
 void
-raft_requests_applied(uint64 index, const RaftCommand *c, bool result)
+raft_requests_applied(const RaftEntry *e, const RaftCommand *c, bool result)
 {
 	bool		ours = c && c->origin == (uint64) distsys_node_id && c->nonce == my_nonce;
 
@@ -530,12 +667,14 @@ raft_requests_applied(uint64 index, const RaftCommand *c, bool result)
 	{
 		Pending    *p = &pending[i];
 
-		if (ours && p->id == c->request && p->kind == RAFT_REQ_WRITE)
+		if ((ours && p->id == c->request && p->kind == RAFT_REQ_WRITE) ||
+			(p->kind == RAFT_REQ_CONF && p->phase == PROPOSED &&
+			 p->index == e->index && conf_is(e, p)))
 		{
-			answer(p, RAFT_ANSWER_OK, index, result);
+			answer(p, RAFT_ANSWER_OK, e->index, result);
 			i--;
 		}
-		else if (p->phase == PROPOSED && p->index == index)
+		else if (p->phase == PROPOSED && p->index == e->index)
 			start(p);
 	}
 }

@@ -96,6 +96,9 @@ raft_self_check(const RaftPeers *peers)
 	ErrorContextCallback context;
 	char	   *there;
 
+	/* a joining node's URI is not in distsys.peers: raft_add_node gives it */
+	if (self == NULL)
+		return;
 	context.callback = self_check_context;
 	context.arg = node;
 	context.previous = error_context_stack;

@@ -103,11 +103,21 @@ check_membership(const RaftPeers *peers)
 				 errmsg("distsys.node_id is %d but distsys.peers is empty", distsys_node_id),
 				 errdetail("A Raft node needs the list of the cluster's initial members, itself included."),
 				 errhint("Set distsys.peers, or set distsys.node_id to 0 to turn Raft off.")));
+	if (distsys_raft_join)
+	{
+		if (raft_peers_find(peers, (uint64) distsys_node_id) != NULL)
+			ereport(FATAL,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("distsys.raft_join is on but distsys.node_id %d is among the founding members in distsys.peers",
+							distsys_node_id),
+					 errhint("A joining node needs an id no member has; distsys.peers stays the founding list, the same text as on the members.")));
+		return;
+	}
 	if (raft_peers_find(peers, (uint64) distsys_node_id) == NULL)
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("distsys.node_id %d is not among the members in distsys.peers", distsys_node_id),
 				 errdetail("distsys.peers lists every initial member, this node included."),
-				 errhint("Add %d=URI of this server to distsys.peers, or correct distsys.node_id.",
+				 errhint("Add %d=URI of this server to distsys.peers, correct distsys.node_id, or set distsys.raft_join to join a running cluster.",
 						 distsys_node_id)));
 }

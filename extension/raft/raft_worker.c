@@ -272,7 +272,7 @@ apply_committed(const RaftReady *rd)
 		bool		is_cmd = e->type == RAFT_ENTRY_NORMAL && !copies[i] &&
 			raft_command_decode(e->data, e->len, &c);
 
-		raft_requests_applied(e->index, is_cmd ? &c : NULL, results[i]);
+		raft_requests_applied(e, is_cmd ? &c : NULL, results[i]);
 	}
 	pfree(results);
 	pfree(copies);
@@ -394,6 +394,8 @@ run(int max_ticks)
 		(void) raft_inbox_drain(on_batch, NULL);
 		raft_requests_take();
 		raft_requests_retry();
+		handle_ready();
+		raft_members_sync(node);
 		handle_ready();
 		raft_transport_flush();
 		publish(node, RAFT_WORKER_RUNNING);
@@ -520,6 +522,7 @@ open_doors(const RaftPeers *peers, uint64 nonce)
 	raft_inbox_open(cluster, (uint64) distsys_node_id, members, peers->n);
 	raft_client_worker_attach();
 	raft_transport_start(peers, (uint64) distsys_node_id, cluster);
+	raft_members_init(peers, cluster);
 }
 
 /*

@@ -21,6 +21,7 @@
 extern int	distsys_node_id;
 extern char *distsys_peers;
 extern char *distsys_raft_database;
+extern bool distsys_raft_join;
 extern int	distsys_raft_election_timeout_ms;
 extern int	distsys_raft_heartbeat_interval_ms;
 extern int	distsys_raft_request_timeout_ms;
