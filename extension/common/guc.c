@@ -44,6 +44,7 @@ bool		distsys_raft_join = false;
 int			distsys_raft_election_timeout_ms = 150;
 int			distsys_raft_heartbeat_interval_ms = 50;
 int			distsys_raft_request_timeout_ms = 5000;
+int			distsys_raft_snapshot_entries = 10000;
 char	   *distsys_raft_fault_drop_to = NULL;
 char	   *distsys_raft_fault_delay_to = NULL;
 
@@ -313,5 +314,9 @@ distsys_define_raft_gucs(void)
 					"How long a Raft client call waits for its answer.",
 					&distsys_raft_request_timeout_ms, 5000, 1, INT_MAX,
 					PGC_USERSET, GUC_UNIT_MS);
+	define_raft_int("distsys.raft_snapshot_entries",
+					"Log entries a Raft node applies between two snapshots (the log is compacted up to each).",
+					&distsys_raft_snapshot_entries, 10000, 1, INT_MAX,
+					PGC_SIGHUP, 0);
 	distsys_define_raft_fault_gucs();
 }

@@ -168,6 +168,12 @@ extern void raft_requests_item(uint64 from, uint8 kind, const uint8 *body, size_
 extern void raft_requests_read_state(const RaftReadState *rs);
 extern void raft_requests_applied(const RaftEntry *e, const RaftCommand *c, bool result);
 extern void raft_requests_serve_reads(uint64 applied);
+extern void raft_requests_snapshot(uint64 index);
+
+/* ---- raft_snapshot.c ---- */
+
+extern void raft_snapshot_take(StringInfo out);
+extern void raft_snapshot_install(const RaftSnapshot *s);
 
 /* ---- raft_members.c: membership (the worker's side) ---- */
 

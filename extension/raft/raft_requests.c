@@ -697,3 +697,23 @@ raft_requests_serve_reads(uint64 applied)
 		}
 	}
 }
+
+/*
+ * raft_requests_snapshot: a snapshot up to index was installed instead of
+ * the entries: a write of ours proposed at or below it may or may not be
+ * in it, so its client is told the outcome is unknown.
+ */
+void
+raft_requests_snapshot(uint64 index)
+{
+	for (int i = 0; i < n_pending; i++)
+	{
+		Pending    *p = &pending[i];
+
+		if (p->phase == PROPOSED && p->index <= index)
+		{
+			answer(p, RAFT_ANSWER_UNKNOWN, 0, false);
+			i--;
+		}
+	}
+}

@@ -279,6 +279,41 @@ apply_committed(const RaftReady *rd)
 }
 
 /*
+ * install_snapshot: the state machine from snapshot s (sent by the
+ * leader, or read back at start); requests of ours that it covers can no
+ * longer be told apart from others, so their outcome is unknown.
+ */
+static void
+install_snapshot(const RaftSnapshot *s)
+{
+	raft_snapshot_install(s);
+	applied = s->index;
+	raft_requests_snapshot(s->index);
+}
+
+/*
+ * maybe_compact: once distsys.raft_snapshot_entries entries are applied
+ * since the last snapshot, take one and let the log go up to it (the
+ * core's memory and the store's whole segments).
+ */
+static void
+maybe_compact(void)
+{
+	StringInfoData data;
+	char		err[1024];
+
+	if (applied < raft_snapshot(node)->index + (uint64) distsys_raft_snapshot_entries ||
+		applied > raft_applied_index(node))
+		return;
+	raft_snapshot_take(&data);
+	if (raft_compact(node, applied, data.data, data.len) != RAFT_OK)
+		elog(ERROR, "distsys raft: could not compact the log at index " UINT64_FORMAT, applied);
+	pfree(data.data);
+	if (raft_store_compact(store, raft_snapshot(node), err, sizeof(err)) != 0)
+		storage_failed(err);
+}
+
+/*
  * handle_ready: every Ready batch, in raft.h's order.
  */
 static void
@@ -291,11 +326,11 @@ handle_ready(void)
 		RaftReady	rd;
 
 		raft_ready(node, &rd);
-		if (rd.snapshot != NULL)
-			elog(ERROR, "distsys raft: installing a snapshot is not built yet");
 		if (raft_store_save(store, &rd, err, sizeof(err)) != 0)
 			storage_failed(err);
 		send_messages(&rd);
+		if (rd.snapshot != NULL)
+			install_snapshot(rd.snapshot);
 		apply_committed(&rd);
 		for (size_t i = 0; i < rd.n_reads; i++)
 			raft_requests_read_state(&rd.reads[i]);
@@ -397,6 +432,7 @@ run(int max_ticks)
 		handle_ready();
 		raft_members_sync(node);
 		handle_ready();
+		maybe_compact();
 		raft_transport_flush();
 		publish(node, RAFT_WORKER_RUNNING);
 		raft_transport_wait(Max(1L, (long) ((last + tick_us - GetCurrentTimestamp()) / 1000)));
@@ -556,6 +592,12 @@ raft_worker_main(Datum arg)
 						distsys_node_id, applied)));
 		raft_apply_reset();
 		applied = 0;
+	}
+	/* a crash between a snapshot's sync and its install: install it now */
+	if (raft_snapshot(node)->index > applied)
+	{
+		raft_snapshot_install(raft_snapshot(node));
+		applied = raft_snapshot(node)->index;
 	}
 	decode_entries = MemoryContextAlloc(TopMemoryContext,
 										RAFT_MAX_DECODE_ENTRIES * sizeof(RaftEntry));

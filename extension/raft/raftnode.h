@@ -25,6 +25,7 @@ extern bool distsys_raft_join;
 extern int	distsys_raft_election_timeout_ms;
 extern int	distsys_raft_heartbeat_interval_ms;
 extern int	distsys_raft_request_timeout_ms;
+extern int	distsys_raft_snapshot_entries;
 
 /* raft_settings.c */
 extern void raft_settings_check(void);
