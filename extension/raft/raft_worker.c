@@ -39,6 +39,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -581,6 +582,11 @@ raft_worker_main(Datum arg)
 	if (!checks_pass(&peers))
 		idle(NULL, RAFT_WORKER_REFUSED);
 	wait_for_extension();
+	if (!enableFsync)
+		ereport(WARNING,
+				(errmsg("distsys raft: fsync is off, but node %d syncs its Raft log all the same",
+						distsys_node_id),
+				 errdetail("A vote or an acknowledged entry that an OS crash took back would break the other members' guarantees; the rest of this server's data is unprotected.")));
 	/* the applied state is derived from the log: its commits need not wait */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 	node = start_core(&peers, &fresh);
