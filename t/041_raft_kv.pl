@@ -93,6 +93,37 @@ $L->safe_psql('postgres', 'GRANT distsys_raft_user TO mallory');
 cmp_ok($L->safe_psql('postgres', q{SET ROLE mallory; SELECT distsys.raft_put('m', '1')}), '>', 0,
 	'a member of distsys_raft_user may write');
 
+
+# a role that may deliver (a member of distsys_raft_peer) is still held to
+# the envelope: this cluster, a known sender, this node
+$L->safe_psql('postgres', 'CREATE ROLE peer LOGIN IN ROLE distsys_raft_peer');
+my ($cluster) = slurp_file($L->data_dir . '/pg_distsys/raft/identity') =~ /cluster_id=([0-9a-f]{32})/;
+# envelope(CLUSTER_HEX, FROM, TO, COUNT): a batch's first 40 bytes, as hex
+sub envelope
+{
+	my ($c, $from, $to, $count) = @_;
+	return unpack('H*', 'DSRB') . $c . unpack('H*', pack('Q<Q<L<', $from, $to, $count));
+}
+my $me = $L->{raft_id};
+my $other = $followers[0]->{raft_id};
+for my $case (
+	[ envelope('00' x 16, $other, $me, 0), qr/28000.*another Raft cluster/s, 'another cluster' ],
+	[ envelope($cluster, 9, $me, 0), qr/28000.*node 9.*not a member/s, 'an unknown sender' ],
+	[ envelope($cluster, $other, $followers[1]->{raft_id}, 0), qr/28000.*addressed to another node/s, 'another addressee' ],
+	[ '00', qr/22P03/, 'a malformed envelope' ])
+{
+	my $off = -s $L->logfile;
+	($o, $err) = raft_try($L, "\\set VERBOSITY verbose\nSET ROLE peer; SELECT distsys.raft_deliver('\\x$case->[0]')");
+	like($err, $case->[1], "raft_deliver refuses $case->[2]");
+}
+like(slurp_file($L->logfile), qr/LOG:.*node 9/, 'a refused sender is logged');
+# a well-formed envelope from a member with a garbage item: the worker
+# drops the item and keeps running
+my $junk = envelope($cluster, $other, $me, 1) . '01' . unpack('H*', pack('L<', 3)) . 'ffffff';
+$L->safe_psql('postgres', "SET ROLE peer; SELECT distsys.raft_deliver('\\x$junk')");
+cmp_ok($L->safe_psql('postgres', q{SELECT distsys.raft_put('after-junk', '1')}), '>', 0,
+	'a garbage item from a member is dropped and Raft goes on');
+
 # bad arguments
 for my $case (
 	[ q{SELECT distsys.raft_get('a', 'strong')}, qr/unknown consistency "strong"/, 'unknown consistency' ],
