@@ -143,7 +143,7 @@ like($err, qr/ERROR:  22023/, 'an unknown consistency is 22023');
 
 # the leader dies
 my $old = $L;
-$old->stop('immediate');
+kill_postmaster($old);
 my @rest = grep { $_ != $old } @nodes;
 my $new = wait_raft_leader(@rest);
 ok(defined $new && $new != $leader, 'the two others elect a new leader');
