@@ -22,8 +22,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT_OK = qw(slurp);
-our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+our @EXPORT_OK = qw(slurp children);
+our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session crash_postmaster kill_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # sync_commit(): the synchronous_commit every node starts with ('on' unless
 # DISTSYS_TEST_SYNC_COMMIT says otherwise).
@@ -128,13 +128,22 @@ sub children
 }
 
 # crash_postmaster(NODE): kill -9 the postmaster and start the node again
-# once every process of the old one is gone.  The killed postmaster may stay
-# a zombie (nothing here reaps orphans), and its lock file then names a pid
-# that still exists, so it and the socket's lock file are removed once that
-# pid is dead.  Its processes are those that were its children before the
-# kill (after it, they are orphans): other test runs on the machine may
-# have nodes of the same name.
+# once every process of the old one is gone (kill_postmaster).
 sub crash_postmaster
+{
+	my ($node) = @_;
+	kill_postmaster($node);
+	$node->start;
+}
+
+# kill_postmaster(NODE): kill -9 the postmaster and wait until every
+# process of the old one is gone, so that the node can be started again.
+# The killed postmaster may stay a zombie (nothing here reaps orphans), and
+# its lock file then names a pid that still exists, so it and the socket's
+# lock file are removed once that pid is dead.  Its processes are those
+# that were its children before the kill (after it, they are orphans):
+# other test runs on the machine may have nodes of the same name.
+sub kill_postmaster
 {
 	my ($node) = @_;
 	my $pid = $node->{_pid};
@@ -151,7 +160,6 @@ sub crash_postmaster
 	}
 	unlink($node->data_dir . '/postmaster.pid',
 		$node->host . '/.s.PGSQL.' . $node->port . '.lock');
-	$node->start;
 }
 
 # slurp(FILE): its contents, or '' if it cannot be read (a /proc entry of
