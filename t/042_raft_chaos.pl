@@ -12,9 +12,12 @@
 #   sent to the old leader while it was stopped ('linearizable' and
 #   'lease') must see that write or fail;
 # - the leader cut off both ways (distsys.raft_fault_drop_to on every
-#   side), then healed;
-# - the leader's messages to the others dropped (a one-way partition),
-#   then healed;
+#   side; with 5 nodes the leader and a follower, a minority of two), then
+#   healed;
+# - one-way partitions, then healed: the leader's messages to the others
+#   dropped; a follower's;
+# - every link delayed (distsys.raft_fault_delay_to), by a different
+#   amount each;
 # - every node killed at once (immediate stop) and started again.
 # Then the clients stop, a final linearizable read of every key is added
 # to the history, and tests/sim/histcheck must find it linearizable (so no
@@ -29,6 +32,8 @@ use warnings;
 use IPC::Run;
 use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
 use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -54,27 +59,37 @@ sub history_ops
 	return $n;
 }
 
-# wait_for_load(FILE, N, WHAT): until the clients got N more answers.
-sub wait_for_load
+# load(FILE, SECONDS, WHAT): let the clients run at least SECONDS (a
+# fault outlasts the clients' 2 s request timeout, so calls time out in
+# it) and until they got 100 more answers (the cluster serves again).
+sub load
 {
-	my ($file, $n, $what) = @_;
-	my $want = history_ops($file) + $n;
-	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	my ($file, $seconds, $what) = @_;
+	my $want = history_ops($file) + 100;
+	my $start = time;
+	my $deadline = $start + $PostgreSQL::Test::Utils::timeout_default;
 	while (time < $deadline)
 	{
-		return ok(1, "clients get answers $what") if history_ops($file) >= $want;
+		return ok(1, "clients get answers $what")
+		  if history_ops($file) >= $want && time - $start >= $seconds;
 		select(undef, undef, undef, 0.1);
 	}
 	return ok(0, "clients get answers $what");
 }
 
-# set_faults(NODE, DROP_IDS): drop this node's batches to those ids ('' heals).
+# set_faults(NODE, DROP, DELAY): distsys.raft_fault_drop_to and
+# distsys.raft_fault_delay_to of NODE ('' for none).
 sub set_faults
 {
-	my ($node, @ids) = @_;
+	my ($node, $drop, $delay) = @_;
 	$node->safe_psql('postgres',
-		"ALTER SYSTEM SET distsys.raft_fault_drop_to = '@ids'; SELECT pg_reload_conf()");
+		"ALTER SYSTEM SET distsys.raft_fault_drop_to = '" . ($drop // '') . "'; "
+		  . "ALTER SYSTEM SET distsys.raft_fault_delay_to = '" . ($delay // '') . "'; "
+		  . 'SELECT pg_reload_conf()');
 }
+
+# ids(NODES): their Raft ids, as a fault setting lists them.
+sub ids { return join ' ', map { $_->{raft_id} } @_; }
 
 # leader_node(NODES): the node the live ones agree leads.
 sub leader_node
@@ -130,7 +145,13 @@ sub pause_leader
 	kill 'STOP', processes($old);
 	send_read($readers{$_}, $_) for keys %readers;
 	my $new = leader_node(@rest);
-	$new->safe_psql('postgres', q{SELECT distsys.raft_put('probe', '2')});
+	# writes through the new leader until the pause lasted twice the
+	# longest election timeout (2 x 300 ms)
+	my $stopped = clock_gettime(CLOCK_MONOTONIC);
+	do
+	{
+		$new->safe_psql('postgres', q{SELECT distsys.raft_put('probe', '2')});
+	} while (clock_gettime(CLOCK_MONOTONIC) - $stopped < 0.6);
 	kill 'CONT', processes($old);
 	for my $c (sort keys %readers)
 	{
@@ -139,7 +160,7 @@ sub pause_leader
 			"a $c read sent to a paused leader sees the write made meanwhile, or fails (got "
 			  . ($got // 'an error') . ')');
 	}
-	wait_for_load($file, 100, 'after the paused leader resumed');
+	load($file, 2, 'after the paused leader resumed');
 }
 
 # kill_and_restart(NODE, FILE, WHAT): SIGKILL, load without it, restart.
@@ -147,27 +168,42 @@ sub kill_and_restart
 {
 	my ($node, $file, $what) = @_;
 	kill_postmaster($node);
-	wait_for_load($file, 100, "with the $what killed");
+	load($file, 3, "with the $what killed");
 	$node->start;
-	wait_for_load($file, 100, "with the $what back");
+	load($file, 2, "with the $what back");
 }
 
-# partition(NODES, FILE, ONE_WAY): cut the leader off from the others
-# (only its own messages when ONE_WAY), load, heal, load.
+# partition(NODES, FILE, CUT, ONE_WAY, WHAT): the nodes of CUT lose the
+# others: both ways, or only CUT's messages to them when ONE_WAY; load,
+# heal, load.
 sub partition
 {
-	my ($nodes, $file, $one_way) = @_;
-	my $old = leader_node(@$nodes);
-	my @rest = grep { $_ != $old } @$nodes;
-	my $what = $one_way ? "the leader's messages dropped" : 'the leader cut off';
-	set_faults($old, map { $_->{raft_id} } @rest);
+	my ($nodes, $file, $cut, $one_way, $what) = @_;
+	my %in = map { $_ => 1 } @$cut;
+	my @rest = grep { !$in{$_} } @$nodes;
+	set_faults($_, ids(@rest)) for @$cut;
 	if (!$one_way)
 	{
-		set_faults($_, $old->{raft_id}) for @rest;
+		set_faults($_, ids(@$cut)) for @rest;
 	}
-	wait_for_load($file, 100, "with $what");
+	load($file, 3, "with $what");
 	set_faults($_) for @$nodes;
-	wait_for_load($file, 100, "once $what is healed");
+	load($file, 2, "once $what is healed");
+}
+
+# slow_links(NODES, FILE): every node delays its batches to every other
+# by 10 ms to 10 * N ms, different per link, so they arrive out of step.
+sub slow_links
+{
+	my ($nodes, $file) = @_;
+	for my $n (@$nodes)
+	{
+		my @others = grep { $_ != $n } @$nodes;
+		set_faults($n, '',
+			join ' ', map { $_->{raft_id} . ':' . 10 * (($n->{raft_id} + $_->{raft_id}) % @$nodes + 1) } @others);
+	}
+	load($file, 3, 'with delayed links');
+	set_faults($_) for @$nodes;
 }
 
 # final_reads(NODE, FILE): a linearizable read of every key, added to the
@@ -217,8 +253,13 @@ sub check_history
 	IPC::Run::run([ $histcheck, $file ], '>', \$out, '2>', \$err);
 	my $rc = $? >> 8;
 	note("$n nodes: $out");
-	is($rc, 0, "$n nodes: the history is linearizable (histcheck)")
-	  or diag("seed $seed, history $file:\n$out$err");
+	if (!is($rc, 0, "$n nodes: the history is linearizable (histcheck)"))
+	{
+		# make test removes the log directory: keep the history
+		my $kept = File::Spec->tmpdir . "/distsys-042-chaos$n-$seed.hist";
+		copy($file, $kept);
+		diag("seed $seed, history $file (kept as $kept):\n$out$err");
+	}
 	cmp_ok($c{put}{ok} // 0, '>=', 200, "$n nodes: at least 200 puts answered");
 	cmp_ok($c{get}{ok} // 0, '>=', 200, "$n nodes: at least 200 linearizable gets answered");
 	cmp_ok($c{cas}{ok} // 0, '>=', 100, "$n nodes: at least 100 compare-and-sets answered");
@@ -237,22 +278,30 @@ sub chaos
 		  '--clients', 2, '--seconds', 600, '--keys', $keys, '--seed', $seed + $n,
 		  '--timeout-ms', 2000, '--out', $file ],
 		'>', \$out, '2>', \$err);
-	wait_for_load($file, 100, "$n nodes: at start");
+	load($file, 1, "$n nodes: at start");
 
 	my $leader = leader_node(@nodes);
 	kill_and_restart($leader, $file, 'leader');
 	$leader = leader_node(@nodes);
-	my ($follower) = grep { $_ != $leader } @nodes;
-	kill_and_restart($follower, $file, 'follower');
+	my @followers = grep { $_ != $leader } @nodes;
+	kill_and_restart($followers[0], $file, 'follower');
 	pause_leader(\@nodes, $file);
-	partition(\@nodes, $file, 0);
-	partition(\@nodes, $file, 1);
+	# with 5 nodes the leader and a follower make the minority
+	$leader = leader_node(@nodes);
+	@followers = grep { $_ != $leader } @nodes;
+	my @minority = ($leader, $n == 5 ? $followers[0] : ());
+	partition(\@nodes, $file, \@minority, 0, 'the leader in a minority');
+	$leader = leader_node(@nodes);
+	partition(\@nodes, $file, [$leader], 1, "the leader's messages dropped");
+	($followers[0]) = grep { $_ != leader_node(@nodes) } @nodes;
+	partition(\@nodes, $file, [$followers[0]], 1, "a follower's messages dropped");
+	slow_links(\@nodes, $file);
 	$_->stop('immediate') for @nodes;
 	$_->start for @nodes;
-	wait_for_load($file, 100, 'after every node was killed and started');
+	load($file, 2, 'after every node was killed and started');
 
 	$clients->signal('TERM');
-	$clients->finish;
+	ok($clients->finish, "$n nodes: the clients stop cleanly on SIGTERM");
 	note($err) if $err ne '';
 	final_reads(leader_node(@nodes), $file);
 	check_history($file, $out, $n);

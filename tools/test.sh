@@ -118,7 +118,8 @@ listed_tap_files() {
 
 # copy_test_tools: build the client programs of the Raft chaos test and
 # copy them where the unprivileged user may run them; TOOL_ENV tells every
-# TAP test where they are (DISTSYS_RAFT_HISTORY, DISTSYS_HISTCHECK).
+# TAP test where they are (DISTSYS_RAFT_HISTORY, DISTSYS_HISTCHECK), and
+# passes on DISTSYS_CHAOS_SEED.
 # Built with the PATH of before ds_setup, as in ds_relay_asan.
 copy_test_tools() {
 	PATH="${PATH#"$DS_BIN:"}" make -C "$DS_TOP" -s raft-history tests/sim/histcheck >/dev/null
@@ -126,6 +127,10 @@ copy_test_tools() {
 	cp "$DS_TOP/tools/raft-history" "$DS_TOP/tests/sim/histcheck" "$DS_WORK/tests/bin/"
 	TOOL_ENV=("DISTSYS_RAFT_HISTORY=$DS_WORK/tests/bin/raft-history"
 		"DISTSYS_HISTCHECK=$DS_WORK/tests/bin/histcheck")
+	# a seed to rerun (docs/tests.md), through runuser's clean environment
+	if [ -n "${DISTSYS_CHAOS_SEED:-}" ]; then
+		TOOL_ENV+=("DISTSYS_CHAOS_SEED=$DISTSYS_CHAOS_SEED")
+	fi
 }
 
 # run_prove NAME FILE...: run TAP files (with the environment TAP_ENV adds)
