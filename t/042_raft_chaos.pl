@@ -307,6 +307,11 @@ sub chaos
 	check_history($file, $out, $n);
 	converge(@nodes);
 	$_->stop for @nodes;
+	for my $node (@nodes)
+	{
+		unlike(DistsysTest::slurp($node->logfile), qr/PANIC|TRAP:|terminated by signal/,
+			$node->name . ': no process crashed on its own');
+	}
 }
 
 chaos(3);

@@ -19,11 +19,11 @@
  * What each outcome means in the history (format: histcheck.c's banner):
  *	- an answer: a definite operation, with its call and return time;
  *	- a write that failed in any way after it was sent (YR001, the
- *	  connection lost because the node died, 55000 from a worker that may
- *	  have picked the request up while it was stopping): RET "?", since
- *	  it may have committed; a cas's answer is "?" too;
- *	- a write refused for a reason that holds before Raft sees it (a
- *	  standby, bad input, no privilege): left out;
+ *	  connection lost because the node died, any error not listed next):
+ *	  RET "?", since it may have committed; a cas's answer is "?" too;
+ *	- a write refused for a reason that holds before Raft sees it (no
+ *	  Raft worker running, 55000: the backend withdrew the request before
+ *	  any worker took it; a standby, bad input, no privilege): left out;
  *	- a get that failed: left out (it constrains nothing).
  * A client whose connection is lost reconnects with a short backoff;
  * operations start only on an open connection, so a node that refuses
@@ -203,15 +203,15 @@ value_field(int64_t v, char *buf, size_t size)
 
 /*
  * refused_before_raft: whether an error's SQLSTATE proves the call never
- * reached Raft: a standby (25006), bad input (class 22), no privilege
- * (42501), too many connections or a node starting (53300, 57P03).
- * Everything else about a write, 55000 and YR001 included, may have
- * committed.
+ * reached Raft: no worker took it (55000), a standby (25006), bad input
+ * (class 22), no privilege (42501), too many connections or a node
+ * starting (53300, 57P03).  Everything else about a write, YR001
+ * included, may have committed.
  */
 static bool
 refused_before_raft(const char *sqlstate)
 {
-	static const char *const codes[] = {"25006", "42501", "53300", "57P03"};
+	static const char *const codes[] = {"55000", "25006", "42501", "53300", "57P03"};
 
 	if (sqlstate == NULL)
 		return false;
@@ -399,6 +399,7 @@ client_main(void *arg)
 		int			k;
 		char		key[16];
 		OpKind		kind;
+		Outcome		out;
 
 		if (c->conn == NULL && !client_connect(c))
 		{
@@ -410,10 +411,11 @@ client_main(void *arg)
 		k = (int) (next_random(&c->rng) % (uint64_t) opt.keys);
 		snprintf(key, sizeof(key), "k%d", k);
 		kind = pick_kind(c);
-		if (kind == OP_GET)
-			c->counts[kind][do_get(c, k, key)]++;
-		else
-			c->counts[kind][do_write(c, kind, k, key)]++;
+		out = kind == OP_GET ? do_get(c, k, key) : do_write(c, kind, k, key);
+		c->counts[kind][out]++;
+		/* a node without a worker refuses at once: do not spin on it */
+		if (out != OUT_OK)
+			pause_ms(20);
 	}
 	if (c->conn)
 		PQfinish(c->conn);
