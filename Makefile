@@ -67,11 +67,12 @@ extension/raft/core/%.o: extension/raft/core/%.c $(wildcard extension/raft/core/
 
 include relay/relay.mk
 include tests/sim/sim.mk
+include tools/tools.mk
 
 all: relay
 install: install-relay
 EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log \
-			  $(SIM_CLEAN)
+			  $(SIM_CLEAN) $(RAFT_HISTORY)
 else ifeq ($(filter test demo fuzz fuzz-relay,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif

@@ -31,6 +31,9 @@ selected() {
 PASSED=0
 FAILED=0
 TAP_ENV=()
+# the client programs the TAP tests run (t/042: tools/raft-history writes a
+# history, tests/sim/histcheck judges it), copied by copy_test_tools
+TOOL_ENV=()
 
 # The relay's TAP tests that run a second time against the sanitized
 # programs: the command line, the mock broker, publishing (headers, lanes,
@@ -113,6 +116,23 @@ listed_tap_files() {
 	return 0
 }
 
+# copy_test_tools: build the client programs of the Raft chaos test and
+# copy them where the unprivileged user may run them; TOOL_ENV tells every
+# TAP test where they are (DISTSYS_RAFT_HISTORY, DISTSYS_HISTCHECK), and
+# passes on DISTSYS_CHAOS_SEED.
+# Built with the PATH of before ds_setup, as in ds_relay_asan.
+copy_test_tools() {
+	PATH="${PATH#"$DS_BIN:"}" make -C "$DS_TOP" -s raft-history tests/sim/histcheck >/dev/null
+	mkdir -p "$DS_WORK/tests/bin"
+	cp "$DS_TOP/tools/raft-history" "$DS_TOP/tests/sim/histcheck" "$DS_WORK/tests/bin/"
+	TOOL_ENV=("DISTSYS_RAFT_HISTORY=$DS_WORK/tests/bin/raft-history"
+		"DISTSYS_HISTCHECK=$DS_WORK/tests/bin/histcheck")
+	# a seed to rerun (docs/tests.md), through runuser's clean environment
+	if [ -n "${DISTSYS_CHAOS_SEED:-}" ]; then
+		TOOL_ENV+=("DISTSYS_CHAOS_SEED=$DISTSYS_CHAOS_SEED")
+	fi
+}
+
 # run_prove NAME FILE...: run TAP files (with the environment TAP_ENV adds)
 # in their own directory $DS_WORK/NAME (the tests append to their logs
 # there), counted by tools/prove.pl into $DS_WORK/NAME.count.
@@ -121,7 +141,7 @@ run_prove() {
 	shift
 	mkdir -p "$DS_WORK/$name/tmp_check"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/$name"
-	ds_tap_run "$DS_WORK/$name" "${TAP_ENV[@]}" \
+	ds_tap_run "$DS_WORK/$name" "${TOOL_ENV[@]}" "${TAP_ENV[@]}" \
 		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/$name.count" "$@" || rc=$?
 	if [ -f "$DS_WORK/$name.count" ]; then
 		read -r p f < "$DS_WORK/$name.count"
@@ -206,6 +226,7 @@ cp -a "$DS_TOP/relay/t" "$DS_WORK/tests/relay/"
 # everything the unprivileged user runs comes from DS_WORK, which it owns:
 # the clone itself may be unreadable to it (a root user's home is mode 700)
 cp "$DS_TOP/tools/prove.pl" "$DS_WORK/tests/"
+copy_test_tools
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK"
 
 # the Makefile's REGRESS and ISOLATION lists, as 'make installcheck' runs them

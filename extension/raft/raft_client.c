@@ -190,6 +190,31 @@ give_up(RaftRequestSlot *slot)
 }
 
 /*
+ * withdraw: take back a request no worker was running to see; false when
+ * a worker took it after all.  A worker starting right after wake_worker
+ * found none may already have taken the slot (and proposed the write):
+ * then 55000 would tell the caller "not done" about a write that may
+ * commit, so the caller waits for the answer instead.  take_slot takes
+ * only a NEW slot under the slot's mutex, so a withdrawn request is
+ * certainly never proposed.
+ */
+static bool
+withdraw(RaftRequestSlot *slot)
+{
+	bool		withdrawn;
+
+	SpinLockAcquire(&slot->mutex);
+	withdrawn = slot->state == RAFT_SLOT_NEW;
+	if (withdrawn)
+	{
+		slot->state = RAFT_SLOT_FREE;
+		slot->seq++;
+	}
+	SpinLockRelease(&slot->mutex);
+	return withdrawn;
+}
+
+/*
  * wait_answer: sleep until the worker answers the slot or the deadline;
  * true when answered (the answer copied to *out).
  */
@@ -258,9 +283,8 @@ raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
 		memcpy(slot->command, command->data, command->len);
 	slot->state = RAFT_SLOT_NEW;
 	SpinLockRelease(&slot->mutex);
-	if (!wake_worker())
+	if (!wake_worker() && withdraw(slot))
 	{
-		give_up(slot);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s: the Raft worker of this server is not running", what),

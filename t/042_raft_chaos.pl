@@ -1,0 +1,319 @@
+# Raft among PostgreSQL nodes under faults, judged for linearizability
+# (issue 16): 3 nodes, then 5, every node at synchronous_commit = off.
+#
+# tools/raft-history runs clients on every node (puts of unique values,
+# linearizable gets, compare-and-sets, deletes) while the test injects, one
+# after another, with load in between (the clients must get answers again
+# after each fault):
+# - the leader SIGKILLed, clients load the others, the leader restarted;
+# - a follower SIGKILLed and restarted;
+# - the leader's postmaster and all its processes SIGSTOPped while the
+#   others elect a new leader and take a write, then SIGCONTinued: reads
+#   sent to the old leader while it was stopped ('linearizable' and
+#   'lease') must see that write or fail;
+# - the leader cut off both ways (distsys.raft_fault_drop_to on every
+#   side; with 5 nodes the leader and a follower, a minority of two), then
+#   healed;
+# - one-way partitions, then healed: the leader's messages to the others
+#   dropped; a follower's;
+# - every link delayed (distsys.raft_fault_delay_to), by a different
+#   amount each;
+# - every node killed at once (immediate stop) and started again.
+# Then the clients stop, a final linearizable read of every key is added
+# to the history, and tests/sim/histcheck must find it linearizable (so no
+# acknowledged write is lost and no read is stale); every node must apply
+# the same distsys.raft_kv; and the clients must have done real work.
+#
+# DISTSYS_CHAOS_SEED=N reruns the clients' choices of one seed (the
+# interleaving with the faults differs from run to run); the seed is
+# printed.  The histories stay in the test's log directory.
+use strict;
+use warnings;
+use IPC::Run;
+use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Spec;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use DistsysTest;
+use RaftTest;
+
+my $here = dirname(__FILE__);
+my $tool = $ENV{DISTSYS_RAFT_HISTORY} // "$here/../tools/raft-history";
+my $histcheck = $ENV{DISTSYS_HISTCHECK} // "$here/../tests/sim/histcheck";
+plan skip_all => "no $tool or $histcheck (make raft-history tests/sim/histcheck)"
+  if !-x $tool || !-x $histcheck;
+
+my $seed = $ENV{DISTSYS_CHAOS_SEED} || (time % 1000000) + 1;
+note("seed $seed (rerun with DISTSYS_CHAOS_SEED=$seed)");
+my $keys = 6;
+# the node's own Raft store is what must be durable, not its commits
+my $conf = "synchronous_commit = off\nwal_writer_delay = 2000ms\n";
+
+# history_ops(FILE): how many operations of the history have an answer.
+sub history_ops
+{
+	my $n = () = DistsysTest::slurp($_[0]) =~ /^.* \d+\n/mg;
+	return $n;
+}
+
+# load(FILE, SECONDS, WHAT): let the clients run at least SECONDS (a
+# fault outlasts the clients' 2 s request timeout, so calls time out in
+# it) and until they got 100 more answers (the cluster serves again).
+sub load
+{
+	my ($file, $seconds, $what) = @_;
+	my $want = history_ops($file) + 100;
+	my $start = time;
+	my $deadline = $start + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		return ok(1, "clients get answers $what")
+		  if history_ops($file) >= $want && time - $start >= $seconds;
+		select(undef, undef, undef, 0.1);
+	}
+	return ok(0, "clients get answers $what");
+}
+
+# set_faults(NODE, DROP, DELAY): distsys.raft_fault_drop_to and
+# distsys.raft_fault_delay_to of NODE ('' for none).
+sub set_faults
+{
+	my ($node, $drop, $delay) = @_;
+	$node->safe_psql('postgres',
+		"ALTER SYSTEM SET distsys.raft_fault_drop_to = '" . ($drop // '') . "'; "
+		  . "ALTER SYSTEM SET distsys.raft_fault_delay_to = '" . ($delay // '') . "'; "
+		  . 'SELECT pg_reload_conf()');
+}
+
+# ids(NODES): their Raft ids, as a fault setting lists them.
+sub ids { return join ' ', map { $_->{raft_id} } @_; }
+
+# leader_node(NODES): the node the live ones agree leads.
+sub leader_node
+{
+	my @nodes = @_;
+	my $id = wait_raft_leader(@nodes);
+	die 'no Raft leader' if !defined $id;
+	my ($node) = grep { $_->{raft_id} == $id } @nodes;
+	return $node;
+}
+
+# processes(NODE): its postmaster and the postmaster's children.
+sub processes
+{
+	my $pm = $_[0]->{_pid};
+	return ($pm, DistsysTest::children($pm));
+}
+
+# open_reader(NODE): a session on NODE, opened before NODE is paused.
+sub open_reader { return bg_session($_[0], on_error_stop => 0); }
+
+# send_read(BG, CONSISTENCY): send a raft_get of key probe without waiting
+# for the answer (the node is paused: it reads the query once resumed).
+sub send_read
+{
+	my ($bg, $consistency) = @_;
+	$bg->query_until(qr/sent/,
+		"\\echo sent\nSELECT 'got:' || coalesce(distsys.raft_get('probe', '$consistency')::text, 'nil');\n\\echo done:\n");
+}
+
+# read_answer(BG): the value the sent read answered, or undef if it failed.
+sub read_answer
+{
+	my ($bg) = @_;
+	my $out = $bg->query_until(qr/done:\n/, '');
+	$bg->quit;
+	return $out =~ /got:(\S+)/ ? $1 : undef;
+}
+
+# pause_leader(NODES, FILE): SIGSTOP the leader's processes while the
+# others elect a new leader and write probe = 2; reads sent to the old
+# leader during the pause must not answer the old value after SIGCONT.
+sub pause_leader
+{
+	my ($nodes, $file) = @_;
+	my $old = leader_node(@$nodes);
+	my @rest = grep { $_ != $old } @$nodes;
+	$old->safe_psql('postgres', q{SELECT distsys.raft_put('probe', '1')});
+	my %readers = map { $_ => open_reader($old) } qw(linearizable lease);
+	my @pids = processes($old);
+	kill 'STOP', @pids;
+	# a process forked while the first were being stopped
+	kill 'STOP', processes($old);
+	send_read($readers{$_}, $_) for keys %readers;
+	my $new = leader_node(@rest);
+	# writes through the new leader until the pause lasted twice the
+	# longest election timeout (2 x 300 ms)
+	my $stopped = clock_gettime(CLOCK_MONOTONIC);
+	do
+	{
+		$new->safe_psql('postgres', q{SELECT distsys.raft_put('probe', '2')});
+	} while (clock_gettime(CLOCK_MONOTONIC) - $stopped < 0.6);
+	kill 'CONT', processes($old);
+	for my $c (sort keys %readers)
+	{
+		my $got = read_answer($readers{$c});
+		ok(!defined $got || $got eq '2',
+			"a $c read sent to a paused leader sees the write made meanwhile, or fails (got "
+			  . ($got // 'an error') . ')');
+	}
+	load($file, 2, 'after the paused leader resumed');
+}
+
+# kill_and_restart(NODE, FILE, WHAT): SIGKILL, load without it, restart.
+sub kill_and_restart
+{
+	my ($node, $file, $what) = @_;
+	kill_postmaster($node);
+	load($file, 3, "with the $what killed");
+	$node->start;
+	load($file, 2, "with the $what back");
+}
+
+# partition(NODES, FILE, CUT, ONE_WAY, WHAT): the nodes of CUT lose the
+# others: both ways, or only CUT's messages to them when ONE_WAY; load,
+# heal, load.
+sub partition
+{
+	my ($nodes, $file, $cut, $one_way, $what) = @_;
+	my %in = map { $_ => 1 } @$cut;
+	my @rest = grep { !$in{$_} } @$nodes;
+	set_faults($_, ids(@rest)) for @$cut;
+	if (!$one_way)
+	{
+		set_faults($_, ids(@$cut)) for @rest;
+	}
+	load($file, 3, "with $what");
+	set_faults($_) for @$nodes;
+	load($file, 2, "once $what is healed");
+}
+
+# slow_links(NODES, FILE): every node delays its batches to every other
+# by 10 ms to 10 * N ms, different per link, so they arrive out of step.
+sub slow_links
+{
+	my ($nodes, $file) = @_;
+	for my $n (@$nodes)
+	{
+		my @others = grep { $_ != $n } @$nodes;
+		set_faults($n, '',
+			join ' ', map { $_->{raft_id} . ':' . 10 * (($n->{raft_id} + $_->{raft_id}) % @$nodes + 1) } @others);
+	}
+	load($file, 3, 'with delayed links');
+	set_faults($_) for @$nodes;
+}
+
+# final_reads(NODE, FILE): a linearizable read of every key, added to the
+# history: an acknowledged write lost at the end shows there.
+sub final_reads
+{
+	my ($node, $file) = @_;
+	open my $fh, '>>', $file or die "$file: $!";
+	for my $k (0 .. $keys - 1)
+	{
+		my $call = int(clock_gettime(CLOCK_MONOTONIC) * 1e6);
+		my $v = $node->safe_psql('postgres', "SELECT distsys.raft_get('k$k')");
+		my $ret = int(clock_gettime(CLOCK_MONOTONIC) * 1e6);
+		print $fh "k$k get " . ($v eq '' ? 'nil' : $v) . " $call $ret\n";
+	}
+	close $fh;
+}
+
+# converge(NODES): every node applies the leader's last index and holds
+# the same raft_kv.
+sub converge
+{
+	my @nodes = @_;
+	my $index = leader_node(@nodes)->safe_psql('postgres', q{SELECT distsys.raft_put('final', '1')});
+	my $kv = q{SELECT string_agg(key || '=' || value::text, ',' ORDER BY key) FROM distsys.raft_kv};
+	my %contents;
+	for my $n (@nodes)
+	{
+		$n->poll_query_until('postgres', "SELECT index >= $index FROM distsys.raft_applied")
+		  or diag($n->name . " did not apply index $index");
+		$contents{ $n->safe_psql('postgres', $kv) }++;
+	}
+	is(scalar(keys %contents), 1, scalar(@nodes) . ' nodes: every node holds the same raft_kv');
+}
+
+# check_history(FILE, SUMMARY, N): histcheck's verdict and the counts.
+sub check_history
+{
+	my ($file, $summary, $n) = @_;
+	my %c;
+	while ($summary =~ /raft-history: (\w+) ok (\d+) unknown (\d+) failed (\d+)/g)
+	{
+		$c{$1} = { ok => $2, unknown => $3, failed => $4 };
+		note("$n nodes: $1 ok $2 unknown $3 failed $4");
+	}
+	my ($out, $err);
+	IPC::Run::run([ $histcheck, $file ], '>', \$out, '2>', \$err);
+	my $rc = $? >> 8;
+	note("$n nodes: $out");
+	if (!is($rc, 0, "$n nodes: the history is linearizable (histcheck)"))
+	{
+		# make test removes the log directory: keep the history
+		my $kept = File::Spec->tmpdir . "/distsys-042-chaos$n-$seed.hist";
+		copy($file, $kept);
+		diag("seed $seed, history $file (kept as $kept):\n$out$err");
+	}
+	cmp_ok($c{put}{ok} // 0, '>=', 200, "$n nodes: at least 200 puts answered");
+	cmp_ok($c{get}{ok} // 0, '>=', 200, "$n nodes: at least 200 linearizable gets answered");
+	cmp_ok($c{cas}{ok} // 0, '>=', 100, "$n nodes: at least 100 compare-and-sets answered");
+}
+
+# chaos(N): one cluster of N nodes through every fault under load.
+sub chaos
+{
+	my ($n) = @_;
+	my @nodes = raft_cluster($n, "chaos$n", $conf);
+	leader_node(@nodes);
+	my $file = "$PostgreSQL::Test::Utils::log_path/042_chaos$n.hist";
+	my ($out, $err) = ('', '');
+	my $clients = IPC::Run::start(
+		[ $tool, (map { ('--node', $_->connstr('postgres')) } @nodes),
+		  '--clients', 2, '--seconds', 600, '--keys', $keys, '--seed', $seed + $n,
+		  '--timeout-ms', 2000, '--out', $file ],
+		'>', \$out, '2>', \$err);
+	load($file, 1, "$n nodes: at start");
+
+	my $leader = leader_node(@nodes);
+	kill_and_restart($leader, $file, 'leader');
+	$leader = leader_node(@nodes);
+	my @followers = grep { $_ != $leader } @nodes;
+	kill_and_restart($followers[0], $file, 'follower');
+	pause_leader(\@nodes, $file);
+	# with 5 nodes the leader and a follower make the minority
+	$leader = leader_node(@nodes);
+	@followers = grep { $_ != $leader } @nodes;
+	my @minority = ($leader, $n == 5 ? $followers[0] : ());
+	partition(\@nodes, $file, \@minority, 0, 'the leader in a minority');
+	$leader = leader_node(@nodes);
+	partition(\@nodes, $file, [$leader], 1, "the leader's messages dropped");
+	($followers[0]) = grep { $_ != leader_node(@nodes) } @nodes;
+	partition(\@nodes, $file, [$followers[0]], 1, "a follower's messages dropped");
+	slow_links(\@nodes, $file);
+	$_->stop('immediate') for @nodes;
+	$_->start for @nodes;
+	load($file, 2, 'after every node was killed and started');
+
+	$clients->signal('TERM');
+	ok($clients->finish, "$n nodes: the clients stop cleanly on SIGTERM");
+	note($err) if $err ne '';
+	final_reads(leader_node(@nodes), $file);
+	check_history($file, $out, $n);
+	converge(@nodes);
+	$_->stop for @nodes;
+	for my $node (@nodes)
+	{
+		unlike(DistsysTest::slurp($node->logfile), qr/PANIC|TRAP:|terminated by signal/,
+			$node->name . ': no process crashed on its own');
+	}
+}
+
+chaos(3);
+chaos(5);
+done_testing();
