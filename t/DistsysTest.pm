@@ -22,7 +22,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Exporter 'import';
 
-our @EXPORT_OK = qw(slurp);
+our @EXPORT_OK = qw(slurp children);
 our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session kill_postmaster crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # sync_commit(): the synchronous_commit every node starts with ('on' unless
