@@ -50,7 +50,9 @@ my $seed = $ENV{DISTSYS_CHAOS_SEED} || (time % 1000000) + 1;
 note("seed $seed (rerun with DISTSYS_CHAOS_SEED=$seed)");
 my $keys = 6;
 # the node's own Raft store is what must be durable, not its commits
-my $conf = "synchronous_commit = off\nwal_writer_delay = 2000ms\n";
+# snapshots every 300 entries, so that faults fall on snapshots and
+# nodes that were down catch up by snapshot as well as by log
+my $conf = "synchronous_commit = off\nwal_writer_delay = 2000ms\ndistsys.raft_snapshot_entries = 300\n";
 
 # history_ops(FILE): how many operations of the history have an answer.
 sub history_ops
@@ -307,11 +309,15 @@ sub chaos
 	check_history($file, $out, $n);
 	converge(@nodes);
 	$_->stop for @nodes;
+	my $installed = 0;
 	for my $node (@nodes)
 	{
-		unlike(DistsysTest::slurp($node->logfile), qr/PANIC|TRAP:|terminated by signal/,
+		my $log = DistsysTest::slurp($node->logfile);
+		unlike($log, qr/PANIC|TRAP:|terminated by signal/,
 			$node->name . ': no process crashed on its own');
+		$installed += () = $log =~ /installed a snapshot/g;
 	}
+	note("$n nodes: $installed snapshots installed from a leader or read back at a start");
 }
 
 chaos(3);

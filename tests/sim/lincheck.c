@@ -14,12 +14,15 @@
  * Operations with an unknown outcome (the client timed out) have an
  * infinite return time: they may take effect anywhere after their call,
  * or never (placed after everything else, which nothing observes).  A put
- * of unknown outcome whose value no get returned is dropped up front: not
- * happening at all is always a valid choice for it, and dropping it keeps
- * the search small.  So is a compare-and-set of unknown outcome whose value
- * nobody read; one that is kept takes effect where it is placed exactly
- * when the register then holds its expected value, as the real operation
- * would.
+ * of unknown outcome that nothing can have observed is dropped up front:
+ * not happening at all is then always a valid choice for it, and dropping
+ * it keeps the search small.  Observing it means a get that returned its
+ * value, a compare-and-set that swapped from its value, or any
+ * compare-and-set that answered false: "the register did not hold what I
+ * expected" can be explained by any write, whatever its value.  The same
+ * goes for a compare-and-set of unknown outcome; one that is kept takes
+ * effect where it is placed exactly when the register then holds its
+ * expected value, as the real operation would.
  *
  *-------------------------------------------------------------------------
  */
@@ -162,8 +165,24 @@ unlift(Ev *call)
 }
 
 /*
+ * observes: whether completed operation o can have observed a write of
+ * value (see the banner).
+ */
+static bool
+observes(const LinOp *o, int64_t value)
+{
+	if (o->ret == LIN_INF)
+		return false;
+	if (o->kind == LIN_GET)
+		return o->value == value;
+	if (o->kind == LIN_CAS)
+		return !o->swapped || o->expected == value;
+	return false;
+}
+
+/*
  * keep_op: false for operations that cannot constrain the search (an
- * unknown put or compare-and-set whose value nobody read).
+ * unknown put or compare-and-set that nothing can have observed).
  */
 static bool
 keep_op(const LinOp *ops, int n, int i)
@@ -173,7 +192,7 @@ keep_op(const LinOp *ops, int n, int i)
 	if (ops[i].kind == LIN_GET || ops[i].ret != LIN_INF)
 		return true;
 	for (j = 0; j < n; j++)
-		if (ops[j].kind == LIN_GET && ops[j].value == ops[i].value)
+		if (observes(&ops[j], ops[i].value))
 			return true;
 	return false;
 }
@@ -381,6 +400,12 @@ lin_self_test(void)
 		/* ... but only from its expected value */
 		{false, 3, {P(1, 1, 2), C(2, 3, LIN_INF, 9, false),
 		G(2, 5, 6)}},
+		/* a failed compare-and-set explained by a put of unknown outcome */
+		{true, 3, {P(5, 1, 2), P(2, 10, LIN_INF), C(7, 20, 30, 5, false)}},
+		/* ... which a put that certainly failed to happen cannot do */
+		{false, 2, {P(5, 1, 2), C(7, 20, 30, 5, false)}},
+		/* a compare-and-set that swapped from an unknown put's value */
+		{true, 3, {P(5, 1, 2), P(2, 10, LIN_INF), C(7, 20, 30, 2, true)}},
 	};
 	int			wrong = 0;
 	size_t		i;
