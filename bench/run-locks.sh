@@ -173,7 +173,7 @@ zk_python() {
 build_driver() {
 	# shellcheck disable=SC2046
 	gcc -O2 -Wall -pthread $(pkg-config --cflags libpq hiredis libcurl) \
-		"$BENCH"/locks/*.c $(pkg-config --libs libpq hiredis libcurl) -lm -o "$DS_WORK/lockbench"
+		"$BENCH"/locks/*.c "$BENCH"/common/*.c $(pkg-config --libs libpq hiredis libcurl) -lm -o "$DS_WORK/lockbench"
 }
 
 # cell SCENARIO ROUND ROW LABEL CLIENT KEPT TARGET ARGS...: run one driver

@@ -1,0 +1,118 @@
+# report.awk: the Raft key-value benchmark's report, in Markdown.
+#
+# Input: results.tsv (tab-separated, one line per cell, written by
+# run-raft-kv.sh: system, op, clients, destination, "cpu_ticks=T hz=H
+# syncs=S leader=L", and kvbench's "key=value ..." line or "na=REASON"),
+# then elections.txt (kvbench --kill lines).  Per-operation costs divide by
+# total_ops, every operation of the cell's run (warm-up included), since the
+# CPU and fsync counts cover the whole run.
+
+function val(line, k,   m) {
+	if (match(line, "(^| )" k "=[^ ]*")) {
+		m = substr(line, RSTART, RLENGTH)
+		sub(/^ /, "", m)
+		return substr(m, length(k) + 2)
+	}
+	return ""
+}
+function ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.2f", us / 1000) }
+function has(c) { return (c in line) && val(line[c], "ops_s") != "" }
+function per_op_cpu(c,   t) {
+	t = val(line[c], "total_ops") + 0
+	return (has(c) && t > 0) ? sprintf("%.0f", val(extra[c], "cpu_ticks") / val(extra[c], "hz") / t * 1e6) : "n/a"
+}
+function per_op_syncs(c,   t, s) {
+	t = val(line[c], "total_ops") + 0; s = val(extra[c], "syncs")
+	return (has(c) && t > 0 && s != "na") ? sprintf("%.2f", s / t) : "n/a"
+}
+function ops(c) { return has(c) ? sprintf("%.0f", val(line[c], "ops_s")) : "n/a" }
+function ratio(a, b) {
+	if (!has(a) || !has(b) || val(line[b], "ops_s") == 0) return "n/a"
+	return sprintf("%.2f", val(line[a], "ops_s") / val(line[b], "ops_s"))
+}
+function note(c,   e) {
+	if (!(c in line)) return "not run"
+	if (!has(c)) return "failed: " substr(line[c], 4)
+	e = val(line[c], "errors") + 0
+	return e > 0 ? e " errors" : ""
+}
+function verdict(ok, known) { return known ? (ok ? "**met**" : "**not met**") : "n/a" }
+
+FILENAME !~ /elections/ {
+	c = $2 SUBSEP $3 SUBSEP $4
+	if (!((c) in seen)) { seen[c] = 1; order[++n] = c }
+	line[$1 SUBSEP c] = $6
+	extra[$1 SUBSEP c] = $5
+	next
+}
+{
+	t = val($0, "kill_to_first_write_ms")
+	if (t != "") { el[++nel] = t + 0; tries += val($0, "failed_tries") } else el_failed++
+}
+
+function throughput(   i, c, d, e, split_c) {
+	print "### Throughput and latency (3 nodes each)"
+	print ""
+	print "put: `raft_put(key, '{\"c\": i, \"n\": k}')` / etcd `PUT /v3/kv/put`; get: `raft_get(key)` (linearizable, ReadIndex) / etcd `range` with `serializable: false`; keys random among the same set. \"leader\": every client to the leader; \"spread\": client i to member i mod 3 (two thirds of the requests forwarded by a follower). CPU: the three servers' user + system time per operation (all PostgreSQL processes of the three nodes; the three etcd processes). fsyncs: fsync + fdatasync calls on the whole machine per operation."
+	print ""
+	print "| op | clients | sent to | distsys ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | distsys ÷ etcd | CPU µs/op distsys | CPU µs/op etcd | fsyncs/op distsys | fsyncs/op etcd | notes |"
+	print "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for (i = 1; i <= n; i++) {
+		c = order[i]; split(c, split_c, SUBSEP)
+		d = "distsys" SUBSEP c; e = "etcd" SUBSEP c
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			split_c[1], split_c[2], split_c[3],
+			ops(d), ms(val(line[d], "p50_us")), ms(val(line[d], "p99_us")),
+			ops(e), ms(val(line[e], "p50_us")), ms(val(line[e], "p99_us")),
+			ratio(d, e), per_op_cpu(d), per_op_cpu(e), per_op_syncs(d), per_op_syncs(e),
+			(note(d) note(e) == "") ? "" : "distsys: " note(d) "; etcd: " note(e)
+	}
+	print ""
+}
+
+function sort_el(   i, j, t) {
+	for (i = 2; i <= nel; i++)
+		for (j = i; j > 1 && el[j - 1] > el[j]; j--) { t = el[j]; el[j] = el[j - 1]; el[j - 1] = t }
+}
+function rank(p,   r) { r = int(p / 100 * nel + 0.999999); return el[r < 1 ? 1 : r] }
+
+function elections() {
+	print "### Election after leader loss (distsys)"
+	print ""
+	if (nel == 0) { print "Not run."; print ""; return }
+	sort_el()
+	print "SIGKILL of the leader's postmaster, then the first `raft_put` that succeeds through one of the other two nodes (a client per node, `distsys.raft_request_timeout = 300ms`, a failed try sent again at once); default timeouts (election 150–300 ms, heartbeat 50 ms). The killed node is restarted and caught up before the next kill."
+	print ""
+	print "| kills | median ms | p99 ms | max ms | min ms | failed tries per kill |"
+	print "|---:|---:|---:|---:|---:|---:|"
+	printf "| %d%s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", nel, el_failed ? " (+" el_failed " failed)" : "",
+		rank(50), rank(99), el[nel], el[1], tries / nel
+	print ""
+}
+
+function targets(   r, p, q, x) {
+	print "### Targets (issue 16)"
+	print ""
+	print "| target | figure | verdict |"
+	print "|---|---|---|"
+	split("leader spread", dests, " ")
+	for (x = 1; x <= 2; x++) {
+		r = ratio("distsys" SUBSEP "put" SUBSEP "16" SUBSEP dests[x], "etcd" SUBSEP "put" SUBSEP "16" SUBSEP dests[x])
+		printf "| put throughput ≥ 1.0× etcd, 16 clients, %s | %s× | %s |\n", dests[x], r, verdict(r >= 1.0, r != "n/a")
+	}
+	for (x = 1; x <= 2; x++) {
+		p = val(line["distsys" SUBSEP "put" SUBSEP "1" SUBSEP dests[x]], "p50_us")
+		q = val(line["etcd" SUBSEP "put" SUBSEP "1" SUBSEP dests[x]], "p50_us")
+		printf "| single-client put latency ≤ etcd's (p50), %s | %s ms vs %s ms | %s |\n", dests[x], ms(p), ms(q),
+			verdict(p + 0 <= q + 0, p != "" && q != "")
+	}
+	printf "| median election-to-first-write < 1 s | %s ms | %s |\n", nel ? sprintf("%.0f", rank(50)) : "n/a",
+		verdict(nel && rank(50) < 1000, nel > 0)
+	print ""
+}
+
+END {
+	throughput()
+	elections()
+	targets()
+}
