@@ -326,7 +326,7 @@ main() {
 			echo "- distsys: not measured: $DISTSYS_NOTE"
 		fi
 		echo
-		awk -F'\t' -f "$BENCH/locks/report.awk" "$RESULTS"
+		awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/locks/report.awk" "$RESULTS"
 	} > "$DS_WORK/report.md"
 	cat "$DS_WORK/report.md"
 	[ -z "$REPORT_FILE" ] || cp "$DS_WORK/report.md" "$REPORT_FILE"

@@ -5,8 +5,9 @@
 #
 #   bench/run-raft-kv.sh            full run, about 8 minutes
 #   bench/run-raft-kv.sh --quick    smoke run, about 1 minute
-#   options: --seconds N (recording time per cell, default 5), --kills N
-#   (leader kills of the election experiment, default 30; 0 skips it),
+#   options: --seconds N (recording time per cell and round, default 4),
+#   --rounds N (run every cell N times, default 3), --kills N
+#   (leader kills of the election experiment, default 100; 0 skips it),
 #   --keys N (keys written and read, default 1000), --report FILE (also
 #   write the report there)
 #
@@ -16,13 +17,14 @@
 # fsync on, etcd's defaults), all stopped by PID at exit.  Each cell runs
 # bench/raftkv/kvbench: put (raft_put of a small JSON value / etcd
 # PUT /v3/kv/put) or get (linearizable raft_get / etcd range with
-# serializable false) at 1 and 16 clients, the clients either all sent to
-# the leader or spread over the three members round-robin (a follower
-# forwards to the leader, in both systems).  Around each cell it reads the
-# servers' CPU time (/proc/PID/stat) and, when 'perf' can count
-# tracepoints, the machine's fsync and fdatasync calls.  Then the election
-# experiment: SIGKILL the distsys leader's postmaster, time the first
-# raft_put that succeeds through another member (their sessions with
+# serializable false): 1 client sent to the leader or to a follower, and 16
+# clients all sent to the leader or spread over the three members
+# round-robin (a follower forwards to the leader, in both systems).  Around
+# each cell it reads the servers' CPU time (/proc/PID/stat) and, when
+# 'perf' can count tracepoints, their fsync and fdatasync calls.  Then the
+# election experiment: SIGKILL the distsys leader's node (its postmaster
+# and every child at once, as a crash), time the first raft_put that
+# succeeds through another member (their sessions with
 # distsys.raft_request_timeout = 300 ms), restart the node, wait until it
 # has caught up, repeat.  Not a test: it never fails on a figure.
 set -euo pipefail
@@ -34,20 +36,22 @@ DS_PACKAGES="$DS_PACKAGES etcd-server etcd-client libcurl4-openssl-dev curl"
 
 ARGS=""
 [ $# -eq 0 ] || ARGS=$(printf ' %s' "$@" | sed 's/ --report [^ ]*//')
-RUN_MS=5000
+RUN_MS=4000
+ROUNDS=3
 WARMUP_MS=1000
-KILLS=30
+KILLS=100
 KEYS=1000
 REPORT_FILE=
 MODE=full
 while [ $# -gt 0 ]; do
 	case "$1" in
-	--quick) RUN_MS=1500 WARMUP_MS=300 KILLS=5 MODE=quick ;;
+	--quick) RUN_MS=1500 WARMUP_MS=300 ROUNDS=1 KILLS=5 MODE=quick ;;
 	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
+	--rounds) ROUNDS=$2; shift ;;
 	--kills) KILLS=$2; shift ;;
 	--keys) KEYS=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
 	*) echo "run-raft-kv.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -88,8 +92,11 @@ start_distsys() {
 	wait_until 60 "a distsys leader" distsys_leader >/dev/null
 }
 
+# start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
+# a killed node leaves is expected here, and filtered out.
 start_node() {
-	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start >/dev/null
+	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start 2>&1 >/dev/null |
+		grep -v 'another server might be running' >&2 || true
 }
 
 postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }
@@ -164,44 +171,59 @@ build_driver() {
 		"$BENCH"/raftkv/*.c "$BENCH"/common/*.c $(pkg-config --libs libpq libcurl) -lm -o "$DS_WORK/kvbench"
 }
 
-# cpu_ticks SYSTEM: CPU time (clock ticks) the system's three servers have
-# used: for PostgreSQL the postmaster, its live children and the children it
-# has reaped (the clients' backends end with the cell); for etcd the three
-# processes with all their threads.
-cpu_ticks() {
-	local pids=() i
+# server_pids SYSTEM: the system's server processes, comma-separated: for
+# PostgreSQL the three postmasters and their children (the clients'
+# backends come and go with each cell), for etcd the three members.
+server_pids() {
+	local i pids=
 	if [ "$1" = distsys ]; then
 		for i in 1 2 3; do
-			pids+=("$(postmaster_pid "$i")")
-			mapfile -t -O "${#pids[@]}" pids < <(pgrep -P "$(postmaster_pid "$i")")
+			pids="$pids,$(postmaster_pid "$i"),$(pgrep -d, -P "$(postmaster_pid "$i")")"
 		done
 	else
-		pids=("${ETCD_PIDS[@]:1}")
+		pids=$(IFS=,; echo "${ETCD_PIDS[*]:1}")
 	fi
-	for i in "${pids[@]}"; do cat "/proc/$i/stat" 2>/dev/null; done |
+	echo "$pids" | sed 's/^,*//; s/,,*/,/g; s/,$//'
+}
+
+# cpu_ticks SYSTEM: CPU time (clock ticks) the system's servers have used,
+# their reaped children included: the clients' backends end with the cell.
+cpu_ticks() {
+	local pid
+	for pid in $(server_pids "$1" | tr , ' '); do cat "/proc/$pid/stat" 2>/dev/null; done |
 		sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
 }
 
-# perf_works: whether perf can count the sync system calls machine-wide.
+# perf_works: whether perf can count the sync system calls of a process.
 perf_works() {
 	command -v perf >/dev/null &&
-		perf stat -a -x, -e syscalls:sys_enter_fdatasync -o /dev/null -- true 2>/dev/null
+		perf stat -x, -p $$ -e syscalls:sys_enter_fdatasync -o /dev/null -- true 2>/dev/null
+}
+
+# cell_ports SYSTEM DEST: the ports kvbench's clients use, comma-separated
+# (client i takes the i-th, modulo their number); DEST is leader, follower
+# (the member after the leader) or spread (all three).
+cell_ports() {
+	local l
+	local -n ports_of=$([ "$1" = distsys ] && echo PG_PORTS || echo ETCD_PORTS)
+	l=$([ "$1" = distsys ] && distsys_leader || etcd_leader)
+	case "$2" in
+	leader) echo "${ports_of[l]}" ;;
+	follower) echo "${ports_of[l % 3 + 1]}" ;;
+	spread) echo "${ports_of[1]},${ports_of[2]},${ports_of[3]}" ;;
+	esac
 }
 
 # cell SYSTEM OP CLIENTS DEST: one kvbench run; appends its line to RESULTS.
 cell() {
-	local sys=$1 op=$2 n=$3 dest=$4 ports before after line syncs=na l
-	if [ "$sys" = distsys ]; then
-		l=$(distsys_leader)
-		if [ "$dest" = leader ]; then ports=${PG_PORTS[l]}; else ports=$(IFS=,; echo "${PG_PORTS[*]:1}"); fi
-	else
-		l=$(etcd_leader)
-		if [ "$dest" = leader ]; then ports=${ETCD_PORTS[l]}; else ports=$(IFS=,; echo "${ETCD_PORTS[*]:1}"); fi
-	fi
+	local sys=$1 op=$2 n=$3 dest=$4 ports before after line syncs=na
+	ports=$(cell_ports "$sys" "$dest")
 	before=$(cpu_ticks "$sys")
 	local cmd=("$DS_WORK/kvbench" --target "$sys" --ports "$ports" --op "$op" --clients "$n"
 		--keys "$KEYS" --warmup-ms "$WARMUP_MS" --run-ms "$RUN_MS" --prefix kv)
-	[ "$PERF" = no ] || cmd=(perf stat -a -x, -o "$DS_WORK/perf.out"
+	# perf -p counts the processes that exist now (all their threads), not
+	# the clients' backends, which commit nothing of their own
+	[ "$PERF" = no ] || cmd=(perf stat -p "$(server_pids "$sys")" -x, -o "$DS_WORK/perf.out"
 		-e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -- "${cmd[@]}")
 	if ! line=$("${cmd[@]}" 2> "$DS_WORK/cell.err"); then
 		line="na=$(head -1 "$DS_WORK/cell.err")"
@@ -210,20 +232,23 @@ cell() {
 	after=$(cpu_ticks "$sys")
 	[ "$PERF" = no ] || syncs=$(awk -F, '$3 ~ /sys_enter_f(data)?sync/ { s += $1 } END { print s + 0 }' "$DS_WORK/perf.out")
 	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$op" "$n" "$dest" \
-		"cpu_ticks=$((after - before)) hz=$(getconf CLK_TCK) syncs=$syncs leader=$l" "$line" >> "$RESULTS"
-	printf '  %-7s %s %2s clients to %-6s %s\n' "$sys" "$op" "$n" "$dest" \
+		"cpu_ticks=$((after - before)) hz=$(getconf CLK_TCK) syncs=$syncs ports=$ports" "$line" >> "$RESULTS"
+	printf '  %-7s %s %2s clients to %-8s %s\n' "$sys" "$op" "$n" "$dest" \
 		"$(echo "$line" | grep -o 'ops_s=[^ ]*\|p50_us=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|^na=.*' | tr '\n' ' ')" >&2
 }
 
-# throughput: every cell, distsys and etcd back to back per configuration,
-# so that a change in the machine's load falls on both alike.
+# throughput: every cell in ROUNDS rounds, distsys and etcd back to back
+# per configuration (etcd first in every other round), so that a change in
+# the machine's load falls on both alike.  The report adds the rounds up.
 throughput() {
-	local op n dest sys
-	for op in put get; do
-		for n in 1 16; do
-			for dest in leader spread; do
-				for sys in distsys etcd; do
-					cell "$sys" "$op" "$n" "$dest"
+	local round op cfg sys order
+	for round in $(seq "$ROUNDS"); do
+		order="distsys etcd"
+		[ $((round % 2)) -eq 1 ] || order="etcd distsys"
+		for op in put get; do
+			for cfg in 1:leader 1:follower 16:leader 16:spread; do
+				for sys in $order; do
+					cell "$sys" "$op" "${cfg%:*}" "${cfg#*:}"
 				done
 			done
 		done
@@ -237,12 +262,15 @@ kill_leader() {
 	pm=$(postmaster_pid "$l")
 	mapfile -t kids < <(pgrep -P "$pm")
 	for i in 1 2 3; do [ "$i" = "$l" ] || others+=("${PG_PORTS[i]}"); done
+	# the whole node at once, as a crash: a postmaster killed alone leaves
+	# its Raft worker leading until it notices, and a write sent meanwhile
+	# commits through it
 	line=$("$DS_WORK/kvbench" --target distsys --ports "$(IFS=,; echo "${others[*]}")" \
-		--kill "$pm" --timeout-ms 300 --prefix el 2>> "$DS_WORK/election.err") ||
+		--kill "$pm$(printf ',%s' "${kids[@]}")" --timeout-ms 300 --prefix el \
+		2>> "$DS_WORK/election.err") ||
 		line="na=kvbench failed"
 	echo "$line" >> "$ELECTIONS"
-	# the killed postmaster's children notice its death and exit; a
-	# straggler would keep the old shared memory and block the restart
+	# a straggler would keep the old shared memory and block the restart
 	for pid in "${kids[@]}"; do
 		wait_until 10 "exit of PID $pid" sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
 	done
@@ -260,13 +288,22 @@ elections() {
 	done
 }
 
+# sync_write_ms: mean time of a 4 kB write with O_DSYNC in DS_WORK (the
+# disk all six servers share), over 200 writes.
+sync_write_ms() {
+	dd if=/dev/zero of="$DS_WORK/dsync.test" bs=4k count=200 oflag=dsync 2>&1 |
+		awk '/copied/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^s,?$/) { printf "%.2f", $i * 1000 / 200; exit } }'
+	rm -f "$DS_WORK/dsync.test"
+}
+
 report() {
-	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- Versions: $(postgres --version), etcd $(etcd --version | head -1 | awk '{print $3}'), libcurl $(curl-config --version 2>/dev/null | awk '{print $2}')"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
-	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -a, syscalls:sys_enter_fsync + sys_enter_fdatasync, the whole machine during the cell")"
+	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
+	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -p, syscalls:sys_enter_fsync + sys_enter_fdatasync of the servers' processes (PostgreSQL: postmaster and the children it had when the cell started, so not the clients' backends; etcd: every thread) during the cell")"
 	echo
-	awk -F'\t' -f "$BENCH/raftkv/report.awk" "$RESULTS" "$ELECTIONS"
+	awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/raftkv/report.awk" "$RESULTS" "$ELECTIONS"
 }
 
 main() {
@@ -288,6 +325,7 @@ main() {
 		FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method',
 		'shared_buffers', 'distsys.raft_election_timeout', 'distsys.raft_heartbeat_interval')")
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	SYNC_BEFORE=$(sync_write_ms)
 	ds_say "throughput and latency" >&2
 	throughput
 	if [ "$KILLS" -gt 0 ]; then

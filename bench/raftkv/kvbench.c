@@ -11,13 +11,14 @@
  * Usage: kvbench --target distsys|etcd --ports P[,P...] [--op put|get]
  *				  [--clients N] [--keys K] [--warmup-ms MS] [--run-ms MS]
  *				  [--prefix S]
- *		  kvbench --target distsys --ports P[,P...] --kill PID
+ *		  kvbench --target distsys --ports P[,P...] --kill PID[,PID...]
  *				  [--timeout-ms MS]
  *
  * Client i talks to the i-th port of the list, modulo its length, so one
  * port sends every client to one member and three spread them.  With
- * --kill, one thread per port writes in a loop from the moment PID gets
- * SIGKILL; the first success ends the run.  One line of "key=value" pairs
+ * --kill, one thread per port writes in a loop from the moment the PIDs
+ * (a whole node: its postmaster and every child) get SIGKILL; the first
+ * success ends the run.  One line of "key=value" pairs
  * goes to stdout; errors go to stderr.  An alarm bounds every run.
  *
  * Shared state between the threads is only atomics: the main thread
@@ -39,6 +40,7 @@
 
 #define MAX_CLIENTS 64
 #define MAX_PORTS 8
+#define MAX_KILL 128
 #define MAX_ERRORS_PER_CLIENT 1000
 
 typedef struct Config
@@ -52,7 +54,8 @@ typedef struct Config
 	int			warmup_ms;
 	int			run_ms;
 	const char *prefix;
-	int			kill_pid;		/* election experiment: 0 = off */
+	int			kill_pids[MAX_KILL];	/* election experiment */
+	int			nkill;			/* 0 = off */
 	int			timeout_ms;		/* its distsys.raft_request_timeout */
 } Config;
 
@@ -211,20 +214,23 @@ usage(void)
 	fprintf(stderr,
 			"usage: kvbench --target distsys|etcd --ports P[,P...] [--op put|get]\n"
 			"               [--clients N] [--keys K] [--warmup-ms MS] [--run-ms MS] [--prefix S]\n"
-			"       kvbench --target distsys --ports P[,P...] --kill PID [--timeout-ms MS]\n");
+			"       kvbench --target distsys --ports P[,P...] --kill PID[,PID...] [--timeout-ms MS]\n");
 	exit(2);
 }
 
-static void
-parse_ports(const char *list)
+/* parse_list: comma-separated integers into out[], at most max; how many */
+static int
+parse_list(const char *list, int *out, int max)
 {
 	char	   *copy = strdup(list);
 	char	   *save = NULL;
+	int			n = 0;
 
-	for (char *p = strtok_r(copy, ",", &save); p != NULL && cfg.nports < MAX_PORTS;
+	for (char *p = strtok_r(copy, ",", &save); p != NULL && n < max;
 		 p = strtok_r(NULL, ",", &save))
-		cfg.ports[cfg.nports++] = atoi(p);
+		out[n++] = atoi(p);
 	free(copy);
+	return n;
 }
 
 static void
@@ -254,7 +260,7 @@ parse_options(int argc, char **argv)
 					strcmp(optarg, "distsys") == 0 ? &distsys_kv_target : NULL;
 				break;
 			case 'p':
-				parse_ports(optarg);
+				cfg.nports = parse_list(optarg, cfg.ports, MAX_PORTS);
 				break;
 			case 'o':
 				cfg.put = strcmp(optarg, "put") == 0;
@@ -277,7 +283,7 @@ parse_options(int argc, char **argv)
 				cfg.prefix = optarg;
 				break;
 			case 'K':
-				cfg.kill_pid = atoi(optarg);
+				cfg.nkill = parse_list(optarg, cfg.kill_pids, MAX_KILL);
 				break;
 			case 'T':
 				cfg.timeout_ms = atoi(optarg);
@@ -286,11 +292,11 @@ parse_options(int argc, char **argv)
 				usage();
 		}
 	}
-	if (cfg.kill_pid > 0)
+	if (cfg.nkill > 0)
 		cfg.clients = cfg.nports;
 	if (cfg.target == NULL || cfg.nports < 1 || cfg.clients < 1 ||
 		cfg.clients > MAX_CLIENTS || cfg.keys < 1 || cfg.run_ms < 1 ||
-		cfg.warmup_ms < 0 || (cfg.kill_pid > 0 && cfg.target->set_timeout == NULL))
+		cfg.warmup_ms < 0 || (cfg.nkill > 0 && cfg.target->set_timeout == NULL))
 		usage();
 }
 
@@ -308,13 +314,13 @@ open_clients(void)
 		clients[i].conn = cfg.target->open(cfg.ports[i % cfg.nports], i);
 		if (clients[i].conn == NULL)
 			exit(1);
-		if (cfg.kill_pid > 0 && !cfg.target->set_timeout(clients[i].conn, cfg.timeout_ms))
+		if (cfg.nkill > 0 && !cfg.target->set_timeout(clients[i].conn, cfg.timeout_ms))
 			exit(1);
 	}
 }
 
 /*
- * election: SIGKILL the leader's postmaster, then write through the other
+ * election: SIGKILL the leader's processes, then write through the other
  * members until one write succeeds.  Prints the time from the kill to that
  * success (the client's view: election, forwarding and one commit).
  */
@@ -324,11 +330,12 @@ election(void)
 	long		errors = 0;
 
 	kill_ns = bench_now_ns();
-	if (kill(cfg.kill_pid, SIGKILL) != 0)
-	{
-		perror("kvbench: kill");
-		exit(1);
-	}
+	for (int i = 0; i < cfg.nkill; i++)
+		if (kill(cfg.kill_pids[i], SIGKILL) != 0 && i == 0)
+		{
+			perror("kvbench: kill");	/* a child may be gone already */
+			exit(1);
+		}
 	for (int i = 0; i < cfg.clients; i++)
 		pthread_create(&clients[i].thread, NULL, election_main, &clients[i]);
 	for (int i = 0; i < cfg.clients; i++)
@@ -363,7 +370,7 @@ main(int argc, char **argv)
 	signal(SIGALRM, on_alarm);
 	alarm((cfg.warmup_ms + cfg.run_ms) / 1000 + 60);
 	open_clients();
-	if (cfg.kill_pid > 0)
+	if (cfg.nkill > 0)
 		election();
 	else
 		measure();
