@@ -62,7 +62,7 @@ FILENAME !~ /elections/ {
 function throughput(   i, c, d, e, split_c) {
 	print "### Throughput and latency (3 nodes each)"
 	print ""
-	print "put: `raft_put(key, '{\"c\": i, \"n\": k}')` / etcd `PUT /v3/kv/put`; get: `raft_get(key)` (linearizable, ReadIndex) / etcd `range` with `serializable: false`; keys random among the same set. \"leader\": every client to the leader; \"spread\": client i to member i mod 3 (two thirds of the requests forwarded by a follower). CPU: the three servers' user + system time per operation (all PostgreSQL processes of the three nodes; the three etcd processes). fsyncs: the servers' fsync + fdatasync calls per operation (see above)."
+	print "put: `raft_put(key, '{\"c\": i, \"n\": k}')` / etcd `PUT /v3/kv/put`; get: `raft_get(key)` (linearizable, ReadIndex) / etcd `range` with `serializable: false`; keys random among the same set. \"leader\": every client to the leader; \"follower\": to the member after the leader, which forwards to it; \"spread\": client i to member i mod 3 (two thirds of the requests forwarded). CPU: all the user + system time the three servers used during the cell divided by its operations, background work (ticks, heartbeats) included (all PostgreSQL processes of the three nodes; the three etcd processes). fsyncs: the servers' fsync + fdatasync calls per operation (see above)."
 	print ""
 	print "| op | clients | sent to | distsys ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | distsys ÷ etcd | CPU µs/op distsys | CPU µs/op etcd | fsyncs/op distsys | fsyncs/op etcd | notes |"
 	print "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
