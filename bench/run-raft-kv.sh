@@ -194,6 +194,16 @@ cpu_ticks() {
 		sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
 }
 
+# idle_cpu SYSTEM: milliseconds of CPU per second the system's servers use
+# with no client (ticks, heartbeats), over 4 s.
+idle_cpu() {
+	local before after
+	before=$(cpu_ticks "$1")
+	sleep 4
+	after=$(cpu_ticks "$1")
+	echo $(((after - before) * 1000 / $(getconf CLK_TCK) / 4))
+}
+
 # perf_works: whether perf can count the sync system calls of a process.
 perf_works() {
 	command -v perf >/dev/null &&
@@ -300,6 +310,7 @@ report() {
 	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- Versions: $(postgres --version), etcd $(etcd --version | head -1 | awk '{print $3}'), libcurl $(curl-config --version 2>/dev/null | awk '{print $2}')"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
+	echo "- CPU the three servers use per second with no client, before the cells: $IDLE"
 	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
 	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -p, syscalls:sys_enter_fsync + sys_enter_fdatasync of the servers' processes (PostgreSQL: postmaster and the children it had when the cell started, so not the clients' backends; etcd: every thread) during the cell")"
 	echo
@@ -326,6 +337,7 @@ main() {
 		'shared_buffers', 'distsys.raft_election_timeout', 'distsys.raft_heartbeat_interval')")
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 	SYNC_BEFORE=$(sync_write_ms)
+	IDLE="distsys $(idle_cpu distsys) ms, etcd $(idle_cpu etcd) ms"
 	ds_say "throughput and latency" >&2
 	throughput
 	if [ "$KILLS" -gt 0 ]; then
