@@ -104,7 +104,7 @@ postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }
 # distsys_leader: prints the id all three nodes name as leader when they
 # agree and it says it leads; fails otherwise.
 distsys_leader() {
-	local i out ids= leads=
+	local i out ids='' leads=''
 	for i in 1 2 3; do
 		out=$(ds_psql "${PG_PORTS[i]}" -At -F' ' -c \
 			'SELECT coalesce(leader, 0), role FROM distsys.raft_status' 2>/dev/null) || return 1
@@ -215,8 +215,13 @@ perf_works() {
 # (the member after the leader) or spread (all three).
 cell_ports() {
 	local l
-	local -n ports_of=$([ "$1" = distsys ] && echo PG_PORTS || echo ETCD_PORTS)
-	l=$([ "$1" = distsys ] && distsys_leader || etcd_leader)
+	if [ "$1" = distsys ]; then
+		local -n ports_of=PG_PORTS
+		l=$(distsys_leader)
+	else
+		local -n ports_of=ETCD_PORTS
+		l=$(etcd_leader)
+	fi
 	case "$2" in
 	leader) echo "${ports_of[l]}" ;;
 	follower) echo "${ports_of[l % 3 + 1]}" ;;
@@ -233,8 +238,8 @@ cell() {
 		--keys "$KEYS" --warmup-ms "$WARMUP_MS" --run-ms "$RUN_MS" --prefix kv)
 	# perf -p counts the processes that exist now (all their threads), not
 	# the clients' backends, which commit nothing of their own
-	[ "$PERF" = no ] || cmd=(perf stat -p "$(server_pids "$sys")" -x, -o "$DS_WORK/perf.out"
-		-e syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync -- "${cmd[@]}")
+	[ "$PERF" = no ] || cmd=(perf stat -p "$(server_pids "$sys")" -x ',' -o "$DS_WORK/perf.out"
+		-e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -- "${cmd[@]}")
 	if ! line=$("${cmd[@]}" 2> "$DS_WORK/cell.err"); then
 		line="na=$(head -1 "$DS_WORK/cell.err")"
 	fi
