@@ -173,7 +173,7 @@ zk_python() {
 build_driver() {
 	# shellcheck disable=SC2046
 	gcc -O2 -Wall -pthread $(pkg-config --cflags libpq hiredis libcurl) \
-		"$BENCH"/locks/*.c $(pkg-config --libs libpq hiredis libcurl) -lm -o "$DS_WORK/lockbench"
+		"$BENCH"/locks/*.c "$BENCH"/common/*.c $(pkg-config --libs libpq hiredis libcurl) -lm -o "$DS_WORK/lockbench"
 }
 
 # cell SCENARIO ROUND ROW LABEL CLIENT KEPT TARGET ARGS...: run one driver
@@ -326,7 +326,7 @@ main() {
 			echo "- distsys: not measured: $DISTSYS_NOTE"
 		fi
 		echo
-		awk -F'\t' -f "$BENCH/locks/report.awk" "$RESULTS"
+		awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/locks/report.awk" "$RESULTS"
 	} > "$DS_WORK/report.md"
 	cat "$DS_WORK/report.md"
 	[ -z "$REPORT_FILE" ] || cp "$DS_WORK/report.md" "$REPORT_FILE"

@@ -102,22 +102,21 @@ ds_free_port() {
 		'print IO::Socket::INET->new(Listen=>1, LocalAddr=>"127.0.0.1:0")->sockport'
 }
 
+# ds_init_node NAME PORT: initdb a throwaway cluster DS_WORK/NAME with the
+# test settings, listening on PORT; not started.
+ds_init_node() {
+	local dir="$DS_WORK/$1"
+	ds_runuser initdb -A trust -U postgres -D "$dir" >/dev/null
+	cat "$DS_TEMP_CONFIG" >> "$dir/postgresql.conf"
+	printf "port = %s\nunix_socket_directories = '%s'\n" "$2" "$DS_WORK" >> "$dir/postgresql.conf"
+}
+
 # ds_start_node NAME: a throwaway cluster in DS_WORK; prints its port.
 ds_start_node() {
 	local port
-	port=$(ds_init_node "$1")
-	ds_runuser pg_ctl -D "$DS_WORK/$1" -l "$DS_WORK/$1.log" -w start >/dev/null
-	echo "$port"
-}
-
-# ds_init_node NAME: ds_start_node without the start (settings may be
-# added to $DS_WORK/NAME/postgresql.conf first); prints the port.
-ds_init_node() {
-	local dir="$DS_WORK/$1" port
 	port=$(ds_free_port)
-	ds_runuser initdb -A trust -U postgres -D "$dir" >/dev/null
-	cat "$DS_TEMP_CONFIG" >> "$dir/postgresql.conf"
-	printf "port = %s\nunix_socket_directories = '%s'\n" "$port" "$DS_WORK" >> "$dir/postgresql.conf"
+	ds_init_node "$1" "$port"
+	ds_runuser pg_ctl -D "$DS_WORK/$1" -l "$DS_WORK/$1.log" -w start >/dev/null
 	echo "$port"
 }
 

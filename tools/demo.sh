@@ -213,7 +213,10 @@ balances
 ds_say "10. Raft among three PostgreSQL nodes: a replicated key-value store"
 # raft_port I: the port of Raft node I; show_on PORT SQL: show on that node.
 RAFT_PORTS=()
-for i in 1 2 3; do RAFT_PORTS+=("$(ds_init_node "raft_$i")"); done
+for i in 1 2 3; do
+	RAFT_PORTS+=("$(ds_free_port)")
+	ds_init_node "raft_$i" "${RAFT_PORTS[$((i - 1))]}"
+done
 raft_port() { echo "${RAFT_PORTS[$(($1 - 1))]}"; }
 show_on() { PGPORT=$1 show "$2"; }
 PEERS="1=postgresql://127.0.0.1:$(raft_port 1)/postgres 2=postgresql://127.0.0.1:$(raft_port 2)/postgres 3=postgresql://127.0.0.1:$(raft_port 3)/postgres"

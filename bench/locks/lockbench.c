@@ -24,36 +24,18 @@
  *
  *-------------------------------------------------------------------------
  */
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lockbench.h"
 
 #define MAX_CLIENTS 64
-#define MAX_ERRORS_SHOWN 5
 #define MAX_ERRORS_PER_CLIENT 100
-
-typedef struct Sample
-{
-	uint64_t	end_ns;			/* when the measured interval ended */
-	uint64_t	len_ns;			/* how long it was */
-} Sample;
-
-typedef struct SampleVec
-{
-	Sample	   *items;
-	size_t		len;
-	size_t		cap;
-} SampleVec;
 
 typedef struct Shared
 {
@@ -63,7 +45,6 @@ typedef struct Shared
 	uint64_t	release_ns;		/* contention: last release sent at */
 	int			releaser;		/* contention: by this client */
 	int			holder;			/* contention: -1 or the holding client */
-	int			errors_shown;
 } Shared;
 
 typedef struct Client
@@ -95,65 +76,6 @@ static const LockTarget *const all_targets[] = {
 	&pg_advisory_target, &pg_dlock_target, &pg_dlock_app_target,
 	&pg_unique_target, &redis_target, &etcd_txn_target, &etcd_lock_target,
 };
-
-/*
- * bench_now_ns: CLOCK_MONOTONIC in nanoseconds; the one clock every client
- * thread (and the Python driver, for ZooKeeper) reads.
- */
-uint64_t
-bench_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + ts.tv_nsec;
-}
-
-/*
- * bench_error: print one error line for a client; after MAX_ERRORS_SHOWN in
- * the whole run the rest are only counted, so a failing server cannot flood
- * the output.
- */
-void
-bench_error(int client, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (__atomic_fetch_add(&shared.errors_shown, 1, __ATOMIC_RELAXED) >= MAX_ERRORS_SHOWN)
-		return;
-	fprintf(stderr, "lockbench: %s: client %d: ", cfg.target, client);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
-
-static void
-vec_push(SampleVec *v, uint64_t end_ns, uint64_t len_ns)
-{
-	if (v->len == v->cap)
-	{
-		v->cap = v->cap ? v->cap * 2 : 4096;
-		v->items = realloc(v->items, v->cap * sizeof(Sample));
-		if (v->items == NULL)
-		{
-			fprintf(stderr, "lockbench: out of memory\n");
-			exit(2);
-		}
-	}
-	v->items[v->len].end_ns = end_ns;
-	v->items[v->len].len_ns = len_ns;
-	v->len++;
-}
-
-static void
-sleep_us(long us)
-{
-	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 /*
  * in_window: whether an interval that ended at end_ns is recorded.  Every
@@ -192,14 +114,14 @@ take_lock(Client *c)
 		if (r == LOCK_FAILED)
 		{
 			c->errors++;
-			sleep_us(10000);
+			bench_sleep_us(10000);
 		}
 		else
 			c->busy++;
 		if (stopping() || c->errors >= MAX_ERRORS_PER_CLIENT)
 			return false;
 		if (r == LOCK_BUSY)
-			sleep_us(cfg.retry_us);
+			bench_sleep_us(cfg.retry_us);
 	}
 }
 
@@ -225,7 +147,7 @@ note_grant(Client *c, uint64_t granted_ns)
 	if (releaser == c->id)
 		c->self_regrants++;
 	else
-		vec_push(&c->handoffs, granted_ns, granted_ns - released_ns);
+		bench_vec_push(&c->handoffs, granted_ns, granted_ns - released_ns);
 }
 
 /*
@@ -262,18 +184,9 @@ client_main(void *arg)
 		}
 		t2 = bench_now_ns();
 		if (in_window(t2))
-			vec_push(&c->pairs, t2, t2 - t0);
+			bench_vec_push(&c->pairs, t2, t2 - t0);
 	}
 	return NULL;
-}
-
-static int
-cmp_len(const void *a, const void *b)
-{
-	uint64_t	x = ((const Sample *) a)->len_ns;
-	uint64_t	y = ((const Sample *) b)->len_ns;
-
-	return x < y ? -1 : x > y;
 }
 
 /*
@@ -291,57 +204,10 @@ merge(bool handoffs)
 
 		for (size_t j = 0; j < v->len; j++)
 			if (in_window(v->items[j].end_ns))
-				vec_push(&all, v->items[j].end_ns, v->items[j].len_ns);
+				bench_vec_push(&all, v->items[j].end_ns, v->items[j].len_ns);
 	}
-	qsort(all.items, all.len, sizeof(Sample), cmp_len);
+	bench_vec_sort(&all);
 	return all;
-}
-
-/* percentile_us: nearest-rank percentile of a sorted vector, in microseconds */
-static double
-percentile_us(const SampleVec *v, double p)
-{
-	size_t		rank;
-
-	if (v->len == 0)
-		return -1;
-	rank = (size_t) (p / 100.0 * v->len + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	return v->items[rank - 1].len_ns / 1000.0;
-}
-
-/*
- * print_hist: " key=i:n,i:n,..." where n samples fell in bucket i, that is
- * between HIST_BASE^i and HIST_BASE^(i+1) nanoseconds.  run-locks.sh runs
- * each cell in rounds; report.awk adds the rounds' buckets and takes the
- * percentiles of the sum (within 2%), so no round's samples are lost.
- */
-static void
-print_hist(const char *key, const SampleVec *v)
-{
-	int			bucket = -1;
-	long		count = 0;
-	const char *sep = "";
-
-	printf(" %s=", key);
-	for (size_t i = 0; i <= v->len; i++)
-	{
-		int			b = -1;
-
-		if (i < v->len)
-			b = (int) floor(log((double) (v->items[i].len_ns + 1)) / log(HIST_BASE));
-		if (b != bucket && count > 0)
-		{
-			printf("%s%d:%ld", sep, bucket, count);
-			sep = ",";
-			count = 0;
-		}
-		bucket = b;
-		count++;
-	}
-	if (v->len == 0)
-		printf("-");
 }
 
 static int
@@ -387,16 +253,16 @@ report(StatPair *before, int nbefore, StatPair *after, int nafter)
 		   " busy=%ld errors=%ld",
 		   cfg.target, cfg.wait ? "wait" : "try", cfg.clients,
 		   cfg.contend ? "one" : "distinct", secs, pairs.len, pairs.len / secs,
-		   percentile_us(&pairs, 50), percentile_us(&pairs, 99),
+		   bench_percentile_us(&pairs, 50), bench_percentile_us(&pairs, 99),
 		   minops, maxops, busy, errors);
 	if (cfg.contend)
 		printf(" handoffs=%zu self_regrants=%ld ho_p50_us=%.1f ho_p99_us=%.1f"
 			   " violations=%ld",
-			   handoffs.len, self, percentile_us(&handoffs, 50),
-			   percentile_us(&handoffs, 99), violations);
-	print_hist("pair_hist", &pairs);
+			   handoffs.len, self, bench_percentile_us(&handoffs, 50),
+			   bench_percentile_us(&handoffs, 99), violations);
+	bench_print_hist("pair_hist", &pairs);
 	if (cfg.contend)
-		print_hist("ho_hist", &handoffs);
+		bench_print_hist("ho_hist", &handoffs);
 	for (int i = 0; i < nafter; i++)
 		for (int j = 0; j < nbefore; j++)
 			if (strcmp(after[i].name, before[j].name) == 0)
@@ -522,7 +388,7 @@ open_clients(void)
 static void
 sleep_ms(int ms)
 {
-	sleep_us((long) ms * 1000);
+	bench_sleep_us((long) ms * 1000);
 }
 
 int
@@ -535,6 +401,7 @@ main(int argc, char **argv)
 	int			nafter = -1;
 
 	parse_options(argc, argv);
+	bench_error_setup("lockbench", cfg.target);
 	signal(SIGALRM, on_alarm);
 	alarm((cfg.warmup_ms + cfg.run_ms) / 1000 + 60);
 	open_clients();

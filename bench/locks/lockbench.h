@@ -14,14 +14,7 @@
 #ifndef LOCKBENCH_H
 #define LOCKBENCH_H
 
-#include <stdbool.h>
-#include <stdint.h>
-
-/* Every server the benchmark talks to listens on loopback only. */
-#define BENCH_HOST "127.0.0.1"
-
-/* Latency histograms have buckets HIST_BASE^i .. HIST_BASE^(i+1) ns. */
-#define HIST_BASE 1.02
+#include "../common/benchutil.h"
 
 /* Lease time-to-live every target asks for, in seconds. */
 #define BENCH_TTL_SECONDS 30
@@ -76,9 +69,5 @@ extern const LockTarget pg_unique_target;
 extern const LockTarget redis_target;
 extern const LockTarget etcd_txn_target;
 extern const LockTarget etcd_lock_target;
-
-extern uint64_t bench_now_ns(void);
-extern void bench_error(int client, const char *fmt,...)
-			__attribute__((format(printf, 2, 3)));
 
 #endif							/* LOCKBENCH_H */

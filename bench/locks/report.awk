@@ -7,9 +7,8 @@
 # operations and seconds for the rate, histogram buckets (HIST_BASE in
 # lockbench.h) for the percentiles, counters for the rest.  Ratios are taken
 # against the pg_advisory_lock row ("adv") of the same scenario, and for the
-# durable distsys rows also against the unique-index row.
-
-BEGIN { HIST_BASE = 1.02 }
+# durable distsys rows also against the unique-index row.  Needs
+# ../common/hist.awk loaded first.
 
 function field(s, r, k) { return ((s, r, k) in v) ? v[s, r, k] : "" }
 function has(s, r) { return field(s, r, "secs") + 0 > 0 }
@@ -22,34 +21,9 @@ function ratio(s, r, ref) {
 }
 function verdict(ok, known) { return known ? (ok ? "**met**" : "**not met**") : "n/a (not measured)" }
 
-# add_hist: add "i:n,i:n" to the histogram named h of row (s, r)
-function add_hist(s, r, h, text,   n, i, parts, bn) {
-	if (text == "-")
-		return
-	n = split(text, parts, ",")
-	for (i = 1; i <= n; i++) {
-		split(parts[i], bn, ":")
-		hist[s, r, h, bn[1] + 0] += bn[2]
-		total[s, r, h] += bn[2]
-		if (!((s, r, h) in lo) || bn[1] + 0 < lo[s, r, h]) lo[s, r, h] = bn[1] + 0
-		if (!((s, r, h) in hi) || bn[1] + 0 > hi[s, r, h]) hi[s, r, h] = bn[1] + 0
-	}
-}
-
-# pct: nearest-rank percentile p of histogram h, in microseconds (bucket midpoint)
-function pct(s, r, h, p,   rank, seen, b) {
-	if (!((s, r, h) in total) || total[s, r, h] == 0)
-		return -1
-	rank = int(p / 100 * total[s, r, h] + 0.999999)
-	if (rank < 1) rank = 1
-	seen = 0
-	for (b = lo[s, r, h]; b <= hi[s, r, h]; b++) {
-		seen += hist[s, r, h, b]
-		if (seen >= rank)
-			return exp((b + 0.5) * log(HIST_BASE)) / 1000
-	}
-	return -1
-}
+# add_hist, pct: the histogram named h of row (s, r) (common/hist.awk)
+function add_hist(s, r, h, text) { hist_add(s SUBSEP r SUBSEP h, text) }
+function pct(s, r, h, p) { return hist_pct(s SUBSEP r SUBSEP h, p) }
 
 {
 	s = $1; r = $2

@@ -63,6 +63,7 @@
 
 static RaftNode *node = NULL;
 static RaftStore *store = NULL;
+static RaftHardState saved_hs;	/* term and vote last saved */
 static uint64 applied = 0;		/* what distsys.raft_kv holds */
 static RaftEntry *decode_entries;
 
@@ -165,6 +166,8 @@ start_core(const RaftPeers *peers, bool *fresh)
 				 errhint("Restore pg_distsys/raft from a backup of this node, or remove the node from the cluster and add this server as a new one.")));
 	raft_store_restore(&st, &restore);
 	*fresh = !st.hs_found;
+	if (st.hs_found)
+		saved_hs = st.hs;
 	n = raft_new(&opt, st.hs_found ? &restore : NULL);
 	raft_store_state_free(&st);
 	return n;
@@ -315,6 +318,22 @@ maybe_compact(void)
 }
 
 /*
+ * must_save: whether a Ready holds what must be durable before its messages
+ * go: entries, a snapshot, a new term or vote.  A Ready that only moves the
+ * commit index is not saved (nor synced): the commit index is volatile in
+ * Raft, a restarted node learns it again from the leader, and apply_committed
+ * skips what distsys.raft_applied says is applied even if that is above the
+ * commit index the log recorded.  Syncing it put one more fsync on every
+ * write's path (the leader's, between commit and answer) and on every node.
+ */
+static bool
+must_save(const RaftReady *rd)
+{
+	return rd->snapshot != NULL || rd->n_entries > 0 ||
+		(rd->hs_changed && (rd->hs.term != saved_hs.term || rd->hs.vote != saved_hs.vote));
+}
+
+/*
  * handle_ready: every Ready batch, in raft.h's order.
  */
 static void
@@ -327,8 +346,10 @@ handle_ready(void)
 		RaftReady	rd;
 
 		raft_ready(node, &rd);
-		if (raft_store_save(store, &rd, err, sizeof(err)) != 0)
+		if (must_save(&rd) && raft_store_save(store, &rd, err, sizeof(err)) != 0)
 			storage_failed(err);
+		if (rd.hs_changed)
+			saved_hs = rd.hs;
 		send_messages(&rd);
 		if (rd.snapshot != NULL)
 			install_snapshot(rd.snapshot);

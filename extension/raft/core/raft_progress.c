@@ -282,7 +282,14 @@ raft_leader_append_resp(RaftNode *r, const RaftMessage *m)
 	if (pr->state == PR_PROBE ||
 		(pr->state == PR_SNAPSHOT && pr->match >= pr->pending_snapshot))
 		pr_replicate(pr);
-	raft_maybe_commit(r);
+	/*
+	 * A new commit index goes to every follower at once, not with the next
+	 * heartbeat: a follower answers a write forwarded to it only once it
+	 * has applied it, so waiting for the heartbeat cost a client writing
+	 * through a follower up to a heartbeat interval per write.
+	 */
+	if (raft_maybe_commit(r) && r->role == RAFT_LEADER)
+		raft_bcast_append(r, true);
 	if (r->role != RAFT_LEADER)
 		return;
 	send_all(r, pr, false);

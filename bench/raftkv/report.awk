@@ -1,0 +1,127 @@
+# report.awk: the Raft key-value benchmark's report, in Markdown.
+#
+# Input: results.tsv (tab-separated, one line per cell and round, written
+# by run-raft-kv.sh: system, op, clients, destination, "cpu_ticks=T hz=H
+# syncs=S leader=L", and kvbench's "key=value ..." line or "na=REASON"),
+# then elections.txt (kvbench --kill lines).  The rounds of a cell are added
+# up: operations and seconds for the rate, histogram buckets for the
+# percentiles (../common/hist.awk, loaded first), counters for the rest.
+# Per-operation costs divide by total_ops, every operation of the cells'
+# runs (warm-up included), since the CPU and fsync counts cover the runs.
+
+function val(text, k,   m) {
+	if (match(text, "(^| )" k "=[^ ]*")) {
+		m = substr(text, RSTART, RLENGTH)
+		sub(/^ /, "", m)
+		return substr(m, length(k) + 2)
+	}
+	return ""
+}
+function ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.2f", us / 1000) }
+function has(c) { return sum[c, "secs"] > 0 }
+function ops_s(c) { return sum[c, "ops"] / sum[c, "secs"] }
+function pctl(c, q) { return hist_pct(c, q) }
+function per_op_cpu(c) {
+	return (has(c) && sum[c, "total_ops"] > 0) ? sprintf("%.0f", sum[c, "cpu_ticks"] / hz / sum[c, "total_ops"] * 1e6) : "n/a"
+}
+function per_op_syncs(c) {
+	return (has(c) && sum[c, "total_ops"] > 0 && !nosyncs[c]) ? sprintf("%.2f", sum[c, "syncs"] / sum[c, "total_ops"]) : "n/a"
+}
+function ops(c) { return has(c) ? sprintf("%.0f", ops_s(c)) : "n/a" }
+function ratio(a, b) {
+	if (!has(a) || !has(b) || ops_s(b) == 0) return "n/a"
+	return sprintf("%.2f", ops_s(a) / ops_s(b))
+}
+function note(c,   t) {
+	if (!(c in rounds) && !(c in failed)) return "not run"
+	if (c in failed) t = "failed: " failed[c] (has(c) ? " (in some rounds)" : "")
+	if (sum[c, "errors"] > 0) t = t (t ? ", " : "") sum[c, "errors"] " errors"
+	return t
+}
+function verdict(ok, known) { return known ? (ok ? "**met**" : "**not met**") : "n/a" }
+
+FILENAME !~ /elections/ {
+	c = $2 SUBSEP $3 SUBSEP $4
+	if (!(c in seen)) { seen[c] = 1; order[++n] = c }
+	k = $1 SUBSEP c
+	if (substr($6, 1, 3) == "na=") { failed[k] = substr($6, 4); next }
+	rounds[k]++
+	hz = val($5, "hz")
+	if (val($5, "syncs") == "na") nosyncs[k] = 1
+	sum[k, "cpu_ticks"] += val($5, "cpu_ticks"); sum[k, "syncs"] += val($5, "syncs")
+	split("secs ops total_ops errors", keys, " ")
+	for (i = 1; i <= 4; i++) sum[k, keys[i]] += val($6, keys[i])
+	hist_add(k, val($6, "hist"))
+	next
+}
+{
+	t = val($0, "kill_to_first_write_ms")
+	if (t != "") { el[++nel] = t + 0; tries += val($0, "failed_tries") } else el_failed++
+}
+
+function throughput(   i, c, d, e, split_c) {
+	print "### Throughput and latency (3 nodes each)"
+	print ""
+	print "put: `raft_put(key, '{\"c\": i, \"n\": k}')` / etcd `PUT /v3/kv/put`; get: `raft_get(key)` (linearizable, ReadIndex) / etcd `range` with `serializable: false`; keys random among the same set. \"leader\": every client to the leader; \"follower\": to the member after the leader, which forwards to it; \"spread\": client i to member i mod 3 (two thirds of the requests forwarded). CPU: all the user + system time the three servers used during the cell divided by its operations, background work (ticks, heartbeats) included (all PostgreSQL processes of the three nodes; the three etcd processes). fsyncs: the servers' fsync + fdatasync calls per operation (see above)."
+	print ""
+	print "| op | clients | sent to | distsys ops/s | p50 ms | p99 ms | etcd ops/s | p50 ms | p99 ms | distsys ÷ etcd | CPU µs/op distsys | CPU µs/op etcd | fsyncs/op distsys | fsyncs/op etcd | notes |"
+	print "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+	for (i = 1; i <= n; i++) {
+		c = order[i]; split(c, split_c, SUBSEP)
+		d = "distsys" SUBSEP c; e = "etcd" SUBSEP c
+		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			split_c[1], split_c[2], split_c[3],
+			ops(d), ms(pctl(d, 50)), ms(pctl(d, 99)), ops(e), ms(pctl(e, 50)), ms(pctl(e, 99)),
+			ratio(d, e), per_op_cpu(d), per_op_cpu(e), per_op_syncs(d), per_op_syncs(e),
+			(note(d) note(e) == "") ? "" : "distsys: " note(d) "; etcd: " note(e)
+	}
+	print ""
+}
+
+function sort_el(   i, j, t) {
+	for (i = 2; i <= nel; i++)
+		for (j = i; j > 1 && el[j - 1] > el[j]; j--) { t = el[j]; el[j] = el[j - 1]; el[j - 1] = t }
+}
+function rank(p,   r) { r = int(p / 100 * nel + 0.999999); return el[r < 1 ? 1 : r] }
+
+function elections() {
+	print "### Election after leader loss (distsys)"
+	print ""
+	if (nel == 0) { print "Not run."; print ""; return }
+	sort_el()
+	print "SIGKILL of the leader's node (its postmaster and all its processes at once, as a crash: the postmaster alone leaves the Raft worker leading for a few milliseconds until it notices, and a write can commit through it meanwhile), then the first `raft_put` that succeeds through one of the other two nodes (a client per node, `distsys.raft_request_timeout = 300ms`, a failed try sent again at once); default timeouts (election 150–300 ms, heartbeat 50 ms). The killed node is restarted and caught up before the next kill."
+	print ""
+	print "| kills | median ms | p99 ms | max ms | min ms | failed tries per kill |"
+	print "|---:|---:|---:|---:|---:|---:|"
+	printf "| %d%s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", nel, el_failed ? " (+" el_failed " failed)" : "",
+		rank(50), rank(99), el[nel], el[1], tries / nel
+	print ""
+}
+
+function targets(   r, a, b, x, dests) {
+	print "### Targets (issue 16)"
+	print ""
+	print "| target | figure | verdict |"
+	print "|---|---|---|"
+	split("leader spread", dests, " ")
+	for (x = 1; x <= 2; x++) {
+		r = ratio("distsys" SUBSEP "put" SUBSEP "16" SUBSEP dests[x], "etcd" SUBSEP "put" SUBSEP "16" SUBSEP dests[x])
+		printf "| put throughput ≥ 1.0× etcd, 16 clients, %s | %s× | %s |\n", dests[x], r, verdict(r >= 1.0, r != "n/a")
+	}
+	split("leader follower", dests, " ")
+	for (x = 1; x <= 2; x++) {
+		a = pctl("distsys" SUBSEP "put" SUBSEP "1" SUBSEP dests[x], 50)
+		b = pctl("etcd" SUBSEP "put" SUBSEP "1" SUBSEP dests[x], 50)
+		printf "| single-client put latency ≤ etcd's (p50), %s | %s ms vs %s ms | %s |\n", dests[x], ms(a), ms(b),
+			verdict(a <= b, a >= 0 && b >= 0)
+	}
+	printf "| median election-to-first-write < 1 s | %s ms | %s |\n", nel ? sprintf("%.0f", rank(50)) : "n/a",
+		verdict(nel && rank(50) < 1000, nel > 0)
+	print ""
+}
+
+END {
+	throughput()
+	elections()
+	targets()
+}

@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# bench/run-raft-kv.sh: distsys' Raft key-value store among three
+# PostgreSQL nodes against a three-member etcd cluster (issue 16), one
+# command.  (bench/run-raft.sh measures the Raft core in the simulator.)
+#
+#   bench/run-raft-kv.sh            full run, about 8 minutes
+#   bench/run-raft-kv.sh --quick    smoke run, about 1 minute
+#   options: --seconds N (recording time per cell and round, default 4),
+#   --rounds N (run every cell N times, default 3), --kills N
+#   (leader kills of the election experiment, default 100; 0 skips it),
+#   --keys N (keys written and read, default 1000), --report FILE (also
+#   write the report there)
+#
+# On loopback only, in one temporary directory (tools/common.sh): three
+# PostgreSQL servers with distsys preloaded (node ids 1-3, fsync on, the
+# default Raft timeouts) and three etcd members (own data directories,
+# fsync on, etcd's defaults), all stopped by PID at exit.  Each cell runs
+# bench/raftkv/kvbench: put (raft_put of a small JSON value / etcd
+# PUT /v3/kv/put) or get (linearizable raft_get / etcd range with
+# serializable false): 1 client sent to the leader or to a follower, and 16
+# clients all sent to the leader or spread over the three members
+# round-robin (a follower forwards to the leader, in both systems).  Around
+# each cell it reads the servers' CPU time (/proc/PID/stat) and, when
+# 'perf' can count tracepoints, their fsync and fdatasync calls.  Then the
+# election experiment: SIGKILL the distsys leader's node (its postmaster
+# and every child at once, as a crash), time the first raft_put that
+# succeeds through another member (their sessions with
+# distsys.raft_request_timeout = 300 ms), restart the node, wait until it
+# has caught up, repeat.  Not a test: it never fails on a figure.
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../tools/common.sh
+. "$BENCH/../tools/common.sh"
+DS_PACKAGES="$DS_PACKAGES etcd-server etcd-client libcurl4-openssl-dev curl"
+
+ARGS=""
+[ $# -eq 0 ] || ARGS=$(printf ' %s' "$@" | sed 's/ --report [^ ]*//')
+RUN_MS=4000
+ROUNDS=3
+WARMUP_MS=1000
+KILLS=100
+KEYS=1000
+REPORT_FILE=
+MODE=full
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) RUN_MS=1500 WARMUP_MS=300 ROUNDS=1 KILLS=5 MODE=quick ;;
+	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--kills) KILLS=$2; shift ;;
+	--keys) KEYS=$2; shift ;;
+	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
+	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	*) echo "run-raft-kv.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+# wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds.
+wait_until() {
+	local limit=$1 what=$2 deadline
+	shift 2
+	deadline=$((SECONDS + limit))
+	until "$@"; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "run-raft-kv.sh: $what not within $limit s (logs in $DS_WORK)" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# --- the distsys cluster ---------------------------------------------------
+
+# start_distsys: nodes raft1..raft3, one peers setting for all of them.
+start_distsys() {
+	local i peers=
+	for i in 1 2 3; do
+		PG_PORTS[i]=$(ds_free_port)
+		peers="$peers $i=postgresql://127.0.0.1:${PG_PORTS[i]}/postgres"
+	done
+	for i in 1 2 3; do
+		ds_init_node "raft$i" "${PG_PORTS[i]}"
+		printf "distsys.node_id = %d\ndistsys.peers = '%s'\n" "$i" "${peers# }" \
+			>> "$DS_WORK/raft$i/postgresql.conf"
+		start_node "$i"
+	done
+	for i in 1 2 3; do
+		ds_psql "${PG_PORTS[i]}" -c 'CREATE EXTENSION distsys' >/dev/null
+	done
+	wait_until 60 "a distsys leader" distsys_leader >/dev/null
+}
+
+# start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
+# a killed node leaves is expected here, and filtered out.
+start_node() {
+	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start 2>&1 >/dev/null |
+		grep -v 'another server might be running' >&2 || true
+}
+
+postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }
+
+# distsys_leader: prints the id all three nodes name as leader when they
+# agree and it says it leads; fails otherwise.
+distsys_leader() {
+	local i out ids='' leads=''
+	for i in 1 2 3; do
+		out=$(ds_psql "${PG_PORTS[i]}" -At -F' ' -c \
+			'SELECT coalesce(leader, 0), role FROM distsys.raft_status' 2>/dev/null) || return 1
+		ids="$ids ${out%% *}"
+		[ "${out#* }" != leader ] || leads=$i
+	done
+	[ -n "$leads" ] && [ "$(echo "$ids" | tr ' ' '\n' | sort -u | grep -c .)" -eq 1 ] &&
+		[ "${ids# }" = "$leads $leads $leads" ] && echo "$leads"
+}
+
+# caught_up ID INDEX: node ID follows a leader and has applied INDEX.
+caught_up() {
+	local out
+	out=$(ds_psql "${PG_PORTS[$1]}" -At -c "SELECT role = 'follower' AND leader IS NOT NULL
+		AND applied_index >= $2 FROM distsys.raft_status" 2>/dev/null) && [ "$out" = t ]
+}
+
+# --- the etcd cluster ------------------------------------------------------
+
+start_etcd() {
+	local i cluster=
+	for i in 1 2 3; do
+		ETCD_PORTS[i]=$(ds_free_port)
+		ETCD_PEER[i]=$(ds_free_port)
+		cluster="$cluster,e$i=http://127.0.0.1:${ETCD_PEER[i]}"
+	done
+	for i in 1 2 3; do
+		etcd --name "e$i" --data-dir "$DS_WORK/etcd$i" \
+			--listen-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
+			--advertise-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
+			--listen-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
+			--initial-cluster "${cluster#,}" --initial-cluster-token kvbench \
+			--initial-cluster-state new > "$DS_WORK/etcd$i.log" 2>&1 &
+		ETCD_PIDS[i]=$!
+		DS_PIDS+=($!)
+	done
+	for i in 1 2 3; do
+		wait_until 60 "etcd member $i healthy" etcd_healthy "${ETCD_PORTS[i]}"
+	done
+}
+
+etcd_healthy() { curl -fs "http://127.0.0.1:$1/health" | grep -q '"health":"true"'; }
+
+# etcd_leader: prints the number (1-3) of the member that leads.
+etcd_leader() {
+	local i status
+	for i in 1 2 3; do
+		status=$(curl -fs -X POST -d '{}' "http://127.0.0.1:${ETCD_PORTS[i]}/v3/maintenance/status")
+		if [ "$(echo "$status" | grep -o '"member_id":"[0-9]*"' | cut -d'"' -f4)" = \
+			"$(echo "$status" | grep -o '"leader":"[0-9]*"' | cut -d'"' -f4)" ]; then
+			echo "$i"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# --- measuring -------------------------------------------------------------
+
+build_driver() {
+	# shellcheck disable=SC2046
+	gcc -O2 -Wall -pthread $(pkg-config --cflags libpq libcurl) \
+		"$BENCH"/raftkv/*.c "$BENCH"/common/*.c $(pkg-config --libs libpq libcurl) -lm -o "$DS_WORK/kvbench"
+}
+
+# server_pids SYSTEM: the system's server processes, comma-separated: for
+# PostgreSQL the three postmasters and their children (the clients'
+# backends come and go with each cell), for etcd the three members.
+server_pids() {
+	local i pids=
+	if [ "$1" = distsys ]; then
+		for i in 1 2 3; do
+			pids="$pids,$(postmaster_pid "$i"),$(pgrep -d, -P "$(postmaster_pid "$i")")"
+		done
+	else
+		pids=$(IFS=,; echo "${ETCD_PIDS[*]:1}")
+	fi
+	echo "$pids" | sed 's/^,*//; s/,,*/,/g; s/,$//'
+}
+
+# cpu_ticks SYSTEM: CPU time (clock ticks) the system's servers have used,
+# their reaped children included: the clients' backends end with the cell.
+cpu_ticks() {
+	local pid
+	for pid in $(server_pids "$1" | tr , ' '); do cat "/proc/$pid/stat" 2>/dev/null; done |
+		sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
+}
+
+# idle_cpu SYSTEM: milliseconds of CPU per second the system's servers use
+# with no client (ticks, heartbeats), over 4 s.
+idle_cpu() {
+	local before after
+	before=$(cpu_ticks "$1")
+	sleep 4
+	after=$(cpu_ticks "$1")
+	echo $(((after - before) * 1000 / $(getconf CLK_TCK) / 4))
+}
+
+# perf_works: whether perf can count the sync system calls of a process.
+perf_works() {
+	command -v perf >/dev/null &&
+		perf stat -x, -p $$ -e syscalls:sys_enter_fdatasync -o /dev/null -- true 2>/dev/null
+}
+
+# cell_ports SYSTEM DEST: the ports kvbench's clients use, comma-separated
+# (client i takes the i-th, modulo their number); DEST is leader, follower
+# (the member after the leader) or spread (all three).
+cell_ports() {
+	local l
+	if [ "$1" = distsys ]; then
+		local -n ports_of=PG_PORTS
+		l=$(distsys_leader)
+	else
+		local -n ports_of=ETCD_PORTS
+		l=$(etcd_leader)
+	fi
+	case "$2" in
+	leader) echo "${ports_of[l]}" ;;
+	follower) echo "${ports_of[l % 3 + 1]}" ;;
+	spread) echo "${ports_of[1]},${ports_of[2]},${ports_of[3]}" ;;
+	esac
+}
+
+# cell SYSTEM OP CLIENTS DEST: one kvbench run; appends its line to RESULTS.
+cell() {
+	local sys=$1 op=$2 n=$3 dest=$4 ports before after line syncs=na
+	ports=$(cell_ports "$sys" "$dest")
+	before=$(cpu_ticks "$sys")
+	local cmd=("$DS_WORK/kvbench" --target "$sys" --ports "$ports" --op "$op" --clients "$n"
+		--keys "$KEYS" --warmup-ms "$WARMUP_MS" --run-ms "$RUN_MS" --prefix kv)
+	# perf -p counts the processes that exist now (all their threads), not
+	# the clients' backends, which commit nothing of their own
+	[ "$PERF" = no ] || cmd=(perf stat -p "$(server_pids "$sys")" -x ',' -o "$DS_WORK/perf.out"
+		-e 'syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync' -- "${cmd[@]}")
+	if ! line=$("${cmd[@]}" 2> "$DS_WORK/cell.err"); then
+		line="na=$(head -1 "$DS_WORK/cell.err")"
+	fi
+	sleep 0.3	# let the postmasters reap the clients' backends
+	after=$(cpu_ticks "$sys")
+	[ "$PERF" = no ] || syncs=$(awk -F, '$3 ~ /sys_enter_f(data)?sync/ { s += $1 } END { print s + 0 }' "$DS_WORK/perf.out")
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$sys" "$op" "$n" "$dest" \
+		"cpu_ticks=$((after - before)) hz=$(getconf CLK_TCK) syncs=$syncs ports=$ports" "$line" >> "$RESULTS"
+	printf '  %-7s %s %2s clients to %-8s %s\n' "$sys" "$op" "$n" "$dest" \
+		"$(echo "$line" | grep -o 'ops_s=[^ ]*\|p50_us=[^ ]*\|p99_us=[^ ]*\|errors=[^ ]*\|^na=.*' | tr '\n' ' ')" >&2
+}
+
+# throughput: every cell in ROUNDS rounds, distsys and etcd back to back
+# per configuration (etcd first in every other round), so that a change in
+# the machine's load falls on both alike.  The report adds the rounds up.
+throughput() {
+	local round op cfg sys order
+	for round in $(seq "$ROUNDS"); do
+		order="distsys etcd"
+		[ $((round % 2)) -eq 1 ] || order="etcd distsys"
+		for op in put get; do
+			for cfg in 1:leader 1:follower 16:leader 16:spread; do
+				for sys in $order; do
+					cell "$sys" "$op" "${cfg%:*}" "${cfg#*:}"
+				done
+			done
+		done
+	done
+}
+
+# kill_leader: one election trial; appends its line to ELECTIONS.
+kill_leader() {
+	local l pm kids others=() i line index pid
+	l=$(distsys_leader)
+	pm=$(postmaster_pid "$l")
+	mapfile -t kids < <(pgrep -P "$pm")
+	for i in 1 2 3; do [ "$i" = "$l" ] || others+=("${PG_PORTS[i]}"); done
+	# the whole node at once, as a crash: a postmaster killed alone leaves
+	# its Raft worker leading until it notices, and a write sent meanwhile
+	# commits through it
+	line=$("$DS_WORK/kvbench" --target distsys --ports "$(IFS=,; echo "${others[*]}")" \
+		--kill "$pm$(printf ',%s' "${kids[@]}")" --timeout-ms 300 --prefix el \
+		2>> "$DS_WORK/election.err") ||
+		line="na=kvbench failed"
+	echo "$line" >> "$ELECTIONS"
+	# a straggler would keep the old shared memory and block the restart
+	for pid in "${kids[@]}"; do
+		wait_until 10 "exit of PID $pid" sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
+	done
+	start_node "$l"
+	wait_until 60 "a distsys leader" distsys_leader >/dev/null
+	index=$(ds_psql "${PG_PORTS[$(distsys_leader)]}" -At -c 'SELECT commit_index FROM distsys.raft_status')
+	wait_until 60 "node $l catching up" caught_up "$l" "$index"
+}
+
+elections() {
+	local k
+	for k in $(seq "$KILLS"); do
+		kill_leader
+		[ $((k % 10)) -ne 0 ] || echo "  $k kills: $(tail -1 "$ELECTIONS")" >&2
+	done
+}
+
+# sync_write_ms: mean time of a 4 kB write with O_DSYNC in DS_WORK (the
+# disk all six servers share), over 200 writes.
+sync_write_ms() {
+	dd if=/dev/zero of="$DS_WORK/dsync.test" bs=4k count=200 oflag=dsync 2>&1 |
+		awk '/copied/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^s,?$/) { printf "%.2f", $i * 1000 / 200; exit } }'
+	rm -f "$DS_WORK/dsync.test"
+}
+
+report() {
+	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- Versions: $(postgres --version), etcd $(etcd --version | head -1 | awk '{print $3}'), libcurl $(curl-config --version 2>/dev/null | awk '{print $2}')"
+	echo "- PostgreSQL (each node): $PG_SETTINGS"
+	echo "- CPU the three servers use per second with no client, before the cells: $IDLE"
+	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
+	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -p, syscalls:sys_enter_fsync + sys_enter_fdatasync of the servers' processes (PostgreSQL: postmaster and the children it had when the cell started, so not the clients' backends; etcd: every thread) during the cell")"
+	echo
+	awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/raftkv/report.awk" "$RESULTS" "$ELECTIONS"
+}
+
+main() {
+	local started=$SECONDS
+	ds_say "set-up" >&2
+	ds_setup
+	# ds_cleanup stops at the first failing command under set -e
+	trap 'set +e; ds_cleanup' EXIT
+	RESULTS="$DS_WORK/results.tsv"
+	ELECTIONS="$DS_WORK/elections.txt"
+	: > "$RESULTS"
+	: > "$ELECTIONS"
+	build_driver
+	PERF=yes
+	perf_works || PERF=no
+	start_distsys
+	start_etcd
+	PG_SETTINGS=$(ds_psql "${PG_PORTS[1]}" -At -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name)
+		FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method',
+		'shared_buffers', 'distsys.raft_election_timeout', 'distsys.raft_heartbeat_interval')")
+	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+	SYNC_BEFORE=$(sync_write_ms)
+	IDLE="distsys $(idle_cpu distsys) ms, etcd $(idle_cpu etcd) ms"
+	ds_say "throughput and latency" >&2
+	throughput
+	if [ "$KILLS" -gt 0 ]; then
+		ds_say "election after leader loss, $KILLS kills" >&2
+		elections
+	fi
+	ds_say "report" >&2
+	report > "$DS_WORK/report.md"
+	cat "$DS_WORK/report.md"
+	[ -z "$REPORT_FILE" ] || cp "$DS_WORK/report.md" "$REPORT_FILE"
+	echo "(total $((SECONDS - started)) s)" >&2
+}
+
+main
