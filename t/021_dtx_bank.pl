@@ -91,7 +91,9 @@ sub reap_client
 sub pump_all { $_->{h}->pump_nb for grep { $_->{h}->pumpable } @clients; }
 
 # wait_coordinator_crash(OFFSET, SECONDS): whether the coordinator's log
-# reports a killed backend after OFFSET within SECONDS.
+# reports a killed backend after OFFSET within SECONDS.  Clients whose psql
+# ended meanwhile (a crash just before this wait ends every session) are
+# started again, or no transfer would reach the fault point.
 sub wait_coordinator_crash
 {
 	my ($offset, $seconds) = @_;
@@ -100,6 +102,7 @@ sub wait_coordinator_crash
 	{
 		pump_all();
 		return 1 if substr(slurp($coord->logfile), $offset) =~ /terminated by signal 9/;
+		reap_client($_) for 0 .. $CLIENTS - 1;
 		select(undef, undef, undef, 0.05);
 	}
 	return 0;
