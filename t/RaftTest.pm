@@ -14,17 +14,23 @@ use DistsysTest;
 
 our @EXPORT = qw(raft_uri raft_cluster raft_leader wait_raft_leader raft_try);
 
-# raft_uri(NODE): the URI the other members use for NODE
-sub raft_uri { return 'postgresql://127.0.0.1:' . $_[0]->port . '/postgres'; }
+# raft_uri(NODE, USER): the URI the other members use for NODE (logging
+# in as USER if given, else as the server's OS user)
+sub raft_uri
+{
+	my ($node, $user) = @_;
+	return 'postgresql://' . ($user ? "$user\@" : '') . '127.0.0.1:' . $node->port . '/postgres';
+}
 
-# raft_cluster(N, PREFIX, EXTRA): N started nodes that form one cluster,
-# ids 1..N; EXTRA is appended to each postgresql.conf.
+# raft_cluster(N, PREFIX, EXTRA, USER): N started nodes that form one
+# cluster, ids 1..N; EXTRA is appended to each postgresql.conf; the
+# members' URIs log in as USER if given.
 sub raft_cluster
 {
-	my ($n, $prefix, $extra) = @_;
+	my ($n, $prefix, $extra, $user) = @_;
 	my @nodes = map { PostgreSQL::Test::Cluster->new("${prefix}_$_") } 1 .. $n;
 	$_->init for @nodes;
-	my $peers = join ' ', map { ($_ + 1) . '=' . raft_uri($nodes[$_]) } 0 .. $#nodes;
+	my $peers = join ' ', map { ($_ + 1) . '=' . raft_uri($nodes[$_], $user) } 0 .. $#nodes;
 	for my $i (0 .. $#nodes)
 	{
 		$nodes[$i]->{raft_id} = $i + 1;
