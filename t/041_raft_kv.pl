@@ -106,13 +106,13 @@ sub envelope
 }
 my $me = $L->{raft_id};
 my $other = $followers[0]->{raft_id};
+my $off;
 for my $case (
 	[ envelope('00' x 16, $other, $me, 0), qr/28000.*another Raft cluster/s, 'another cluster' ],
 	[ envelope($cluster, 9, $me, 0), qr/28000.*node 9.*not a member/s, 'an unknown sender' ],
 	[ envelope($cluster, $other, $followers[1]->{raft_id}, 0), qr/28000.*addressed to another node/s, 'another addressee' ],
 	[ '00', qr/22P03/, 'a malformed envelope' ])
 {
-	my $off = -s $L->logfile;
 	($o, $err) = raft_try($L, "\\set VERBOSITY verbose\nSET ROLE peer; SELECT distsys.raft_deliver('\\x$case->[0]')");
 	like($err, $case->[1], "raft_deliver refuses $case->[2]");
 }
@@ -123,6 +123,19 @@ my $junk = envelope($cluster, $other, $me, 1) . '01' . unpack('H*', pack('L<', 3
 $L->safe_psql('postgres', "SET ROLE peer; SELECT distsys.raft_deliver('\\x$junk')");
 cmp_ok($L->safe_psql('postgres', q{SELECT distsys.raft_put('after-junk', '1')}), '>', 0,
 	'a garbage item from a member is dropped and Raft goes on');
+# a forwarded write whose value is not JSON (only a peer can forge one):
+# the leader proposes it, every node fails to apply it and skips it, and
+# the store goes on
+my $cmd = pack('CCQ<Q<Q<L<a*CL<L<a*', 1, 1, $other, 0, 0, 6, 'poison', 0, 0, 4, '{bad');
+my $item = '02' . unpack('H*', pack('L<', length $cmd)) . unpack('H*', $cmd);
+$off = -s $L->logfile;
+$L->safe_psql('postgres', "SET ROLE peer; SELECT distsys.raft_deliver('\\x" . envelope($cluster, $other, $me, 1) . "$item')");
+cmp_ok($L->safe_psql('postgres', q{SELECT distsys.raft_put('after-poison', '1')}), '>', 0,
+	'a command that cannot be applied does not stop the store');
+ok($L->poll_query_until('postgres', q{SELECT count(*) FROM distsys.raft_kv WHERE key = 'poison'}, '0'),
+	'it is not applied');
+like(slurp_file($L->logfile, $off), qr/entry \d+ could not be applied, and is skipped on every node/,
+	'and the server log says so');
 
 # bad arguments
 for my $case (

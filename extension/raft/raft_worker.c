@@ -50,6 +50,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "distsys.h"
@@ -235,40 +236,117 @@ send_messages(const RaftReady *rd)
 }
 
 /*
+ * apply_guarded: one command in a subtransaction of its own; an error
+ * rolls back that command only, is logged, and the command counts as not
+ * applied (its client, if here, is not answered and times out).  Every
+ * node applies the same commands to the same state, so one that fails
+ * here fails on every node, and every node skips it.
+ */
+static bool
+apply_guarded(const RaftEntry *e, const RaftCommand *c, RaftApplyResult *res)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	bool		first = false;
+
+	BeginInternalSubTransaction(NULL);
+	PG_TRY();
+	{
+		first = raft_apply_entry(e, c, res);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *ed;
+
+		MemoryContextSwitchTo(cxt);
+		ed = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(LOG,
+				(errmsg("distsys raft: entry " UINT64_FORMAT " could not be applied, and is skipped on every node: %s",
+						e->index, ed->message)));
+		FreeErrorData(ed);
+		first = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return first;
+}
+
+/*
+ * apply_batch: the commands of rd not applied yet, in one transaction
+ * (guarded: each in a subtransaction of its own); false if an error
+ * aborted the transaction (not when guarded: then it is raised).
+ * copies[i]: entry i was not applied (a copy of a request applied
+ * before, or it failed); results[i]: what applying it did.
+ */
+static bool
+apply_batch(const RaftReady *rd, bool guarded, bool *results, bool *copies)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool any = false;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		for (size_t i = 0; i < rd->n_committed; i++)
+		{
+			const RaftEntry *e = &rd->committed[i];
+			RaftCommand c;
+			RaftApplyResult res = {false};
+
+			if (e->index <= applied || e->type != RAFT_ENTRY_NORMAL)
+				continue;
+			if (!raft_command_decode(e->data, e->len, &c))
+			{
+				elog(LOG, "distsys raft: entry " UINT64_FORMAT " is not a command: skipped", e->index);
+				continue;
+			}
+			if (!any)
+				raft_apply_begin();
+			any = true;
+			copies[i] = !(guarded ? apply_guarded(e, &c, &res) : raft_apply_entry(e, &c, &res));
+			results[i] = res.result;
+		}
+		if (any)
+			raft_apply_commit(rd->committed[rd->n_committed - 1].index);
+	}
+	PG_CATCH();
+	{
+		if (guarded)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * apply_committed: the committed entries this node has not applied yet,
- * in one transaction; then each client of this node that waits for one
- * of them is answered (after the commit, so what it reads next sees it).
+ * in one transaction (again command by command if that one fails: see
+ * apply_guarded); then each client of this node that waits for one of
+ * them is answered (after the commit, so what it reads next sees it).
  */
 static void
 apply_committed(const RaftReady *rd)
 {
 	bool	   *results = palloc0(sizeof(bool) * (rd->n_committed + 1));
 	bool	   *copies = palloc0(sizeof(bool) * (rd->n_committed + 1));
-	bool		any = false;
 
-	for (size_t i = 0; i < rd->n_committed; i++)
+	if (!apply_batch(rd, false, results, copies))
 	{
-		const RaftEntry *e = &rd->committed[i];
-		RaftCommand c;
-		RaftApplyResult res = {false};
-
-		if (e->index <= applied || e->type != RAFT_ENTRY_NORMAL)
-			continue;
-		if (!raft_command_decode(e->data, e->len, &c))
-		{
-			elog(LOG, "distsys raft: entry " UINT64_FORMAT " is not a command: skipped", e->index);
-			continue;
-		}
-		if (!any)
-			raft_apply_begin();
-		any = true;
-		copies[i] = !raft_apply_entry(e, &c, &res);
-		results[i] = res.result;
+		memset(results, 0, sizeof(bool) * (rd->n_committed + 1));
+		memset(copies, 0, sizeof(bool) * (rd->n_committed + 1));
+		(void) apply_batch(rd, true, results, copies);
 	}
 	if (rd->n_committed > 0)
 		applied = Max(applied, rd->committed[rd->n_committed - 1].index);
-	if (any)
-		raft_apply_commit(applied);
 	for (size_t i = 0; i < rd->n_committed; i++)
 	{
 		const RaftEntry *e = &rd->committed[i];
