@@ -19,6 +19,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "storage/shmem.h"
@@ -120,7 +121,9 @@ raft_status_read(PG_FUNCTION_ARGS)
 	v[5] = uint64_datum(st.applied);
 	v[6] = uint64_datum(st.last_index);
 	v[7] = uint64_datum(st.snapshot_index);
-	v[8] = CStringGetTextDatum(state_names[st.state]);
+	/* a standby runs no worker (it starts once the server accepts writes) */
+	v[8] = CStringGetTextDatum(st.state == RAFT_WORKER_STARTING && RecoveryInProgress() ?
+							   "standby" : state_names[st.state]);
 	nulls[8] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), v, nulls)));
 }
