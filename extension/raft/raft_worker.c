@@ -214,11 +214,20 @@ storage_failed(const char *err)
 	idle(NULL, RAFT_WORKER_FAILED);
 }
 
+/* Which messages of a Ready send_messages queues. */
+typedef enum MsgSet
+{
+	MSGS_ALL,
+	MSGS_APPENDS,				/* a leader's appends only */
+	MSGS_BUT_APPENDS
+} MsgSet;
+
 /*
- * send_messages: every message of a Ready, queued for its peer.
+ * send_messages: the messages of a Ready in set which, queued for their
+ * peers.
  */
 static void
-send_messages(const RaftReady *rd)
+send_messages(const RaftReady *rd, MsgSet which)
 {
 	StringInfoData buf;
 
@@ -226,6 +235,9 @@ send_messages(const RaftReady *rd)
 	for (size_t i = 0; i < rd->n_msgs; i++)
 	{
 		const RaftMessage *m = &rd->msgs[i];
+
+		if (which != MSGS_ALL && (m->type == RAFT_MSG_APPEND) != (which == MSGS_APPENDS))
+			continue;
 
 		enlargeStringInfo(&buf, raft_wire_size(m));
 		buf.len = raft_wire_encode(m, (uint8 *) buf.data);
@@ -412,23 +424,49 @@ must_save(const RaftReady *rd)
 }
 
 /*
- * handle_ready: every Ready batch, in raft.h's order.
+ * appends_first: whether a Ready's appends may leave before its entries
+ * are synced here, in parallel with the sync (the Raft dissertation,
+ * 10.2.1): the node leads, and the Ready changes neither term nor vote nor
+ * snapshot, so the appends promise nothing about this node's disk.  Safe
+ * because the leader counts its own copy towards a majority only when it
+ * handles a follower's answer, which this single-threaded loop does after
+ * this Ready's sync has returned; a follower persists what it receives
+ * before it answers, as always.  Every other message still waits for the
+ * sync (raft.h's rule).
+ */
+static bool
+appends_first(const RaftReady *rd)
+{
+	return raft_role(node) == RAFT_LEADER && rd->snapshot == NULL && rd->n_entries > 0 &&
+		!(rd->hs_changed && (rd->hs.term != saved_hs.term || rd->hs.vote != saved_hs.vote));
+}
+
+/*
+ * handle_ready: every Ready batch, in raft.h's order (but see
+ * appends_first).
  */
 static void
 handle_ready(void)
 {
 	char		err[1024];
+	bool		early;
 
 	while (raft_has_ready(node))
 	{
 		RaftReady	rd;
 
 		raft_ready(node, &rd);
+		early = appends_first(&rd);
+		if (early)
+		{
+			send_messages(&rd, MSGS_APPENDS);
+			raft_transport_flush();
+		}
 		if (must_save(&rd) && raft_store_save(store, &rd, err, sizeof(err)) != 0)
 			storage_failed(err);
 		if (rd.hs_changed)
 			saved_hs = rd.hs;
-		send_messages(&rd);
+		send_messages(&rd, early ? MSGS_BUT_APPENDS : MSGS_ALL);
 		if (rd.snapshot != NULL)
 			install_snapshot(rd.snapshot);
 		apply_committed(&rd);
