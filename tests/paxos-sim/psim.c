@@ -33,7 +33,7 @@
 enum
 {
 	T_SEEDS3, T_SEEDS5, T_VIOLATIONS, T_TICKS, T_DECISIONS, T_UNKNOWN,
-	T_OPS_OK, T_CRASHES, T_MAX_ROUNDS, T_WORST_HEAL_PERMILLE, T_FIRST_BAD,
+	T_OPS_OK, T_CRASHES, T_ROUNDS, T_MAX_ROUNDS, T_WORST_HEAL_PERMILLE, T_FIRST_BAD,
 	T_N
 };
 
@@ -173,6 +173,7 @@ run_seed(uint64_t seed, int n, bool verbose, long *t)
 	t[T_DECISIONS] += S->decisions;
 	t[T_UNKNOWN] += S->unknown;
 	t[T_CRASHES] += S->crashes;
+	t[T_ROUNDS] += S->rounds;
 	if (S->max_rounds > t[T_MAX_ROUNDS])
 		t[T_MAX_ROUNDS] = S->max_rounds;
 	for (i = 0; i < S->n_ops; i++)
@@ -277,9 +278,11 @@ summary(const long *t)
 		   "operations), %ld register operations acknowledged, %ld register "
 		   "writes answered unknown, %ld crashes\n",
 		   t[T_TICKS], t[T_DECISIONS], t[T_OPS_OK], t[T_UNKNOWN], t[T_CRASHES]);
-	printf("paxos-sim: most prepare rounds for one operation %ld; slowest "
-		   "recovery after the faults stopped took %.0f%% of the liveness "
-		   "bound\n", t[T_MAX_ROUNDS], t[T_WORST_HEAL_PERMILLE] / 10.0);
+	printf("paxos-sim: prepare rounds per decision %.2f on average, %ld at "
+		   "most; slowest recovery after the faults stopped took %.0f%% of "
+		   "the liveness bound\n",
+		   t[T_DECISIONS] ? (double) t[T_ROUNDS] / t[T_DECISIONS] : 0.0,
+		   t[T_MAX_ROUNDS], t[T_WORST_HEAL_PERMILLE] / 10.0);
 	if (t[T_FIRST_BAD] >= 0)
 		printf("paxos-sim: first failing seed %ld\n", t[T_FIRST_BAD]);
 	printf("paxos-sim: %ld seeds (%ld with 3 nodes, %ld with 5), %ld "

@@ -114,6 +114,7 @@ typedef struct PSim
 	/* summary counters */
 	long		decisions;		/* decree and register results */
 	long		unknown;		/* register writes answered "unknown" */
+	long		rounds;			/* prepare phases, summed over results */
 	long		max_rounds;		/* most prepare phases one op needed */
 	long		crashes;
 } PSim;

@@ -154,6 +154,7 @@ deliver_result(PSim *S, int i, const PaxosResult *r)
 	PsOp	   *o;
 
 	S->decisions++;
+	S->rounds += r->rounds;
 	if (r->rounds > S->max_rounds)
 		S->max_rounds = r->rounds;
 	if (r->tag & DECREE_TAG)
