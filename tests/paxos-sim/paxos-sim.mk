@@ -21,7 +21,7 @@ PAXOS_DIR    := extension/paxos/core
 PSIM_CC      ?= $(CC)
 PSIM_CFLAGS  := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wmissing-prototypes
 SIM_JOBS     ?= 2
-PAXOS_SEEDS  ?= 20000
+PAXOS_SEEDS  ?= 12000
 
 PAXOS_SRCS   := $(sort $(wildcard $(PAXOS_DIR)/*.c))
 PAXOS_HDRS   := $(wildcard $(PAXOS_DIR)/*.h)
@@ -30,7 +30,7 @@ PSIM_SRCS    := $(addprefix $(PSIM_DIR)/,psim.c psim_world.c psim_check.c \
 PSIM_SHARED  := tests/sim/sim_util.c tests/sim/lincheck.c
 PSIM_HDRS    := $(wildcard $(PSIM_DIR)/*.h) tests/sim/sim.h
 PSIM_MUTANTS := ACCEPT_BELOW_PROMISE IGNORE_PROMISED_VALUES FORGET_PROMISE \
-				LEARN_MIXED_BALLOTS
+				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE
 PSIM_BIN     := $(PSIM_DIR)/paxos-sim
 PSIM_MUTANT_BINS := $(foreach m,$(PSIM_MUTANTS),$(PSIM_DIR)/paxos-sim-mutant-$(m))
 PSIM_CLEAN   := $(PSIM_DIR)/build $(PSIM_BIN) $(PSIM_MUTANT_BINS)

@@ -33,7 +33,7 @@
 enum
 {
 	T_SEEDS3, T_SEEDS5, T_VIOLATIONS, T_TICKS, T_DECISIONS, T_UNKNOWN,
-	T_OPS_OK, T_CRASHES, T_ROUNDS, T_MAX_ROUNDS, T_WORST_HEAL_PERMILLE, T_FIRST_BAD,
+	T_OPS_OK, T_FAST, T_CRASHES, T_ROUNDS, T_MAX_ROUNDS, T_WORST_HEAL_PERMILLE, T_FIRST_BAD,
 	T_N
 };
 
@@ -174,6 +174,7 @@ run_seed(uint64_t seed, int n, bool verbose, long *t)
 	t[T_UNKNOWN] += S->unknown;
 	t[T_CRASHES] += S->crashes;
 	t[T_ROUNDS] += S->rounds;
+	t[T_FAST] += S->fast;
 	if (S->max_rounds > t[T_MAX_ROUNDS])
 		t[T_MAX_ROUNDS] = S->max_rounds;
 	for (i = 0; i < S->n_ops; i++)
@@ -278,6 +279,8 @@ summary(const long *t)
 		   "operations), %ld register operations acknowledged, %ld register "
 		   "writes answered unknown, %ld crashes\n",
 		   t[T_TICKS], t[T_DECISIONS], t[T_OPS_OK], t[T_UNKNOWN], t[T_CRASHES]);
+	printf("paxos-sim: %ld register operations took the one-round-trip path "
+		   "(no prepare)\n", t[T_FAST]);
 	printf("paxos-sim: prepare rounds per decision %.2f on average, %ld at "
 		   "most; slowest recovery after the faults stopped took %.0f%% of "
 		   "the liveness bound\n",

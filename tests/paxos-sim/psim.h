@@ -16,7 +16,7 @@
 #include "../../extension/paxos/core/paxos.h"
 
 #define PS_MAX_NODES	5
-#define PS_DECREES		3		/* decree instances 1 .. PS_DECREES */
+#define PS_DECREES		32		/* decree instances 1 .. PS_DECREES */
 #define PS_REG_BASE		100		/* register (CASPaxos) key k is 100 + k */
 #define PS_INSTANCES	(PS_DECREES + SIM_KEYS)
 
@@ -115,6 +115,7 @@ typedef struct PSim
 	long		decisions;		/* decree and register results */
 	long		unknown;		/* register writes answered "unknown" */
 	long		rounds;			/* prepare phases, summed over results */
+	long		fast;			/* register operations with no prepare */
 	long		max_rounds;		/* most prepare phases one op needed */
 	long		crashes;
 } PSim;

@@ -164,6 +164,7 @@ deliver_result(PSim *S, int i, const PaxosResult *r)
 		return;
 	}
 	S->unknown += r->unknown;
+	S->fast += r->rounds == 0;
 	c = client_of(S, (int) r->tag);
 	if (c < 0)
 		return;					/* the client gave up on it already */
@@ -328,8 +329,9 @@ ps_clients(PSim *S, bool submit)
 }
 
 /*
- * ps_decrees: now and then an idle node proposes a fresh value for a
- * random decree instance (several nodes duel for the same instance).
+ * ps_decrees: now and then an idle node proposes a fresh value for one of
+ * the two decree instances of the current 40-tick window, so that nodes
+ * duel for undecided instances all through the run, not only at its start.
  */
 void
 ps_decrees(PSim *S, bool submit)
@@ -341,11 +343,11 @@ ps_decrees(PSim *S, bool submit)
 		PsNode	   *n = &S->nodes[i];
 		PaxosRequest req;
 
-		if (!n->up || n->decree_inst != 0 || sim_rand_below(&S->rng, 20) != 0)
+		if (!n->up || n->decree_inst != 0 || sim_rand_below(&S->rng, 10) != 0)
 			continue;
 		memset(&req, 0, sizeof(req));
 		req.kind = PAXOS_OP_DECREE;
-		req.instance = 1 + sim_rand_below(&S->rng, PS_DECREES);
+		req.instance = 1 + (S->now / 40 + sim_rand_below(&S->rng, 2)) % PS_DECREES;
 		req.value = 1000000 * (i + 1) + (++S->next_value);
 		req.tag = DECREE_TAG | req.instance;
 		if (paxos_propose(n->px, &req) != PAXOS_OK)

@@ -57,6 +57,17 @@ paxos_ballot_cmp(PaxosBallot a, PaxosBallot b)
 	return 0;
 }
 
+/*
+ * paxos_next_ballot: the ballot an acceptor promises along with accepting
+ * b: the same proposer's next round (the one-round-trip path).
+ */
+PaxosBallot
+paxos_next_ballot(PaxosBallot b)
+{
+	b.round++;
+	return b;
+}
+
 int
 px_popcount(uint32_t mask)
 {
@@ -230,6 +241,7 @@ paxos_step(PaxosNode *p, const PaxosMessage *m)
 		p->seen_round = m->ballot.round;
 	if (m->other.round > p->seen_round)
 		p->seen_round = m->other.round;
+	px_fast_observe(p, m);
 	switch (m->type)
 	{
 		case PAXOS_MSG_PREPARE:

@@ -13,7 +13,9 @@
  *	  is chosen it is the instance's value for ever;
  *	- a register (PAXOS_OP_READ, _PUT, _CAS): CASPaxos (Rystsov 2018), each
  *	  operation is one Paxos round whose value is f(the value accepted
- *	  under the highest ballot among a majority of promises).
+ *	  under the highest ballot among a majority of promises).  A node's
+ *	  next operation on a register whose last operation it completed
+ *	  itself may skip the prepare (one round trip; paxos_proposer.c).
  *
  * The caller owns every side effect.  It feeds the core ticks (paxos_tick),
  * incoming messages (paxos_step) and requests (paxos_propose); the core
@@ -195,6 +197,7 @@ extern bool paxos_has_ready(const PaxosNode *p);
 extern void paxos_ready(PaxosNode *p, PaxosReady *rd);
 extern void paxos_advance(PaxosNode *p);
 extern int	paxos_ballot_cmp(PaxosBallot a, PaxosBallot b);
+extern PaxosBallot paxos_next_ballot(PaxosBallot b);
 extern bool paxos_learned_value(const PaxosNode *p, uint64_t instance,
 								int64_t *value);
 extern int	paxos_pending(const PaxosNode *p);

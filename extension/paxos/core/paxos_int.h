@@ -31,6 +31,11 @@ typedef struct Instance
 	bool		learned;
 	PaxosBallot learned_ballot;
 	int64_t		learned_value;
+	/* the one-round-trip path (paxos_proposer.c): volatile */
+	bool		fast;			/* a majority promised fast_ballot */
+	PaxosBallot fast_base;		/* the ballot they accepted with it */
+	PaxosBallot fast_ballot;	/* paxos_next_ballot(fast_base) */
+	int64_t		fast_value;		/* the value chosen at fast_base */
 } Instance;
 
 typedef enum Phase
@@ -109,5 +114,6 @@ extern void px_on_nack(PaxosNode *p, const PaxosMessage *m);
 extern void px_on_learned(PaxosNode *p, uint64_t instance, PaxosBallot b,
 						  int64_t value);
 extern void px_proposer_tick(PaxosNode *p);
+extern void px_fast_observe(PaxosNode *p, const PaxosMessage *m);
 
 #endif							/* PAXOS_INT_H */

@@ -22,6 +22,27 @@
  * the operation into backoff: a random wait, growing with the number of
  * rounds, so that duelling proposers stop pre-empting each other.
  *
+ * The one-round-trip path (CASPaxos's optimisation).  Every acceptor that
+ * accepts ballot b also promises b+ = paxos_next_ballot(b), the same
+ * proposer's next round (paxos_acceptor.c), durably and in the same
+ * Ready.  So when this node's learner sees a majority accept b, the ballot
+ * of a register operation of its own, that majority has also promised b+
+ * and reported b's value as its highest acceptance: phase 1 of b+ is done.
+ * The node keeps (b+, value) for the instance and raises its durable round
+ * to b+.round, so no full round of its own ever reuses b+.  Its next
+ * operation on that instance then goes straight to accept(b+, f(value)).
+ * It applies when all of these hold, and otherwise the operation runs the
+ * full two phases:
+ *	- the node's last operation on the instance was a register operation
+ *	  it completed itself (its own ballot learned by its own learner);
+ *	- since then the node has not restarted, started a round on the
+ *	  instance, or seen a message about it with a ballot above b (another
+ *	  proposer's, or above b+), which would make the accept likely to fail
+ *	  (its safety does not depend on this: b+'s phase 1 happened).
+ * A fast accept that is refused is handled as any failed accept phase:
+ * a write answers "unknown", a read or a non-matching CAS runs a full
+ * round.
+ *
  * One exception: a register WRITE (a put, a compare-and-set that matched)
  * whose accept phase fails is not retried but answered "unknown".  Its
  * accept may have been chosen without this learner hearing of it; a new
@@ -35,6 +56,9 @@
 #include <string.h>
 
 #include "paxos_int.h"
+
+static void send_accepts(PaxosNode *p, Proposal *pr);
+static bool try_fast(PaxosNode *p, Proposal *pr);
 
 /*
  * find: the proposal for instance, or NULL.
@@ -78,6 +102,8 @@ static void
 start_round(PaxosNode *p, Proposal *pr)
 {
 	PaxosMessage m;
+
+	px_instance(p, pr->req.instance)->fast = false;
 
 	p->round = (p->round > p->seen_round ? p->round : p->seen_round) + 1;
 	p->round_changed = true;
@@ -130,7 +156,7 @@ paxos_propose(PaxosNode *p, const PaxosRequest *req)
 	pr->req = *req;
 	if (req->kind == PAXOS_OP_DECREE && paxos_learned_value(p, req->instance, &v))
 		finish(p, pr, v);
-	else
+	else if (!try_fast(p, pr))
 		start_round(p, pr);
 	return PAXOS_OK;
 }
@@ -169,6 +195,87 @@ choose_value(Proposal *pr)
 }
 
 /*
+ * send_accepts: phase 2a with the value chosen from pr's promises (or
+ * from the one-round-trip cache).
+ */
+static void
+send_accepts(PaxosNode *p, Proposal *pr)
+{
+	PaxosMessage a;
+
+	choose_value(pr);
+	pr->phase = PH_ACCEPT;
+	pr->wait = p->opt.timeout;
+	memset(&a, 0, sizeof(a));
+	a.type = PAXOS_MSG_ACCEPT;
+	a.instance = pr->req.instance;
+	a.ballot = pr->ballot;
+	a.has_value = true;
+	a.value = pr->value;
+	px_broadcast(p, &a, p->opt.n_acceptors);
+}
+
+/*
+ * try_fast: the one-round-trip path (file banner) for pr if its instance
+ * has a promised next ballot; false if the full round is needed.
+ */
+static bool
+try_fast(PaxosNode *p, Proposal *pr)
+{
+	Instance   *in = px_instance(p, pr->req.instance);
+
+	if (pr->req.kind == PAXOS_OP_DECREE || !in->fast)
+		return false;
+	in->fast = false;
+	pr->ballot = in->fast_ballot;
+	pr->best = in->fast_base;
+	pr->best_has = true;
+	pr->best_value = in->fast_value;
+	send_accepts(p, pr);
+	return true;
+}
+
+/*
+ * remember_fast: a register operation of ours was learned at ballot b
+ * with value: a majority promised paxos_next_ballot(b) (file banner).
+ */
+static void
+remember_fast(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
+{
+	Instance   *in = px_instance(p, instance);
+
+	in->fast = true;
+	in->fast_base = b;
+	in->fast_ballot = paxos_next_ballot(b);
+	in->fast_value = value;
+	/* durable before the fast accept leaves: no full round reuses it */
+	if (p->round < in->fast_ballot.round)
+	{
+		p->round = in->fast_ballot.round;
+		p->round_changed = true;
+	}
+}
+
+/*
+ * px_fast_observe: a message about an instance with a ballot above its
+ * cached base (someone else's) or above the promised next ballot: the fast
+ * accept would likely be refused, so forget it.
+ */
+void
+px_fast_observe(PaxosNode *p, const PaxosMessage *m)
+{
+	Instance   *in = px_instance(p, m->instance);
+	PaxosBallot x[2] = {m->ballot, m->other};
+	int			i;
+
+	for (i = 0; i < 2 && in->fast; i++)
+		if (paxos_ballot_cmp(x[i], in->fast_ballot) > 0 ||
+			(x[i].node != p->opt.id &&
+			 paxos_ballot_cmp(x[i], in->fast_base) > 0))
+			in->fast = false;
+}
+
+/*
  * px_on_promise: count a promise for the current prepare; on a majority,
  * send the accepts.
  */
@@ -176,7 +283,6 @@ void
 px_on_promise(PaxosNode *p, const PaxosMessage *m)
 {
 	Proposal   *pr = find(p, m->instance);
-	PaxosMessage a;
 
 	if (pr == NULL || pr->phase != PH_PREPARE ||
 		paxos_ballot_cmp(pr->ballot, m->ballot) != 0)
@@ -190,16 +296,7 @@ px_on_promise(PaxosNode *p, const PaxosMessage *m)
 	}
 	if (px_popcount(pr->promises) < px_majority(p))
 		return;
-	choose_value(pr);
-	pr->phase = PH_ACCEPT;
-	pr->wait = p->opt.timeout;
-	memset(&a, 0, sizeof(a));
-	a.type = PAXOS_MSG_ACCEPT;
-	a.instance = pr->req.instance;
-	a.ballot = pr->ballot;
-	a.has_value = true;
-	a.value = pr->value;
-	px_broadcast(p, &a, p->opt.n_acceptors);
+	send_accepts(p, pr);
 }
 
 /*
@@ -251,7 +348,10 @@ px_on_learned(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
 	if (pr->req.kind == PAXOS_OP_DECREE)
 		finish(p, pr, value);
 	else if (pr->phase == PH_ACCEPT && paxos_ballot_cmp(pr->ballot, b) == 0)
+	{
 		finish(p, pr, value);
+		remember_fast(p, instance, b, value);
+	}
 }
 
 /*
