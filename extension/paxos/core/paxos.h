@@ -7,7 +7,7 @@
  * Every node plays all three roles of the seed's section five: proposer
  * (paxos_propose), acceptor and learner.  An instance is named by a 64-bit
  * id (the caller maps names to ids).  The same acceptor state serves both
- * uses of an instance:
+ * uses of an instance, but the caller uses each instance one way only:
  *
  *	- a decree (PAXOS_OP_DECREE): classic single-decree Paxos; once a value
  *	  is chosen it is the instance's value for ever;
