@@ -9,6 +9,8 @@
 #   make demo       a walk-through on throwaway clusters (see tools/demo.sh)
 #   make sim        the Raft core's deterministic simulator (tests/sim/sim.mk);
 #                   make sim-mutants checks that it catches wrong variants
+#   make paxos-sim  the Paxos core's simulator (tests/paxos-sim/paxos-sim.mk);
+#                   make paxos-sim-mutants likewise
 #   make fuzz       hostile arguments for every SQL function (tools/fuzz.sh)
 #   make fuzz-relay hostile flags, config files, Kafka records and metrics
 #                   requests for the sanitized relay (tools/fuzz-relay.sh)
@@ -27,11 +29,12 @@ EXT_HDRS    = $(foreach d,$(EXT_DIRS),$(wildcard extension/$(d)/*.h))
 # The consensus cores are pure C: they are compiled without PostgreSQL's
 # include path (CORE_CFLAGS), so a PostgreSQL header in a core does not build.
 RAFT_CORE_SRCS = $(sort $(wildcard extension/raft/core/*.c))
+PAXOS_CORE_SRCS = $(sort $(wildcard extension/paxos/core/*.c))
 # libpq: the 2PC coordinator (and later subsystems) call other nodes
 SHLIB_LINK_INTERNAL = $(libpq)
 PG_CPPFLAGS = $(foreach d,$(EXT_DIRS),-Iextension/$(d)) \
 			  -I$(shell $(PG_CONFIG) --includedir 2>/dev/null)
-OBJS        = $(EXT_SRCS:.c=.o) $(RAFT_CORE_SRCS:.c=.o)
+OBJS        = $(EXT_SRCS:.c=.o) $(RAFT_CORE_SRCS:.c=.o) $(PAXOS_CORE_SRCS:.c=.o)
 
 # PostgreSQL's standard test targets.  'make installcheck' runs these against
 # a running server that preloads distsys (see docs/operations.md); 'make test'
@@ -59,20 +62,23 @@ PROVE_FLAGS = -I t
 # --enable-depend; a struct changed in a header must rebuild every user of it
 $(EXT_SRCS:.c=.o): $(EXT_HDRS)
 
-# The Raft core: PGXS's CFLAGS (the server's optimisation and warnings), no
+# The consensus cores: PGXS's CFLAGS (the server's optimisation and warnings), no
 # CPPFLAGS, so neither the server's include directories nor -D_GNU_SOURCE.
 CORE_CFLAGS = $(CFLAGS) $(CFLAGS_SL) -std=gnu11 -Werror
 extension/raft/core/%.o: extension/raft/core/%.c $(wildcard extension/raft/core/*.h)
 	$(CC) $(CORE_CFLAGS) -c -o $@ $<
+extension/paxos/core/%.o: extension/paxos/core/%.c $(wildcard extension/paxos/core/*.h)
+	$(CC) $(CORE_CFLAGS) -c -o $@ $<
 
 include relay/relay.mk
 include tests/sim/sim.mk
+include tests/paxos-sim/paxos-sim.mk
 include tools/tools.mk
 
 all: relay
 install: install-relay
 EXTRA_CLEAN = $(RELAY_BINS) relay/*.o results regression.diffs regression.out tmp_check output_iso log \
-			  $(SIM_CLEAN) $(RAFT_HISTORY)
+			  $(SIM_CLEAN) $(PSIM_CLEAN) $(RAFT_HISTORY)
 else ifeq ($(filter test demo fuzz fuzz-relay,$(MAKECMDGOALS)),)
 $(error PGXS not found: install postgresql-server-dev-15 (or run 'make test' as root, which installs it))
 endif

@@ -4,6 +4,8 @@
 # pg_regress (sql/, expected/), pg_isolation_regress (specs/), the TAP tests
 # (t/: several PostgreSQL::Test::Cluster nodes; relay/t: the relay's tools),
 # the Raft simulator and its mutants (make sim, make sim-mutants), the
+# Paxos core's simulator and its mutants (make paxos-sim,
+# make paxos-sim-mutants), the
 # linearizability checker as a tool (make histcheck-test), the Raft
 # node's durable store (make store-test), and the
 # relay's TAP tests again against distsys-relay and distsys-kafka-mock built
@@ -14,7 +16,7 @@
 #
 # ONLY=REGEX (make test ONLY=...) runs only the tests whose name matches it
 # (a regress or isolation test's name, a TAP file's name, sim, sim-mutants,
-# histcheck-test, store-test;
+# paxos-sim, paxos-sim-mutants, histcheck-test, store-test;
 # asan:FILE for a file of the sanitized run, so ONLY=asan runs all of it;
 # syncoff:FILE likewise for the synchronous_commit = off run):
 # for a developer's quick loop; CI runs everything.
@@ -246,6 +248,8 @@ run_tap_sanitized $SANITIZED_TAP
 run_tap_syncoff $SYNCOFF_TAP
 [ -z "$(selected sim)" ] || run_make_target sim
 [ -z "$(selected sim-mutants)" ] || run_make_target sim-mutants
+[ -z "$(selected paxos-sim)" ] || run_make_target paxos-sim
+[ -z "$(selected paxos-sim-mutants)" ] || run_make_target paxos-sim-mutants
 [ -z "$(selected histcheck-test)" ] || run_make_target histcheck-test
 [ -z "$(selected store-test)" ] || run_make_target store-test
 

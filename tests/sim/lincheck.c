@@ -198,6 +198,33 @@ keep_op(const LinOp *ops, int n, int i)
 }
 
 /*
+ * kept_ops: keep[i] for each operation that keep_op keeps, and then, to a
+ * fixpoint, each unknown write whose value a kept unknown compare-and-set
+ * expects: that one can take effect only from that value, so what it
+ * writes being observed observes the write before it too (an unknown put
+ * of 40, an unknown CAS 40 -> 44, a get of 44).
+ */
+static void
+kept_ops(const LinOp *ops, int n, bool *keep)
+{
+	bool		changed = true;
+	int			i;
+	int			j;
+
+	for (i = 0; i < n; i++)
+		keep[i] = keep_op(ops, n, i);
+	while (changed)
+	{
+		changed = false;
+		for (i = 0; i < n; i++)
+			for (j = 0; j < n && !keep[i]; j++)
+				if (keep[j] && ops[j].kind == LIN_CAS && ops[j].ret == LIN_INF &&
+					ops[j].expected == ops[i].value)
+					keep[i] = changed = true;
+	}
+}
+
+/*
  * lin_step: whether op may take effect on a register holding state, and
  * the state after it.
  */
@@ -233,6 +260,7 @@ bool
 lin_check_key(const LinOp *ops, int n, long *states_explored)
 {
 	int		   *idx = sim_xmalloc((n + 1) * sizeof(int));
+	bool	   *keep;
 	int			m = 0;
 	Ev		   *ev;
 	Ev			head;
@@ -248,9 +276,12 @@ lin_check_key(const LinOp *ops, int n, long *states_explored)
 	long		explored = 0;
 	int			i;
 
+	keep = sim_xmalloc((n + 1) * sizeof(bool));
+	kept_ops(ops, n, keep);
 	for (i = 0; i < n; i++)
-		if (keep_op(ops, n, i))
+		if (keep[i])
 			idx[m++] = i;
+	free(keep);
 	words = (m + 63) / 64 + 1;
 	ev = sim_xmalloc((2 * m + 1) * sizeof(Ev));
 	for (i = 0; i < m; i++)
@@ -406,6 +437,9 @@ lin_self_test(void)
 		{false, 2, {P(5, 1, 2), C(7, 20, 30, 5, false)}},
 		/* a compare-and-set that swapped from an unknown put's value */
 		{true, 3, {P(5, 1, 2), P(2, 10, LIN_INF), C(7, 20, 30, 2, true)}},
+		/* an unknown put seen only through an unknown CAS from its value */
+		{true, 4, {P(5, 1, 2), P(40, 3, LIN_INF), C(44, 4, LIN_INF, 40, false),
+		G(44, 6, 7)}},
 	};
 	int			wrong = 0;
 	size_t		i;

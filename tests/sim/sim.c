@@ -406,47 +406,25 @@ run_range(uint64_t first, long count, int nodes, int jobs, int job,
 int
 main(int argc, char **argv)
 {
-	uint64_t	first = 1;
-	long		count = 200;
-	int			nodes = 0;
-	int			jobs = 1;
-	bool		verbose = false;
+	SimArgs		a;
+	uint64_t	first;
+	long		count;
+	int			nodes;
+	int			jobs;
+	bool		verbose;
 	RunTotals	total;
 	int			fds[2];
 	int			j;
-	int			i;
 
-	for (i = 1; i < argc; i++)
-	{
-		if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
-			count = atol(argv[++i]);
-		else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc)
-			first = strtoull(argv[++i], NULL, 10);
-		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
-		{
-			first = strtoull(argv[++i], NULL, 10);
-			count = 1;
-		}
-		else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
-			nodes = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
-			jobs = atoi(argv[++i]);
-		else if (strcmp(argv[i], "--verbose") == 0)
-			verbose = true;
-		else if (strcmp(argv[i], "--stop-first") == 0)
-			stop_first = true;
-		else if (strcmp(argv[i], "--no-scenarios") == 0)
-			scenarios = false;
-		else
-		{
-			fprintf(stderr, "usage: sim [--seeds N] [--first F] [--seed S] "
-					"[--nodes 3|5] [--jobs J] [--verbose] [--stop-first] "
-					"[--no-scenarios]\n");
-			return 2;
-		}
-	}
-	if (jobs < 1 || count < jobs)
-		jobs = 1;
+	if (sim_parse_args(argc, argv, "sim", &a) != 0)
+		return 2;
+	first = a.first;
+	count = a.count;
+	nodes = a.nodes;
+	jobs = a.jobs;
+	verbose = a.verbose;
+	stop_first = a.stop_first;
+	scenarios = a.scenarios;
 	if (lin_self_test() != 0)
 	{
 		printf("sim: the linearizability checker fails its self-test\n");

@@ -9,6 +9,7 @@
 #ifndef SIM_H
 #define SIM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -227,7 +228,23 @@ extern int	peers_self_test(void);
 /* scenarios.c */
 extern int	sim_scenarios(void);
 
+/* The command line shared by tests/sim/sim and tests/paxos-sim/paxos-sim. */
+typedef struct SimArgs
+{
+	uint64_t	first;			/* first seed */
+	long		count;			/* how many seeds */
+	int			nodes;			/* 0: odd seeds 3 nodes, even seeds 5 */
+	int			jobs;
+	bool		verbose;
+	bool		stop_first;
+	bool		scenarios;
+} SimArgs;
+
 /* sim_util.c */
+extern int	sim_parse_args(int argc, char **argv, const char *prog, SimArgs *a);
+extern void sim_record_violation(bool *failed, char *property, size_t psize,
+								 char *detail, size_t dsize,
+								 const char *name, const char *fmt, va_list ap);
 extern uint64_t sim_rand(uint64_t *s);
 extern uint64_t sim_rand_below(uint64_t *s, uint64_t n);
 extern double sim_rand_unit(uint64_t *s);

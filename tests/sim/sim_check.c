@@ -34,12 +34,9 @@ sim_violation(Sim *S, const char *property, const char *fmt,...)
 {
 	va_list		ap;
 
-	if (S->failed)
-		return;
-	S->failed = true;
-	snprintf(S->property, sizeof(S->property), "%s", property);
 	va_start(ap, fmt);
-	vsnprintf(S->detail, sizeof(S->detail), fmt, ap);
+	sim_record_violation(&S->failed, S->property, sizeof(S->property),
+						 S->detail, sizeof(S->detail), property, fmt, ap);
 	va_end(ap);
 }
 

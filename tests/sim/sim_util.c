@@ -11,6 +11,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sim.h"
 
@@ -111,4 +112,68 @@ sim_allocator(void)
 	a.free_fn = free_cb;
 	a.ctx = NULL;
 	return a;
+}
+
+/*
+ * sim_parse_args: the simulators' options into *a (defaults: seeds 1 ..
+ * 200, one job, scenarios on); 0, or 2 after printing the usage of prog.
+ */
+int
+sim_parse_args(int argc, char **argv, const char *prog, SimArgs *a)
+{
+	int			i;
+
+	memset(a, 0, sizeof(*a));
+	a->first = 1;
+	a->count = 200;
+	a->jobs = 1;
+	a->scenarios = true;
+	for (i = 1; i < argc; i++)
+	{
+		if (strcmp(argv[i], "--seeds") == 0 && i + 1 < argc)
+			a->count = atol(argv[++i]);
+		else if (strcmp(argv[i], "--first") == 0 && i + 1 < argc)
+			a->first = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc)
+		{
+			a->first = strtoull(argv[++i], NULL, 10);
+			a->count = 1;
+		}
+		else if (strcmp(argv[i], "--nodes") == 0 && i + 1 < argc)
+			a->nodes = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--jobs") == 0 && i + 1 < argc)
+			a->jobs = atoi(argv[++i]);
+		else if (strcmp(argv[i], "--verbose") == 0)
+			a->verbose = true;
+		else if (strcmp(argv[i], "--stop-first") == 0)
+			a->stop_first = true;
+		else if (strcmp(argv[i], "--no-scenarios") == 0)
+			a->scenarios = false;
+		else
+		{
+			fprintf(stderr, "usage: %s [--seeds N] [--first F] [--seed S] "
+					"[--nodes 3|5] [--jobs J] [--verbose] [--stop-first] "
+					"[--no-scenarios]\n", prog);
+			return 2;
+		}
+	}
+	if (a->jobs < 1 || a->count < a->jobs)
+		a->jobs = 1;
+	return 0;
+}
+
+/*
+ * sim_record_violation: note the first violated property of a run (later
+ * ones are its consequences): *failed, name and the formatted detail.
+ */
+void
+sim_record_violation(bool *failed, char *property, size_t psize,
+					 char *detail, size_t dsize,
+					 const char *name, const char *fmt, va_list ap)
+{
+	if (*failed)
+		return;
+	*failed = true;
+	snprintf(property, psize, "%s", name);
+	vsnprintf(detail, dsize, fmt, ap);
 }

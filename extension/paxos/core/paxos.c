@@ -1,0 +1,352 @@
+/*-------------------------------------------------------------------------
+ *
+ * paxos.c
+ *	  The Paxos core's node: creation, restore after a crash, the instance
+ *	  table, message dispatch, ticks and the Ready hand-off (paxos.h).
+ *
+ * The node holds no lock and does no I/O: its only shared state is its own
+ * struct, used by one caller thread at a time.  Instances live in an
+ * array searched linearly: the simulator uses a handful, and the SQL layer
+ * (later) will hold one node per instance group.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "paxos_int.h"
+
+/*
+ * px_grow: arr with room for need elements of elem bytes (realloc'd by
+ * doubling through the caller's allocator); *cap is updated.
+ */
+void *
+px_grow(PaxosNode *p, void *arr, size_t *cap, size_t need, size_t elem)
+{
+	size_t		c = *cap ? *cap : 8;
+
+	if (need <= *cap)
+		return arr;
+	while (c < need)
+		c *= 2;
+	*cap = c;
+	return p->opt.alloc.realloc_fn(p->opt.alloc.ctx, arr, c * elem);
+}
+
+/*
+ * px_rand: xorshift64*, the node's only randomness (backoff delays).
+ */
+uint64_t
+px_rand(PaxosNode *p)
+{
+	p->rng ^= p->rng >> 12;
+	p->rng ^= p->rng << 25;
+	p->rng ^= p->rng >> 27;
+	return p->rng * 0x2545F4914F6CDD1DULL;
+}
+
+/*
+ * paxos_ballot_cmp: <0, 0, >0 as a is below, equal to, above b.
+ */
+int
+paxos_ballot_cmp(PaxosBallot a, PaxosBallot b)
+{
+	if (a.round != b.round)
+		return a.round < b.round ? -1 : 1;
+	if (a.node != b.node)
+		return a.node < b.node ? -1 : 1;
+	return 0;
+}
+
+/*
+ * paxos_next_ballot: the ballot an acceptor promises along with accepting
+ * b: the same proposer's next round (the one-round-trip path).
+ */
+PaxosBallot
+paxos_next_ballot(PaxosBallot b)
+{
+	b.round++;
+	return b;
+}
+
+int
+px_popcount(uint32_t mask)
+{
+	int			n = 0;
+
+	for (; mask; mask &= mask - 1)
+		n++;
+	return n;
+}
+
+/*
+ * px_majority: how many acceptors make a quorum.
+ */
+int
+px_majority(const PaxosNode *p)
+{
+	return p->opt.n_acceptors / 2 + 1;
+}
+
+bool
+px_is_acceptor(const PaxosNode *p)
+{
+	return p->self < p->opt.n_acceptors;
+}
+
+/*
+ * px_node_index: position of node id in opt.nodes, or -1 for a stranger
+ * (whose messages are ignored).
+ */
+int
+px_node_index(const PaxosNode *p, uint64_t id)
+{
+	int			i;
+
+	for (i = 0; i < p->opt.n_nodes; i++)
+		if (p->opt.nodes[i] == id)
+			return i;
+	return -1;
+}
+
+/*
+ * px_instance: the instance named id, created empty (nothing promised,
+ * nothing accepted) on first use.  The pointer is valid until the next
+ * px_instance call.
+ */
+Instance *
+px_instance(PaxosNode *p, uint64_t id)
+{
+	Instance   *in;
+	size_t		i;
+
+	for (i = 0; i < p->n_inst; i++)
+		if (p->inst[i].acc.instance == id)
+			return &p->inst[i];
+	p->inst = px_grow(p, p->inst, &p->cap_inst, p->n_inst + 1, sizeof(Instance));
+	in = &p->inst[p->n_inst++];
+	memset(in, 0, sizeof(*in));
+	in->acc.instance = id;
+	return in;
+}
+
+/*
+ * px_send: queue m for the Ready (sent by the caller after persisting).
+ */
+void
+px_send(PaxosNode *p, const PaxosMessage *m)
+{
+	p->msgs = px_grow(p, p->msgs, &p->cap_msgs, p->n_msgs + 1,
+					  sizeof(PaxosMessage));
+	p->msgs[p->n_msgs] = *m;
+	p->msgs[p->n_msgs].from = p->opt.id;
+	p->n_msgs++;
+}
+
+/*
+ * px_broadcast: m to the first n nodes (the acceptors, or everyone), this
+ * one included (its own roles are reached through the caller too, after
+ * the persist).
+ */
+void
+px_broadcast(PaxosNode *p, PaxosMessage *m, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		m->to = p->opt.nodes[i];
+		px_send(p, m);
+	}
+}
+
+/*
+ * paxos_new: a node with empty state; NULL if opt is invalid (id not in
+ * nodes, too many nodes, non-positive timeout or backoff).
+ */
+PaxosNode *
+paxos_new(const PaxosOptions *opt)
+{
+	PaxosNode  *p;
+	PaxosNode	probe;
+
+	memset(&probe, 0, sizeof(probe));
+	probe.opt = *opt;
+	if (opt->n_nodes < 1 || opt->n_nodes > PAXOS_MAX_NODES || opt->id == 0 ||
+		opt->n_acceptors < 0 || opt->n_acceptors > opt->n_nodes ||
+		opt->timeout < 1 || opt->backoff < 1 || px_node_index(&probe, opt->id) < 0)
+		return NULL;
+	p = opt->alloc.alloc_fn(opt->alloc.ctx, sizeof(PaxosNode));
+	memset(p, 0, sizeof(*p));
+	p->opt = *opt;
+	if (p->opt.n_acceptors == 0)
+		p->opt.n_acceptors = opt->n_nodes;
+	p->self = px_node_index(p, opt->id);
+	p->rng = opt->seed ? opt->seed : 0x9E3779B97F4A7C15ULL;
+	return p;
+}
+
+void
+paxos_free(PaxosNode *p)
+{
+	PaxosAllocator a;
+
+	if (p == NULL)
+		return;
+	a = p->opt.alloc;
+	a.free_fn(a.ctx, p->inst);
+	a.free_fn(a.ctx, p->props);
+	a.free_fn(a.ctx, p->msgs);
+	a.free_fn(a.ctx, p->results);
+	a.free_fn(a.ctx, p->learned);
+	a.free_fn(a.ctx, p->persist);
+	a.free_fn(a.ctx, p);
+}
+
+/*
+ * paxos_restore: load what the caller persisted before a crash: the
+ * highest round this node used and its acceptor records.  Learner and
+ * proposer state are volatile: a restarted node learns again from the
+ * next round on the instance.
+ */
+void
+paxos_restore(PaxosNode *p, uint64_t round, const PaxosAcceptorState *recs,
+			  size_t n)
+{
+	size_t		i;
+
+	p->round = round;
+	p->seen_round = round;
+	for (i = 0; i < n; i++)
+	{
+		Instance   *in = px_instance(p, recs[i].instance);
+
+		in->acc = recs[i];
+#ifdef PAXOS_MUTANT_FORGET_PROMISE
+		/* wrong: the promise was not stored, only the acceptance */
+		in->acc.promised = recs[i].accepted;
+#endif
+	}
+}
+
+/*
+ * paxos_step: one incoming message.  Ballots seen raise seen_round, so the
+ * next round this node starts outbids them.
+ */
+void
+paxos_step(PaxosNode *p, const PaxosMessage *m)
+{
+	if (px_node_index(p, m->from) < 0 || m->to != p->opt.id)
+		return;
+	if (m->ballot.round > p->seen_round)
+		p->seen_round = m->ballot.round;
+	if (m->other.round > p->seen_round)
+		p->seen_round = m->other.round;
+	px_fast_observe(p, m);
+	switch (m->type)
+	{
+		case PAXOS_MSG_PREPARE:
+			px_on_prepare(p, m);
+			break;
+		case PAXOS_MSG_PROMISE:
+			px_on_promise(p, m);
+			break;
+		case PAXOS_MSG_ACCEPT:
+			px_on_accept(p, m);
+			break;
+		case PAXOS_MSG_ACCEPTED:
+			px_on_accepted(p, m);
+			break;
+		case PAXOS_MSG_NACK:
+			px_on_nack(p, m);
+			break;
+	}
+}
+
+void
+paxos_tick(PaxosNode *p)
+{
+	px_proposer_tick(p);
+}
+
+bool
+paxos_has_ready(const PaxosNode *p)
+{
+	size_t		i;
+
+	if (p->round_changed || p->n_msgs || p->n_results || p->n_learned)
+		return true;
+	for (i = 0; i < p->n_inst; i++)
+		if (p->inst[i].dirty)
+			return true;
+	return false;
+}
+
+/*
+ * paxos_ready: the pending batch (see paxos.h for what to do with it).
+ */
+void
+paxos_ready(PaxosNode *p, PaxosReady *rd)
+{
+	size_t		i;
+	size_t		n = 0;
+
+	memset(rd, 0, sizeof(*rd));
+	rd->round_changed = p->round_changed;
+	rd->round = p->round;
+	p->persist = px_grow(p, p->persist, &p->cap_persist, p->n_inst,
+						 sizeof(PaxosAcceptorState));
+	for (i = 0; i < p->n_inst; i++)
+		if (p->inst[i].dirty)
+			p->persist[n++] = p->inst[i].acc;
+	rd->persist = p->persist;
+	rd->n_persist = n;
+	rd->msgs = p->msgs;
+	rd->n_msgs = p->n_msgs;
+	rd->results = p->results;
+	rd->n_results = p->n_results;
+	rd->learned = p->learned;
+	rd->n_learned = p->n_learned;
+}
+
+/*
+ * paxos_advance: the caller handled the last Ready; forget it.
+ */
+void
+paxos_advance(PaxosNode *p)
+{
+	size_t		i;
+
+	for (i = 0; i < p->n_inst; i++)
+		p->inst[i].dirty = false;
+	p->round_changed = false;
+	p->n_msgs = 0;
+	p->n_results = 0;
+	p->n_learned = 0;
+}
+
+/*
+ * paxos_learned_value: true and *value if this node's learner knows the
+ * value chosen for decree instance.
+ */
+bool
+paxos_learned_value(const PaxosNode *p, uint64_t instance, int64_t *value)
+{
+	size_t		i;
+
+	for (i = 0; i < p->n_inst; i++)
+		if (p->inst[i].acc.instance == instance && p->inst[i].learned)
+		{
+			*value = p->inst[i].learned_value;
+			return true;
+		}
+	return false;
+}
+
+/*
+ * paxos_pending: operations this node's proposer is still running.
+ */
+int
+paxos_pending(const PaxosNode *p)
+{
+	return (int) p->n_props;
+}

@@ -1,0 +1,205 @@
+/*-------------------------------------------------------------------------
+ *
+ * paxos.h
+ *	  The Paxos consensus core: single-decree Paxos instances and CASPaxos
+ *	  registers, as a pure state machine with no I/O.
+ *
+ * Every node plays all three roles of the seed's section five: proposer
+ * (paxos_propose), acceptor and learner.  An instance is named by a 64-bit
+ * id (the caller maps names to ids).  The same acceptor state serves both
+ * uses of an instance, but the caller uses each instance one way only:
+ *
+ *	- a decree (PAXOS_OP_DECREE): classic single-decree Paxos; once a value
+ *	  is chosen it is the instance's value for ever;
+ *	- a register (PAXOS_OP_READ, _PUT, _CAS): CASPaxos (Rystsov 2018), each
+ *	  operation is one Paxos round whose value is f(the value accepted
+ *	  under the highest ballot among a majority of promises).  A node's
+ *	  next operation on a register whose last operation it completed
+ *	  itself may skip the prepare (one round trip; paxos_proposer.c).
+ *
+ * The caller owns every side effect.  It feeds the core ticks (paxos_tick),
+ * incoming messages (paxos_step) and requests (paxos_propose); the core
+ * answers with a Ready batch:
+ *
+ *		while (paxos_has_ready(node))
+ *		{
+ *			paxos_ready(node, &rd);
+ *			1. persist rd.round (if rd.round_changed) and every record of
+ *			   rd.persist (replacing the stored record of its instance), and
+ *			   sync;
+ *			2. only then send rd.msgs;
+ *			3. hand rd.results to the clients; rd.learned says what this
+ *			   node's learner learned;
+ *			paxos_advance(node);
+ *		}
+ *
+ * Persisting must precede sending: a promise or an acceptance that leaves
+ * the node before it is on disk can be forgotten by a crash, and a second
+ * value can then be chosen.  The round must be durable before a prepare
+ * carrying it leaves, or a restarted proposer could reuse a ballot with
+ * another value.  After a restart the caller hands the stored round and
+ * records back with paxos_restore before anything else.  Everything rd
+ * points to belongs to the core until paxos_advance.
+ *
+ * Time is ticks only; the core never reads a clock.  The randomized
+ * backoff that separates duelling proposers comes from a PRNG seeded by
+ * PaxosOptions.seed, so a run is a pure function of its inputs.
+ *
+ * Memory: only through the PaxosAllocator given (it must not return NULL).
+ * Single-threaded: one node, one caller thread at a time.  No PostgreSQL
+ * header; the C library only for memcpy/memset.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef PAXOS_H
+#define PAXOS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PAXOS_MAX_NODES		16
+
+#define PAXOS_OK			0
+#define PAXOS_ERR_BUSY		(-1)	/* this node already runs an op on it */
+#define PAXOS_ERR_INVALID	(-2)
+
+typedef struct PaxosAllocator
+{
+	void	   *(*alloc_fn) (void *ctx, size_t size);
+	void	   *(*realloc_fn) (void *ctx, void *ptr, size_t size);
+	void		(*free_fn) (void *ctx, void *ptr);
+	void	   *ctx;
+} PaxosAllocator;
+
+/*
+ * PaxosBallot: a proposal number.  Ordered by round, then node id; a node
+ * never uses a round twice (it persists its highest), so two proposers
+ * never share a number.  Round 0 is "none" (nothing promised/accepted).
+ */
+typedef struct PaxosBallot
+{
+	uint64_t	round;
+	uint64_t	node;
+} PaxosBallot;
+
+typedef enum PaxosMsgType
+{
+	PAXOS_MSG_PREPARE,			/* proposer -> acceptors: phase 1a */
+	PAXOS_MSG_PROMISE,			/* acceptor -> proposer: 1b, with accepted */
+	PAXOS_MSG_ACCEPT,			/* proposer -> acceptors: 2a */
+	PAXOS_MSG_ACCEPTED,			/* acceptor -> every learner: 2b */
+	PAXOS_MSG_NACK				/* acceptor -> proposer: refused, promised */
+} PaxosMsgType;
+
+typedef struct PaxosMessage
+{
+	PaxosMsgType type;
+	uint64_t	from;
+	uint64_t	to;
+	uint64_t	instance;
+	PaxosBallot ballot;			/* the ballot this message is about */
+	PaxosBallot other;			/* PROMISE: accepted ballot; NACK: promise */
+	bool		has_value;		/* ACCEPT, ACCEPTED, PROMISE (if accepted) */
+	int64_t		value;
+} PaxosMessage;
+
+/* An acceptor's durable state for one instance. */
+typedef struct PaxosAcceptorState
+{
+	uint64_t	instance;
+	PaxosBallot promised;		/* never accept below it */
+	PaxosBallot accepted;		/* round 0: nothing accepted */
+	bool		has_value;
+	int64_t		value;
+} PaxosAcceptorState;
+
+typedef enum PaxosOpKind
+{
+	PAXOS_OP_DECREE,			/* choose value (or learn the chosen one) */
+	PAXOS_OP_READ,				/* register: f = identity */
+	PAXOS_OP_PUT,				/* register: f = const value */
+	PAXOS_OP_CAS				/* register: f = x == expected ? value : x */
+} PaxosOpKind;
+
+/*
+ * PaxosRequest: one operation.  Register values are int64 with 0 meaning
+ * "absent" (an instance nobody wrote reads as 0); a decree's value is any
+ * int64.  tag is the caller's, returned in the result.
+ */
+typedef struct PaxosRequest
+{
+	PaxosOpKind kind;
+	uint64_t	instance;
+	int64_t		value;
+	int64_t		expected;		/* CAS only */
+	uint64_t	tag;
+} PaxosRequest;
+
+typedef struct PaxosResult
+{
+	uint64_t	tag;
+	uint64_t	instance;
+	PaxosOpKind kind;
+	int64_t		value;			/* decree: the chosen value; register: the
+								 * value the round wrote (read: current) */
+	bool		swapped;		/* CAS: expected matched and value written */
+	bool		unknown;		/* a register write whose accept phase failed:
+								 * it may or may not have taken effect */
+	int			rounds;			/* prepare phases it took */
+} PaxosResult;
+
+/* What this node's learner learned: a majority accepted value at ballot. */
+typedef struct PaxosLearned
+{
+	uint64_t	instance;
+	PaxosBallot ballot;
+	int64_t		value;
+} PaxosLearned;
+
+typedef struct PaxosOptions
+{
+	uint64_t	id;				/* this node, one of nodes[], never 0 */
+	int			n_nodes;		/* every node is a proposer and a learner */
+	uint64_t	nodes[PAXOS_MAX_NODES];
+	int			n_acceptors;	/* nodes[0 .. n_acceptors - 1] are the
+								 * acceptors; 0: all of them */
+	int			timeout;		/* ticks a phase may wait for a majority */
+	int			backoff;		/* base of the randomized retry delay */
+	uint64_t	seed;
+	PaxosAllocator alloc;
+} PaxosOptions;
+
+typedef struct PaxosReady
+{
+	bool		round_changed;
+	uint64_t	round;
+	PaxosAcceptorState *persist;
+	size_t		n_persist;
+	PaxosMessage *msgs;
+	size_t		n_msgs;
+	PaxosResult *results;
+	size_t		n_results;
+	PaxosLearned *learned;
+	size_t		n_learned;
+} PaxosReady;
+
+typedef struct PaxosNode PaxosNode;
+
+extern PaxosNode *paxos_new(const PaxosOptions *opt);
+extern void paxos_free(PaxosNode *p);
+extern void paxos_restore(PaxosNode *p, uint64_t round,
+						  const PaxosAcceptorState *recs, size_t n);
+extern int	paxos_propose(PaxosNode *p, const PaxosRequest *req);
+extern void paxos_step(PaxosNode *p, const PaxosMessage *m);
+extern void paxos_tick(PaxosNode *p);
+extern bool paxos_has_ready(const PaxosNode *p);
+extern void paxos_ready(PaxosNode *p, PaxosReady *rd);
+extern void paxos_advance(PaxosNode *p);
+extern int	paxos_ballot_cmp(PaxosBallot a, PaxosBallot b);
+extern PaxosBallot paxos_next_ballot(PaxosBallot b);
+extern bool paxos_learned_value(const PaxosNode *p, uint64_t instance,
+								int64_t *value);
+extern int	paxos_pending(const PaxosNode *p);
+
+#endif							/* PAXOS_H */

@@ -1,0 +1,378 @@
+/*-------------------------------------------------------------------------
+ *
+ * paxos_proposer.c
+ *	  The proposer role of the Paxos core: decrees and CASPaxos registers.
+ *
+ * One operation per instance per node at a time (paxos_propose refuses a
+ * second with PAXOS_ERR_BUSY).  An operation runs rounds until its node's
+ * learner learns the outcome:
+ *
+ *	1. prepare: a fresh ballot (round above every round this node used or
+ *	   saw, made durable in the same Ready as the prepares) to every
+ *	   acceptor;
+ *	2. on a majority of promises, the value: for a decree the value of the
+ *	   highest-ballot acceptance among the promises, or the request's own
+ *	   value if none reported one; for a register, the request's change
+ *	   function applied to that value (0, absent, if none);
+ *	3. accept with that value; done when the learner sees a majority accept
+ *	   this ballot (a decree is also done when any ballot is learned: the
+ *	   chosen value is then the answer, whoever proposed it).
+ *
+ * A NACK or a phase that sees no majority within opt.timeout ticks sends
+ * the operation into backoff: a random wait, growing with the number of
+ * rounds, so that duelling proposers stop pre-empting each other.
+ *
+ * The one-round-trip path (CASPaxos's optimisation).  Every acceptor that
+ * accepts ballot b also promises b+ = paxos_next_ballot(b), the same
+ * proposer's next round (paxos_acceptor.c), durably and in the same
+ * Ready.  So when this node's learner sees a majority accept b, the ballot
+ * of a register operation of its own, that majority has also promised b+
+ * and reported b's value as its highest acceptance: phase 1 of b+ is done.
+ * The node keeps (b+, value) for the instance and raises its durable round
+ * to b+.round, so no full round of its own ever reuses b+.  Its next
+ * operation on that instance then goes straight to accept(b+, f(value)).
+ * It applies when all of these hold, and otherwise the operation runs the
+ * full two phases:
+ *	- the node's last operation on the instance was a register operation
+ *	  it completed itself (its own ballot learned by its own learner);
+ *	- since then the node has not restarted, started a round on the
+ *	  instance, or seen a message about it with a ballot above b (another
+ *	  proposer's, or above b+), which would make the accept likely to fail
+ *	  (its safety does not depend on this: b+'s phase 1 happened).
+ * A fast accept that is refused is handled as any failed accept phase:
+ * a write answers "unknown", a read or a non-matching CAS runs a full
+ * round.
+ *
+ * One exception: a register WRITE (a put, a compare-and-set that matched)
+ * whose accept phase fails is not retried but answered "unknown".  Its
+ * accept may have been chosen without this learner hearing of it; a new
+ * round would then apply the change a second time, later (a put of v
+ * seen, overwritten, then seen again; a CAS that swapped, answered "did
+ * not match").  Reads and non-matching CASes write what was there, so
+ * repeating them is harmless, and a decree is Paxos itself.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include <string.h>
+
+#include "paxos_int.h"
+
+static void send_accepts(PaxosNode *p, Proposal *pr);
+static bool try_fast(PaxosNode *p, Proposal *pr);
+
+/*
+ * find: the proposal for instance, or NULL.
+ */
+static Proposal *
+find(PaxosNode *p, uint64_t instance)
+{
+	size_t		i;
+
+	for (i = 0; i < p->n_props; i++)
+		if (p->props[i].req.instance == instance)
+			return &p->props[i];
+	return NULL;
+}
+
+/*
+ * finish: hand pr's result to the Ready and drop pr.
+ */
+static void
+finish(PaxosNode *p, Proposal *pr, int64_t value)
+{
+	PaxosResult *r;
+
+	p->results = px_grow(p, p->results, &p->cap_results, p->n_results + 1,
+						 sizeof(PaxosResult));
+	r = &p->results[p->n_results++];
+	r->tag = pr->req.tag;
+	r->instance = pr->req.instance;
+	r->kind = pr->req.kind;
+	r->value = value;
+	r->swapped = pr->swapped;
+	r->unknown = false;
+	r->rounds = pr->rounds;
+	*pr = p->props[--p->n_props];
+}
+
+/*
+ * start_round: phase 1a with a ballot no one has used.
+ */
+static void
+start_round(PaxosNode *p, Proposal *pr)
+{
+	PaxosMessage m;
+
+	px_instance(p, pr->req.instance)->fast = false;
+
+	p->round = (p->round > p->seen_round ? p->round : p->seen_round) + 1;
+	p->round_changed = true;
+	pr->ballot.round = p->round;
+	pr->ballot.node = p->opt.id;
+	pr->phase = PH_PREPARE;
+	pr->promises = 0;
+	memset(&pr->best, 0, sizeof(pr->best));
+	pr->best_has = false;
+	pr->wait = p->opt.timeout;
+	pr->rounds++;
+	memset(&m, 0, sizeof(m));
+	m.type = PAXOS_MSG_PREPARE;
+	m.instance = pr->req.instance;
+	m.ballot = pr->ballot;
+	px_broadcast(p, &m, p->opt.n_acceptors);
+}
+
+/*
+ * backoff: wait a random 1 .. backoff * 2^min(rounds, 4) ticks before the
+ * next round.
+ */
+static void
+backoff(PaxosNode *p, Proposal *pr)
+{
+	int			shift = pr->rounds < 4 ? pr->rounds : 4;
+
+	pr->phase = PH_BACKOFF;
+	pr->wait = 1 + (int) (px_rand(p) % ((uint64_t) p->opt.backoff << shift));
+}
+
+/*
+ * paxos_propose: start req.  A decree this node has already learned is
+ * answered at once (in the next Ready).
+ */
+int
+paxos_propose(PaxosNode *p, const PaxosRequest *req)
+{
+	Proposal   *pr;
+	int64_t		v;
+
+	if (req->kind < PAXOS_OP_DECREE || req->kind > PAXOS_OP_CAS)
+		return PAXOS_ERR_INVALID;
+	if (find(p, req->instance) != NULL)
+		return PAXOS_ERR_BUSY;
+	p->props = px_grow(p, p->props, &p->cap_props, p->n_props + 1,
+					   sizeof(Proposal));
+	pr = &p->props[p->n_props++];
+	memset(pr, 0, sizeof(*pr));
+	pr->req = *req;
+	if (req->kind == PAXOS_OP_DECREE && paxos_learned_value(p, req->instance, &v))
+		finish(p, pr, v);
+	else if (!try_fast(p, pr))
+		start_round(p, pr);
+	return PAXOS_OK;
+}
+
+/*
+ * choose_value: phase 2a's value once a majority promised (file banner,
+ * step 2).
+ */
+static void
+choose_value(Proposal *pr)
+{
+	bool		has = pr->best_has;
+	int64_t		cur = pr->best_value;
+
+#ifdef PAXOS_MUTANT_IGNORE_PROMISED_VALUES
+	/* wrong: what the acceptors already accepted is not looked at */
+	has = false;
+#endif
+	if (!has)
+		cur = pr->req.kind == PAXOS_OP_DECREE ? pr->req.value : 0;
+	pr->swapped = false;
+	switch (pr->req.kind)
+	{
+		case PAXOS_OP_DECREE:
+		case PAXOS_OP_READ:
+			pr->value = cur;
+			break;
+		case PAXOS_OP_PUT:
+			pr->value = pr->req.value;
+			break;
+		case PAXOS_OP_CAS:
+			pr->swapped = cur == pr->req.expected;
+			pr->value = pr->swapped ? pr->req.value : cur;
+			break;
+	}
+}
+
+/*
+ * send_accepts: phase 2a with the value chosen from pr's promises (or
+ * from the one-round-trip cache).
+ */
+static void
+send_accepts(PaxosNode *p, Proposal *pr)
+{
+	PaxosMessage a;
+
+	choose_value(pr);
+	pr->phase = PH_ACCEPT;
+	pr->wait = p->opt.timeout;
+	memset(&a, 0, sizeof(a));
+	a.type = PAXOS_MSG_ACCEPT;
+	a.instance = pr->req.instance;
+	a.ballot = pr->ballot;
+	a.has_value = true;
+	a.value = pr->value;
+	px_broadcast(p, &a, p->opt.n_acceptors);
+}
+
+/*
+ * try_fast: the one-round-trip path (file banner) for pr if its instance
+ * has a promised next ballot; false if the full round is needed.
+ */
+static bool
+try_fast(PaxosNode *p, Proposal *pr)
+{
+	Instance   *in = px_instance(p, pr->req.instance);
+
+	if (pr->req.kind == PAXOS_OP_DECREE || !in->fast)
+		return false;
+	in->fast = false;
+	pr->ballot = in->fast_ballot;
+	pr->best = in->fast_base;
+	pr->best_has = true;
+	pr->best_value = in->fast_value;
+	send_accepts(p, pr);
+	return true;
+}
+
+/*
+ * remember_fast: a register operation of ours was learned at ballot b
+ * with value: a majority promised paxos_next_ballot(b) (file banner).
+ */
+static void
+remember_fast(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
+{
+	Instance   *in = px_instance(p, instance);
+
+	in->fast = true;
+	in->fast_base = b;
+	in->fast_ballot = paxos_next_ballot(b);
+	in->fast_value = value;
+	/* durable before the fast accept leaves: no full round reuses it */
+	if (p->round < in->fast_ballot.round)
+	{
+		p->round = in->fast_ballot.round;
+		p->round_changed = true;
+	}
+}
+
+/*
+ * px_fast_observe: a message about an instance with a ballot above its
+ * cached base (someone else's) or above the promised next ballot: the fast
+ * accept would likely be refused, so forget it.
+ */
+void
+px_fast_observe(PaxosNode *p, const PaxosMessage *m)
+{
+	Instance   *in = px_instance(p, m->instance);
+	PaxosBallot x[2] = {m->ballot, m->other};
+	int			i;
+
+	for (i = 0; i < 2 && in->fast; i++)
+		if (paxos_ballot_cmp(x[i], in->fast_ballot) > 0 ||
+			(x[i].node != p->opt.id &&
+			 paxos_ballot_cmp(x[i], in->fast_base) > 0))
+			in->fast = false;
+}
+
+/*
+ * px_on_promise: count a promise for the current prepare; on a majority,
+ * send the accepts.
+ */
+void
+px_on_promise(PaxosNode *p, const PaxosMessage *m)
+{
+	Proposal   *pr = find(p, m->instance);
+
+	if (pr == NULL || pr->phase != PH_PREPARE ||
+		paxos_ballot_cmp(pr->ballot, m->ballot) != 0)
+		return;
+	pr->promises |= 1u << px_node_index(p, m->from);
+	if (m->other.round != 0 && paxos_ballot_cmp(m->other, pr->best) > 0)
+	{
+		pr->best = m->other;
+		pr->best_has = m->has_value;
+		pr->best_value = m->value;
+	}
+	if (px_popcount(pr->promises) < px_majority(p))
+		return;
+	send_accepts(p, pr);
+}
+
+/*
+ * fail_phase: the current phase was refused or timed out: back off, or,
+ * for a register write whose accept phase this was, answer "unknown"
+ * (file banner).
+ */
+static void
+fail_phase(PaxosNode *p, Proposal *pr)
+{
+	bool		writes = pr->req.kind == PAXOS_OP_PUT ||
+		(pr->req.kind == PAXOS_OP_CAS && pr->swapped);
+
+	if (pr->phase == PH_ACCEPT && writes)
+	{
+		finish(p, pr, pr->value);
+		p->results[p->n_results - 1].unknown = true;
+	}
+	else
+		backoff(p, pr);
+}
+
+/*
+ * px_on_nack: our current ballot was refused: outbid later, after backoff.
+ */
+void
+px_on_nack(PaxosNode *p, const PaxosMessage *m)
+{
+	Proposal   *pr = find(p, m->instance);
+
+	if (pr == NULL || pr->phase == PH_BACKOFF ||
+		paxos_ballot_cmp(pr->ballot, m->ballot) != 0)
+		return;
+	fail_phase(p, pr);
+}
+
+/*
+ * px_on_learned: the learner learned value at ballot b: a decree is
+ * decided whoever proposed it; a register operation only if b is its own
+ * accept phase's ballot (another ballot did not apply its change).
+ */
+void
+px_on_learned(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
+{
+	Proposal   *pr = find(p, instance);
+
+	if (pr == NULL)
+		return;
+	if (pr->req.kind == PAXOS_OP_DECREE)
+		finish(p, pr, value);
+	else if (pr->phase == PH_ACCEPT && paxos_ballot_cmp(pr->ballot, b) == 0)
+	{
+		finish(p, pr, value);
+		remember_fast(p, instance, b, value);
+	}
+}
+
+/*
+ * px_proposer_tick: a phase without a majority in time backs off; a
+ * finished backoff starts the next round.
+ */
+void
+px_proposer_tick(PaxosNode *p)
+{
+	size_t		i;
+
+	/* backwards: finishing one moves the last proposal into its slot */
+	for (i = p->n_props; i-- > 0;)
+	{
+		Proposal   *pr = &p->props[i];
+
+		if (--pr->wait > 0)
+			continue;
+		if (pr->phase == PH_BACKOFF)
+			start_round(p, pr);
+		else
+			fail_phase(p, pr);
+	}
+}
