@@ -29,22 +29,15 @@
 # printed.  The histories stay in the test's log directory.
 use strict;
 use warnings;
-use IPC::Run;
-use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
-use File::Basename qw(dirname);
-use File::Copy qw(copy);
-use File::Spec;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 use RaftTest;
+use RaftHistory;
+use Time::HiRes qw(clock_gettime CLOCK_MONOTONIC);
 
-my $here = dirname(__FILE__);
-my $tool = $ENV{DISTSYS_RAFT_HISTORY} // "$here/../tools/raft-history";
-my $histcheck = $ENV{DISTSYS_HISTCHECK} // "$here/../tests/sim/histcheck";
-plan skip_all => "no $tool or $histcheck (make raft-history tests/sim/histcheck)"
-  if !-x $tool || !-x $histcheck;
+history_tools();
 
 my $seed = $ENV{DISTSYS_CHAOS_SEED} || (time % 1000000) + 1;
 note("seed $seed (rerun with DISTSYS_CHAOS_SEED=$seed)");
@@ -53,31 +46,6 @@ my $keys = 6;
 # snapshots every 300 entries, so that faults fall on snapshots and
 # nodes that were down catch up by snapshot as well as by log
 my $conf = "synchronous_commit = off\nwal_writer_delay = 2000ms\ndistsys.raft_snapshot_entries = 300\n";
-
-# history_ops(FILE): how many operations of the history have an answer.
-sub history_ops
-{
-	my $n = () = DistsysTest::slurp($_[0]) =~ /^.* \d+\n/mg;
-	return $n;
-}
-
-# load(FILE, SECONDS, WHAT): let the clients run at least SECONDS (a
-# fault outlasts the clients' 2 s request timeout, so calls time out in
-# it) and until they got 100 more answers (the cluster serves again).
-sub load
-{
-	my ($file, $seconds, $what) = @_;
-	my $want = history_ops($file) + 100;
-	my $start = time;
-	my $deadline = $start + $PostgreSQL::Test::Utils::timeout_default;
-	while (time < $deadline)
-	{
-		return ok(1, "clients get answers $what")
-		  if history_ops($file) >= $want && time - $start >= $seconds;
-		select(undef, undef, undef, 0.1);
-	}
-	return ok(0, "clients get answers $what");
-}
 
 # set_faults(NODE, DROP, DELAY): distsys.raft_fault_drop_to and
 # distsys.raft_fault_delay_to of NODE ('' for none).
@@ -209,21 +177,6 @@ sub slow_links
 }
 
 # final_reads(NODE, FILE): a linearizable read of every key, added to the
-# history: an acknowledged write lost at the end shows there.
-sub final_reads
-{
-	my ($node, $file) = @_;
-	open my $fh, '>>', $file or die "$file: $!";
-	for my $k (0 .. $keys - 1)
-	{
-		my $call = int(clock_gettime(CLOCK_MONOTONIC) * 1e6);
-		my $v = $node->safe_psql('postgres', "SELECT distsys.raft_get('k$k')");
-		my $ret = int(clock_gettime(CLOCK_MONOTONIC) * 1e6);
-		print $fh "k$k get " . ($v eq '' ? 'nil' : $v) . " $call $ret\n";
-	}
-	close $fh;
-}
-
 # converge(NODES): every node applies the leader's last index and holds
 # the same raft_kv.
 sub converge
@@ -241,32 +194,6 @@ sub converge
 	is(scalar(keys %contents), 1, scalar(@nodes) . ' nodes: every node holds the same raft_kv');
 }
 
-# check_history(FILE, SUMMARY, N): histcheck's verdict and the counts.
-sub check_history
-{
-	my ($file, $summary, $n) = @_;
-	my %c;
-	while ($summary =~ /raft-history: (\w+) ok (\d+) unknown (\d+) failed (\d+)/g)
-	{
-		$c{$1} = { ok => $2, unknown => $3, failed => $4 };
-		note("$n nodes: $1 ok $2 unknown $3 failed $4");
-	}
-	my ($out, $err);
-	IPC::Run::run([ $histcheck, $file ], '>', \$out, '2>', \$err);
-	my $rc = $? >> 8;
-	note("$n nodes: $out");
-	if (!is($rc, 0, "$n nodes: the history is linearizable (histcheck)"))
-	{
-		# make test removes the log directory: keep the history
-		my $kept = File::Spec->tmpdir . "/distsys-042-chaos$n-$seed.hist";
-		copy($file, $kept);
-		diag("seed $seed, history $file (kept as $kept):\n$out$err");
-	}
-	cmp_ok($c{put}{ok} // 0, '>=', 200, "$n nodes: at least 200 puts answered");
-	cmp_ok($c{get}{ok} // 0, '>=', 200, "$n nodes: at least 200 linearizable gets answered");
-	cmp_ok($c{cas}{ok} // 0, '>=', 100, "$n nodes: at least 100 compare-and-sets answered");
-}
-
 # chaos(N): one cluster of N nodes through every fault under load.
 sub chaos
 {
@@ -274,12 +201,7 @@ sub chaos
 	my @nodes = raft_cluster($n, "chaos$n", $conf);
 	leader_node(@nodes);
 	my $file = "$PostgreSQL::Test::Utils::log_path/042_chaos$n.hist";
-	my ($out, $err) = ('', '');
-	my $clients = IPC::Run::start(
-		[ $tool, (map { ('--node', $_->connstr('postgres')) } @nodes),
-		  '--clients', 2, '--seconds', 600, '--keys', $keys, '--seed', $seed + $n,
-		  '--timeout-ms', 2000, '--out', $file ],
-		'>', \$out, '2>', \$err);
+	my $clients = start_history($file, \@nodes, $keys, $seed + $n);
 	load($file, 1, "$n nodes: at start");
 
 	my $leader = leader_node(@nodes);
@@ -302,11 +224,9 @@ sub chaos
 	$_->start for @nodes;
 	load($file, 2, 'after every node was killed and started');
 
-	$clients->signal('TERM');
-	ok($clients->finish, "$n nodes: the clients stop cleanly on SIGTERM");
-	note($err) if $err ne '';
-	final_reads(leader_node(@nodes), $file);
-	check_history($file, $out, $n);
+	my $summary = stop_history($clients, "$n nodes");
+	final_reads(leader_node(@nodes), $file, $keys);
+	check_history($file, $summary, "$n nodes", $seed, { put => 200, get => 200, cas => 100 });
 	converge(@nodes);
 	$_->stop for @nodes;
 	my $installed = 0;

@@ -9,6 +9,9 @@
 # - raft_transfer_leadership hands leadership to a chosen voter.
 # - An ordinary role may not change membership and sees no URIs in
 #   raft_members; bad arguments give their SQLSTATEs.
+# - Throughout, tools/raft-history clients on the three founders put,
+#   read and compare-and-set six keys; tests/sim/histcheck must find the
+#   history linearizable across every change.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -16,9 +19,16 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 use RaftTest;
+use RaftHistory;
 
+history_tools();
+my $seed = $ENV{DISTSYS_CHAOS_SEED} || (time % 1000000) + 1;
+note("seed $seed (rerun with DISTSYS_CHAOS_SEED=$seed)");
 my @nodes = raft_cluster(3, 'mem');
 ok(defined wait_raft_leader(@nodes), 'three founders elect a leader');
+my $file = "$PostgreSQL::Test::Utils::log_path/043_members.hist";
+my $clients = start_history($file, \@nodes, 6, $seed, 1);
+load($file, 1, 'at start');
 my $peers = $nodes[0]->safe_psql('postgres', 'SHOW distsys.peers');
 
 # joiner(ID): a new server set to join the cluster as node ID
@@ -63,6 +73,7 @@ ok($nodes[0]->poll_query_until('postgres',
 write_some();
 ok($n4->poll_query_until('postgres', "SELECT value FROM distsys.raft_kv WHERE key = 'w'", $written),
 	'node 4 applied every write');
+load($file, 1, 'with node 4 a voter');
 
 my $n5 = joiner(5);
 $nodes[0]->safe_psql('postgres', 'SELECT distsys.raft_add_node(5, ' . "'" . raft_uri($n5) . "')");
@@ -71,6 +82,7 @@ ok($nodes[0]->poll_query_until('postgres',
 	'five voters');
 my @all = (@nodes, $n4, $n5);
 ok(defined wait_raft_leader(@all), 'the five agree on a leader');
+load($file, 1, 'with five voters');
 
 # remove a founder that does not lead (nor run the writer's session)
 my $leader = wait_raft_leader(@all);
@@ -91,6 +103,7 @@ $leader = wait_raft_leader(@four);
 my $target = $leader == 5 ? 4 : 5;
 $four[0]->safe_psql('postgres', "SELECT distsys.raft_transfer_leadership($target)");
 is(wait_raft_leader(@four), $target, "raft_transfer_leadership hands leadership to node $target");
+load($file, 1, 'after the transfer');
 cmp_ok($n4->safe_psql('postgres', "SELECT distsys.raft_put('after-transfer', '1')"), '>', 0,
 	'and writes go on');
 
@@ -103,6 +116,10 @@ ok(defined $next && $next != $target, 'with the leader of four killed, three ele
 cmp_ok($three[0]->safe_psql('postgres', "SELECT distsys.raft_put('after-kill', '1')"), '>', 0,
 	'which serves writes');
 $L->start;
+load($file, 1, 'with the killed leader back');
+my $summary = stop_history($clients, 'membership');
+final_reads($three[0], $file, 6);
+check_history($file, $summary, 'membership', $seed, { put => 50, get => 50, cas => 20 });
 
 # who may
 my $m = $four[0];
