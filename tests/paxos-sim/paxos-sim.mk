@@ -26,7 +26,7 @@ PAXOS_SEEDS  ?= 12000
 PAXOS_SRCS   := $(sort $(wildcard $(PAXOS_DIR)/*.c))
 PAXOS_HDRS   := $(wildcard $(PAXOS_DIR)/*.h)
 PSIM_SRCS    := $(addprefix $(PSIM_DIR)/,psim.c psim_world.c psim_check.c \
-				psim_scenario.c)
+				psim_scenario.c psim_bytes.c)
 PSIM_SHARED  := tests/sim/sim_util.c tests/sim/lincheck.c
 PSIM_HDRS    := $(wildcard $(PSIM_DIR)/*.h) tests/sim/sim.h
 PSIM_MUTANTS := ACCEPT_BELOW_PROMISE IGNORE_PROMISED_VALUES FORGET_PROMISE \
