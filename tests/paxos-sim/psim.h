@@ -154,8 +154,11 @@ extern bool ps_msg_pack(const PaxosMessage *m, PsMsg *out);
 extern void ps_msg_unpack(const PsMsg *in, PaxosMessage *m,
 						  unsigned char *buf);
 
-/* psim_scenario.c */
+/* psim_scenario.c, psim_limits.c */
+extern void ps_expect(int *failures, const char *scenario, bool cond,
+					  const char *what, int line);
 extern int	ps_seed_scenario(void);
+extern int	ps_limits_scenario(void);
 
 /* psim.c */
 extern PaxosAllocator ps_allocator(void);

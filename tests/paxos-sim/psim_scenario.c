@@ -43,16 +43,22 @@ typedef struct Scn
 	const char *name;
 } Scn;
 
-#define EXPECT(sc, cond, what) expect(sc, cond, what, __LINE__)
+#define EXPECT(sc, cond, what) \
+	ps_expect(&(sc)->failures, (sc)->name, cond, what, __LINE__)
 
-static void
-expect(Scn *sc, bool cond, const char *what, int line)
+/*
+ * ps_expect: a directed scenario's check: if cond is false, say what was
+ * expected where, and count a failure.
+ */
+void
+ps_expect(int *failures, const char *scenario, bool cond, const char *what,
+		  int line)
 {
 	if (cond)
 		return;
 	printf("paxos-sim: scenario %s, line %d: expected %s\n",
-		   sc->name, line, what);
-	sc->failures++;
+		   scenario, line, what);
+	(*failures)++;
 }
 
 /*
