@@ -26,11 +26,11 @@ PAXOS_SEEDS  ?= 12000
 PAXOS_SRCS   := $(sort $(wildcard $(PAXOS_DIR)/*.c))
 PAXOS_HDRS   := $(wildcard $(PAXOS_DIR)/*.h)
 PSIM_SRCS    := $(addprefix $(PSIM_DIR)/,psim.c psim_world.c psim_check.c \
-				psim_scenario.c)
+				psim_scenario.c psim_bytes.c psim_limits.c)
 PSIM_SHARED  := tests/sim/sim_util.c tests/sim/lincheck.c
 PSIM_HDRS    := $(wildcard $(PSIM_DIR)/*.h) tests/sim/sim.h
 PSIM_MUTANTS := ACCEPT_BELOW_PROMISE IGNORE_PROMISED_VALUES FORGET_PROMISE \
-				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE
+				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE ABSENT_IS_EMPTY
 PSIM_BIN     := $(PSIM_DIR)/paxos-sim
 PSIM_MUTANT_BINS := $(foreach m,$(PSIM_MUTANTS),$(PSIM_DIR)/paxos-sim-mutant-$(m))
 PSIM_CLEAN   := $(PSIM_DIR)/build $(PSIM_BIN) $(PSIM_MUTANT_BINS)

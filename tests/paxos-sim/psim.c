@@ -15,7 +15,8 @@
  * sim.c), so tests/sim/run-mutants.sh judges both: a line "VIOLATION
  * seed=S nodes=N property=P: ..." per failing seed, exit 1 if any.  Odd
  * seeds run 3 nodes, even seeds 5.  Unless --no-scenarios, the seed
- * document's worked example (psim_scenario.c) runs first.
+ * document's worked example (psim_scenario.c) and the byte-string
+ * interface's scenarios (psim_limits.c) run first.
  *
  *-------------------------------------------------------------------------
  */
@@ -312,7 +313,8 @@ main(int argc, char **argv)
 		printf("paxos-sim: the linearizability checker fails its self-test\n");
 		return 2;
 	}
-	if (a.scenarios && a.count > 1 && ps_seed_scenario() != 0)
+	if (a.scenarios && a.count > 1 &&
+		(ps_seed_scenario() != 0 || ps_limits_scenario() != 0))
 		return 1;
 	memset(total, 0, sizeof(total));
 	total[T_FIRST_BAD] = -1;

@@ -16,9 +16,20 @@
 #include "../../extension/paxos/core/paxos.h"
 
 #define PS_MAX_NODES	5
-#define PS_DECREES		32		/* decree instances 1 .. PS_DECREES */
-#define PS_REG_BASE		100		/* register (CASPaxos) key k is 100 + k */
-#define PS_INSTANCES	(PS_DECREES + SIM_KEYS)
+#define PS_DECREES		32		/* decree instances x = 0 .. PS_DECREES - 1 */
+#define PS_INSTANCES	(PS_DECREES + SIM_KEYS)	/* register key k: x =
+												 * PS_DECREES + k */
+#define PS_VALUE_MAX	200		/* bytes in an encoded value */
+#define PS_EMPTY		(-1)	/* the value encoded as the empty string */
+
+/* What a disk keeps of one acceptor record (values decoded). */
+typedef struct PsDisk
+{
+	bool		used;
+	PaxosBallot promised;
+	PaxosBallot accepted;
+	int64_t		value;
+} PsDisk;
 
 typedef struct PsNode
 {
@@ -27,16 +38,18 @@ typedef struct PsNode
 	uint64_t	restart_at;
 	/* the disk: only what a Ready persisted survives a crash */
 	uint64_t	round;
-	PaxosAcceptorState disk[PS_INSTANCES];
-	int			n_disk;
-	int			decree_inst;	/* decree being proposed, 0 = none */
+	PsDisk		disk[PS_INSTANCES];
+	int			decree_inst;	/* decree being proposed: x + 1, 0 = none */
 	int64_t		decree_value;
 } PsNode;
 
+/* A message in flight: its name and value stand for the core's bytes. */
 typedef struct PsMsg
 {
 	uint64_t	at;
-	PaxosMessage m;
+	PaxosMessage m;				/* instance and value not set */
+	int			x;
+	int64_t		value;
 } PsMsg;
 
 /* Every durable acceptance of one ballot: who accepted it, with what. */
@@ -98,6 +111,7 @@ typedef struct PSim
 	PsOp	   *ops;
 	int			n_ops;
 	int64_t		next_value;
+	bool		wrote_empty[SIM_KEYS];	/* lincheck wants unique writes */
 	PsClient	clients[SIM_CLIENTS];
 
 	/* the checker's record of every acceptance, per instance */
@@ -123,15 +137,28 @@ typedef struct PSim
 /* psim_check.c */
 extern void ps_violation(PSim *S, const char *property, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));
-extern int	ps_inst_index(uint64_t instance);
-extern void ps_check_persisted(PSim *S, int node, const PaxosAcceptorState *a);
+extern void ps_check_persisted(PSim *S, int node, int x, const PsDisk *a);
 extern void ps_check_free(PSim *S);
 extern void ps_check_learned(PSim *S, int node, const PaxosLearned *l);
 extern void ps_check_decree_result(PSim *S, int node, const PaxosResult *r);
 extern void ps_check_final(PSim *S);
 
-/* psim_scenario.c */
+/* psim_bytes.c */
+extern PaxosBytes ps_inst_name(int x);
+extern int	ps_inst_index(PaxosBytes name);
+extern PaxosValue ps_encode(int64_t v, unsigned char *buf);
+extern bool ps_decode(PaxosValue b, int64_t *v);
+
+/* psim_world.c */
+extern bool ps_msg_pack(const PaxosMessage *m, PsMsg *out);
+extern void ps_msg_unpack(const PsMsg *in, PaxosMessage *m,
+						  unsigned char *buf);
+
+/* psim_scenario.c, psim_limits.c */
+extern void ps_expect(int *failures, const char *scenario, bool cond,
+					  const char *what, int line);
 extern int	ps_seed_scenario(void);
+extern int	ps_limits_scenario(void);
 
 /* psim.c */
 extern PaxosAllocator ps_allocator(void);

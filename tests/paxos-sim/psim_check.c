@@ -43,23 +43,11 @@ ps_violation(PSim *S, const char *property, const char *fmt,...)
 }
 
 /*
- * ps_inst_index: 0 .. PS_INSTANCES - 1 for a simulated instance id.
- */
-int
-ps_inst_index(uint64_t instance)
-{
-	if (instance >= 1 && instance <= PS_DECREES)
-		return (int) instance - 1;
-	return PS_DECREES + (int) (instance - PS_REG_BASE);
-}
-
-/*
  * find_votes: the acceptances of (instance, b), or NULL.
  */
 static PsVotes *
-find_votes(PSim *S, uint64_t instance, PaxosBallot b)
+find_votes(PSim *S, int x, PaxosBallot b)
 {
-	int			x = ps_inst_index(instance);
 	int			i;
 
 	for (i = S->n_votes[x]; i-- > 0;)
@@ -73,21 +61,19 @@ find_votes(PSim *S, uint64_t instance, PaxosBallot b)
  * its first.
  */
 static void
-record_chosen(PSim *S, uint64_t instance, PaxosBallot b, int64_t v)
+record_chosen(PSim *S, int x, PaxosBallot b, int64_t v)
 {
-	int			x = ps_inst_index(instance);
-
 	if (!S->has_first[x])
 	{
 		S->has_first[x] = true;
 		S->first_value[x] = v;
 		S->first_ballot[x] = b;
 	}
-	else if (instance <= PS_DECREES && S->first_value[x] != v)
+	else if (x < PS_DECREES && S->first_value[x] != v)
 		ps_violation(S, "agreement",
-					 "decree %llu: %lld chosen at ballot (%llu,%llu) after "
+					 "decree %d: %lld chosen at ballot (%llu,%llu) after "
 					 "%lld was chosen at (%llu,%llu)",
-					 (unsigned long long) instance, (long long) v,
+					 x + 1, (long long) v,
 					 (unsigned long long) b.round, (unsigned long long) b.node,
 					 (long long) S->first_value[x],
 					 (unsigned long long) S->first_ballot[x].round,
@@ -95,20 +81,20 @@ record_chosen(PSim *S, uint64_t instance, PaxosBallot b, int64_t v)
 }
 
 /*
- * ps_check_persisted: node durably wrote acceptor record a.  If it
+ * ps_check_persisted: node durably wrote acceptor record a of instance x
+ * (its value decoded).  If it
  * accepted a ballot, that is a vote for ever (Lamport's "chosen" is about
  * votes cast, not votes still held: a majority that voted for b, even at
  * different moments, chose b's value); a majority of votes chooses.
  */
 void
-ps_check_persisted(PSim *S, int node, const PaxosAcceptorState *a)
+ps_check_persisted(PSim *S, int node, int x, const PsDisk *a)
 {
-	int			x = ps_inst_index(a->instance);
 	PsVotes    *v;
 
 	if (a->accepted.round == 0)
 		return;
-	v = find_votes(S, a->instance, a->accepted);
+	v = find_votes(S, x, a->accepted);
 	if (v == NULL)
 	{
 		S->votes[x] = sim_xrealloc(S->votes[x],
@@ -120,8 +106,8 @@ ps_check_persisted(PSim *S, int node, const PaxosAcceptorState *a)
 	}
 	if (v->value != a->value)
 		ps_violation(S, "ballot-unique",
-					 "instance %llu: ballot (%llu,%llu) accepted with %lld "
-					 "and %lld", (unsigned long long) a->instance,
+					 "instance %d: ballot (%llu,%llu) accepted with %lld "
+					 "and %lld", x,
 					 (unsigned long long) v->ballot.round,
 					 (unsigned long long) v->ballot.node,
 					 (long long) v->value, (long long) a->value);
@@ -129,7 +115,7 @@ ps_check_persisted(PSim *S, int node, const PaxosAcceptorState *a)
 	if (!v->chosen && __builtin_popcount(v->mask) > S->n / 2)
 	{
 		v->chosen = true;
-		record_chosen(S, a->instance, v->ballot, v->value);
+		record_chosen(S, x, v->ballot, v->value);
 	}
 }
 
@@ -148,14 +134,22 @@ ps_check_free(PSim *S)
 void
 ps_check_learned(PSim *S, int node, const PaxosLearned *l)
 {
-	PsVotes    *c = find_votes(S, l->instance, l->ballot);
+	int			x = ps_inst_index(l->instance);
+	int64_t		value;
+	PsVotes    *c;
 
-	if (c == NULL || !c->chosen || c->value != l->value)
+	if (x < 0 || !ps_decode(l->value, &value))
+	{
+		ps_violation(S, "learned-bytes", "node %d learned a name or value "
+					 "no client gave", node + 1);
+		return;
+	}
+	c = find_votes(S, x, l->ballot);
+	if (c == NULL || !c->chosen || c->value != value)
 		ps_violation(S, "learned-not-chosen",
-					 "node %d learned %lld for instance %llu at ballot "
+					 "node %d learned %lld for instance %d at ballot "
 					 "(%llu,%llu), which no majority of acceptors accepted",
-					 node + 1, (long long) l->value,
-					 (unsigned long long) l->instance,
+					 node + 1, (long long) value, x,
 					 (unsigned long long) l->ballot.round,
 					 (unsigned long long) l->ballot.node);
 }
@@ -167,12 +161,18 @@ void
 ps_check_decree_result(PSim *S, int node, const PaxosResult *r)
 {
 	int			x = ps_inst_index(r->instance);
+	int64_t		value;
 
-	if (!S->has_first[x] || S->first_value[x] != r->value)
+	if (x < 0 || x >= PS_DECREES || !ps_decode(r->value, &value))
+	{
+		ps_violation(S, "result-bytes", "node %d answered a decree with a "
+					 "name or value no client gave", node + 1);
+		return;
+	}
+	if (!S->has_first[x] || S->first_value[x] != value)
 		ps_violation(S, "decree-result",
-					 "node %d answered %lld for decree %llu, chosen: %s%lld",
-					 node + 1, (long long) r->value,
-					 (unsigned long long) r->instance,
+					 "node %d answered %lld for decree %d, chosen: %s%lld",
+					 node + 1, (long long) value, x + 1,
 					 S->has_first[x] ? "" : "nothing ",
 					 S->has_first[x] ? (long long) S->first_value[x] : 0LL);
 }

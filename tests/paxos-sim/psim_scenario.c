@@ -35,24 +35,30 @@ enum
 typedef struct Scn
 {
 	PaxosNode  *node[B + 1];
-	PaxosMessage q[128];
+	PsMsg		q[128];			/* values decoded: 8 is 8 */
 	int			nq;
-	PaxosResult res[B + 1];		/* each proposer's decree result */
+	int64_t		res[B + 1];		/* each proposer's decree result */
 	bool		has_res[B + 1];
 	int			failures;
 	const char *name;
 } Scn;
 
-#define EXPECT(sc, cond, what) expect(sc, cond, what, __LINE__)
+#define EXPECT(sc, cond, what) \
+	ps_expect(&(sc)->failures, (sc)->name, cond, what, __LINE__)
 
-static void
-expect(Scn *sc, bool cond, const char *what, int line)
+/*
+ * ps_expect: a directed scenario's check: if cond is false, say what was
+ * expected where, and count a failure.
+ */
+void
+ps_expect(int *failures, const char *scenario, bool cond, const char *what,
+		  int line)
 {
 	if (cond)
 		return;
 	printf("paxos-sim: scenario %s, line %d: expected %s\n",
-		   sc->name, line, what);
-	sc->failures++;
+		   scenario, line, what);
+	(*failures)++;
 }
 
 /*
@@ -69,12 +75,10 @@ pump(Scn *sc, int id)
 	{
 		paxos_ready(sc->node[id], &rd);
 		for (k = 0; k < rd.n_msgs && sc->nq < 128; k++)
-			sc->q[sc->nq++] = rd.msgs[k];
+			EXPECT(sc, ps_msg_pack(&rd.msgs[k], &sc->q[sc->nq++]),
+				   "a message with the name and value bytes given");
 		for (k = 0; k < rd.n_results; k++)
-		{
-			sc->res[id] = rd.results[k];
-			sc->has_res[id] = true;
-		}
+			sc->has_res[id] = ps_decode(rd.results[k].value, &sc->res[id]);
 		paxos_advance(sc->node[id]);
 	}
 }
@@ -82,14 +86,14 @@ pump(Scn *sc, int id)
 /*
  * queued: the queued message of type from -> to, or NULL.
  */
-static PaxosMessage *
+static PsMsg *
 queued(Scn *sc, PaxosMsgType type, int from, int to)
 {
 	int			i;
 
 	for (i = 0; i < sc->nq; i++)
-		if (sc->q[i].type == type && sc->q[i].from == (uint64_t) from &&
-			sc->q[i].to == (uint64_t) to)
+		if (sc->q[i].m.type == type && sc->q[i].m.from == (uint64_t) from &&
+			sc->q[i].m.to == (uint64_t) to)
 			return &sc->q[i];
 	return NULL;
 }
@@ -101,12 +105,13 @@ queued(Scn *sc, PaxosMsgType type, int from, int to)
 static bool
 deliver(Scn *sc, PaxosMsgType type, int from, int to)
 {
-	PaxosMessage *m = queued(sc, type, from, to);
+	PsMsg	   *m = queued(sc, type, from, to);
 	PaxosMessage copy;
+	unsigned char buf[PS_VALUE_MAX];
 
 	if (m == NULL)
 		return false;
-	copy = *m;
+	ps_msg_unpack(m, &copy, buf);
 	*m = sc->q[--sc->nq];
 	paxos_step(sc->node[to], &copy);
 	pump(sc, to);
@@ -121,6 +126,7 @@ setup(Scn *sc, const char *name)
 {
 	PaxosOptions o;
 	PaxosRequest r;
+	unsigned char buf[PS_VALUE_MAX];
 	int			id;
 
 	memset(sc, 0, sizeof(*sc));
@@ -143,11 +149,11 @@ setup(Scn *sc, const char *name)
 	paxos_restore(sc->node[B], 3, NULL, 0);
 	memset(&r, 0, sizeof(r));
 	r.kind = PAXOS_OP_DECREE;
-	r.instance = 1;
-	r.value = 8;
+	r.instance = ps_inst_name(0);
+	r.value = ps_encode(8, buf);
 	paxos_propose(sc->node[A], &r);
 	pump(sc, A);
-	r.value = 5;
+	r.value = ps_encode(5, buf);
 	paxos_propose(sc->node[B], &r);
 	pump(sc, B);
 }
@@ -160,11 +166,11 @@ setup(Scn *sc, const char *name)
 static void
 prepare_phase(Scn *sc)
 {
-	PaxosMessage *m;
+	PsMsg	   *m;
 
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PREPARE, A, X), "A's prepare to X");
 	m = queued(sc, PAXOS_MSG_PROMISE, X, A);
-	EXPECT(sc, m && m->ballot.round == 2 && m->other.round == 0,
+	EXPECT(sc, m && m->m.ballot.round == 2 && m->m.other.round == 0,
 		   "X promises n=2 with no previous proposal");
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PREPARE, A, Y), "A's prepare to Y");
 	EXPECT(sc, queued(sc, PAXOS_MSG_PROMISE, Y, A) != NULL, "Y promises n=2");
@@ -172,14 +178,14 @@ prepare_phase(Scn *sc)
 	EXPECT(sc, queued(sc, PAXOS_MSG_PROMISE, Z, B) != NULL, "Z promises n=4");
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PREPARE, A, Z), "A's prepare to Z");
 	m = queued(sc, PAXOS_MSG_NACK, Z, A);
-	EXPECT(sc, m && m->other.round == 4, "Z refuses n=2: it promised 4");
+	EXPECT(sc, m && m->m.other.round == 4, "Z refuses n=2: it promised 4");
 	/* A has two promises, a majority of three: it sends [n=2, v=8] */
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PROMISE, X, A), "X's promise to A");
 	EXPECT(sc, queued(sc, PAXOS_MSG_ACCEPT, A, X) == NULL,
 		   "no accept from A after one promise");
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PROMISE, Y, A), "Y's promise to A");
 	m = queued(sc, PAXOS_MSG_ACCEPT, A, X);
-	EXPECT(sc, m && m->ballot.round == 2 && m->value == 8,
+	EXPECT(sc, m && m->m.ballot.round == 2 && m->value == 8,
 		   "A sends accept [n=2, v=8]");
 }
 
@@ -190,22 +196,22 @@ prepare_phase(Scn *sc)
 static void
 b_accepts(Scn *sc, int64_t want)
 {
-	PaxosMessage *m;
+	PsMsg	   *m;
 	int			to;
 
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PROMISE, Z, B), "Z's promise to B");
 	EXPECT(sc, deliver(sc, PAXOS_MSG_PROMISE, X, B), "X's promise to B");
 	m = queued(sc, PAXOS_MSG_ACCEPT, B, X);
-	EXPECT(sc, m && m->ballot.round == 4 && m->value == want,
+	EXPECT(sc, m && m->m.ballot.round == 4 && m->value == want,
 		   want == 8 ? "B adopts 8: accept [n=4, v=8]" : "B sends accept [n=4, v=5]");
 	for (to = X; to <= Z; to++)
 		EXPECT(sc, deliver(sc, PAXOS_MSG_ACCEPT, B, to), "B's accept delivered");
 	/* every acceptor accepted n=4; the learners hear it from each */
 	while (sc->nq > 0)
-		deliver(sc, sc->q[0].type, (int) sc->q[0].from, (int) sc->q[0].to);
-	EXPECT(sc, sc->has_res[B] && sc->res[B].value == want,
+		deliver(sc, sc->q[0].m.type, (int) sc->q[0].m.from, (int) sc->q[0].m.to);
+	EXPECT(sc, sc->has_res[B] && sc->res[B] == want,
 		   "B's proposal decides the value chosen");
-	EXPECT(sc, sc->has_res[A] && sc->res[A].value == want,
+	EXPECT(sc, sc->has_res[A] && sc->res[A] == want,
 		   "A learns the value chosen, not its own (unless the same)");
 }
 
@@ -229,7 +235,7 @@ static int
 seed_example(void)
 {
 	Scn			sc;
-	PaxosMessage *m;
+	PsMsg	   *m;
 
 	setup(&sc, "seed-example");
 	prepare_phase(&sc);
@@ -238,7 +244,7 @@ seed_example(void)
 		   "X accepts [n=2, v=8]: it promised only 2");
 	EXPECT(&sc, deliver(&sc, PAXOS_MSG_PREPARE, B, X), "B's prepare to X");
 	m = queued(&sc, PAXOS_MSG_PROMISE, X, B);
-	EXPECT(&sc, m && m->other.round == 2 && m->has_value && m->value == 8,
+	EXPECT(&sc, m && m->m.other.round == 2 && m->value == 8,
 		   "X promises n=4 and reports its accepted [n=2, v=8]");
 	EXPECT(&sc, deliver(&sc, PAXOS_MSG_PREPARE, B, Y), "B's prepare to Y");
 	EXPECT(&sc, deliver(&sc, PAXOS_MSG_ACCEPT, A, Y), "A's accept to Y");
@@ -260,14 +266,14 @@ static int
 seed_literal(void)
 {
 	Scn			sc;
-	PaxosMessage *m;
+	PsMsg	   *m;
 	int			to;
 
 	setup(&sc, "seed-literal-order");
 	prepare_phase(&sc);
 	EXPECT(&sc, deliver(&sc, PAXOS_MSG_PREPARE, B, X), "B's prepare to X");
 	m = queued(&sc, PAXOS_MSG_PROMISE, X, B);
-	EXPECT(&sc, m && m->other.round == 0,
+	EXPECT(&sc, m && m->m.other.round == 0,
 		   "X promises n=4 with nothing accepted (a promise has no value)");
 	EXPECT(&sc, deliver(&sc, PAXOS_MSG_PREPARE, B, Y), "B's prepare to Y");
 	for (to = X; to <= Z; to++)

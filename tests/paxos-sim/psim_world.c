@@ -40,6 +40,58 @@ ps_allocator(void)
 }
 
 /*
+ * ps_msg_pack: m as it travels the simulated network (name and value
+ * decoded, as the core's bytes are valid only until its advance); false
+ * if its name or value is not one the simulator made.
+ */
+bool
+ps_msg_pack(const PaxosMessage *m, PsMsg *out)
+{
+	out->m = *m;
+	memset(&out->m.instance, 0, sizeof(out->m.instance));
+	memset(&out->m.value, 0, sizeof(out->m.value));
+	out->x = ps_inst_index(m->instance);
+	return out->x >= 0 && ps_decode(m->value, &out->value);
+}
+
+/*
+ * ps_msg_unpack: the message in carries, its value's bytes in buf
+ * (PS_VALUE_MAX bytes).
+ */
+void
+ps_msg_unpack(const PsMsg *in, PaxosMessage *m, unsigned char *buf)
+{
+	*m = in->m;
+	m->instance = ps_inst_name(in->x);
+	m->value = ps_encode(in->value, buf);
+}
+
+/*
+ * restore: node i's disk handed back to its new core.
+ */
+static void
+restore(PSim *S, int i)
+{
+	PsNode	   *n = &S->nodes[i];
+	PaxosAcceptorState recs[PS_INSTANCES];
+	static unsigned char bufs[PS_INSTANCES][PS_VALUE_MAX];
+	size_t		k = 0;
+	int			x;
+
+	for (x = 0; x < PS_INSTANCES; x++)
+	{
+		if (!n->disk[x].used)
+			continue;
+		recs[k].instance = ps_inst_name(x);
+		recs[k].promised = n->disk[x].promised;
+		recs[k].accepted = n->disk[x].accepted;
+		recs[k].value = ps_encode(n->disk[x].value, bufs[x]);
+		k++;
+	}
+	paxos_restore(n->px, n->round, recs, k);
+}
+
+/*
  * ps_node_start: (re)create node i's core from its disk.
  */
 void
@@ -59,7 +111,7 @@ ps_node_start(PSim *S, int i)
 	o.seed = sim_rand(&S->rng);
 	o.alloc = ps_allocator();
 	n->px = paxos_new(&o);
-	paxos_restore(n->px, n->round, n->disk, n->n_disk);
+	restore(S, i);
 	n->up = true;
 	n->decree_inst = 0;
 	TRACE(S, "%llu: node %d starts (round %llu)\n",
@@ -89,7 +141,15 @@ static void
 send(PSim *S, const PaxosMessage *m)
 {
 	int			copies = 1;
+	PsMsg		pm;
 
+	if (!ps_msg_pack(m, &pm))
+	{
+		ps_violation(S, "message-bytes", "node %llu sent a message whose "
+					 "name or value bytes are not ones the clients gave",
+					 (unsigned long long) m->from);
+		return;
+	}
 	if (S->faults_on && sim_rand_unit(&S->rng) < S->drop_p)
 		return;
 	if (S->faults_on && sim_rand_unit(&S->rng) < S->dup_p)
@@ -97,8 +157,8 @@ send(PSim *S, const PaxosMessage *m)
 	while (copies-- > 0)
 	{
 		S->net = sim_xrealloc(S->net, (S->n_net + 1) * sizeof(PsMsg));
+		S->net[S->n_net] = pm;
 		S->net[S->n_net].at = S->now + 1 + sim_rand_below(&S->rng, S->delay_max);
-		S->net[S->n_net].m = *m;
 		S->n_net++;
 	}
 }
@@ -118,14 +178,23 @@ persist(PSim *S, int i, const PaxosReady *rd)
 	for (k = 0; k < rd->n_persist; k++)
 	{
 		const PaxosAcceptorState *a = &rd->persist[k];
-		int			d;
+		int			x = ps_inst_index(a->instance);
+		int64_t		v;
+		PsDisk	   *d;
 
-		for (d = 0; d < n->n_disk && n->disk[d].instance != a->instance; d++)
-			;
-		if (d == n->n_disk)
-			n->n_disk++;
-		n->disk[d] = *a;
-		ps_check_persisted(S, i, a);
+		if (x < 0 || !ps_decode(a->value, &v))
+		{
+			ps_violation(S, "persist-bytes", "node %d persisted a record "
+						 "whose name or value bytes are not ones the "
+						 "clients gave", i + 1);
+			return;
+		}
+		d = &n->disk[x];
+		d->used = true;
+		d->promised = a->promised;
+		d->accepted = a->accepted;
+		d->value = v;
+		ps_check_persisted(S, i, x, d);
 	}
 }
 
@@ -171,8 +240,9 @@ deliver_result(PSim *S, int i, const PaxosResult *r)
 	o = &S->ops[r->tag];
 	o->status = r->unknown ? OP_UNKNOWN : OP_OK;
 	o->ret = S->evclock++;
-	if (o->kind == LIN_GET)
-		o->value = r->value;
+	if (o->kind == LIN_GET && !ps_decode(r->value, &o->value))
+		ps_violation(S, "result-bytes", "node %d answered a read with bytes "
+					 "no client wrote", i + 1);
 	o->swapped = r->swapped;
 	S->clients[c].op = -1;
 	S->clients[c].done_after_heal += !S->faults_on;
@@ -219,6 +289,7 @@ ps_deliver(PSim *S)
 	while (k < S->n_net && !S->failed)
 	{
 		PaxosMessage m;
+		unsigned char buf[PS_VALUE_MAX];
 		int			to;
 
 		if (S->net[k].at > S->now)
@@ -226,7 +297,7 @@ ps_deliver(PSim *S)
 			k++;
 			continue;
 		}
-		m = S->net[k].m;
+		ps_msg_unpack(&S->net[k], &m, buf);
 		S->net[k] = S->net[--S->n_net];
 		to = (int) m.to - 1;
 		if (!S->nodes[to].up || S->cut[m.from - 1][to])
@@ -268,6 +339,24 @@ ps_faults(PSim *S)
 }
 
 /*
+ * empty_value: now and then, the empty byte string (PS_EMPTY) as the
+ * value written, at most once per key (lincheck's search stays small with
+ * unique writes), or as the value a CAS expects.
+ */
+static void
+empty_value(PSim *S, PsOp *o)
+{
+	if (o->kind != LIN_GET && !S->wrote_empty[o->key] &&
+		sim_rand_below(&S->rng, 8) == 0)
+	{
+		o->value = PS_EMPTY;
+		S->wrote_empty[o->key] = true;
+	}
+	if (o->kind == LIN_CAS && sim_rand_below(&S->rng, 8) == 0)
+		o->expected = PS_EMPTY;
+}
+
+/*
  * submit_op: client c starts a random register operation on a random
  * node that is up (nothing if none is, or it is busy with that key).
  */
@@ -277,6 +366,8 @@ submit_op(PSim *S, int c)
 	int			node = (int) sim_rand_below(&S->rng, S->n);
 	PaxosRequest req;
 	PsOp		o;
+	unsigned char vbuf[PS_VALUE_MAX];
+	unsigned char ebuf[PS_VALUE_MAX];
 
 	if (!S->nodes[node].up)
 		return;
@@ -287,12 +378,13 @@ submit_op(PSim *S, int c)
 	/* expect a recent value, or absence, so that some CASes match */
 	o.expected = sim_rand_below(&S->rng, 4) == 0 ? 0 :
 		S->next_value - (int64_t) sim_rand_below(&S->rng, 6);
+	empty_value(S, &o);
 	memset(&req, 0, sizeof(req));
 	req.kind = o.kind == LIN_GET ? PAXOS_OP_READ :
 		o.kind == LIN_PUT ? PAXOS_OP_PUT : PAXOS_OP_CAS;
-	req.instance = PS_REG_BASE + o.key;
-	req.value = o.value;
-	req.expected = o.expected;
+	req.instance = ps_inst_name(PS_DECREES + o.key);
+	req.value = ps_encode(o.value, vbuf);
+	req.expected = ps_encode(o.expected, ebuf);
 	req.tag = S->n_ops;
 	if (paxos_propose(S->nodes[node].px, &req) != PAXOS_OK)
 		return;
@@ -342,17 +434,20 @@ ps_decrees(PSim *S, bool submit)
 	{
 		PsNode	   *n = &S->nodes[i];
 		PaxosRequest req;
+		unsigned char buf[PS_VALUE_MAX];
+		int			x;
 
 		if (!n->up || n->decree_inst != 0 || sim_rand_below(&S->rng, 10) != 0)
 			continue;
+		x = (int) ((S->now / 40 + sim_rand_below(&S->rng, 2)) % PS_DECREES);
 		memset(&req, 0, sizeof(req));
 		req.kind = PAXOS_OP_DECREE;
-		req.instance = 1 + (S->now / 40 + sim_rand_below(&S->rng, 2)) % PS_DECREES;
-		req.value = 1000000 * (i + 1) + (++S->next_value);
-		req.tag = DECREE_TAG | req.instance;
+		req.instance = ps_inst_name(x);
+		req.value = ps_encode(1000000 * (i + 1) + (++S->next_value), buf);
+		req.tag = DECREE_TAG | (uint64_t) x;
 		if (paxos_propose(n->px, &req) != PAXOS_OK)
 			continue;
-		n->decree_inst = (int) req.instance;
+		n->decree_inst = x + 1;
 		ps_handle_ready(S, i);
 	}
 }

@@ -5,9 +5,8 @@
  *	  table, message dispatch, ticks and the Ready hand-off (paxos.h).
  *
  * The node holds no lock and does no I/O: its only shared state is its own
- * struct, used by one caller thread at a time.  Instances live in an
- * array searched linearly: the simulator uses a handful, and the SQL layer
- * (later) will hold one node per instance group.
+ * struct, used by one caller thread at a time.  Instances, and the memory
+ * behind every value, are paxos_store.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -109,28 +108,9 @@ px_node_index(const PaxosNode *p, uint64_t id)
 }
 
 /*
- * px_instance: the instance named id, created empty (nothing promised,
- * nothing accepted) on first use.  The pointer is valid until the next
- * px_instance call.
- */
-Instance *
-px_instance(PaxosNode *p, uint64_t id)
-{
-	Instance   *in;
-	size_t		i;
-
-	for (i = 0; i < p->n_inst; i++)
-		if (p->inst[i].acc.instance == id)
-			return &p->inst[i];
-	p->inst = px_grow(p, p->inst, &p->cap_inst, p->n_inst + 1, sizeof(Instance));
-	in = &p->inst[p->n_inst++];
-	memset(in, 0, sizeof(*in));
-	in->acc.instance = id;
-	return in;
-}
-
-/*
  * px_send: queue m for the Ready (sent by the caller after persisting).
+ * m->instance must be an instance's own name (valid for the node's life);
+ * the value is copied, as the owned one may change before the send.
  */
 void
 px_send(PaxosNode *p, const PaxosMessage *m)
@@ -139,6 +119,7 @@ px_send(PaxosNode *p, const PaxosMessage *m)
 					  sizeof(PaxosMessage));
 	p->msgs[p->n_msgs] = *m;
 	p->msgs[p->n_msgs].from = p->opt.id;
+	p->msgs[p->n_msgs].value = px_value_scratch(p, m->value);
 	p->n_msgs++;
 }
 
@@ -193,7 +174,10 @@ paxos_free(PaxosNode *p)
 	if (p == NULL)
 		return;
 	a = p->opt.alloc;
-	a.free_fn(a.ctx, p->inst);
+	px_store_free(p);
+	a.free_fn(a.ctx, p->table);
+	a.free_fn(a.ctx, p->dirty);
+	a.free_fn(a.ctx, p->scratch);
 	a.free_fn(a.ctx, p->props);
 	a.free_fn(a.ctx, p->msgs);
 	a.free_fn(a.ctx, p->results);
@@ -206,7 +190,8 @@ paxos_free(PaxosNode *p)
  * paxos_restore: load what the caller persisted before a crash: the
  * highest round this node used and its acceptor records.  Learner and
  * proposer state are volatile: a restarted node learns again from the
- * next round on the instance.
+ * next round on the instance.  Records with a malformed name or value
+ * (not something a Ready produced) are skipped.
  */
 void
 paxos_restore(PaxosNode *p, uint64_t round, const PaxosAcceptorState *recs,
@@ -218,9 +203,14 @@ paxos_restore(PaxosNode *p, uint64_t round, const PaxosAcceptorState *recs,
 	p->seen_round = round;
 	for (i = 0; i < n; i++)
 	{
-		Instance   *in = px_instance(p, recs[i].instance);
+		Instance   *in;
 
-		in->acc = recs[i];
+		if (!px_name_ok(recs[i].instance) || !px_value_ok(recs[i].value))
+			continue;
+		in = px_instance(p, recs[i].instance);
+		in->acc.promised = recs[i].promised;
+		in->acc.accepted = recs[i].accepted;
+		px_value_set(p, &in->acc.value, recs[i].value);
 #ifdef PAXOS_MUTANT_FORGET_PROMISE
 		/* wrong: the promise was not stored, only the acceptance */
 		in->acc.promised = recs[i].accepted;
@@ -229,35 +219,40 @@ paxos_restore(PaxosNode *p, uint64_t round, const PaxosAcceptorState *recs,
 }
 
 /*
- * paxos_step: one incoming message.  Ballots seen raise seen_round, so the
- * next round this node starts outbids them.
+ * paxos_step: one incoming message; one from a stranger, for another node
+ * or with a malformed name or value is dropped.  Ballots seen raise
+ * seen_round, so the next round this node starts outbids them.
  */
 void
 paxos_step(PaxosNode *p, const PaxosMessage *m)
 {
-	if (px_node_index(p, m->from) < 0 || m->to != p->opt.id)
+	Instance   *in;
+
+	if (px_node_index(p, m->from) < 0 || m->to != p->opt.id ||
+		!px_name_ok(m->instance) || !px_value_ok(m->value))
 		return;
 	if (m->ballot.round > p->seen_round)
 		p->seen_round = m->ballot.round;
 	if (m->other.round > p->seen_round)
 		p->seen_round = m->other.round;
-	px_fast_observe(p, m);
+	in = px_instance(p, m->instance);
+	px_fast_observe(p, in, m);
 	switch (m->type)
 	{
 		case PAXOS_MSG_PREPARE:
-			px_on_prepare(p, m);
+			px_on_prepare(p, in, m);
 			break;
 		case PAXOS_MSG_PROMISE:
-			px_on_promise(p, m);
+			px_on_promise(p, in, m);
 			break;
 		case PAXOS_MSG_ACCEPT:
-			px_on_accept(p, m);
+			px_on_accept(p, in, m);
 			break;
 		case PAXOS_MSG_ACCEPTED:
-			px_on_accepted(p, m);
+			px_on_accepted(p, in, m);
 			break;
 		case PAXOS_MSG_NACK:
-			px_on_nack(p, m);
+			px_on_nack(p, in, m);
 			break;
 	}
 }
@@ -271,14 +266,8 @@ paxos_tick(PaxosNode *p)
 bool
 paxos_has_ready(const PaxosNode *p)
 {
-	size_t		i;
-
-	if (p->round_changed || p->n_msgs || p->n_results || p->n_learned)
-		return true;
-	for (i = 0; i < p->n_inst; i++)
-		if (p->inst[i].dirty)
-			return true;
-	return false;
+	return p->round_changed || p->n_msgs || p->n_results || p->n_learned ||
+		p->n_dirty;
 }
 
 /*
@@ -288,18 +277,16 @@ void
 paxos_ready(PaxosNode *p, PaxosReady *rd)
 {
 	size_t		i;
-	size_t		n = 0;
 
 	memset(rd, 0, sizeof(*rd));
 	rd->round_changed = p->round_changed;
 	rd->round = p->round;
-	p->persist = px_grow(p, p->persist, &p->cap_persist, p->n_inst,
+	p->persist = px_grow(p, p->persist, &p->cap_persist, p->n_dirty,
 						 sizeof(PaxosAcceptorState));
-	for (i = 0; i < p->n_inst; i++)
-		if (p->inst[i].dirty)
-			p->persist[n++] = p->inst[i].acc;
+	for (i = 0; i < p->n_dirty; i++)
+		p->persist[i] = p->dirty[i]->acc;
 	rd->persist = p->persist;
-	rd->n_persist = n;
+	rd->n_persist = p->n_dirty;
 	rd->msgs = p->msgs;
 	rd->n_msgs = p->n_msgs;
 	rd->results = p->results;
@@ -316,8 +303,10 @@ paxos_advance(PaxosNode *p)
 {
 	size_t		i;
 
-	for (i = 0; i < p->n_inst; i++)
-		p->inst[i].dirty = false;
+	for (i = 0; i < p->n_dirty; i++)
+		p->dirty[i]->dirty = false;
+	p->n_dirty = 0;
+	px_scratch_reset(p);
 	p->round_changed = false;
 	p->n_msgs = 0;
 	p->n_results = 0;
@@ -326,20 +315,19 @@ paxos_advance(PaxosNode *p)
 
 /*
  * paxos_learned_value: true and *value if this node's learner knows the
- * value chosen for decree instance.
+ * value chosen for decree instance.  *value points to the node's own
+ * bytes: valid until the next paxos_step, paxos_tick or paxos_propose.
  */
 bool
-paxos_learned_value(const PaxosNode *p, uint64_t instance, int64_t *value)
+paxos_learned_value(const PaxosNode *p, PaxosBytes instance,
+					PaxosValue *value)
 {
-	size_t		i;
+	Instance   *in = px_instance_find(p, instance);
 
-	for (i = 0; i < p->n_inst; i++)
-		if (p->inst[i].acc.instance == instance && p->inst[i].learned)
-		{
-			*value = p->inst[i].learned_value;
-			return true;
-		}
-	return false;
+	if (in == NULL || !in->learned)
+		return false;
+	*value = in->learned_value;
+	return true;
 }
 
 /*

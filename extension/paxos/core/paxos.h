@@ -5,9 +5,13 @@
  *	  registers, as a pure state machine with no I/O.
  *
  * Every node plays all three roles of the seed's section five: proposer
- * (paxos_propose), acceptor and learner.  An instance is named by a 64-bit
- * id (the caller maps names to ids).  The same acceptor state serves both
- * uses of an instance, but the caller uses each instance one way only:
+ * (paxos_propose), acceptor and learner.  An instance is named by a byte
+ * string of 1 .. PAXOS_MAX_NAME bytes (the SQL layer's text), found
+ * through a hash table of the node's own.  Values are byte strings of any
+ * length, compared byte for byte; a PaxosValue that is not present (a
+ * register nobody wrote) differs from an empty one.  The same acceptor
+ * state serves both uses of an instance, but the caller uses each
+ * instance one way only:
  *
  *	- a decree (PAXOS_OP_DECREE): classic single-decree Paxos; once a value
  *	  is chosen it is the instance's value for ever;
@@ -39,7 +43,13 @@
  * carrying it leaves, or a restarted proposer could reuse a ballot with
  * another value.  After a restart the caller hands the stored round and
  * records back with paxos_restore before anything else.  Everything rd
- * points to belongs to the core until paxos_advance.
+ * points to (records, messages, and the names and value bytes they point
+ * to) belongs to the core and stays valid until paxos_advance; a caller
+ * that keeps a message longer (a network queue) copies its bytes.
+ *
+ * Bytes handed IN (requests, messages, restored records) are copied into
+ * memory the core owns before the call returns; the caller may reuse its
+ * buffers at once.
  *
  * Time is ticks only; the core never reads a clock.  The randomized
  * backoff that separates duelling proposers comes from a PRNG seeded by
@@ -47,7 +57,7 @@
  *
  * Memory: only through the PaxosAllocator given (it must not return NULL).
  * Single-threaded: one node, one caller thread at a time.  No PostgreSQL
- * header; the C library only for memcpy/memset.
+ * header; the C library only for memcpy/memset/memcmp.
  *
  *-------------------------------------------------------------------------
  */
@@ -59,10 +69,29 @@
 #include <stdint.h>
 
 #define PAXOS_MAX_NODES		16
+#define PAXOS_MAX_NAME		1024	/* bytes in an instance's name */
 
 #define PAXOS_OK			0
 #define PAXOS_ERR_BUSY		(-1)	/* this node already runs an op on it */
 #define PAXOS_ERR_INVALID	(-2)
+
+/*
+ * PaxosBytes: an instance's name, len bytes at data (not NUL-terminated).
+ * PaxosValue: a value; present false means absent (data NULL, len 0), an
+ * empty value is present with len 0.
+ */
+typedef struct PaxosBytes
+{
+	const void *data;
+	size_t		len;
+} PaxosBytes;
+
+typedef struct PaxosValue
+{
+	const void *data;
+	size_t		len;
+	bool		present;
+} PaxosValue;
 
 typedef struct PaxosAllocator
 {
@@ -97,21 +126,20 @@ typedef struct PaxosMessage
 	PaxosMsgType type;
 	uint64_t	from;
 	uint64_t	to;
-	uint64_t	instance;
+	PaxosBytes	instance;
 	PaxosBallot ballot;			/* the ballot this message is about */
 	PaxosBallot other;			/* PROMISE: accepted ballot; NACK: promise */
-	bool		has_value;		/* ACCEPT, ACCEPTED, PROMISE (if accepted) */
-	int64_t		value;
+	PaxosValue	value;			/* ACCEPT, ACCEPTED, PROMISE (if accepted) */
 } PaxosMessage;
 
 /* An acceptor's durable state for one instance. */
 typedef struct PaxosAcceptorState
 {
-	uint64_t	instance;
+	PaxosBytes	instance;
 	PaxosBallot promised;		/* never accept below it */
 	PaxosBallot accepted;		/* round 0: nothing accepted */
-	bool		has_value;
-	int64_t		value;
+	PaxosValue	value;			/* what was accepted (a register's write
+								 * may be absent) */
 } PaxosAcceptorState;
 
 typedef enum PaxosOpKind
@@ -123,25 +151,27 @@ typedef enum PaxosOpKind
 } PaxosOpKind;
 
 /*
- * PaxosRequest: one operation.  Register values are int64 with 0 meaning
- * "absent" (an instance nobody wrote reads as 0); a decree's value is any
- * int64.  tag is the caller's, returned in the result.
+ * PaxosRequest: one operation.  A register nobody wrote reads as absent; a
+ * put or a CAS may write absent (a delete), and a CAS may expect it (an
+ * insert).  A decree's value must be present.  tag is the caller's,
+ * returned in the result.
  */
 typedef struct PaxosRequest
 {
 	PaxosOpKind kind;
-	uint64_t	instance;
-	int64_t		value;
-	int64_t		expected;		/* CAS only */
+	PaxosBytes	instance;
+	PaxosValue	value;
+	PaxosValue	expected;		/* CAS only: equal = both absent, or both
+								 * present with the same bytes */
 	uint64_t	tag;
 } PaxosRequest;
 
 typedef struct PaxosResult
 {
 	uint64_t	tag;
-	uint64_t	instance;
+	PaxosBytes	instance;
 	PaxosOpKind kind;
-	int64_t		value;			/* decree: the chosen value; register: the
+	PaxosValue	value;			/* decree: the chosen value; register: the
 								 * value the round wrote (read: current) */
 	bool		swapped;		/* CAS: expected matched and value written */
 	bool		unknown;		/* a register write whose accept phase failed:
@@ -152,9 +182,9 @@ typedef struct PaxosResult
 /* What this node's learner learned: a majority accepted value at ballot. */
 typedef struct PaxosLearned
 {
-	uint64_t	instance;
+	PaxosBytes	instance;
 	PaxosBallot ballot;
-	int64_t		value;
+	PaxosValue	value;
 } PaxosLearned;
 
 typedef struct PaxosOptions
@@ -198,8 +228,9 @@ extern void paxos_ready(PaxosNode *p, PaxosReady *rd);
 extern void paxos_advance(PaxosNode *p);
 extern int	paxos_ballot_cmp(PaxosBallot a, PaxosBallot b);
 extern PaxosBallot paxos_next_ballot(PaxosBallot b);
-extern bool paxos_learned_value(const PaxosNode *p, uint64_t instance,
-								int64_t *value);
+extern bool paxos_value_equal(PaxosValue a, PaxosValue b);
+extern bool paxos_learned_value(const PaxosNode *p, PaxosBytes instance,
+								PaxosValue *value);
 extern int	paxos_pending(const PaxosNode *p);
 
 #endif							/* PAXOS_H */

@@ -24,23 +24,34 @@
 #include "paxos_int.h"
 
 /*
- * reply: an answer of type t about ballot b to m's sender.
+ * reply: an answer of type t about m's ballot and in to m's sender.
  */
 static void
-reply(PaxosNode *p, const PaxosMessage *m, PaxosMsgType t, PaxosBallot other,
-	  bool has_value, int64_t value)
+reply(PaxosNode *p, Instance *in, const PaxosMessage *m, PaxosMsgType t,
+	  PaxosBallot other, PaxosValue value)
 {
 	PaxosMessage r;
 
 	memset(&r, 0, sizeof(r));
 	r.type = t;
 	r.to = m->from;
-	r.instance = m->instance;
+	r.instance = in->acc.instance;
 	r.ballot = m->ballot;
 	r.other = other;
-	r.has_value = has_value;
 	r.value = value;
 	px_send(p, &r);
+}
+
+/*
+ * nack: refuse m, naming in's promise so that its proposer can outbid it.
+ */
+static void
+nack(PaxosNode *p, Instance *in, const PaxosMessage *m)
+{
+	PaxosValue	none;
+
+	memset(&none, 0, sizeof(none));
+	reply(p, in, m, PAXOS_MSG_NACK, in->acc.promised, none);
 }
 
 /*
@@ -48,25 +59,21 @@ reply(PaxosNode *p, const PaxosMessage *m, PaxosMsgType t, PaxosBallot other,
  * the ballot is not below the promise, else NACK.
  */
 void
-px_on_prepare(PaxosNode *p, const PaxosMessage *m)
+px_on_prepare(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Instance   *in;
-
 	if (!px_is_acceptor(p))
 		return;
-	in = px_instance(p, m->instance);
 	if (paxos_ballot_cmp(m->ballot, in->acc.promised) < 0)
 	{
-		reply(p, m, PAXOS_MSG_NACK, in->acc.promised, false, 0);
+		nack(p, in, m);
 		return;
 	}
 	if (paxos_ballot_cmp(m->ballot, in->acc.promised) > 0)
 	{
 		in->acc.promised = m->ballot;
-		in->dirty = true;
+		px_mark_dirty(p, in);
 	}
-	reply(p, m, PAXOS_MSG_PROMISE, in->acc.accepted, in->acc.has_value,
-		  in->acc.value);
+	reply(p, in, m, PAXOS_MSG_PROMISE, in->acc.accepted, in->acc.value);
 }
 
 /*
@@ -74,18 +81,16 @@ px_on_prepare(PaxosNode *p, const PaxosMessage *m)
  * goes to every learner (all nodes), the proposer's included.
  */
 void
-px_on_accept(PaxosNode *p, const PaxosMessage *m)
+px_on_accept(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Instance   *in;
 	PaxosMessage a;
 
 	if (!px_is_acceptor(p))
 		return;
-	in = px_instance(p, m->instance);
 #ifndef PAXOS_MUTANT_ACCEPT_BELOW_PROMISE
 	if (paxos_ballot_cmp(m->ballot, in->acc.promised) < 0)
 	{
-		reply(p, m, PAXOS_MSG_NACK, in->acc.promised, false, 0);
+		nack(p, in, m);
 		return;
 	}
 #endif
@@ -106,15 +111,13 @@ px_on_accept(PaxosNode *p, const PaxosMessage *m)
 		in->acc.promised = paxos_next_ballot(m->ballot);
 #endif
 	in->acc.accepted = m->ballot;
-	in->acc.has_value = m->has_value;
-	in->acc.value = m->value;
-	in->dirty = true;
+	px_value_set(p, &in->acc.value, m->value);
+	px_mark_dirty(p, in);
 	memset(&a, 0, sizeof(a));
 	a.type = PAXOS_MSG_ACCEPTED;
-	a.instance = m->instance;
+	a.instance = in->acc.instance;
 	a.ballot = m->ballot;
-	a.has_value = m->has_value;
-	a.value = m->value;
+	a.value = in->acc.value;
 	px_broadcast(p, &a, p->opt.n_nodes);
 }
 
@@ -124,7 +127,7 @@ px_on_accept(PaxosNode *p, const PaxosMessage *m)
  * ones are being accepted); NULL if b is below every slot in use.
  */
 static LearnCount *
-learn_slot(Instance *in, PaxosBallot b)
+learn_slot(PaxosNode *p, Instance *in, PaxosBallot b)
 {
 	LearnCount *low = &in->counts[0];
 	int			i;
@@ -147,6 +150,7 @@ learn_slot(Instance *in, PaxosBallot b)
 	}
 	if (low->ballot.round != 0 && paxos_ballot_cmp(b, low->ballot) < 0)
 		return NULL;
+	px_value_clear(p, &low->value);
 	memset(low, 0, sizeof(*low));
 	low->ballot = b;
 	return low;
@@ -157,15 +161,14 @@ learn_slot(Instance *in, PaxosBallot b)
  * first time a majority of acceptors accepted that one ballot.
  */
 void
-px_on_accepted(PaxosNode *p, const PaxosMessage *m)
+px_on_accepted(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Instance   *in = px_instance(p, m->instance);
-	LearnCount *c = learn_slot(in, m->ballot);
+	LearnCount *c = learn_slot(p, in, m->ballot);
 	PaxosLearned *l;
 
 	if (c == NULL)
 		return;
-	c->value = m->value;
+	px_value_set(p, &c->value, m->value);
 	if (c->mask & (1u << px_node_index(p, m->from)))
 		return;					/* a duplicate */
 	c->mask |= 1u << px_node_index(p, m->from);
@@ -176,13 +179,13 @@ px_on_accepted(PaxosNode *p, const PaxosMessage *m)
 	{
 		in->learned = true;
 		in->learned_ballot = c->ballot;
-		in->learned_value = c->value;
+		px_value_set(p, &in->learned_value, c->value);
 	}
 	p->learned = px_grow(p, p->learned, &p->cap_learned, p->n_learned + 1,
 						 sizeof(PaxosLearned));
 	l = &p->learned[p->n_learned++];
-	l->instance = m->instance;
+	l->instance = in->acc.instance;
 	l->ballot = c->ballot;
-	l->value = c->value;
-	px_on_learned(p, m->instance, c->ballot, c->value);
+	l->value = px_value_scratch(p, c->value);
+	px_on_learned(p, in, c->ballot, c->value);
 }

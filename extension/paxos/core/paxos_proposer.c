@@ -13,7 +13,8 @@
  *	2. on a majority of promises, the value: for a decree the value of the
  *	   highest-ballot acceptance among the promises, or the request's own
  *	   value if none reported one; for a register, the request's change
- *	   function applied to that value (0, absent, if none);
+ *	   function applied to that value (absent if none); a compare-and-set
+ *	   compares bytes (paxos_value_equal);
  *	3. accept with that value; done when the learner sees a majority accept
  *	   this ballot (a decree is also done when any ballot is learned: the
  *	   chosen value is then the answer, whoever proposed it).
@@ -61,24 +62,30 @@ static void send_accepts(PaxosNode *p, Proposal *pr);
 static bool try_fast(PaxosNode *p, Proposal *pr);
 
 /*
- * find: the proposal for instance, or NULL.
+ * px_proposal_free: drop pr and the bytes it owns; the last proposal
+ * takes its slot (which px_proposer_tick's backward walk relies on).
  */
-static Proposal *
-find(PaxosNode *p, uint64_t instance)
+void
+px_proposal_free(PaxosNode *p, Proposal *pr)
 {
-	size_t		i;
+	Proposal   *last = p->props[--p->n_props];
 
-	for (i = 0; i < p->n_props; i++)
-		if (p->props[i].req.instance == instance)
-			return &p->props[i];
-	return NULL;
+	last->slot = pr->slot;
+	p->props[pr->slot] = last;
+	pr->in->prop = NULL;
+	px_value_clear(p, &pr->req.value);
+	px_value_clear(p, &pr->req.expected);
+	px_value_clear(p, &pr->best_value);
+	px_value_clear(p, &pr->value);
+	p->opt.alloc.free_fn(p->opt.alloc.ctx, pr);
 }
 
 /*
- * finish: hand pr's result to the Ready and drop pr.
+ * finish: hand pr's result, with a copy of value, to the Ready and drop
+ * pr; the result, returned, stays valid until paxos_advance.
  */
-static void
-finish(PaxosNode *p, Proposal *pr, int64_t value)
+static PaxosResult *
+finish(PaxosNode *p, Proposal *pr, PaxosValue value)
 {
 	PaxosResult *r;
 
@@ -86,13 +93,14 @@ finish(PaxosNode *p, Proposal *pr, int64_t value)
 						 sizeof(PaxosResult));
 	r = &p->results[p->n_results++];
 	r->tag = pr->req.tag;
-	r->instance = pr->req.instance;
+	r->instance = pr->in->acc.instance;
 	r->kind = pr->req.kind;
-	r->value = value;
+	r->value = px_value_scratch(p, value);	/* before value may be freed */
 	r->swapped = pr->swapped;
 	r->unknown = false;
 	r->rounds = pr->rounds;
-	*pr = p->props[--p->n_props];
+	px_proposal_free(p, pr);
+	return r;
 }
 
 /*
@@ -103,7 +111,7 @@ start_round(PaxosNode *p, Proposal *pr)
 {
 	PaxosMessage m;
 
-	px_instance(p, pr->req.instance)->fast = false;
+	pr->in->fast = false;
 
 	p->round = (p->round > p->seen_round ? p->round : p->seen_round) + 1;
 	p->round_changed = true;
@@ -112,12 +120,12 @@ start_round(PaxosNode *p, Proposal *pr)
 	pr->phase = PH_PREPARE;
 	pr->promises = 0;
 	memset(&pr->best, 0, sizeof(pr->best));
-	pr->best_has = false;
+	px_value_clear(p, &pr->best_value);
 	pr->wait = p->opt.timeout;
 	pr->rounds++;
 	memset(&m, 0, sizeof(m));
 	m.type = PAXOS_MSG_PREPARE;
-	m.instance = pr->req.instance;
+	m.instance = pr->in->acc.instance;
 	m.ballot = pr->ballot;
 	px_broadcast(p, &m, p->opt.n_acceptors);
 }
@@ -136,26 +144,53 @@ backoff(PaxosNode *p, Proposal *pr)
 }
 
 /*
- * paxos_propose: start req.  A decree this node has already learned is
+ * request_ok: req is well formed: a known kind, a valid name, well-formed
+ * values, and a decree value present (absent is what a register reads
+ * before any write, not a value to choose).
+ */
+static bool
+request_ok(const PaxosRequest *req)
+{
+	if (req->kind < PAXOS_OP_DECREE || req->kind > PAXOS_OP_CAS)
+		return false;
+	if (!px_name_ok(req->instance) || !px_value_ok(req->value) ||
+		!px_value_ok(req->expected))
+		return false;
+	return req->kind != PAXOS_OP_DECREE || req->value.present;
+}
+
+/*
+ * paxos_propose: start req (its bytes copied); PAXOS_ERR_INVALID if it is
+ * malformed (request_ok), PAXOS_ERR_BUSY if this node already runs an
+ * operation on the instance.  A decree this node has already learned is
  * answered at once (in the next Ready).
  */
 int
 paxos_propose(PaxosNode *p, const PaxosRequest *req)
 {
 	Proposal   *pr;
-	int64_t		v;
+	Instance   *in;
 
-	if (req->kind < PAXOS_OP_DECREE || req->kind > PAXOS_OP_CAS)
+	if (!request_ok(req))
 		return PAXOS_ERR_INVALID;
-	if (find(p, req->instance) != NULL)
+	in = px_instance(p, req->instance);
+	if (in->prop != NULL)
 		return PAXOS_ERR_BUSY;
-	p->props = px_grow(p, p->props, &p->cap_props, p->n_props + 1,
-					   sizeof(Proposal));
-	pr = &p->props[p->n_props++];
+	pr = p->opt.alloc.alloc_fn(p->opt.alloc.ctx, sizeof(Proposal));
 	memset(pr, 0, sizeof(*pr));
-	pr->req = *req;
-	if (req->kind == PAXOS_OP_DECREE && paxos_learned_value(p, req->instance, &v))
-		finish(p, pr, v);
+	pr->req.kind = req->kind;
+	pr->req.instance = in->acc.instance;
+	pr->req.tag = req->tag;
+	px_value_set(p, &pr->req.value, req->value);
+	px_value_set(p, &pr->req.expected, req->expected);
+	pr->in = in;
+	in->prop = pr;
+	p->props = px_grow(p, p->props, &p->cap_props, p->n_props + 1,
+					   sizeof(Proposal *));
+	pr->slot = p->n_props;
+	p->props[p->n_props++] = pr;
+	if (req->kind == PAXOS_OP_DECREE && in->learned)
+		finish(p, pr, in->learned_value);
 	else if (!try_fast(p, pr))
 		start_round(p, pr);
 	return PAXOS_OK;
@@ -166,32 +201,29 @@ paxos_propose(PaxosNode *p, const PaxosRequest *req)
  * step 2).
  */
 static void
-choose_value(Proposal *pr)
+choose_value(PaxosNode *p, Proposal *pr)
 {
-	bool		has = pr->best_has;
-	int64_t		cur = pr->best_value;
+	PaxosValue	cur = pr->best_value;
+	PaxosValue	next;
 
 #ifdef PAXOS_MUTANT_IGNORE_PROMISED_VALUES
 	/* wrong: what the acceptors already accepted is not looked at */
-	has = false;
+	memset(&cur, 0, sizeof(cur));
 #endif
-	if (!has)
-		cur = pr->req.kind == PAXOS_OP_DECREE ? pr->req.value : 0;
+	/* nothing accepted: a decree proposes its own, a register is absent */
+	if (!cur.present && pr->req.kind == PAXOS_OP_DECREE)
+		cur = pr->req.value;
 	pr->swapped = false;
-	switch (pr->req.kind)
+	next = cur;
+	if (pr->req.kind == PAXOS_OP_PUT)
+		next = pr->req.value;
+	else if (pr->req.kind == PAXOS_OP_CAS &&
+			 paxos_value_equal(cur, pr->req.expected))
 	{
-		case PAXOS_OP_DECREE:
-		case PAXOS_OP_READ:
-			pr->value = cur;
-			break;
-		case PAXOS_OP_PUT:
-			pr->value = pr->req.value;
-			break;
-		case PAXOS_OP_CAS:
-			pr->swapped = cur == pr->req.expected;
-			pr->value = pr->swapped ? pr->req.value : cur;
-			break;
+		pr->swapped = true;
+		next = pr->req.value;
 	}
+	px_value_set(p, &pr->value, next);
 }
 
 /*
@@ -203,14 +235,13 @@ send_accepts(PaxosNode *p, Proposal *pr)
 {
 	PaxosMessage a;
 
-	choose_value(pr);
+	choose_value(p, pr);
 	pr->phase = PH_ACCEPT;
 	pr->wait = p->opt.timeout;
 	memset(&a, 0, sizeof(a));
 	a.type = PAXOS_MSG_ACCEPT;
-	a.instance = pr->req.instance;
+	a.instance = pr->in->acc.instance;
 	a.ballot = pr->ballot;
-	a.has_value = true;
 	a.value = pr->value;
 	px_broadcast(p, &a, p->opt.n_acceptors);
 }
@@ -222,15 +253,14 @@ send_accepts(PaxosNode *p, Proposal *pr)
 static bool
 try_fast(PaxosNode *p, Proposal *pr)
 {
-	Instance   *in = px_instance(p, pr->req.instance);
+	Instance   *in = pr->in;
 
 	if (pr->req.kind == PAXOS_OP_DECREE || !in->fast)
 		return false;
 	in->fast = false;
 	pr->ballot = in->fast_ballot;
 	pr->best = in->fast_base;
-	pr->best_has = true;
-	pr->best_value = in->fast_value;
+	px_value_set(p, &pr->best_value, in->fast_value);
 	send_accepts(p, pr);
 	return true;
 }
@@ -240,14 +270,12 @@ try_fast(PaxosNode *p, Proposal *pr)
  * with value: a majority promised paxos_next_ballot(b) (file banner).
  */
 static void
-remember_fast(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
+remember_fast(PaxosNode *p, Instance *in, PaxosBallot b, PaxosValue value)
 {
-	Instance   *in = px_instance(p, instance);
-
 	in->fast = true;
 	in->fast_base = b;
 	in->fast_ballot = paxos_next_ballot(b);
-	in->fast_value = value;
+	px_value_set(p, &in->fast_value, value);
 	/* durable before the fast accept leaves: no full round reuses it */
 	if (p->round < in->fast_ballot.round)
 	{
@@ -262,9 +290,8 @@ remember_fast(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
  * accept would likely be refused, so forget it.
  */
 void
-px_fast_observe(PaxosNode *p, const PaxosMessage *m)
+px_fast_observe(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Instance   *in = px_instance(p, m->instance);
 	PaxosBallot x[2] = {m->ballot, m->other};
 	int			i;
 
@@ -280,9 +307,9 @@ px_fast_observe(PaxosNode *p, const PaxosMessage *m)
  * send the accepts.
  */
 void
-px_on_promise(PaxosNode *p, const PaxosMessage *m)
+px_on_promise(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Proposal   *pr = find(p, m->instance);
+	Proposal   *pr = in->prop;
 
 	if (pr == NULL || pr->phase != PH_PREPARE ||
 		paxos_ballot_cmp(pr->ballot, m->ballot) != 0)
@@ -291,8 +318,7 @@ px_on_promise(PaxosNode *p, const PaxosMessage *m)
 	if (m->other.round != 0 && paxos_ballot_cmp(m->other, pr->best) > 0)
 	{
 		pr->best = m->other;
-		pr->best_has = m->has_value;
-		pr->best_value = m->value;
+		px_value_set(p, &pr->best_value, m->value);
 	}
 	if (px_popcount(pr->promises) < px_majority(p))
 		return;
@@ -311,10 +337,7 @@ fail_phase(PaxosNode *p, Proposal *pr)
 		(pr->req.kind == PAXOS_OP_CAS && pr->swapped);
 
 	if (pr->phase == PH_ACCEPT && writes)
-	{
-		finish(p, pr, pr->value);
-		p->results[p->n_results - 1].unknown = true;
-	}
+		finish(p, pr, pr->value)->unknown = true;
 	else
 		backoff(p, pr);
 }
@@ -323,9 +346,9 @@ fail_phase(PaxosNode *p, Proposal *pr)
  * px_on_nack: our current ballot was refused: outbid later, after backoff.
  */
 void
-px_on_nack(PaxosNode *p, const PaxosMessage *m)
+px_on_nack(PaxosNode *p, Instance *in, const PaxosMessage *m)
 {
-	Proposal   *pr = find(p, m->instance);
+	Proposal   *pr = in->prop;
 
 	if (pr == NULL || pr->phase == PH_BACKOFF ||
 		paxos_ballot_cmp(pr->ballot, m->ballot) != 0)
@@ -339,9 +362,9 @@ px_on_nack(PaxosNode *p, const PaxosMessage *m)
  * accept phase's ballot (another ballot did not apply its change).
  */
 void
-px_on_learned(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
+px_on_learned(PaxosNode *p, Instance *in, PaxosBallot b, PaxosValue value)
 {
-	Proposal   *pr = find(p, instance);
+	Proposal   *pr = in->prop;
 
 	if (pr == NULL)
 		return;
@@ -350,7 +373,7 @@ px_on_learned(PaxosNode *p, uint64_t instance, PaxosBallot b, int64_t value)
 	else if (pr->phase == PH_ACCEPT && paxos_ballot_cmp(pr->ballot, b) == 0)
 	{
 		finish(p, pr, value);
-		remember_fast(p, instance, b, value);
+		remember_fast(p, in, b, value);
 	}
 }
 
@@ -366,7 +389,7 @@ px_proposer_tick(PaxosNode *p)
 	/* backwards: finishing one moves the last proposal into its slot */
 	for (i = p->n_props; i-- > 0;)
 	{
-		Proposal   *pr = &p->props[i];
+		Proposal   *pr = p->props[i];
 
 		if (--pr->wait > 0)
 			continue;
