@@ -34,7 +34,6 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
-#include "libpq-fe.h"
 #include "miscadmin.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
@@ -366,8 +365,7 @@ check_uri(uint64 id, const char *uri)
 {
 	RaftPeers	one;
 	char		err[256];
-	char	   *msg = NULL;
-	PQconninfoOption *opts;
+	char	   *problem;
 
 	if (raft_peers_parse(psprintf(UINT64_FORMAT "=%s", id, uri), &one, err, sizeof(err)) != 0 ||
 		one.n != 1)
@@ -375,13 +373,11 @@ check_uri(uint64 id, const char *uri)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("raft_add_node: invalid URI for node " UINT64_FORMAT ": %s", id, err),
 				 errhint("Give it as postgresql://host:port/database, as in distsys.peers.")));
-	opts = PQconninfoParse(uri, &msg);
-	if (opts == NULL)
+	problem = raft_uri_problem(uri);
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("raft_add_node: invalid URI for node " UINT64_FORMAT ": %s", id,
-						msg ? pchomp(msg) : "out of memory")));
-	PQconninfoFree(opts);
+				 errmsg("raft_add_node: invalid URI for node " UINT64_FORMAT ": %s", id, problem)));
 }
 
 /*

@@ -66,27 +66,43 @@ raft_settings_peers(RaftPeers *out)
 }
 
 /*
- * check_uris: every URI must be one libpq accepts, so that a typo stops
- * this start instead of a connection attempt much later.
+ * raft_uri_problem: NULL if libpq accepts uri, else why not (palloc'd).
+ * distsys.peers and raft_add_node check members' URIs with it, so that a
+ * typo is refused where it is written, not at a connection much later.
+ */
+char *
+raft_uri_problem(const char *uri)
+{
+	char	   *msg = NULL;
+	char	   *problem;
+	PQconninfoOption *opts = PQconninfoParse(uri, &msg);
+
+	if (opts != NULL)
+	{
+		PQconninfoFree(opts);
+		return NULL;
+	}
+	problem = pstrdup(msg ? pchomp(msg) : "out of memory");
+	PQfreemem(msg);
+	return problem;
+}
+
+/*
+ * check_uris: every member's URI is one libpq accepts.
  */
 static void
 check_uris(const RaftPeers *peers)
 {
 	for (int i = 0; i < peers->n; i++)
 	{
-		char	   *msg = NULL;
-		PQconninfoOption *opts = PQconninfoParse(peers->peer[i].uri, &msg);
+		char	   *problem = raft_uri_problem(peers->peer[i].uri);
 
-		if (opts != NULL)
-		{
-			PQconninfoFree(opts);
+		if (problem == NULL)
 			continue;
-		}
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid URI for node %llu in distsys.peers: %s",
-						(unsigned long long) peers->peer[i].id,
-						msg ? pchomp(msg) : "out of memory"),
+						(unsigned long long) peers->peer[i].id, problem),
 				 errhint("Each member is id=postgresql://host:port/database, as libpq accepts it.")));
 	}
 }

@@ -678,25 +678,24 @@ worker_exit(int code, Datum arg)
 }
 
 /*
- * open_doors: let peers and this server's backends hand work to the worker.
+ * open_doors: let peers and this server's backends hand work to the
+ * worker.  The inbox opens to the members of the configuration the log
+ * holds (raft_members_sync), which may differ from the founders.
  */
 static void
 open_doors(const RaftPeers *peers, uint64 nonce)
 {
 	uint8		cluster[RAFT_CLUSTER_ID_BYTES];
-	uint64		members[RAFT_MAX_NODES];
 
 	StartTransactionCommand();
 	raft_cluster_id(peers, cluster);
 	CommitTransactionCommand();
-	for (int i = 0; i < peers->n; i++)
-		members[i] = peers->peer[i].id;
 	before_shmem_exit(worker_exit, (Datum) 0);
 	raft_requests_init(node, nonce);
-	raft_inbox_open(cluster, (uint64) distsys_node_id, members, peers->n);
 	raft_client_worker_attach();
 	raft_transport_start(peers, (uint64) distsys_node_id, cluster);
 	raft_members_init(peers, cluster);
+	raft_members_sync(node);
 }
 
 /*

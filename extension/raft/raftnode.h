@@ -30,6 +30,7 @@ extern int	distsys_raft_snapshot_entries;
 /* raft_settings.c */
 extern void raft_settings_check(void);
 extern void raft_settings_peers(RaftPeers *out);
+extern char *raft_uri_problem(const char *uri);
 
 /*
  * What the worker is doing, as raft_status shows it (its "state" column).
