@@ -87,6 +87,11 @@ like($err, qr/permission denied for function raft_put/, 'nor write the store wit
 like($err, qr/permission denied for table raft_kv/, 'nor write distsys.raft_kv');
 ($o, $err) = raft_try($L, q{SET ROLE mallory; UPDATE distsys.raft_applied SET index = 0});
 like($err, qr/permission denied for table raft_applied/, 'nor distsys.raft_applied');
+($o, $err) = raft_try($L, q{SET ROLE mallory; SET distsys.raft_fault_drop_to = '1'});
+like($err, qr/parameter "distsys.raft_fault_drop_to" cannot be changed now/,
+	'nor set a fault setting in its session');
+($o, $err) = raft_try($L, q{SET ROLE mallory; ALTER SYSTEM SET distsys.raft_fault_drop_to = '1'});
+like($err, qr/permission denied to set parameter "distsys.raft_fault_drop_to"/, 'nor for the server');
 is($L->safe_psql('postgres', q{SET ROLE mallory; SELECT distsys.raft_get('b')}), '2',
 	'but it may read');
 $L->safe_psql('postgres', 'GRANT distsys_raft_user TO mallory');
