@@ -32,6 +32,8 @@ selected() {
 
 PASSED=0
 FAILED=0
+# what failed, named for the summary at the end (a CI log may keep only its tail)
+FAILED_WHAT=()
 TAP_ENV=()
 # the client programs the TAP tests run (t/042: tools/raft-history writes a
 # history, tests/sim/histcheck judges it), copied by copy_test_tools
@@ -73,6 +75,10 @@ count_regress() {
 	PASSED=$((PASSED + ok))
 	FAILED=$((FAILED + bad))
 	if [ "$2" -ne 0 ] && [ "$bad" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+	if [ "$2" -ne 0 ] || [ "$bad" -ne 0 ]; then
+		FAILED_WHAT+=("${1##*/}: $(grep -E '\.\.\. FAILED|^not ok [0-9]+' "$1" |
+			awk '{ for (i = 2; i <= NF; i++) if ($i == "...") { printf "%s ", $(i - 1); break } }')")
+	fi
 	return 0
 }
 
@@ -139,17 +145,19 @@ copy_test_tools() {
 # in their own directory $DS_WORK/NAME (the tests append to their logs
 # there), counted by tools/prove.pl into $DS_WORK/NAME.count.
 run_prove() {
-	local name=$1 rc=0 p f
+	local name=$1 rc=0 p f what
 	shift
 	mkdir -p "$DS_WORK/$name/tmp_check"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres: "$DS_WORK/$name"
 	ds_tap_run "$DS_WORK/$name" "${TOOL_ENV[@]}" "${TAP_ENV[@]}" \
 		perl "$DS_WORK/tests/prove.pl" "$DS_WORK/$name.count" "$@" || rc=$?
 	if [ -f "$DS_WORK/$name.count" ]; then
-		read -r p f < "$DS_WORK/$name.count"
+		{ read -r p f; read -r what || true; } < "$DS_WORK/$name.count"
 		PASSED=$((PASSED + p)); FAILED=$((FAILED + f))
+		[ -z "$what" ] || FAILED_WHAT+=("$name: $what")
 	else
 		FAILED=$((FAILED + 1))
+		FAILED_WHAT+=("$name: no count (prove.pl did not finish)")
 	fi
 	if [ $rc -ne 0 ]; then
 		tail -n 60 "$DS_WORK/$name"/tmp_check/log/regress_log_* 2>/dev/null | head -c 20000 || true
@@ -182,6 +190,7 @@ run_tap_sanitized() {
 	if ! ds_relay_asan; then
 		echo "make relay-asan failed"
 		FAILED=$((FAILED + 1))
+		FAILED_WHAT+=("make relay-asan")
 		return 0
 	fi
 	mkdir -p "$dir/reports"
@@ -194,6 +203,7 @@ run_tap_sanitized() {
 	n=$(find "$dir/reports" -type f | wc -l)
 	if [ "$n" -gt 0 ]; then
 		echo "sanitizer reports: $n"
+		FAILED_WHAT+=("sanitizer reports: $n")
 		head -c 20000 "$dir"/reports/*
 		FAILED=$((FAILED + n))
 	fi
@@ -217,7 +227,8 @@ run_make_target() {
 	local rc=0
 	ds_say "make $1"
 	make -C "$DS_TOP" -s "$1" 2>&1 | tee "$DS_WORK/$1.log" || rc=$?
-	if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+	if [ $rc -eq 0 ]; then PASSED=$((PASSED + 1)); else
+		FAILED=$((FAILED + 1)); FAILED_WHAT+=("make $1"); fi
 	return 0
 }
 
@@ -254,5 +265,6 @@ run_tap_syncoff $SYNCOFF_TAP
 [ -z "$(selected store-test)" ] || run_make_target store-test
 
 echo
+for w in "${FAILED_WHAT[@]}"; do echo "failed: $w"; done
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]
