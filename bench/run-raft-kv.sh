@@ -32,6 +32,8 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tools/common.sh
 . "$BENCH/../tools/common.sh"
+# shellcheck source-path=SCRIPTDIR source=common/distsys-nodes.sh
+. "$BENCH/common/distsys-nodes.sh"
 DS_PACKAGES="$DS_PACKAGES etcd-server etcd-client libcurl4-openssl-dev curl"
 
 ARGS=""
@@ -57,72 +59,7 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-# wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds.
-wait_until() {
-	local limit=$1 what=$2 deadline
-	shift 2
-	deadline=$((SECONDS + limit))
-	until "$@"; do
-		if [ $SECONDS -ge $deadline ]; then
-			echo "run-raft-kv.sh: $what not within $limit s (logs in $DS_WORK)" >&2
-			return 1
-		fi
-		sleep 0.05
-	done
-}
-
-# --- the distsys cluster ---------------------------------------------------
-
-# start_distsys: nodes raft1..raft3, one peers setting for all of them.
-start_distsys() {
-	local i peers=
-	for i in 1 2 3; do
-		PG_PORTS[i]=$(ds_free_port)
-		peers="$peers $i=postgresql://127.0.0.1:${PG_PORTS[i]}/postgres"
-	done
-	for i in 1 2 3; do
-		ds_init_node "raft$i" "${PG_PORTS[i]}"
-		printf "distsys.node_id = %d\ndistsys.peers = '%s'\n" "$i" "${peers# }" \
-			>> "$DS_WORK/raft$i/postgresql.conf"
-		start_node "$i"
-	done
-	for i in 1 2 3; do
-		ds_psql "${PG_PORTS[i]}" -c 'CREATE EXTENSION distsys' >/dev/null
-	done
-	wait_until 60 "a distsys leader" distsys_leader >/dev/null
-}
-
-# start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
-# a killed node leaves is expected here, and filtered out.
-start_node() {
-	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start 2>&1 >/dev/null |
-		grep -v 'another server might be running' >&2 || true
-}
-
-postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }
-
-# distsys_leader: prints the id all three nodes name as leader when they
-# agree and it says it leads; fails otherwise.
-distsys_leader() {
-	local i out ids='' leads=''
-	for i in 1 2 3; do
-		out=$(ds_psql "${PG_PORTS[i]}" -At -F' ' -c \
-			'SELECT coalesce(leader, 0), role FROM distsys.raft_status' 2>/dev/null) || return 1
-		ids="$ids ${out%% *}"
-		[ "${out#* }" != leader ] || leads=$i
-	done
-	[ -n "$leads" ] && [ "$(echo "$ids" | tr ' ' '\n' | sort -u | grep -c .)" -eq 1 ] &&
-		[ "${ids# }" = "$leads $leads $leads" ] && echo "$leads"
-}
-
-# caught_up ID INDEX: node ID follows a leader and has applied INDEX.
-caught_up() {
-	local out
-	out=$(ds_psql "${PG_PORTS[$1]}" -At -c "SELECT role = 'follower' AND leader IS NOT NULL
-		AND applied_index >= $2 FROM distsys.raft_status" 2>/dev/null) && [ "$out" = t ]
-}
-
-# --- the etcd cluster ------------------------------------------------------
+# --- the etcd cluster (the distsys one: bench/common/distsys-nodes.sh) ----
 
 start_etcd() {
 	local i cluster=
@@ -175,24 +112,16 @@ build_driver() {
 # PostgreSQL the three postmasters and their children (the clients'
 # backends come and go with each cell), for etcd the three members.
 server_pids() {
-	local i pids=
 	if [ "$1" = distsys ]; then
-		for i in 1 2 3; do
-			pids="$pids,$(postmaster_pid "$i"),$(pgrep -d, -P "$(postmaster_pid "$i")")"
-		done
+		distsys_pids
 	else
-		pids=$(IFS=,; echo "${ETCD_PIDS[*]:1}")
+		(IFS=,; echo "${ETCD_PIDS[*]:1}")
 	fi
-	echo "$pids" | sed 's/^,*//; s/,,*/,/g; s/,$//'
 }
 
 # cpu_ticks SYSTEM: CPU time (clock ticks) the system's servers have used,
 # their reaped children included: the clients' backends end with the cell.
-cpu_ticks() {
-	local pid
-	for pid in $(server_pids "$1" | tr , ' '); do cat "/proc/$pid/stat" 2>/dev/null; done |
-		sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
-}
+cpu_ticks() { pids_cpu_ticks "$(server_pids "$1")"; }
 
 # idle_cpu SYSTEM: milliseconds of CPU per second the system's servers use
 # with no client (ticks, heartbeats), over 4 s.
@@ -202,12 +131,6 @@ idle_cpu() {
 	sleep 4
 	after=$(cpu_ticks "$1")
 	echo $(((after - before) * 1000 / $(getconf CLK_TCK) / 4))
-}
-
-# perf_works: whether perf can count the sync system calls of a process.
-perf_works() {
-	command -v perf >/dev/null &&
-		perf stat -x, -p $$ -e syscalls:sys_enter_fdatasync -o /dev/null -- true 2>/dev/null
 }
 
 # cell_ports SYSTEM DEST: the ports kvbench's clients use, comma-separated
@@ -301,14 +224,6 @@ elections() {
 		kill_leader
 		[ $((k % 10)) -ne 0 ] || echo "  $k kills: $(tail -1 "$ELECTIONS")" >&2
 	done
-}
-
-# sync_write_ms: mean time of a 4 kB write with O_DSYNC in DS_WORK (the
-# disk all six servers share), over 200 writes.
-sync_write_ms() {
-	dd if=/dev/zero of="$DS_WORK/dsync.test" bs=4k count=200 oflag=dsync 2>&1 |
-		awk '/copied/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^s,?$/) { printf "%.2f", $i * 1000 / 200; exit } }'
-	rm -f "$DS_WORK/dsync.test"
 }
 
 report() {

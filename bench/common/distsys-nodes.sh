@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# bench/common/distsys-nodes.sh: the three-node distsys cluster the
+# benchmarks among nodes share (bench/run-raft-kv.sh, bench/run-paxos.sh).
+#
+# Sourced after tools/common.sh and ds_setup, not run.  start_distsys
+# starts nodes raft1..raft3 in DS_WORK on loopback (node ids 1-3, one
+# distsys.peers for all, ports in PG_PORTS[1..3]) as the unprivileged user,
+# creates the extension and waits for a leader; ds_cleanup stops them.  The
+# other functions look at that cluster: who leads, whether a node caught
+# up, which processes are its servers and how much CPU they used.
+
+# wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds.
+wait_until() {
+	local limit=$1 what=$2 deadline
+	shift 2
+	deadline=$((SECONDS + limit))
+	until "$@"; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "${0##*/}: $what not within $limit s (logs in $DS_WORK)" >&2
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# start_distsys: nodes raft1..raft3, one peers setting for all of them.
+start_distsys() {
+	local i peers=
+	for i in 1 2 3; do
+		PG_PORTS[i]=$(ds_free_port)
+		peers="$peers $i=postgresql://127.0.0.1:${PG_PORTS[i]}/postgres"
+	done
+	for i in 1 2 3; do
+		ds_init_node "raft$i" "${PG_PORTS[i]}"
+		printf "distsys.node_id = %d\ndistsys.peers = '%s'\n" "$i" "${peers# }" \
+			>> "$DS_WORK/raft$i/postgresql.conf"
+		start_node "$i"
+	done
+	for i in 1 2 3; do
+		ds_psql "${PG_PORTS[i]}" -c 'CREATE EXTENSION distsys' >/dev/null
+	done
+	wait_until 60 "a distsys leader" distsys_leader >/dev/null
+}
+
+# start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
+# a killed node leaves is expected here, and filtered out.
+start_node() {
+	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start 2>&1 >/dev/null |
+		grep -v 'another server might be running' >&2 || true
+}
+
+postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }
+
+# distsys_leader: prints the id all three nodes name as leader when they
+# agree and it says it leads; fails otherwise.
+distsys_leader() {
+	local i out ids='' leads=''
+	for i in 1 2 3; do
+		out=$(ds_psql "${PG_PORTS[i]}" -At -F' ' -c \
+			'SELECT coalesce(leader, 0), role FROM distsys.raft_status' 2>/dev/null) || return 1
+		ids="$ids ${out%% *}"
+		[ "${out#* }" != leader ] || leads=$i
+	done
+	[ -n "$leads" ] && [ "$(echo "$ids" | tr ' ' '\n' | sort -u | grep -c .)" -eq 1 ] &&
+		[ "${ids# }" = "$leads $leads $leads" ] && echo "$leads"
+}
+
+# caught_up ID INDEX: node ID follows a leader and has applied INDEX.
+caught_up() {
+	local out
+	out=$(ds_psql "${PG_PORTS[$1]}" -At -c "SELECT role = 'follower' AND leader IS NOT NULL
+		AND applied_index >= $2 FROM distsys.raft_status" 2>/dev/null) && [ "$out" = t ]
+}
+
+# distsys_pids: the three postmasters and their children, comma-separated
+# (the clients' backends come and go with each run).
+distsys_pids() {
+	local i pids=
+	for i in 1 2 3; do
+		pids="$pids,$(postmaster_pid "$i"),$(pgrep -d, -P "$(postmaster_pid "$i")")"
+	done
+	echo "$pids" | sed 's/^,*//; s/,,*/,/g; s/,$//'
+}
+
+# pids_cpu_ticks PIDS: CPU time (clock ticks) the comma-separated processes
+# have used, their reaped children included.
+pids_cpu_ticks() {
+	local pid
+	for pid in $(echo "$1" | tr , ' '); do cat "/proc/$pid/stat" 2>/dev/null; done |
+		sed 's/^.*) //' | awk '{ t += $12 + $13 + $14 + $15 } END { print t + 0 }'
+}
+
+# perf_works: whether perf can count the sync system calls of a process.
+perf_works() {
+	command -v perf >/dev/null &&
+		perf stat -x, -p $$ -e syscalls:sys_enter_fdatasync -o /dev/null -- true 2>/dev/null
+}
+
+# sync_write_ms: mean time of a 4 kB write with O_DSYNC in DS_WORK (the
+# disk all the servers share), over 200 writes.
+sync_write_ms() {
+	dd if=/dev/zero of="$DS_WORK/dsync.test" bs=4k count=200 oflag=dsync 2>&1 |
+		awk '/copied/ { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^s,?$/) { printf "%.2f", $i * 1000 / 200; exit } }'
+	rm -f "$DS_WORK/dsync.test"
+}
