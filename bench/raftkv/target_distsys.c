@@ -1,10 +1,12 @@
 /*-------------------------------------------------------------------------
  *
  * target_distsys.c
- *	  distsys target of the key-value benchmark: distsys.raft_put and
- *	  linearizable distsys.raft_get, prepared statements over libpq on
- *	  loopback, autocommit.  A node that is not the leader forwards both
- *	  to the leader through its Raft worker.
+ *	  distsys targets of the key-value benchmark, prepared statements over
+ *	  libpq on loopback, autocommit.  "distsys": the Raft store,
+ *	  distsys.raft_put, raft_cas and linearizable raft_get; a node that is
+ *	  not the leader forwards them to the leader through its Raft worker.
+ *	  "paxos": the leaderless CASPaxos registers, distsys.paxos_cas and
+ *	  paxos_read, served by whichever member the client talks to (no put).
  *
  * Each connection belongs to one client thread; nothing here is shared.
  *
@@ -12,6 +14,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libpq-fe.h>
 
@@ -22,6 +25,26 @@ typedef struct DistsysConn
 	PGconn	   *conn;
 	int			client;
 } DistsysConn;
+
+/* The statements a target prepares on each connection, NULL: none. */
+typedef struct DistsysSql
+{
+	const char *put;
+	const char *get;
+	const char *cas;
+} DistsysSql;
+
+static const DistsysSql raft_sql = {
+	"SELECT distsys.raft_put($1, $2::jsonb)",
+	"SELECT distsys.raft_get($1, 'linearizable')",
+	"SELECT distsys.raft_cas($1, $2::jsonb, $3::jsonb)",
+};
+
+static const DistsysSql paxos_sql = {
+	NULL,
+	"SELECT distsys.paxos_read($1)",
+	"SELECT distsys.paxos_cas($1, $2::jsonb, $3::jsonb)",
+};
 
 static bool
 prepare(DistsysConn *dc, const char *name, const char *sql)
@@ -35,8 +58,12 @@ prepare(DistsysConn *dc, const char *name, const char *sql)
 	return ok;
 }
 
+/*
+ * open_with: a connection for client to the server on port with the
+ * statements of sql prepared, or NULL after printing why.
+ */
 static void *
-distsys_open(int port, int client)
+open_with(const DistsysSql *sql, int port, int client)
 {
 	DistsysConn *dc = calloc(1, sizeof(DistsysConn));
 	char		conninfo[256];
@@ -48,11 +75,42 @@ distsys_open(int port, int client)
 	dc->conn = PQconnectdb(conninfo);
 	if (PQstatus(dc->conn) != CONNECTION_OK)
 		bench_error(client, "connect: %s", PQerrorMessage(dc->conn));
-	else if (prepare(dc, "put", "SELECT distsys.raft_put($1, $2::jsonb)") &&
-			 prepare(dc, "get", "SELECT distsys.raft_get($1, 'linearizable')"))
+	else if ((sql->put == NULL || prepare(dc, "put", sql->put)) &&
+			 prepare(dc, "get", sql->get) && prepare(dc, "cas", sql->cas))
 		return dc;
 	PQfinish(dc->conn);
 	free(dc);
+	return NULL;
+}
+
+static void *
+distsys_open(int port, int client)
+{
+	return open_with(&raft_sql, port, client);
+}
+
+static void *
+paxos_open(int port, int client)
+{
+	return open_with(&paxos_sql, port, client);
+}
+
+/*
+ * exec: execute a prepared statement; its result if it returned its one
+ * row, else NULL after printing why.  The caller clears the result.
+ */
+static PGresult *
+exec(DistsysConn *dc, const char *stmt, int nparams, const char *const *params)
+{
+	PGresult   *res = PQexecPrepared(dc->conn, stmt, nparams, params, NULL, NULL, 0);
+	const char *sqlstate;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		return res;
+	sqlstate = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	bench_error(dc->client, "%s: %s %s", stmt, sqlstate ? sqlstate : "-",
+				PQresultErrorMessage(res));
+	PQclear(res);
 	return NULL;
 }
 
@@ -60,13 +118,10 @@ distsys_open(int port, int client)
 static bool
 run(DistsysConn *dc, const char *stmt, int nparams, const char *const *params)
 {
-	PGresult   *res = PQexecPrepared(dc->conn, stmt, nparams, params, NULL, NULL, 0);
-	bool		ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+	PGresult   *res = exec(dc, stmt, nparams, params);
 
-	if (!ok)
-		bench_error(dc->client, "%s: %s", stmt, PQresultErrorMessage(res));
 	PQclear(res);
-	return ok;
+	return res != NULL;
 }
 
 static bool
@@ -81,6 +136,34 @@ static bool
 distsys_get(void *conn, const char *key)
 {
 	return run(conn, "get", 1, &key);
+}
+
+/* distsys_cas: both targets' CAS; expected NULL is SQL NULL (absent) */
+static int
+distsys_cas(void *conn, const char *key, const char *expected, const char *json)
+{
+	const char *params[3] = {key, expected, json};
+	PGresult   *res = exec(conn, "cas", 3, params);
+	int			swapped;
+
+	if (res == NULL)
+		return -1;
+	swapped = !PQgetisnull(res, 0, 0) && PQgetvalue(res, 0, 0)[0] == 't';
+	PQclear(res);
+	return swapped;
+}
+
+/* distsys_read: both targets' linearizable read, the value's JSON text */
+static bool
+distsys_read(void *conn, const char *key, char **value)
+{
+	PGresult   *res = exec(conn, "get", 1, &key);
+
+	if (res == NULL)
+		return false;
+	*value = PQgetisnull(res, 0, 0) ? NULL : strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return true;
 }
 
 static void
@@ -115,5 +198,10 @@ distsys_set_timeout(void *conn, int ms)
 
 const KvTarget distsys_kv_target = {
 	"distsys", distsys_open, distsys_put, distsys_get, distsys_close,
-	distsys_set_timeout
+	distsys_set_timeout, distsys_cas, distsys_read
+};
+
+const KvTarget paxos_kv_target = {
+	"paxos", paxos_open, NULL, distsys_get, distsys_close,
+	distsys_set_timeout, distsys_cas, distsys_read
 };

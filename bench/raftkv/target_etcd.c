@@ -59,5 +59,5 @@ etcd_close(void *conn)
 }
 
 const KvTarget etcd_kv_target = {
-	"etcd", etcd_open, etcd_put, etcd_get, etcd_close, NULL
+	"etcd", etcd_open, etcd_put, etcd_get, etcd_close, NULL, NULL, NULL
 };
