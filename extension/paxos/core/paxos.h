@@ -232,5 +232,6 @@ extern bool paxos_value_equal(PaxosValue a, PaxosValue b);
 extern bool paxos_learned_value(const PaxosNode *p, PaxosBytes instance,
 								PaxosValue *value);
 extern int	paxos_pending(const PaxosNode *p);
+extern bool paxos_cancel(PaxosNode *p, uint64_t tag);
 
 #endif							/* PAXOS_H */
