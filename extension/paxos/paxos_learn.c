@@ -187,6 +187,7 @@ paxos_learn_record(const PaxosLearned *l, int n)
 		rows[k].value = l[i].value;
 		rows[k].ballot = l[i].ballot;
 		k++;
+		paxos_gc_candidate(l[i].instance);
 	}
 	(void) insert_rows(rows, k);
 	pfree(rows);
@@ -283,6 +284,22 @@ paxos_learn_ask(uint64 from, const uint8 *body, size_t len)
 }
 
 /*
+ * candidate_of: the decree instance of user name for paxos_gc.c (if this
+ * node's core holds it, it may now be collected).
+ */
+static void
+candidate_of(PaxosBytes name)
+{
+	char	   *buf = palloc(name.len + 2);
+
+	buf[0] = PAXOS_DECREE_PREFIX;
+	buf[1] = ':';
+	memcpy(buf + 2, name.data, name.len);
+	paxos_gc_candidate((PaxosBytes) {buf, name.len + 2});
+	pfree(buf);
+}
+
+/*
  * paxos_learn_tell: a peer's answer: the rows we lack go into the table.
  */
 void
@@ -327,6 +344,8 @@ paxos_learn_tell(uint64 from, const uint8 *body, size_t len)
 	{
 		p->taken = Max(p->taken, top);
 		p->more = more;
+		for (int i = 0; i < k; i++)
+			candidate_of(rows[i].name);
 	}
 	pfree(rows);
 }

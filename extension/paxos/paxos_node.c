@@ -52,6 +52,15 @@ static int	n_pending,
 			cap_pending;
 
 /*
+ * Items for this node itself: the core addresses its own acceptor and
+ * learner like any other (paxos.h), and the transport has no connection
+ * to self; they are stepped after the Ready that sent them is advanced
+ * (stepping may move what that Ready points to).  Each is
+ * kind (1) | length (4) | body, as in a batch.
+ */
+static StringInfoData to_self;
+
+/*
  * paxos_is_member: whether node self is one of the founders of
  * distsys.peers, the Paxos members (docs/design/paxos.md).
  */
@@ -141,7 +150,11 @@ paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms)
 	core_options(founders, tick_ms, timeout_ms, &opt);
 	core = paxos_new(&opt);
 	paxos_restore(core, round, recs, n);
+	/* decrees learned before a crash, not yet collected */
+	for (size_t i = 0; i < n; i++)
+		paxos_gc_candidate(recs[i].instance);
 	paxos_disk_records_free(recs, n);
+	initStringInfo(&to_self);
 	cap_pending = 16;
 	pending = MemoryContextAlloc(paxos_cxt, cap_pending * sizeof(PaxosPending));
 	n_pending = 0;
@@ -235,6 +248,27 @@ paxos_node_request(uint64 id, const uint8 *body, size_t len)
 }
 
 /*
+ * answer_collected: answer pending decree i from paxos_learned if it has
+ * the instance (false if not).  A decree the core does not hold may be one
+ * it collected: proposing it afresh would let this node's acceptor promise
+ * without what it accepted (paxos_gc.c).
+ */
+static bool
+answer_collected(int i)
+{
+	StringInfoData value;
+	PaxosBallot b;
+	bool		found;
+
+	initStringInfo(&value);
+	found = paxos_gc_lookup(pending[i].req.instance, &value, &b);
+	if (found)
+		answer(i, RAFT_ANSWER_OK, (PaxosValue) {value.data, value.len, true}, false);
+	pfree(value.data);
+	return found;
+}
+
+/*
  * paxos_node_retry: forget (and cancel in the core) the requests whose
  * backend left; start those that wait for their instance to be free.
  */
@@ -259,7 +293,15 @@ paxos_node_retry(void)
 			pending[i--] = pending[--n_pending];
 			continue;
 		}
-		if (!p->started && paxos_propose(core, &p->req) == PAXOS_OK)
+		if (p->started)
+			continue;
+		if (p->req.kind == PAXOS_OP_DECREE && !paxos_knows(core, p->req.instance) &&
+			answer_collected(i))
+		{
+			i--;
+			continue;
+		}
+		if (paxos_propose(core, &p->req) == PAXOS_OK)
 			p->started = true;
 	}
 }
@@ -297,7 +339,46 @@ storage_failed(const char *err)
 }
 
 /*
- * send: the Ready's messages, queued for their peers.
+ * paxos_node_send: one item for node to: queued for the peer, or for this
+ * node itself.
+ */
+void
+paxos_node_send(uint64 to, uint8 kind, const uint8 *body, size_t len)
+{
+	if (to != (uint64) distsys_node_id)
+	{
+		raft_transport_queue(to, kind, body, len);
+		return;
+	}
+	px_put_u8(&to_self, kind);
+	raft_put_u32(&to_self, (uint32) len);
+	appendBinaryStringInfo(&to_self, (const char *) body, len);
+}
+
+/*
+ * step_self: the items this node sent itself (see to_self).
+ */
+static void
+step_self(void)
+{
+	StringInfoData items = to_self;
+	size_t		off = 0;
+
+	initStringInfo(&to_self);
+	while (off + RAFT_ITEM_HEADER_BYTES <= (size_t) items.len)
+	{
+		uint8		kind = (uint8) items.data[off];
+		uint32		len = raft_get_u32((uint8 *) items.data + off + 1);
+
+		paxos_node_item((uint64) distsys_node_id, kind,
+						(uint8 *) items.data + off + RAFT_ITEM_HEADER_BYTES, len);
+		off += RAFT_ITEM_HEADER_BYTES + len;
+	}
+	pfree(items.data);
+}
+
+/*
+ * send: the Ready's messages, queued for their nodes.
  */
 static void
 send(const PaxosReady *rd)
@@ -309,7 +390,7 @@ send(const PaxosReady *rd)
 	{
 		resetStringInfo(&buf);
 		paxos_wire_encode(&rd->msgs[i], &buf);
-		raft_transport_queue(rd->msgs[i].to, RAFT_ITEM_PAXOS, (uint8 *) buf.data, buf.len);
+		paxos_node_send(rd->msgs[i].to, RAFT_ITEM_PAXOS, (uint8 *) buf.data, buf.len);
 	}
 	pfree(buf.data);
 }
@@ -322,10 +403,15 @@ paxos_node_handle_ready(void)
 {
 	char		err[1024];
 
-	while (core && paxos_has_ready(core))
+	while (core && (paxos_has_ready(core) || to_self.len > 0))
 	{
 		PaxosReady	rd;
 
+		if (!paxos_has_ready(core))
+		{
+			step_self();
+			continue;
+		}
 		paxos_ready(core, &rd);
 		if ((rd.round_changed || rd.n_persist > 0) &&
 			paxos_disk_save(disk, rd.round_changed, rd.round, rd.persist, rd.n_persist,
@@ -346,9 +432,46 @@ paxos_node_handle_ready(void)
 				answer(k, r->unknown ? RAFT_ANSWER_UNKNOWN : RAFT_ANSWER_OK, r->value, r->swapped);
 		}
 		paxos_advance(core);
+		step_self();
+	}
+	if (core && !paxos_gc_run(core, disk, err, sizeof(err)))
+	{
+		storage_failed(err);
+		return;
 	}
 	/* an instance an answered request held may be free for a waiting one */
 	paxos_node_retry();
+}
+
+/*
+ * on_chosen: a peer answered our prepare or accept with the value chosen
+ * for an instance it has collected: learned here too, and the request of
+ * ours that runs on it is answered with that value.
+ */
+static void
+on_chosen(uint64 from, const uint8 *body, size_t len)
+{
+	PaxosLearned l;
+
+	if (!paxos_gc_decode_chosen(body, len, &l))
+	{
+		elog(LOG, "distsys paxos: a malformed chosen value from node " UINT64_FORMAT " was dropped", from);
+		return;
+	}
+	paxos_learn_record(&l, 1);
+	for (int i = 0; i < n_pending; i++)
+	{
+		PaxosPending *p = &pending[i];
+
+		if (p->started && p->req.kind == PAXOS_OP_DECREE &&
+			p->req.instance.len == l.instance.len &&
+			memcmp(p->req.instance.data, l.instance.data, l.instance.len) == 0)
+		{
+			(void) paxos_cancel(core, p->id);
+			answer(i, RAFT_ANSWER_OK, l.value, false);
+			break;
+		}
+	}
 }
 
 /*
@@ -372,7 +495,12 @@ paxos_node_item(uint64 from, uint8 kind, const uint8 *body, size_t len)
 				elog(LOG, "distsys paxos: a malformed message from node " UINT64_FORMAT " was dropped", from);
 				return;
 			}
+			if (!paxos_knows(core, m.instance) && paxos_gc_intercept(&m))
+				return;
 			paxos_step(core, &m);
+			break;
+		case RAFT_ITEM_PAXOS_CHOSEN:
+			on_chosen(from, body, len);
 			break;
 		case RAFT_ITEM_PAXOS_ASK:
 			paxos_learn_ask(from, body, len);

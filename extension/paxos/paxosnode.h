@@ -8,6 +8,7 @@
  *	  paxos_wire.c		PaxosMessage and request bytes, and a bounded reader
  *	  paxos_node.c		the worker's side: core, acceptor files, Readies
  *	  paxos_learn.c		learned values into distsys.paxos_learned, catch-up
+ *	  paxos_gc.c		finished instances collected, and answered for
  *	  paxos_client.c	the SQL API (a backend's side)
  *
  *-------------------------------------------------------------------------
@@ -18,12 +19,14 @@
 #include "lib/stringinfo.h"
 
 #include "core/paxos.h"
+#include "paxos_disk.h"
 #include "raft_peers.h"
 
 /* Item kinds in a raft_deliver batch (beside raft_transport.h's and raft_kv.h's). */
 #define RAFT_ITEM_PAXOS			8	/* one PaxosMessage */
 #define RAFT_ITEM_PAXOS_ASK		9	/* catch-up: your learned rows after seq */
 #define RAFT_ITEM_PAXOS_TELL	10	/* the answer: learned rows */
+#define RAFT_ITEM_PAXOS_CHOSEN	11	/* a collected instance's value (paxos_gc.c) */
 
 /* The core's names: a decree instance I is "d:I", a register key K "r:K". */
 #define PAXOS_DECREE_PREFIX		'd'
@@ -76,6 +79,7 @@ extern void paxos_node_item(uint64 from, uint8 kind, const uint8 *body, size_t l
 extern void paxos_node_request(uint64 id, const uint8 *body, size_t len);
 extern void paxos_node_retry(void);
 extern void paxos_node_handle_ready(void);
+extern void paxos_node_send(uint64 to, uint8 kind, const uint8 *body, size_t len);
 
 /* ---- paxos_learn.c: learned values (the worker) ---- */
 
@@ -84,5 +88,13 @@ extern void paxos_learn_record(const PaxosLearned *l, int n);
 extern void paxos_learn_catchup(void);
 extern void paxos_learn_ask(uint64 from, const uint8 *body, size_t len);
 extern void paxos_learn_tell(uint64 from, const uint8 *body, size_t len);
+
+/* ---- paxos_gc.c: finished instances (the worker) ---- */
+
+extern void paxos_gc_candidate(PaxosBytes name);
+extern bool paxos_gc_intercept(const PaxosMessage *m);
+extern bool paxos_gc_lookup(PaxosBytes core_name, StringInfo value, PaxosBallot *b);
+extern bool paxos_gc_decode_chosen(const uint8 *body, size_t len, PaxosLearned *l);
+extern bool paxos_gc_run(PaxosNode *core, PaxosDisk *disk, char *err, size_t errlen);
 
 #endif							/* DISTSYS_PAXOSNODE_H */

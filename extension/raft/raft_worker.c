@@ -497,7 +497,7 @@ on_batch(const RaftEnvelope *env, const uint8 *items, size_t len, void *arg)
 		n = raft_get_u32(items + 1);
 		if (n > len - RAFT_ITEM_HEADER_BYTES)
 			break;
-		if (kind >= RAFT_ITEM_PAXOS && kind <= RAFT_ITEM_PAXOS_TELL)
+		if (kind >= RAFT_ITEM_PAXOS && kind <= RAFT_ITEM_PAXOS_CHOSEN)
 			paxos_node_item(env->from, kind, items + RAFT_ITEM_HEADER_BYTES, n);
 		else if (!raft_members_in_conf(env->from))
 			;					/* a Paxos member Raft removed */
