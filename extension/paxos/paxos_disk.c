@@ -425,21 +425,21 @@ replay(PaxosDisk *d, const uint8_t *buf, size_t size, size_t *stop,
 static int
 open_file(PaxosDisk *d, char *err, size_t errlen)
 {
-	bool		synced_dir = false;
+	bool		dir_changed = false;
 
 	if (unlink(d->tmp_path) == 0)
-		synced_dir = true;
+		dir_changed = true;
 	else if (errno != ENOENT)
 		return sio_fail_errno(err, errlen, "remove file", d->tmp_path);
 	d->fd = open(d->path, O_RDWR);
 	if (d->fd < 0 && errno == ENOENT)
 	{
 		d->fd = open(d->path, O_RDWR | O_CREAT | O_EXCL, 0600);
-		synced_dir = true;
+		dir_changed = true;
 	}
 	if (d->fd < 0)
 		return sio_fail_errno(err, errlen, "open file", d->path);
-	if (synced_dir && fsync(d->dirfd) != 0)
+	if (dir_changed && fsync(d->dirfd) != 0)
 		return sio_fail_errno(err, errlen, "fsync directory", d->dir);
 	return 0;
 }
@@ -698,40 +698,69 @@ usable(const PaxosDisk *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* build_compacted: the round and the live set as one frame in d->buf */
+static int
+build_compacted(PaxosDisk *d, char *err, size_t errlen)
+{
+	frame_begin(d);
+	if (!add_round(d, d->round))
+		return sio_fail(err, errlen, "out of memory compacting \"%s\"", d->path);
+	for (size_t i = 0; i < d->n_buckets; i++)
+		for (Live *l = d->buckets[i]; l != NULL; l = l->next)
+			if (!add_acceptor(d, &l->st))
+				return sio_fail(err, errlen, "could not compact \"%s\": the live set of %zu instances does not fit in memory or in one frame of 4 GB",
+								d->path, d->n_live);
+	frame_seal(d);
+	return 0;
+}
+
+/* write_tmp: d->buf as the whole of the temp file, synced; its fd or -1 */
+static int
+write_tmp(PaxosDisk *d, char *err, size_t errlen)
+{
+	int			fd = open(d->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+	if (fd < 0)
+		return sio_fail_errno(err, errlen, "create file", d->tmp_path);
+	if (sio_write_all(fd, d->buf, ALIGN8(d->buf_len), 0, d->tmp_path, err, errlen) != 0)
+	{
+		close(fd);
+		return -1;
+	}
+	if (fsync(fd) != 0)
+	{
+		sio_fail_errno(err, errlen, "fsync file", d->tmp_path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * compact: the round and the live set as the first frame of a new file:
- * write, fsync, rename over the old one, directory sync.  A crash before
- * the rename leaves the old file (and a temp file open removes); after it,
- * the new one, whole.
+ * written and synced under the temp name, renamed over the old file, the
+ * directory synced.  A crash before the rename leaves the old file (open
+ * removes the temp one); after it, the new one, whole.  Appends go on in
+ * the new file, through the temp file's descriptor.
  */
 static int
 compact(PaxosDisk *d, char *err, size_t errlen)
 {
 	int			fd;
 
-	frame_begin(d);
-	if (!add_round(d, d->round))
-		return sio_fail(err, errlen, "could not compact \"%s\": the live set of %zu instances does not fit in one frame or memory",
-						d->path, d->n_live);
-	for (size_t i = 0; i < d->n_buckets; i++)
-		for (Live *l = d->buckets[i]; l != NULL; l = l->next)
-			if (!add_acceptor(d, &l->st))
-				return sio_fail(err, errlen, "could not compact \"%s\": the live set of %zu instances does not fit in one frame or memory",
-								d->path, d->n_live);
-	frame_seal(d);
-	fd = open(d->tmp_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	if (fd < 0)
-		return sio_fail_errno(err, errlen, "create file", d->tmp_path);
-	if (sio_write_all(fd, d->buf, ALIGN8(d->buf_len), 0, d->tmp_path, err, errlen) != 0 ||
-		(fsync(fd) != 0 && sio_fail_errno(err, errlen, "fsync file", d->tmp_path)) ||
-		(rename(d->tmp_path, d->path) != 0 && sio_fail_errno(err, errlen, "rename file", d->tmp_path)) ||
-		(fsync(d->dirfd) != 0 && sio_fail_errno(err, errlen, "fsync directory", d->dir)))
+	if (build_compacted(d, err, errlen) != 0 ||
+		(fd = write_tmp(d, err, errlen)) < 0)
+		return -1;
+	if (rename(d->tmp_path, d->path) != 0)
 	{
+		sio_fail_errno(err, errlen, "rename file", d->tmp_path);
 		close(fd);
 		return -1;
 	}
 	close(d->fd);
 	d->fd = fd;
+	if (fsync(d->dirfd) != 0)
+		return sio_fail_errno(err, errlen, "fsync directory", d->dir);
 	d->size = ALIGN8(d->buf_len);
 	d->next_save++;
 	d->stats.compactions++;
