@@ -60,10 +60,10 @@ MODE=full
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--quick) RUN_MS=1500 WARMUP_MS=300 ROUNDS=1 KILLS=5 MODE=quick ;;
-	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
-	--rounds) ROUNDS=$2; shift ;;
-	--kills) KILLS=$2; shift ;;
-	--gap-seconds) GAP_MS=$(($2 * 1000)); shift ;;
+	--seconds) RUN_MS=$(($2 * 1000)) MODE="$MODE, changed"; shift ;;
+	--rounds) ROUNDS=$2 MODE="$MODE, changed"; shift ;;
+	--kills) KILLS=$2 MODE="$MODE, changed"; shift ;;
+	--gap-seconds) GAP_MS=$(($2 * 1000)) MODE="$MODE, changed"; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
 	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "run-paxos.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
@@ -213,7 +213,7 @@ gaps() {
 }
 
 report() {
-	echo "- Run: \`bench/run-paxos.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded; $KILLS kills per register, ${GAP_WARMUP_MS} ms writing before each and ${GAP_MS} ms after), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$DS_TOP" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- Run: \`bench/run-paxos.sh$ARGS\` (${MODE%%, changed*}$([ "$MODE" = "${MODE%%, changed*}" ] || echo ' with options'): per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded; $KILLS kills per register, ${GAP_WARMUP_MS} ms writing before each and ${GAP_MS} ms after), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$DS_TOP" diff --quiet HEAD 2>/dev/null || echo ' (with uncommitted changes)'), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- Versions: $(postgres --version)"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
 	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
