@@ -76,26 +76,6 @@ paxos_node_running(void)
 	return core != NULL;
 }
 
-/* The core's allocator, over paxos_cxt (palloc never returns NULL). */
-static void *
-core_alloc(void *ctx, size_t size)
-{
-	return MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void *
-core_realloc(void *ctx, void *ptr, size_t size)
-{
-	return ptr ? repalloc(ptr, size) : MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void
-core_free(void *ctx, void *ptr)
-{
-	if (ptr)
-		pfree(ptr);
-}
-
 /*
  * core_options: every founder is a proposer, acceptor and learner; a
  * phase waits up to timeout_ms for a majority before it backs off by a
@@ -114,9 +94,9 @@ core_options(const RaftPeers *founders, int tick_ms, int timeout_ms, PaxosOption
 	opt->backoff = 2;
 	if (!pg_strong_random(&opt->seed, sizeof(opt->seed)))
 		opt->seed = (uint64) MyProcPid;
-	opt->alloc.alloc_fn = core_alloc;
-	opt->alloc.realloc_fn = core_realloc;
-	opt->alloc.free_fn = core_free;
+	opt->alloc.alloc_fn = distsys_cxt_alloc;
+	opt->alloc.realloc_fn = distsys_cxt_realloc;
+	opt->alloc.free_fn = distsys_cxt_free;
 	opt->alloc.ctx = AllocSetContextCreate(paxos_cxt, "PaxosCore", ALLOCSET_DEFAULT_SIZES);
 }
 
