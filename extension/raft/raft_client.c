@@ -320,6 +320,11 @@ raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
 	}
 	if (out->answer == RAFT_ANSWER_UNKNOWN)
 		no_quorum_error(what, kind);
+	if (out->answer == RAFT_ANSWER_REFUSED && kind == RAFT_REQ_PAXOS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: Paxos does not run on node %d", what, distsys_node_id),
+				 errhint("The server log says why: its acceptor files were lost, or could not be made durable.")));
 	if (out->answer == RAFT_ANSWER_REFUSED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -745,7 +745,7 @@ raft_worker_main(Datum arg)
 	if (!pg_strong_random(&nonce, sizeof(nonce)))
 		nonce = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	open_doors(&peers, nonce);
-	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms);
+	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms, fresh);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(LOG,
 			(errmsg("distsys raft: node %d runs Raft with %d voters, term " UINT64_FORMAT ", applied index " UINT64_FORMAT,
