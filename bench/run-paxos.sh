@@ -222,12 +222,29 @@ report() {
 	awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/raftkv/report-paxos.awk" "$RESULTS" "$GAPS"
 }
 
+# keep_logs: on failure, the servers' logs and what the driver wrote, copied
+# out of DS_WORK before ds_cleanup removes it.
+keep_logs() {
+	local dir
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/run-paxos-failed.XXXXXX")
+	cp "$DS_WORK"/*.log "$DS_WORK"/*.err "$DS_WORK"/*.tsv "$DS_WORK"/*.out "$dir"/ 2>/dev/null
+	echo "run-paxos.sh: failed; the nodes' logs are in $dir" >&2
+}
+
+# on_exit: keep the logs of a failed run, then stop everything; ds_cleanup
+# stops at the first failing command under set -e.
+on_exit() {
+	local rc=$?
+	set +e
+	[ "$rc" -eq 0 ] || keep_logs
+	ds_cleanup
+}
+
 main() {
 	local started=$SECONDS
 	ds_say "set-up" >&2
 	ds_setup
-	# ds_cleanup stops at the first failing command under set -e
-	trap 'set +e; ds_cleanup' EXIT
+	trap on_exit EXIT
 	RESULTS="$DS_WORK/results.tsv"
 	GAPS="$DS_WORK/gaps.tsv"
 	: > "$RESULTS"

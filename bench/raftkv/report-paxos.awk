@@ -138,7 +138,7 @@ function one_key(   i, c, r, p, sc) {
 function gaps(   x, s, names, mr, mp) {
 	print "#### The longest gap between successful writes around a kill"
 	print ""
-	print "| register | node killed | kills | median gap ms | max gap ms | median gap before the kill ms | kills with no write until the end | failed CASes per kill (survivors) | median kill → restarted ms |"
+	print "| register | node killed | kills | median gap ms | max gap ms | median gap before the kill ms | kills whose longest gap was still open at the end | failed CASes per kill (survivors) | median kill → restarted ms |"
 	print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	split("raft paxos", names, " ")
 	for (x = 1; x <= 2; x++) {
@@ -155,7 +155,7 @@ function gaps(   x, s, names, mr, mp) {
 		printf "Median gap paxos ÷ raft: %.2f.\n\n", mp / mr
 	for (x = 1; x <= 2; x++) {
 		s = names[x]
-		if (ng[s]) printf "Per kill, %s_cas, gap ms (node killed), in order; + = no write until the end: %s.\n\n", s, per_kill[s]
+		if (ng[s]) printf "Per kill, %s_cas, gap ms (node killed), in order; + = the longest gap was still open at the end: %s.\n\n", s, per_kill[s]
 	}
 }
 
