@@ -154,29 +154,32 @@ settle() {
 # gap_trial SYSTEM K: kill K of SYSTEM's gap experiment; appends a line
 # (system, kill, killed node, kill-to-restarted ms, kvbench's line) to GAPS.
 gap_trial() {
-	local sys=$1 k=$2 victim pm kids=() pid kv line t0 restart_ms=na
+	local sys=$1 k=$2 victim pm pid kv line t0 restart_ms=na
 	if [ "$sys" = raft ]; then
 		victim=$(distsys_leader)
 	else
 		victim=$(((k - 1) % 3 + 1))
 	fi
 	pm=$(postmaster_pid "$victim")
-	mapfile -t kids < <(pgrep -P "$pm")
+	rm -f "$DS_WORK/killed"
 	"$DS_WORK/kvbench" --target "$(target "$sys")" \
 		--ports "${PG_PORTS[1]},${PG_PORTS[2]},${PG_PORTS[3]}" --gap --victim "$victim" \
-		--kill "$pm$(printf ',%s' "${kids[@]}")" --timeout-ms "$TIMEOUT_MS" \
+		--kill "$pm" --killed-file "$DS_WORK/killed" --timeout-ms "$TIMEOUT_MS" \
 		--warmup-ms "$GAP_WARMUP_MS" --run-ms "$GAP_MS" --prefix "g$k-$sys" \
 		> "$DS_WORK/gap.out" 2>> "$DS_WORK/gaps.err" &
 	kv=$!
 	DS_PIDS+=("$kv")
-	# kvbench kills the node after its warm-up; restart it as soon as it
-	# is gone (a straggler would keep the old shared memory)
+	# kvbench kills the node (postmaster and every child, the clients'
+	# backends included, listed in DS_WORK/killed) after its warm-up;
+	# restart it as soon as all are gone (a straggler would keep the old
+	# shared memory)
 	wait_until 30 "the kill of node $victim" sh -c "! kill -0 $pm 2>/dev/null || ! kill -0 $kv 2>/dev/null"
 	if ! kill -0 "$pm" 2>/dev/null; then
 		t0=$(date +%s%N)
-		for pid in "${kids[@]}"; do
+		wait_until 10 "the list of killed processes" test -s "$DS_WORK/killed"
+		while read -r pid; do
 			wait_until 10 "exit of PID $pid" sh -c "! kill -0 $pid 2>/dev/null" || kill -9 "$pid"
-		done
+		done < "$DS_WORK/killed"
 		start_node "$victim"
 		restart_ms=$((($(date +%s%N) - t0) / 1000000))
 	fi
@@ -271,7 +274,7 @@ main() {
 	[ -z "$REPORT_FILE" ] || cp "$DS_WORK/report.md" "$REPORT_FILE"
 	if [ -s "$DS_WORK/cells.err" ] || [ -s "$DS_WORK/gaps.err" ]; then
 		echo "first client errors:" >&2
-		cat "$DS_WORK/cells.err" "$DS_WORK/gaps.err" 2>/dev/null | grep '^kvbench:' |
+		{ cat "$DS_WORK/cells.err" "$DS_WORK/gaps.err" 2>/dev/null || true; } | grep '^kvbench:' |
 			sed 's/client [0-9]*: //' | sort | uniq -c | sort -rn | head -8 >&2
 	fi
 	echo "(total $((SECONDS - started)) s)" >&2

@@ -15,9 +15,9 @@
  *				  [--warmup-ms MS] [--run-ms MS] [--prefix S]
  *		  kvbench --target distsys --ports P[,P...] --kill PID[,PID...]
  *				  [--timeout-ms MS]
- *		  kvbench --target distsys|paxos --ports P,P,P --kill PID[,PID...]
- *				  --gap --victim I [--warmup-ms MS] [--run-ms MS]
- *				  [--timeout-ms MS] [--prefix S]
+ *		  kvbench --target distsys|paxos --ports P,P,P --kill PID --gap
+ *				  --victim I [--warmup-ms MS] [--run-ms MS] [--timeout-ms MS]
+ *				  [--prefix S] [--killed-file F]
  *
  * Client i talks to the i-th port of the list, modulo its length, so one
  * port sends every client to one member and three spread them.  Ops:
@@ -31,9 +31,11 @@
  * With --kill (election), one thread per port writes in a loop from the
  * moment the PIDs (a whole node: its postmaster and every child) get
  * SIGKILL; the first success ends the run.  With --kill --gap, one client
- * per port runs "cas" for warmup-ms, then the PIDs get SIGKILL (the
- * node of the I-th port, 1-based, whose client stops at its first failure
- * after the kill), and the others go on for run-ms; the line reports, over
+ * per port runs "cas" for warmup-ms, then the postmaster PID and every
+ * child it has at that moment (the clients' own backends included) get
+ * SIGKILL, their PIDs listed in F (the node of the I-th port, 1-based,
+ * whose client stops at its first failure after the kill), and the others
+ * go on for run-ms; the line reports, over
  * the surviving clients, the longest time between two successful CASes
  * (or from the last one to the end) from the last success before the kill
  * on, and the longest before the kill for comparison; CASes that end after
@@ -50,6 +52,7 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <dirent.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -99,6 +102,7 @@ typedef struct Config
 	int			timeout_ms;		/* its distsys.raft_request_timeout */
 	bool		gap;			/* the gap experiment, not the election */
 	int			victim;			/* gap: the killed node's client, 0-based */
+	const char *killed_file;	/* gap: where to list the PIDs killed */
 } Config;
 
 typedef struct Client
@@ -338,8 +342,9 @@ usage(void)
 			"usage: kvbench --target distsys|paxos|etcd --ports P[,P...] [--op put|get|cas|cas-one]\n"
 			"               [--clients N] [--keys K] [--warmup-ms MS] [--run-ms MS] [--prefix S]\n"
 			"       kvbench --target distsys --ports P[,P...] --kill PID[,PID...] [--timeout-ms MS]\n"
-			"       kvbench --target distsys|paxos --ports P,P,P --kill PID[,PID...] --gap --victim I\n"
-			"               [--warmup-ms MS] [--run-ms MS] [--timeout-ms MS] [--prefix S]\n");
+			"       kvbench --target distsys|paxos --ports P,P,P --kill PID --gap --victim I\n"
+			"               [--warmup-ms MS] [--run-ms MS] [--timeout-ms MS] [--prefix S]\n"
+			"               [--killed-file F]\n");
 	exit(2);
 }
 
@@ -374,6 +379,7 @@ parse_options(int argc, char **argv)
 		{"timeout-ms", required_argument, NULL, 'T'},
 		{"gap", no_argument, NULL, 'g'},
 		{"victim", required_argument, NULL, 'v'},
+		{"killed-file", required_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0}
 	};
 	int			ch;
@@ -424,6 +430,9 @@ parse_options(int argc, char **argv)
 				break;
 			case 'v':
 				cfg.victim = atoi(optarg) - 1;
+				break;
+			case 'F':
+				cfg.killed_file = optarg;
 				break;
 			default:
 				usage();
@@ -524,6 +533,89 @@ client_gaps(const Client *c, uint64_t end_ns, uint64_t *before, uint64_t *after,
 }
 
 /*
+ * parent_of: the parent PID of pid from /proc, or -1.
+ */
+static int
+parent_of(int pid)
+{
+	char		path[64];
+	char		buf[512];
+	FILE	   *f;
+	char	   *close_paren;
+	int			ppid = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) != NULL &&
+		(close_paren = strrchr(buf, ')')) != NULL)
+		(void) sscanf(close_paren + 1, " %*c %d", &ppid);
+	fclose(f);
+	return ppid;
+}
+
+/*
+ * add_children: append every child of pid that is not listed yet to the
+ * PIDs to kill: the node's processes as they are now, the backends of
+ * this run's own clients included.  A backend left alive with its
+ * postmaster gone can wait for ever on a lock the dead processes held,
+ * and keeps the shared memory the restarted node needs.
+ */
+static void
+add_children(int pid)
+{
+	DIR		   *proc = opendir("/proc");
+	struct dirent *e;
+
+	if (proc == NULL)
+		return;
+	while ((e = readdir(proc)) != NULL && cfg.nkill < MAX_KILL)
+	{
+		int			child = atoi(e->d_name);
+		bool		listed = false;
+
+		if (child <= 0 || parent_of(child) != pid)
+			continue;
+		for (int i = 0; i < cfg.nkill && !listed; i++)
+			listed = cfg.kill_pids[i] == child;
+		if (!listed)
+			cfg.kill_pids[cfg.nkill++] = child;
+	}
+	closedir(proc);
+}
+
+/*
+ * kill_node: SIGKILL the node whose postmaster is kill_pids[0] and every
+ * process it has now; the postmaster is stopped first so that it forks no
+ * new one meanwhile.  Writes the PIDs to killed_file, if any.
+ */
+static void
+kill_node(void)
+{
+	FILE	   *f;
+
+	if (kill(cfg.kill_pids[0], SIGSTOP) != 0)
+	{
+		perror("kvbench: kill");
+		exit(1);
+	}
+	add_children(cfg.kill_pids[0]);
+	__atomic_store_n(&kill_ns, bench_now_ns(), __ATOMIC_RELEASE);
+	for (int i = 0; i < cfg.nkill; i++)
+		(void) kill(cfg.kill_pids[i], SIGKILL); /* a child may be gone already */
+	if (cfg.killed_file == NULL)
+		return;
+	if ((f = fopen(cfg.killed_file, "w")) == NULL)
+	{
+		perror("kvbench: killed file");
+		exit(1);
+	}
+	for (int i = 0; i < cfg.nkill; i++)
+		fprintf(f, "%d\n", cfg.kill_pids[i]);
+	fclose(f);
+}
+
+/*
  * gap: write for warmup-ms, SIGKILL the node, write for run-ms; print the
  * longest gaps of the surviving clients (see the file's banner).
  */
@@ -541,13 +633,7 @@ gap(void)
 	for (int i = 0; i < cfg.clients; i++)
 		pthread_create(&clients[i].thread, NULL, client_main, &clients[i]);
 	bench_sleep_us((long) cfg.warmup_ms * 1000);
-	__atomic_store_n(&kill_ns, bench_now_ns(), __ATOMIC_RELEASE);
-	for (int i = 0; i < cfg.nkill; i++)
-		if (kill(cfg.kill_pids[i], SIGKILL) != 0 && i == 0)
-		{
-			perror("kvbench: kill");
-			exit(1);
-		}
+	kill_node();
 	bench_sleep_us((long) cfg.run_ms * 1000);
 	__atomic_store_n(&rec_end, bench_now_ns(), __ATOMIC_RELEASE);
 	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
