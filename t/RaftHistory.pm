@@ -1,7 +1,8 @@
 # RaftHistory: clients of the Raft key-value store that write a history
 # (tools/raft-history), and its verdict by the linearizability checker
 # (tests/sim/histcheck), for the TAP tests that put a Raft cluster under
-# faults (t/042) or membership changes (t/043) while clients run.
+# faults (t/042, and t/047 for Paxos) or membership changes (t/043) while
+# clients run.
 package RaftHistory;
 
 use strict;
@@ -29,17 +30,18 @@ sub history_tools
 	  if !-x $tool || !-x $histcheck;
 }
 
-# start_history(FILE, NODES, KEYS, SEED, CLIENTS): CLIENTS clients per
-# node (default 2) on KEYS keys, writing FILE, each session at a 2 s
-# request timeout; the handle for stop_history.
+# start_history(FILE, NODES, KEYS, SEED, CLIENTS, EXTRA): CLIENTS clients
+# per node (default 2) on KEYS keys, writing FILE, each session at a 2 s
+# request timeout, EXTRA (an array reference) more options of the tool
+# (t/047: --api paxos --counter); the handle for stop_history.
 sub start_history
 {
-	my ($file, $nodes, $keys, $seed, $clients) = @_;
+	my ($file, $nodes, $keys, $seed, $clients, $extra) = @_;
 	my $h = { out => '', err => '' };
 	$h->{run} = IPC::Run::start(
 		[ $tool, (map { ('--node', $_->connstr('postgres')) } @$nodes),
 		  '--clients', $clients // 2, '--seconds', 600, '--keys', $keys, '--seed', $seed,
-		  '--timeout-ms', 2000, '--out', $file ],
+		  '--timeout-ms', 2000, '--out', $file, @{ $extra // [] } ],
 		'>', \$h->{out}, '2>', \$h->{err});
 	return $h;
 }

@@ -1,0 +1,220 @@
+# Paxos among three PostgreSQL nodes (issue 17): decree instances and
+# CASPaxos registers through their SQL calls.
+#
+# - paxos_propose returns the chosen value; a later, different proposal
+#   of the same instance (from another node) returns the first value;
+#   every node learns it (paxos_learned) within a few seconds, and
+#   paxos_instances shows it with its proposal number; an instance nobody
+#   proposed is NULL; decree instances and register keys of one name are
+#   apart.
+# - paxos_cas and paxos_read: expected NULL means absent, a present key
+#   (even one holding JSON null) fails it; a stale expected value fails;
+#   jsonb equality; JSON null is not SQL NULL; every node reads the same.
+# - Bad arguments give their SQLSTATEs (NULL: 22004; empty or over 1000
+#   bytes: 22023, counted in bytes).
+# - An ordinary role may read (paxos_read, paxos_learned, paxos_instances)
+#   but not call paxos_propose or paxos_cas, write distsys.paxos_learned
+#   or call raft_deliver; a member of distsys_raft_user may write.
+# - A node stopped while instances are chosen learns them after its
+#   restart, with nobody proposing them again (catch-up).
+# - Acceptor state survives kill -9 of every node: with every node's
+#   learned rows deleted first, a proposal after the restart still returns
+#   the old chosen value, and a register still holds its value.
+# - With two of three nodes down, propose, cas and read fail with YR001
+#   within distsys.raft_request_timeout.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time);
+use DistsysTest;
+use RaftTest;
+
+my @nodes = raft_cluster(3, 'paxos');
+ok(defined wait_raft_leader(@nodes), 'three nodes run their Raft workers and agree on a leader');
+my ($n1, $n2, $n3) = @nodes;
+
+# run(NODE, SQL): safe_psql on the postgres database.
+sub run { return $_[0]->safe_psql('postgres', $_[1]); }
+
+# learned_within(NODE, INSTANCE, WANT, SECONDS): whether NODE's
+# paxos_learned(INSTANCE) shows WANT (jsonb text) within SECONDS.
+sub learned_within
+{
+	my ($node, $instance, $want, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while (1)
+	{
+		my ($rc, $out) = $node->psql('postgres',
+			"SELECT coalesce(distsys.paxos_learned('$instance')::text, 'NULL')");
+		return 1 if $rc == 0 && $out eq $want;
+		return 0 if time > $deadline;
+		select(undef, undef, undef, 0.1);
+	}
+}
+
+# sqlstate(NODE, SQL): the SQLSTATE SQL fails with ('' if it succeeds).
+sub sqlstate
+{
+	my ($node, $sql) = @_;
+	my ($out, $err) = raft_try($node, "\\set VERBOSITY verbose\n$sql");
+	return $err =~ /ERROR:  ([0-9A-Z]{5}):/ ? $1 : '';
+}
+
+# ---- decree instances
+is(run($n1, q{SELECT distsys.paxos_propose('i1', '{"a": 1}')}), '{"a": 1}',
+	'paxos_propose returns the chosen value, its own when it is the first');
+is(run($n2, q{SELECT distsys.paxos_propose('i1', '"other"')}), '{"a": 1}',
+	'a different proposal of the same instance from another node returns the first value');
+is(run($n3, q{SELECT distsys.paxos_propose('i1', '{"a":1}')}), '{"a": 1}',
+	'and so does one from the third');
+for my $n (@nodes)
+{
+	ok(learned_within($n, 'i1', '{"a": 1}', 5), $n->name . ': paxos_learned gives the chosen value within 5 s');
+}
+is(run($n2, q{SELECT value::text || ' ' || (proposal_round > 0) || ' ' || (proposal_node BETWEEN 1 AND 3)
+	|| ' ' || (learned_at BETWEEN now() - interval '1 minute' AND now())
+	FROM distsys.paxos_instances WHERE instance = 'i1'}),
+	'{"a": 1} true true true', 'paxos_instances has the instance, its value, proposal number and time');
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('never-proposed')::text, 'NULL')}), 'NULL',
+	'an instance nobody proposed is not learned');
+is(run($n1, q{SELECT count(*) FROM distsys.paxos_instances WHERE instance = 'never-proposed'}), '0',
+	'and has no row');
+is(run($n3, q{SELECT distsys.paxos_propose('i2', 'null')}), 'null', 'JSON null can be proposed and chosen');
+is(run($n1, q{SELECT distsys.paxos_propose('i2', '5')}), 'null', 'and stays chosen');
+is(run($n1, q{SELECT distsys.paxos_propose(repeat('x', 1000), '1000')}), '1000',
+	'an instance name of 1000 bytes is accepted');
+is(run($n1, q{SELECT coalesce(distsys.paxos_read('i1')::text, 'NULL')}), 'NULL',
+	'a register of the same name as a decree instance is apart from it');
+
+# ---- registers
+is(run($n1, q{SELECT coalesce(distsys.paxos_read('k')::text, 'NULL')}), 'NULL', 'an absent key reads as NULL');
+is(run($n1, q{SELECT distsys.paxos_cas('k', '1', '2')}), 'f', 'paxos_cas expecting a value fails on an absent key');
+is(run($n2, q{SELECT distsys.paxos_cas('k', NULL, '1')}), 't', 'paxos_cas expecting absence creates the key');
+is(run($n3, q{SELECT distsys.paxos_cas('k', NULL, '5')}), 'f', 'and then fails, the key being present');
+is(run($n3, q{SELECT distsys.paxos_read('k')}), '1', 'another node reads the value');
+is(run($n1, q{SELECT distsys.paxos_cas('k', '2', '3')}), 'f', 'a stale expected value fails');
+is(run($n1, q{SELECT distsys.paxos_cas('k', '1', 'null')}), 't', 'the right one swaps, here to JSON null');
+is(run($n2, q{SELECT coalesce(distsys.paxos_read('k')::text, 'SQL NULL')}), 'null',
+	'a key holding JSON null reads as JSON null, not as SQL NULL');
+is(run($n2, q{SELECT distsys.paxos_cas('k', NULL, '6')}), 'f', 'a key holding JSON null is not absent');
+is(run($n3, q{SELECT distsys.paxos_cas('k', 'null', '{"b": [1, 2]}')}), 't', 'JSON null can be expected');
+is(run($n1, q{SELECT distsys.paxos_cas('k', '{"b":[1,2]}', '7')}), 't',
+	'expected values compare as jsonb, whatever the spacing');
+is(join(',', map { run($_, q{SELECT distsys.paxos_read('k')}) } @nodes), '7,7,7', 'every node reads the last value');
+is(run($n1, q{SELECT distsys.paxos_cas('k', '7', '8') AND distsys.paxos_cas('k', '8', '9')}), 't',
+	'two swaps in one statement');
+is(run($n2, q{SELECT distsys.paxos_read('k')}), '9', 'both took effect');
+
+# ---- bad arguments
+for my $case (
+	[ q{SELECT distsys.paxos_propose(NULL, '1')}, '22004', 'NULL instance' ],
+	[ q{SELECT distsys.paxos_propose('', '1')}, '22023', 'empty instance' ],
+	[ q{SELECT distsys.paxos_propose(repeat('x', 1001), '1')}, '22023', 'instance of 1001 bytes' ],
+	[ q{SELECT distsys.paxos_propose(repeat('é', 501), '1')}, '22023', 'instance of 501 characters, 1002 bytes' ],
+	[ q{SELECT distsys.paxos_propose('bad', NULL)}, '22004', 'NULL proposed value' ],
+	[ q{SELECT distsys.paxos_cas(NULL, NULL, '1')}, '22004', 'NULL key of a cas' ],
+	[ q{SELECT distsys.paxos_cas('', NULL, '1')}, '22023', 'empty key of a cas' ],
+	[ q{SELECT distsys.paxos_cas(repeat('k', 1001), NULL, '1')}, '22023', 'key of a cas of 1001 bytes' ],
+	[ q{SELECT distsys.paxos_cas('k', '9', NULL)}, '22004', 'NULL new value' ],
+	[ q{SELECT distsys.paxos_read(NULL)}, '22004', 'NULL key of a read' ],
+	[ q{SELECT distsys.paxos_read('')}, '22023', 'empty key of a read' ],
+	[ q{SELECT distsys.paxos_read(repeat('k', 1001))}, '22023', 'key of a read of 1001 bytes' ])
+{
+	is(sqlstate($n1, $case->[0]), $case->[1], "bad input: $case->[2] is $case->[1]");
+}
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('bad')::text, 'NULL') || ' ' || distsys.paxos_read('k')}),
+	'NULL 9', 'refused calls changed nothing');
+
+# ---- an ordinary role
+for my $n (@nodes)
+{
+	durable_psql($n, 'CREATE ROLE mallory LOGIN');
+}
+my ($o, $err) = raft_try($n1, q{SET ROLE mallory; SELECT distsys.paxos_propose('m1', '1')});
+like($err, qr/permission denied for function paxos_propose/, 'an ordinary role cannot call paxos_propose');
+($o, $err) = raft_try($n1, q{SET ROLE mallory; SELECT distsys.paxos_cas('k', '9', '10')});
+like($err, qr/permission denied for function paxos_cas/, 'nor paxos_cas');
+for my $case (
+	[ q{INSERT INTO distsys.paxos_learned SELECT * FROM distsys.paxos_learned}, 'insert into' ],
+	[ q{DELETE FROM distsys.paxos_learned}, 'delete from' ],
+	[ q{TRUNCATE distsys.paxos_learned}, 'truncate' ])
+{
+	($o, $err) = raft_try($n1, "SET ROLE mallory; $case->[0]");
+	like($err, qr/permission denied for table paxos_learned/, "nor $case->[1] distsys.paxos_learned");
+}
+($o, $err) = raft_try($n1, q{SET ROLE mallory; SELECT distsys.raft_deliver('\x00')});
+like($err, qr/permission denied for function raft_deliver/, 'nor deliver a Raft or Paxos batch');
+is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_read('k') || ' ' || distsys.paxos_learned('i1')
+	|| ' ' || (SELECT count(*) FROM distsys.paxos_instances WHERE instance = 'i1')}),
+	'9 {"a": 1} 1', 'but it may read a register, the learned values and paxos_instances');
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('m1')::text, 'NULL') || ' ' || distsys.paxos_read('k')}),
+	'NULL 9', 'and its refused calls changed nothing');
+durable_psql($n1, 'GRANT distsys_raft_user TO mallory');
+is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_cas('k', '9', '10')}), 't',
+	'a member of distsys_raft_user may call paxos_cas');
+is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_propose('m1', '"mallory"')}), '"mallory"',
+	'and paxos_propose');
+
+# ---- catch-up: n3 is down while instances are chosen
+$n3->stop;
+my %chosen;
+for my $i (1 .. 5)
+{
+	$chosen{"c$i"} = run($n1, "SELECT distsys.paxos_propose('c$i', '$i')");
+}
+is(join(',', map { $chosen{"c$_"} } 1 .. 5), '1,2,3,4,5', 'with one node down the two others choose values');
+$n3->start;
+my $t0 = time;
+wait_raft_leader(@nodes);
+my $learned = 0;
+for my $i (1 .. 5)
+{
+	$learned += learned_within($n3, "c$i", $i, 10);
+}
+is($learned, 5, 'the node that was down learns every value chosen meanwhile after its restart, nobody proposing');
+note(sprintf('it learned them within %.1f s', time - $t0));
+cmp_ok(time - $t0, '<', 10, 'within 10 s');
+
+# ---- durability of acceptor state: every node killed
+is(run($n2, q{SELECT distsys.paxos_propose('dur', '"first"')}), '"first"', 'an instance chosen before the crash');
+is(run($n3, q{SELECT distsys.paxos_cas('durk', NULL, '41')}), 't', 'a register written before the crash');
+# with the learned rows gone only the acceptors can remember the value
+my $deleted = 0;
+for my $n (@nodes)
+{
+	my ($rc, $out, $e) = $n->psql('postgres', 'SET synchronous_commit = on; DELETE FROM distsys.paxos_learned');
+	$deleted++ if $rc == 0;
+	note($n->name . ": the superuser could not delete the learned rows: $e") if $rc != 0;
+}
+note("learned rows deleted on $deleted of 3 nodes before the crash");
+kill_postmaster($_) for @nodes;
+$_->start for @nodes;
+ok(defined wait_raft_leader(@nodes), 'the three nodes run again after kill -9 of each');
+is(run($n1, q{SELECT distsys.paxos_propose('dur', '"second"')}), '"first"',
+	'after kill -9 of every node a new proposal still returns the chosen value');
+is(run($n1, q{SELECT distsys.paxos_read('durk')}), '41', 'a register still holds its value');
+is(run($n2, q{SELECT distsys.paxos_cas('durk', NULL, '1')}), 'f', 'and is still present for a cas');
+ok(learned_within($n3, 'dur', '"first"', 10), 'and every node learns the value again (node 3)');
+
+# ---- a minority: two nodes down
+$_->stop('immediate') for ($n2, $n3);
+for my $case (
+	[ q{SELECT distsys.paxos_propose('lonely', '1')}, 'paxos_propose' ],
+	[ q{SELECT distsys.paxos_cas('k', '10', '11')}, 'paxos_cas' ],
+	[ q{SELECT distsys.paxos_read('k')}, 'paxos_read' ])
+{
+	my $start = time;
+	my $state = sqlstate($n1, "SET distsys.raft_request_timeout = '1s';\n$case->[0]");
+	my $took = time - $start;
+	is($state, 'YR001', "with two of three nodes down $case->[1] fails with YR001");
+	cmp_ok($took, '<', 5, "within the 1 s request timeout (took " . sprintf('%.1f', $took) . ' s)');
+	cmp_ok($took, '>=', 0.9, 'having waited for it');
+}
+$_->start for ($n2, $n3);
+wait_raft_leader(@nodes);
+is(run($n2, q{SELECT distsys.paxos_propose('back', '1')}), '1', 'with the others back a proposal succeeds again');
+
+$_->stop for @nodes;
+done_testing();
