@@ -17,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 
-our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads check_history);
+our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads run_histcheck check_history);
 
 my $here = dirname(__FILE__);
 my $tool = $ENV{DISTSYS_RAFT_HISTORY} // "$here/../tools/raft-history";
@@ -97,6 +97,15 @@ sub final_reads
 		print $fh "k$k get " . ($v eq '' ? 'nil' : $v) . " $call $ret\n";
 	}
 	close $fh;
+}
+
+# run_histcheck(FILE): histcheck's exit status, stdout and stderr.
+sub run_histcheck
+{
+	my ($file) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $histcheck, $file ], '>', \$out, '2>', \$err);
+	return ($? >> 8, $out, $err);
 }
 
 # check_history(FILE, SUMMARY, LABEL, SEED, MIN): histcheck's verdict, the
