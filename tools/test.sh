@@ -35,8 +35,9 @@ FAILED=0
 # what failed, named for the summary at the end (a CI log may keep only its tail)
 FAILED_WHAT=()
 TAP_ENV=()
-# the client programs the TAP tests run (t/042: tools/raft-history writes a
-# history, tests/sim/histcheck judges it), copied by copy_test_tools
+# the client programs the TAP tests run (t/042, t/043, t/047:
+# tools/raft-history writes a history, tests/sim/histcheck judges it),
+# copied by copy_test_tools
 TOOL_ENV=()
 
 # The relay's TAP tests that run a second time against the sanitized
