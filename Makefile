@@ -23,7 +23,7 @@ PGFILEDESC  = "distsys - distributed systems primitives inside PostgreSQL"
 # One folder per subsystem (docs/design/README.md).  Subsystem headers have
 # distinct names, so each folder is on the include path and a file includes
 # "dlock.h", not a path.
-EXT_DIRS    = common lock msg dtx raft
+EXT_DIRS    = common lock msg dtx raft paxos
 EXT_SRCS    = $(sort $(foreach d,$(EXT_DIRS),$(wildcard extension/$(d)/*.c)))
 EXT_HDRS    = $(foreach d,$(EXT_DIRS),$(wildcard extension/$(d)/*.h))
 # The consensus cores are pure C: they are compiled without PostgreSQL's

@@ -32,7 +32,7 @@ BEGIN
 		('distsys_relay', 'distsys role: what distsys-relay (publish) needs, and the reserved lock names distsys.*'),
 		('distsys_consumer', 'distsys role: what distsys-relay consume needs beyond inbox_apply'),
 		('distsys_raft_peer', 'distsys role: the other Raft members'' workers, which deliver batches (raft_deliver)'),
-		('distsys_raft_user', 'distsys role: members may write the Raft key-value store (raft_put, raft_cas, raft_delete)'))
+		('distsys_raft_user', 'distsys role: members may write the Raft key-value store (raft_put, raft_cas, raft_delete) and Paxos (paxos_propose, paxos_cas)'))
 		AS v(name, note)
 	LOOP
 		IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = r.name) THEN
@@ -850,6 +850,60 @@ CREATE VIEW raft_members AS SELECT * FROM raft_members_read();
 COMMENT ON VIEW raft_members IS
 	'the Raft members: id, voter or learner, match index (on the leader), last contact, URI (for admins)';
 GRANT SELECT ON raft_members TO PUBLIC;
+
+------------------------------------------------------------------------------
+-- Paxos among nodes (issue 17; extension/paxos, run by the Raft worker)
+------------------------------------------------------------------------------
+
+-- What this node's learner learned was chosen, one row per decree instance,
+-- written only by the Raft worker (paxos_learn.c); seq orders the rows for
+-- the catch-up between members.  Everyone may read it, as raft_kv.
+CREATE TABLE paxos_learned (
+	instance text PRIMARY KEY,
+	value jsonb NOT NULL,
+	proposal_round bigint NOT NULL,
+	proposal_node integer NOT NULL,
+	seq bigserial NOT NULL UNIQUE,
+	learned_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE paxos_learned IS
+	'the Paxos decree instances this node has learned as chosen (written by the Raft worker)';
+REVOKE ALL ON paxos_learned FROM PUBLIC;
+GRANT SELECT ON paxos_learned TO PUBLIC;
+
+CREATE VIEW paxos_instances AS
+	SELECT instance, value, proposal_round, proposal_node, learned_at FROM paxos_learned;
+COMMENT ON VIEW paxos_instances IS
+	'the Paxos instances this node has learned: the chosen value, the proposal number (round, node) it was chosen with, when it was learned';
+GRANT SELECT ON paxos_instances TO PUBLIC;
+
+CREATE FUNCTION paxos_propose(instance text, value jsonb) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'paxos_propose_sql'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION paxos_propose(text, jsonb) IS
+	'propose value for a single-decree Paxos instance; returns the value chosen, which may be another proposer''s';
+
+CREATE FUNCTION paxos_learned(instance text) RETURNS jsonb
+	AS $$ SELECT value FROM distsys.paxos_learned WHERE instance = $1 $$
+	LANGUAGE sql STABLE;
+COMMENT ON FUNCTION paxos_learned(text) IS
+	'the value this node has learned as chosen for a Paxos instance, NULL if none yet';
+
+CREATE FUNCTION paxos_cas(key text, expected jsonb, value jsonb) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'paxos_cas_sql'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION paxos_cas(text, jsonb, jsonb) IS
+	'CASPaxos register: set key to value if it holds expected (NULL: absent); linearizable, served by any member';
+
+CREATE FUNCTION paxos_read(key text) RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'paxos_read_sql'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION paxos_read(text) IS
+	'CASPaxos register: the value of key (NULL if absent), linearizable, by a Paxos round on any member';
+
+REVOKE ALL ON FUNCTION paxos_propose(text, jsonb), paxos_cas(text, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION paxos_propose(text, jsonb), paxos_cas(text, jsonb, jsonb)
+	TO distsys_raft_user;
 
 ------------------------------------------------------------------------------
 -- The roles of distsys-relay

@@ -7,7 +7,8 @@
 # Paxos core's simulator and its mutants (make paxos-sim,
 # make paxos-sim-mutants), the
 # linearizability checker as a tool (make histcheck-test), the Raft
-# node's durable store (make store-test), and the
+# node's durable store (make store-test), the Paxos node's acceptor store
+# (make paxos-store-test), and the
 # relay's TAP tests again against distsys-relay and distsys-kafka-mock built
 # with AddressSanitizer and UndefinedBehaviorSanitizer (make relay-asan),
 # and the fault tests of each subsystem again with synchronous_commit = off
@@ -16,7 +17,7 @@
 #
 # ONLY=REGEX (make test ONLY=...) runs only the tests whose name matches it
 # (a regress or isolation test's name, a TAP file's name, sim, sim-mutants,
-# paxos-sim, paxos-sim-mutants, histcheck-test, store-test;
+# paxos-sim, paxos-sim-mutants, histcheck-test, store-test, paxos-store-test;
 # asan:FILE for a file of the sanitized run, so ONLY=asan runs all of it;
 # syncoff:FILE likewise for the synchronous_commit = off run):
 # for a developer's quick loop; CI runs everything.
@@ -264,6 +265,7 @@ run_tap_syncoff $SYNCOFF_TAP
 [ -z "$(selected paxos-sim-mutants)" ] || run_make_target paxos-sim-mutants
 [ -z "$(selected histcheck-test)" ] || run_make_target histcheck-test
 [ -z "$(selected store-test)" ] || run_make_target store-test
+[ -z "$(selected paxos-store-test)" ] || run_make_target paxos-store-test
 
 echo
 for w in "${FAILED_WHAT[@]}"; do echo "failed: $w"; done

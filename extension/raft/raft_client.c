@@ -234,6 +234,12 @@ wait_answer(RaftRequestSlot *slot, TimestampTz deadline, RaftRequestSlot *out)
 			out->index = slot->index;
 			out->result = slot->result;
 			out->refusal = slot->refusal;
+			out->len = 0;
+			if (slot->kind == RAFT_REQ_PAXOS)
+			{
+				out->len = Min(slot->len, RAFT_COMMAND_MAX_BYTES);
+				memcpy(out->command, slot->command, out->len);
+			}
 			slot->state = RAFT_SLOT_FREE;
 			slot->seq++;
 		}
@@ -254,13 +260,20 @@ wait_answer(RaftRequestSlot *slot, TimestampTz deadline, RaftRequestSlot *out)
  * no_quorum_error: the request timed out.
  */
 static void pg_attribute_noreturn()
-no_quorum_error(const char *what, bool write)
+no_quorum_error(const char *what, RaftReqKind kind)
 {
+	if (kind == RAFT_REQ_PAXOS)
+		ereport(ERROR,
+				(errcode(ERRCODE_RAFT_NO_QUORUM),
+				 errmsg("%s: no majority of the Paxos members answered within %d ms", what,
+						distsys_raft_request_timeout_ms),
+				 errdetail("A write may still take effect: its accepts may have reached a majority before the time ran out."),
+				 errhint("A majority of the founding members of distsys.peers must be running and reachable.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_RAFT_NO_QUORUM),
 			 errmsg("%s: no Raft quorum answered within %d ms", what,
 					distsys_raft_request_timeout_ms),
-			 write ? errdetail("The write may still commit: it may have reached the leader's log before the time ran out.") : 0,
+			 kind == RAFT_REQ_WRITE ? errdetail("The write may still commit: it may have reached the leader's log before the time ran out.") : 0,
 			 errhint("Check raft_status on the members: a majority must be running and reachable.")));
 }
 
@@ -303,10 +316,10 @@ raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
 	if (!answered)
 	{
 		give_up(slot);
-		no_quorum_error(what, kind == RAFT_REQ_WRITE);
+		no_quorum_error(what, kind);
 	}
 	if (out->answer == RAFT_ANSWER_UNKNOWN)
-		no_quorum_error(what, kind == RAFT_REQ_WRITE);
+		no_quorum_error(what, kind);
 	if (out->answer == RAFT_ANSWER_REFUSED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

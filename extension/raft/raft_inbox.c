@@ -51,7 +51,7 @@ typedef struct RaftInboxShared
 	uint8		cluster[RAFT_CLUSTER_ID_BYTES];
 	uint64		self;
 	int			n_members;
-	uint64		members[RAFT_MAX_NODES];
+	uint64		members[3 * RAFT_MAX_NODES];	/* Raft's and Paxos's */
 	uint64		head;			/* next byte the worker reads */
 	uint64		tail;			/* next byte a deliverer writes */
 	uint64		dropped;
@@ -116,7 +116,7 @@ void
 raft_inbox_open(const uint8 cluster[RAFT_CLUSTER_ID_BYTES], uint64 self,
 				const uint64 *members, int n_members)
 {
-	Assert(n_members >= 0 && n_members <= RAFT_MAX_NODES);
+	Assert(n_members >= 0 && n_members <= 3 * RAFT_MAX_NODES);
 	LWLockAcquire(inbox->lock, LW_EXCLUSIVE);
 	memcpy(inbox->cluster, cluster, RAFT_CLUSTER_ID_BYTES);
 	inbox->self = self;

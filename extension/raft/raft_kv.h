@@ -76,7 +76,9 @@ typedef enum RaftReqKind
 	RAFT_REQ_READ,				/* ReadIndex: linearizable */
 	RAFT_REQ_READ_LEASE,		/* leader lease, ReadIndex if none */
 	RAFT_REQ_CONF,				/* a membership change: type (1), node (8) */
-	RAFT_REQ_TRANSFER			/* leadership to node (8) */
+	RAFT_REQ_TRANSFER,			/* leadership to node (8) */
+	RAFT_REQ_PAXOS				/* a Paxos operation (paxosnode.h): the worker
+								 * answers the value's bytes in command */
 } RaftReqKind;
 
 typedef enum RaftSlotState
@@ -183,5 +185,6 @@ extern void raft_members_shmem_init(void);
 extern void raft_members_init(const RaftPeers *peers, const uint8 *cluster);
 extern void raft_members_learn(uint64 id, const char *uri, uint32 len);
 extern void raft_members_sync(RaftNode *node);
+extern bool raft_members_in_conf(uint64 id);
 
 #endif							/* DISTSYS_RAFT_KV_H */

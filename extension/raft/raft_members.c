@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "distsys.h"
+#include "paxosnode.h"
 #include "raftnode.h"
 #include "raft_kv.h"
 #include "raft_transport.h"
@@ -82,6 +83,9 @@ static bool synced_once = false;
 static bool learned = false;	/* a URI arrived since the last sync */
 static uint8 cluster_id[RAFT_CLUSTER_ID_BYTES];
 static TimestampTz published_at = 0;
+/* the Paxos members (the founders) if this node is one, else none */
+static uint64 paxos_ids[RAFT_MAX_NODES];
+static int	n_paxos = 0;
 
 Size
 raft_members_shmem_size(void)
@@ -179,6 +183,22 @@ raft_members_init(const RaftPeers *peers, const uint8 *cluster)
 		raft_members_learn(peers->peer[i].id, peers->peer[i].uri, strlen(peers->peer[i].uri));
 	load_nodes();
 	memcpy(cluster_id, cluster, RAFT_CLUSTER_ID_BYTES);
+	n_paxos = 0;
+	if (paxos_is_member(peers, (uint64) distsys_node_id))
+		for (int i = 0; i < peers->n; i++)
+			paxos_ids[n_paxos++] = peers->peer[i].id;
+}
+
+/*
+ * is_paxos_member: whether id is a Paxos member this node talks to.
+ */
+static bool
+is_paxos_member(uint64 id)
+{
+	for (int i = 0; i < n_paxos; i++)
+		if (paxos_ids[i] == id)
+			return true;
+	return false;
 }
 
 static bool
@@ -203,15 +223,21 @@ conf_ids(const RaftConfState *c, uint64 *ids)
 }
 
 /*
- * follow_conf: transport and inbox for configuration c.
+ * follow_conf: transport and inbox for configuration c, and for the Paxos
+ * members (the founders, when this node is one of them: Paxos keeps them
+ * whatever Raft's configuration does; raft_members_in_conf keeps a
+ * removed founder's Raft items out).
  */
 static void
 follow_conf(const RaftConfState *c)
 {
-	uint64		ids[2 * RAFT_MAX_NODES];
+	uint64		ids[3 * RAFT_MAX_NODES];
 	int			n = conf_ids(c, ids);
 	uint64		self = (uint64) distsys_node_id;
 
+	for (int i = 0; i < n_paxos; i++)
+		if (!conf_has(c, paxos_ids[i]))
+			ids[n++] = paxos_ids[i];
 	for (int i = 0; i < n; i++)
 	{
 		const char *uri = uri_of(ids[i]);
@@ -225,13 +251,24 @@ follow_conf(const RaftConfState *c)
 		int			n_old = conf_ids(&synced, old);
 
 		for (int i = 0; i < n_old; i++)
-			if (!conf_has(c, old[i]))
+			if (!conf_has(c, old[i]) && !is_paxos_member(old[i]))
 				raft_transport_remove_peer(old[i]);
 	}
 	raft_inbox_open(cluster_id, self, ids, n);
 	synced = *c;
 	synced_once = true;
 	learned = false;
+}
+
+/*
+ * raft_members_in_conf: whether node id is in the configuration the
+ * worker follows (a voter or a learner): only such a node's Raft items
+ * are handled.
+ */
+bool
+raft_members_in_conf(uint64 id)
+{
+	return synced_once && conf_has(&synced, id);
 }
 
 /*

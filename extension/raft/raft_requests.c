@@ -47,6 +47,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "paxosnode.h"
 #include "raftnode.h"
 #include "raft_kv.h"
 #include "raft_transport.h"
@@ -375,6 +376,13 @@ raft_requests_take(void)
 
 		if (!take_slot(i, &p))
 			continue;
+		if (p.kind == RAFT_REQ_PAXOS)
+		{
+			paxos_node_request(p.id, (uint8 *) p.cmd, p.len);
+			if (p.cmd)
+				pfree(p.cmd);
+			continue;
+		}
 		if (n_pending == cap_pending)
 		{
 			cap_pending *= 2;

@@ -49,16 +49,14 @@
  *-------------------------------------------------------------------------
  */
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "raft_store.h"
+#include "store_io.h"
 
 #define REC_HDR			40
 #define REC_ENTRY		1
@@ -146,108 +144,6 @@ typedef struct Replay
 	bool		dirty;			/* nonzero bytes after end in it */
 } Replay;
 
-static uint32_t crc_table[256];
-static bool crc_ready;
-
-/*
- * crc32c_add: crc (as crc32c_add returned, ~0 to start) extended by data;
- * CRC-32C, Castagnoli's polynomial reflected (0x82F63B78), table-driven.
- * Incremental so a snapshot's header and data need not be copied together.
- */
-static uint32_t
-crc32c_add(uint32_t crc, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	if (!crc_ready)
-	{
-		for (uint32_t i = 0; i < 256; i++)
-		{
-			uint32_t	c = i;
-
-			for (int k = 0; k < 8; k++)
-				c = (c & 1) ? (c >> 1) ^ 0x82F63B78 : c >> 1;
-			crc_table[i] = c;
-		}
-		crc_ready = true;
-	}
-	while (len-- > 0)
-		crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
-	return crc;
-}
-
-/* crc32c: the CRC-32C of data */
-static uint32_t
-crc32c(const void *data, size_t len)
-{
-	return crc32c_add(0xffffffff, data, len) ^ 0xffffffff;
-}
-
-static void
-put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t) v;
-	p[1] = (uint8_t) (v >> 8);
-}
-
-static void
-put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t) v);
-	put16(p + 2, (uint16_t) (v >> 16));
-}
-
-static void
-put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t) v);
-	put32(p + 4, (uint32_t) (v >> 32));
-}
-
-static uint16_t
-get16(const uint8_t *p)
-{
-	return (uint16_t) (p[0] | (p[1] << 8));
-}
-
-static uint32_t
-get32(const uint8_t *p)
-{
-	return (uint32_t) get16(p) | ((uint32_t) get16(p + 2) << 16);
-}
-
-static uint64_t
-get64(const uint8_t *p)
-{
-	return (uint64_t) get32(p) | ((uint64_t) get32(p + 4) << 32);
-}
-
-/* fail: the message into err (if any); returns -1 for the caller's return */
-static int
-fail(char *err, size_t errlen, const char *fmt,...)
-__attribute__((format(printf, 3, 4)));
-
-static int
-fail(char *err, size_t errlen, const char *fmt,...)
-{
-	va_list		ap;
-
-	if (err != NULL && errlen > 0)
-	{
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
-
-/* fail_errno: "could not WHAT "PATH": strerror(errno)", -1 */
-static int
-fail_errno(char *err, size_t errlen, const char *what, const char *path)
-{
-	return fail(err, errlen, "could not %s \"%s\": %s", what, path, strerror(errno));
-}
-
 /* store_path: dir/%016llx + suffix into buf (PATH_LEN bytes) */
 #define PATH_LEN 4200
 static void
@@ -263,7 +159,7 @@ sync_dir(RaftStore *s, char *err, size_t errlen)
 	if (fsync(s->dirfd) != 0)
 	{
 		s->failed = true;
-		return fail_errno(err, errlen, "fsync directory", s->dir);
+		return sio_fail_errno(err, errlen, "fsync directory", s->dir);
 	}
 	return 0;
 }
@@ -365,7 +261,7 @@ log_push(StoreLog *l, const Rec *r, uint64_t segno, char *err, size_t errlen)
 	RaftEntry  *e;
 
 	if (!log_grow(l))
-		return fail(err, errlen, "out of memory reading the raft log");
+		return sio_fail(err, errlen, "out of memory reading the raft log");
 	if (l->ents != NULL)
 	{
 		e = &l->ents[l->n];
@@ -375,7 +271,7 @@ log_push(StoreLog *l, const Rec *r, uint64_t segno, char *err, size_t errlen)
 		e->len = r->plen;
 		e->data = malloc(r->plen ? r->plen : 1);
 		if (e->data == NULL)
-			return fail(err, errlen, "out of memory reading the raft log");
+			return sio_fail(err, errlen, "out of memory reading the raft log");
 		memcpy(e->data, r->payload, r->plen);
 	}
 	if (!l->based)
@@ -399,10 +295,10 @@ rec_parse(const uint8_t *buf, size_t size, size_t off, Rec *r)
 
 	if (off > size || size - off < REC_HDR)
 		return false;
-	len = get32(p);
-	if (len < REC_HDR || len > size - off || get32(p + 36) != 0)
+	len = sio_get32(p);
+	if (len < REC_HDR || len > size - off || sio_get32(p + 36) != 0)
 		return false;
-	if (crc32c(p + 8, len - 8) != get32(p + 4))
+	if (sio_crc32c(p + 8, len - 8) != sio_get32(p + 4))
 		return false;
 	/* the padding too must be intact: then every byte is checked */
 	r->span = ALIGN8((size_t) len);
@@ -412,12 +308,12 @@ rec_parse(const uint8_t *buf, size_t size, size_t off, Rec *r)
 		if (p[i] != 0)
 			return false;
 	r->off = off;
-	r->save = get64(p + 8);
-	r->term = get64(p + 16);
-	r->index = get64(p + 24);
+	r->save = sio_get64(p + 8);
+	r->term = sio_get64(p + 16);
+	r->index = sio_get64(p + 24);
 	r->type = p[32];
 	r->flags = p[33];
-	r->etype = get16(p + 34);
+	r->etype = sio_get16(p + 34);
 	r->payload = p + REC_HDR;
 	r->plen = len - REC_HDR;
 	if (r->type == REC_ENTRY)
@@ -431,7 +327,7 @@ rec_parse(const uint8_t *buf, size_t size, size_t off, Rec *r)
 static void
 rec_seal(uint8_t *p)
 {
-	put32(p + 4, crc32c(p + 8, get32(p) - 8));
+	sio_put32(p + 4, sio_crc32c(p + 8, sio_get32(p) - 8));
 }
 
 /* buf_reserve: room for len more bytes in the save buffer */
@@ -447,7 +343,7 @@ buf_reserve(RaftStore *s, size_t len, char *err, size_t errlen)
 		return 0;
 	b = realloc(s->buf, cap);
 	if (b == NULL)
-		return fail(err, errlen, "out of memory building a raft log write of %zu bytes",
+		return sio_fail(err, errlen, "out of memory building a raft log write of %zu bytes",
 					s->buf_len + len);
 	s->buf = b;
 	s->buf_cap = cap;
@@ -462,19 +358,19 @@ add_record(RaftStore *s, const Rec *r, char *err, size_t errlen)
 	uint8_t    *p;
 
 	if (r->plen > REC_MAX_PAYLOAD)
-		return fail(err, errlen, "raft log entry %llu of %zu bytes is too large",
+		return sio_fail(err, errlen, "raft log entry %llu of %zu bytes is too large",
 					(unsigned long long) r->index, r->plen);
 	if (buf_reserve(s, span, err, errlen) != 0)
 		return -1;
 	p = s->buf + s->buf_len;
 	memset(p, 0, span);
-	put32(p, (uint32_t) (REC_HDR + r->plen));
-	put64(p + 8, s->next_save);
-	put64(p + 16, r->term);
-	put64(p + 24, r->index);
+	sio_put32(p, (uint32_t) (REC_HDR + r->plen));
+	sio_put64(p + 8, s->next_save);
+	sio_put64(p + 16, r->term);
+	sio_put64(p + 24, r->index);
 	p[32] = r->type;
 	p[33] = r->flags;
-	put16(p + 34, r->etype);
+	sio_put16(p + 34, r->etype);
 	if (r->plen > 0)
 		memcpy(p + REC_HDR, r->payload, r->plen);
 	rec_seal(p);
@@ -491,7 +387,7 @@ add_u64_record(RaftStore *s, uint8_t type, uint8_t flags, uint64_t term,
 	uint8_t		payload[8];
 	Rec			r = {0};
 
-	put64(payload, value);
+	sio_put64(payload, value);
 	r.type = type;
 	r.flags = flags;
 	r.term = term;
@@ -514,7 +410,7 @@ apply_record(RaftStore *s, const Rec *r, uint64_t segno, const char *path,
 	{
 		case REC_ENTRY:
 			if (s->log.based && r->index != log_last(&s->log) + 1)
-				return fail(err, errlen, "corrupt raft log \"%s\": entry %llu at offset %zu does not follow entry %llu",
+				return sio_fail(err, errlen, "corrupt raft log \"%s\": entry %llu at offset %zu does not follow entry %llu",
 							path, (unsigned long long) r->index, r->off,
 							(unsigned long long) log_last(&s->log));
 			return log_push(&s->log, r, segno, err, errlen);
@@ -524,12 +420,12 @@ apply_record(RaftStore *s, const Rec *r, uint64_t segno, const char *path,
 		case REC_HARDSTATE:
 			s->hs.term = r->term;
 			s->hs.commit = r->index;
-			s->hs.vote = get64(r->payload);
+			s->hs.vote = sio_get64(r->payload);
 			s->hs_found = true;
 			s->hs_seg = segno;
 			return 0;
 		default:
-			s->snap_id = get64(r->payload);
+			s->snap_id = sio_get64(r->payload);
 			s->snap_index = r->index;
 			s->snap_term = r->term;
 			s->marker_seg = segno;
@@ -543,21 +439,6 @@ apply_record(RaftStore *s, const Rec *r, uint64_t segno, const char *path,
 
 /* ---- files ---- */
 
-/* write_all: one pwrite of len bytes at off; a short write is an error */
-static int
-write_all(int fd, const void *data, size_t len, off_t off, const char *path,
-		  char *err, size_t errlen)
-{
-	ssize_t		n = pwrite(fd, data, len, off);
-
-	if (n < 0)
-		return fail_errno(err, errlen, "write to file", path);
-	if ((size_t) n != len)
-		return fail(err, errlen, "could not write to file \"%s\": wrote only %zd of %zu bytes",
-					path, n, len);
-	return 0;
-}
-
 /* write_zeros: zero [from, to) of fd, so later syncs write data only */
 static int
 write_zeros(int fd, size_t from, size_t to, const char *path, char *err, size_t errlen)
@@ -568,7 +449,7 @@ write_zeros(int fd, size_t from, size_t to, const char *path, char *err, size_t 
 	{
 		size_t		n = to - from < ZERO_CHUNK ? to - from : ZERO_CHUNK;
 
-		if (write_all(fd, zeros, n, (off_t) from, path, err, errlen) != 0)
+		if (sio_write_all(fd, zeros, n, (off_t) from, path, err, errlen) != 0)
 			return -1;
 		from += n;
 	}
@@ -586,15 +467,15 @@ install_file(RaftStore *s, int fd, bool keep, const char *tmp, const char *path,
 {
 	if (fsync(fd) != 0)
 	{
-		fail_errno(err, errlen, "fsync file", tmp);
+		sio_fail_errno(err, errlen, "fsync file", tmp);
 		close(fd);
 		return -1;
 	}
 	if (!keep && close(fd) != 0)
-		return fail_errno(err, errlen, "close file", tmp);
+		return sio_fail_errno(err, errlen, "close file", tmp);
 	if (rename(tmp, path) != 0)
 	{
-		fail_errno(err, errlen, "rename file", tmp);
+		sio_fail_errno(err, errlen, "rename file", tmp);
 		if (keep)
 			close(fd);
 		return -1;
@@ -614,7 +495,7 @@ create_segment(RaftStore *s, uint64_t segno, size_t size, char *err, size_t errl
 	store_path(s, path, segno, ".log");
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
-		return fail_errno(err, errlen, "create file", tmp);
+		return sio_fail_errno(err, errlen, "create file", tmp);
 	if (write_zeros(fd, 0, size, tmp, err, errlen) != 0)
 	{
 		close(fd);
@@ -646,51 +527,6 @@ next_segment(RaftStore *s, size_t need, char *err, size_t errlen)
 	return 0;
 }
 
-/*
- * read_file: the whole of path into a malloc'd *buf; -1 if it cannot be
- * read.  Segments are read whole: 16 MB each by default.
- */
-static int
-read_file(const char *path, uint8_t **buf, size_t *size, char *err, size_t errlen)
-{
-	struct stat st;
-	int			fd = open(path, O_RDONLY);
-	ssize_t		n;
-
-	*buf = NULL;
-	*size = 0;
-	if (fd < 0)
-		return fail_errno(err, errlen, "open file", path);
-	if (fstat(fd, &st) != 0)
-		goto failed;
-	*buf = malloc(st.st_size > 0 ? (size_t) st.st_size : 1);
-	if (*buf == NULL)
-	{
-		errno = ENOMEM;
-		goto failed;
-	}
-	while (*size < (size_t) st.st_size)
-	{
-		n = pread(fd, *buf + *size, (size_t) st.st_size - *size, (off_t) *size);
-		if (n <= 0)
-		{
-			if (n == 0)
-				errno = EIO;	/* the file shrank under us */
-			goto failed;
-		}
-		*size += (size_t) n;
-	}
-	close(fd);
-	return 0;
-
-failed:
-	fail_errno(err, errlen, "read file", path);
-	close(fd);
-	free(*buf);
-	*buf = NULL;
-	return -1;
-}
-
 /* ---- snapshots ---- */
 
 /* snap_header: the snapshot file's header for snap into h (SNAP_HDR bytes) */
@@ -700,23 +536,23 @@ snap_header(uint8_t *h, const RaftSnapshot *snap)
 	uint32_t	crc;
 
 	memset(h, 0, SNAP_HDR);
-	put32(h, SNAP_MAGIC);
-	put64(h + 8, snap->index);
-	put64(h + 16, snap->term);
-	put64(h + 24, (uint64_t) snap->len);
-	put32(h + 32, (uint32_t) snap->conf.n_voters);
-	put32(h + 36, (uint32_t) snap->conf.n_learners);
+	sio_put32(h, SNAP_MAGIC);
+	sio_put64(h + 8, snap->index);
+	sio_put64(h + 16, snap->term);
+	sio_put64(h + 24, (uint64_t) snap->len);
+	sio_put32(h + 32, (uint32_t) snap->conf.n_voters);
+	sio_put32(h + 36, (uint32_t) snap->conf.n_learners);
 	for (int i = 0; i < RAFT_MAX_NODES; i++)
 	{
-		put64(h + 40 + 8 * i, snap->conf.voters[i]);
-		put64(h + 40 + 8 * (RAFT_MAX_NODES + i), snap->conf.learners[i]);
+		sio_put64(h + 40 + 8 * i, snap->conf.voters[i]);
+		sio_put64(h + 40 + 8 * (RAFT_MAX_NODES + i), snap->conf.learners[i]);
 	}
 	/* the CRC covers the header after it, then the data */
-	crc = crc32c_add(0xffffffff, h + 8, SNAP_HDR - 8);
+	crc = sio_crc32c_add(0xffffffff, h + 8, SNAP_HDR - 8);
 	if (snap->len > 0)
-		crc = crc32c_add(crc, snap->data, snap->len);
+		crc = sio_crc32c_add(crc, snap->data, snap->len);
 	crc ^= 0xffffffff;
-	put32(h + 4, crc);
+	sio_put32(h + 4, crc);
 }
 
 /*
@@ -737,10 +573,10 @@ write_snapshot(RaftStore *s, const RaftSnapshot *snap, uint64_t id,
 	store_path(s, path, id, ".snap");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
-		return fail_errno(err, errlen, "create file", tmp);
-	if (write_all(fd, h, SNAP_HDR, 0, tmp, err, errlen) != 0 ||
+		return sio_fail_errno(err, errlen, "create file", tmp);
+	if (sio_write_all(fd, h, SNAP_HDR, 0, tmp, err, errlen) != 0 ||
 		(snap->len > 0 &&
-		 write_all(fd, snap->data, snap->len, SNAP_HDR, tmp, err, errlen) != 0))
+		 sio_write_all(fd, snap->data, snap->len, SNAP_HDR, tmp, err, errlen) != 0))
 	{
 		close(fd);
 		return -1;
@@ -754,22 +590,22 @@ snap_decode(const uint8_t *buf, size_t size, RaftSnapshot *out)
 {
 	uint64_t	len;
 
-	if (size < SNAP_HDR || get32(buf) != SNAP_MAGIC)
+	if (size < SNAP_HDR || sio_get32(buf) != SNAP_MAGIC)
 		return -1;
-	len = get64(buf + 24);
-	if (len != size - SNAP_HDR || crc32c(buf + 8, size - 8) != get32(buf + 4))
+	len = sio_get64(buf + 24);
+	if (len != size - SNAP_HDR || sio_crc32c(buf + 8, size - 8) != sio_get32(buf + 4))
 		return -1;
-	out->index = get64(buf + 8);
-	out->term = get64(buf + 16);
-	out->conf.n_voters = (int) get32(buf + 32);
-	out->conf.n_learners = (int) get32(buf + 36);
+	out->index = sio_get64(buf + 8);
+	out->term = sio_get64(buf + 16);
+	out->conf.n_voters = (int) sio_get32(buf + 32);
+	out->conf.n_learners = (int) sio_get32(buf + 36);
 	if (out->conf.n_voters < 0 || out->conf.n_voters > RAFT_MAX_NODES ||
 		out->conf.n_learners < 0 || out->conf.n_learners > RAFT_MAX_NODES)
 		return -1;
 	for (int i = 0; i < RAFT_MAX_NODES; i++)
 	{
-		out->conf.voters[i] = get64(buf + 40 + 8 * i);
-		out->conf.learners[i] = get64(buf + 40 + 8 * (RAFT_MAX_NODES + i));
+		out->conf.voters[i] = sio_get64(buf + 40 + 8 * i);
+		out->conf.learners[i] = sio_get64(buf + 40 + 8 * (RAFT_MAX_NODES + i));
 	}
 	out->len = (size_t) len;
 	out->data = malloc(len ? len : 1);
@@ -791,12 +627,12 @@ load_snapshot(RaftStore *s, RaftStoreState *st, char *err, size_t errlen)
 	if (s->snap_id == 0)
 		return 0;
 	store_path(s, path, s->snap_id, ".snap");
-	if (read_file(path, &buf, &size, err, errlen) != 0)
+	if (sio_read_file(path, &buf, &size, err, errlen) != 0)
 		return -1;
 	rc = snap_decode(buf, size, &st->snapshot);
 	free(buf);
 	if (rc != 0 || st->snapshot.index != s->snap_index || st->snapshot.term != s->snap_term)
-		return fail(err, errlen, "corrupt raft snapshot \"%s\": bad checksum, header or index (the log names index %llu term %llu)",
+		return sio_fail(err, errlen, "corrupt raft snapshot \"%s\": bad checksum, header or index (the log names index %llu term %llu)",
 					path, (unsigned long long) s->snap_index,
 					(unsigned long long) s->snap_term);
 	st->has_snapshot = true;
@@ -856,7 +692,7 @@ check_tail(const Replay *rp, const uint8_t *buf, size_t size, size_t stop,
 
 	for (size_t off = stop; off < size; off += 8)
 		if (rec_parse(buf, size, off, &r) && r.save >= limit)
-			return fail(err, errlen, "corrupt raft log \"%s\": the records end at offset %zu (after save %llu), but a valid record of save %llu follows at offset %zu",
+			return sio_fail(err, errlen, "corrupt raft log \"%s\": the records end at offset %zu (after save %llu), but a valid record of save %llu follows at offset %zu",
 						path, stop, (unsigned long long) (limit - 2),
 						(unsigned long long) r.save, off);
 	return 0;
@@ -884,7 +720,7 @@ replay_segment(RaftStore *s, Replay *rp, uint64_t segno, char *err, size_t errle
 	int			rc;
 
 	store_path(s, path, segno, ".log");
-	if (read_file(path, &buf, &size, err, errlen) != 0)
+	if (sio_read_file(path, &buf, &size, err, errlen) != 0)
 		return -1;
 	while ((rc = read_one_save(rp, buf, size, off, &next)) == 1)
 	{
@@ -898,7 +734,7 @@ replay_segment(RaftStore *s, Replay *rp, uint64_t segno, char *err, size_t errle
 		off = next;
 	}
 	if (rc == -1)
-		fail(err, errlen, "out of memory reading \"%s\"", path);
+		sio_fail(err, errlen, "out of memory reading \"%s\"", path);
 	if (rc == 0)
 		rc = check_tail(rp, buf, size, off, path, err, errlen);
 	rp->end = off;
@@ -948,7 +784,7 @@ list_segments(RaftStore *s, uint64_t **segs, size_t *n, char *err, size_t errlen
 	*segs = NULL;
 	*n = 0;
 	if (d == NULL)
-		return fail_errno(err, errlen, "open directory", s->dir);
+		return sio_fail_errno(err, errlen, "open directory", s->dir);
 	while ((de = readdir(d)) != NULL)
 	{
 		if (!name_number(de->d_name, ".log", &num))
@@ -960,7 +796,7 @@ list_segments(RaftStore *s, uint64_t **segs, size_t *n, char *err, size_t errlen
 			if (p == NULL)
 			{
 				closedir(d);
-				return fail(err, errlen, "out of memory listing \"%s\"", s->dir);
+				return sio_fail(err, errlen, "out of memory listing \"%s\"", s->dir);
 			}
 			*segs = p;
 		}
@@ -971,7 +807,7 @@ list_segments(RaftStore *s, uint64_t **segs, size_t *n, char *err, size_t errlen
 		qsort(*segs, *n, sizeof(uint64_t), seg_cmp);
 	for (size_t i = 1; i < *n; i++)
 		if ((*segs)[i] != (*segs)[i - 1] + 1)
-			return fail(err, errlen, "corrupt raft log in \"%s\": segment %016llx is missing",
+			return sio_fail(err, errlen, "corrupt raft log in \"%s\": segment %016llx is missing",
 						s->dir, (unsigned long long) ((*segs)[i - 1] + 1));
 	return 0;
 }
@@ -986,7 +822,7 @@ finish_log(RaftStore *s, RaftStoreState *st, char *err, size_t errlen)
 	uint64_t	want = s->snap_index + 1;
 
 	if (s->log.n > 0 && s->log.first != want)
-		return fail(err, errlen, "corrupt raft log in \"%s\": the entries start at index %llu, not %llu after the snapshot",
+		return sio_fail(err, errlen, "corrupt raft log in \"%s\": the entries start at index %llu, not %llu after the snapshot",
 					s->dir, (unsigned long long) s->log.first,
 					(unsigned long long) want);
 	if (s->log.n == 0)
@@ -1017,7 +853,7 @@ open_tail(RaftStore *s, const Replay *rp, char *err, size_t errlen)
 	store_path(s, path, s->cur_seg, ".log");
 	s->fd = open(path, O_RDWR);
 	if (s->fd < 0)
-		return fail_errno(err, errlen, "open file", path);
+		return sio_fail_errno(err, errlen, "open file", path);
 	s->pos = rp->end;
 	s->seg_size = size;
 	if (!rp->dirty && rp->size == size)
@@ -1025,7 +861,7 @@ open_tail(RaftStore *s, const Replay *rp, char *err, size_t errlen)
 	if (write_zeros(s->fd, rp->end, size, path, err, errlen) != 0)
 		return -1;
 	if (fdatasync(s->fd) != 0)
-		return fail_errno(err, errlen, "fdatasync file", path);
+		return sio_fail_errno(err, errlen, "fdatasync file", path);
 	return 0;
 }
 
@@ -1034,7 +870,7 @@ static int
 remove_file(RaftStore *s, const char *path, char *err, size_t errlen)
 {
 	if (unlink(path) != 0)
-		return fail_errno(err, errlen, "remove file", path);
+		return sio_fail_errno(err, errlen, "remove file", path);
 	return sync_dir(s, err, errlen);
 }
 
@@ -1049,7 +885,7 @@ remove_leftovers(RaftStore *s, char *err, size_t errlen)
 	int			rc = 0;
 
 	if (d == NULL)
-		return fail_errno(err, errlen, "open directory", s->dir);
+		return sio_fail_errno(err, errlen, "open directory", s->dir);
 	while (rc == 0 && (de = readdir(d)) != NULL)
 	{
 		if (name_number(de->d_name, ".log.tmp", &num) ||
@@ -1085,52 +921,15 @@ replay_all(RaftStore *s, Replay *rp, char *err, size_t errlen)
 	return rc;
 }
 
-/*
- * sync_parent: fsync the directory that holds dir, so a directory just
- * created survives a crash with the files that will be synced in it.
- */
-static int
-sync_parent(const char *dir, char *err, size_t errlen)
-{
-	char	   *parent = strdup(dir);
-	char	   *slash = parent ? strrchr(parent, '/') : NULL;
-	int			fd;
-	int			rc = 0;
-
-	if (parent == NULL)
-		return fail(err, errlen, "out of memory");
-	if (slash == NULL)
-		strcpy(parent, ".");
-	else
-		slash[slash == parent ? 1 : 0] = '\0';
-	fd = open(parent, O_RDONLY);
-	if (fd < 0 || fsync(fd) != 0)
-		rc = fail_errno(err, errlen, "fsync directory", parent);
-	if (fd >= 0)
-		close(fd);
-	free(parent);
-	return rc;
-}
-
 /* open_dir: create the directory if absent, open it for syncs */
 static int
 open_dir(RaftStore *s, const char *dir, char *err, size_t errlen)
 {
 	if (strlen(dir) > PATH_LEN - 64)
-		return fail(err, errlen, "raft store directory name too long: \"%s\"", dir);
+		return sio_fail(err, errlen, "raft store directory name too long: \"%s\"", dir);
 	if ((s->dir = strdup(dir)) == NULL)
-		return fail(err, errlen, "out of memory");
-	if (mkdir(dir, 0700) == 0)
-	{
-		if (sync_parent(dir, err, errlen) != 0)
-			return -1;
-	}
-	else if (errno != EEXIST)
-		return fail_errno(err, errlen, "create directory", dir);
-	s->dirfd = open(dir, O_RDONLY);
-	if (s->dirfd < 0)
-		return fail_errno(err, errlen, "open directory", dir);
-	return 0;
+		return sio_fail(err, errlen, "out of memory");
+	return sio_open_dir(dir, &s->dirfd, err, errlen);
 }
 
 /*
@@ -1148,13 +947,13 @@ raft_store_open(const char *dir, const RaftStoreOptions *opt,
 	*out = NULL;
 	memset(st, 0, sizeof(RaftStoreState));
 	if (s == NULL)
-		return fail(err, errlen, "out of memory");
+		return sio_fail(err, errlen, "out of memory");
 	s->fd = -1;
 	s->dirfd = -1;
 	s->segment_bytes = ALIGN8(opt && opt->segment_bytes ? opt->segment_bytes : SEGMENT_DEFAULT);
 	s->log.first = 1;
 	s->log.ents = malloc(sizeof(RaftEntry));
-	rc = s->log.ents == NULL ? fail(err, errlen, "out of memory") : 0;
+	rc = s->log.ents == NULL ? sio_fail(err, errlen, "out of memory") : 0;
 	if (rc == 0)
 		rc = open_dir(s, dir, err, errlen);
 	if (rc == 0)
@@ -1215,22 +1014,22 @@ check_write(const RaftStore *s, const RaftSnapshot *snap, bool drop_all,
 	uint64_t	hi = drop_all ? snap->index + 1 : log_last(&s->log) + 1;
 
 	if (s->failed)
-		return fail(err, errlen, "the raft store in \"%s\" failed earlier and cannot be written", s->dir);
+		return sio_fail(err, errlen, "the raft store in \"%s\" failed earlier and cannot be written", s->dir);
 	if (snap != NULL && (snap->conf.n_voters < 0 || snap->conf.n_voters > RAFT_MAX_NODES ||
 						 snap->conf.n_learners < 0 || snap->conf.n_learners > RAFT_MAX_NODES))
-		return fail(err, errlen, "raft snapshot at index %llu has a bad configuration",
+		return sio_fail(err, errlen, "raft snapshot at index %llu has a bad configuration",
 					(unsigned long long) snap->index);
 	if (snap != NULL && !drop_all && snap->index > log_last(&s->log))
-		return fail(err, errlen, "cannot compact the raft log to index %llu: the last stored entry is %llu",
+		return sio_fail(err, errlen, "cannot compact the raft log to index %llu: the last stored entry is %llu",
 					(unsigned long long) snap->index,
 					(unsigned long long) log_last(&s->log));
 	if (n > 0 && (ents[0].index < lo || ents[0].index > hi))
-		return fail(err, errlen, "raft entry %llu cannot be stored: the next must be from %llu to %llu",
+		return sio_fail(err, errlen, "raft entry %llu cannot be stored: the next must be from %llu to %llu",
 					(unsigned long long) ents[0].index, (unsigned long long) lo,
 					(unsigned long long) hi);
 	for (size_t i = 1; i < n; i++)
 		if (ents[i].index != ents[0].index + i)
-			return fail(err, errlen, "raft entries to store are not contiguous at index %llu",
+			return sio_fail(err, errlen, "raft entries to store are not contiguous at index %llu",
 						(unsigned long long) ents[i].index);
 	return 0;
 }
@@ -1288,10 +1087,10 @@ append_save(RaftStore *s, char *err, size_t errlen)
 		next_segment(s, s->buf_len, err, errlen) != 0)
 		return -1;
 	store_path(s, path, s->cur_seg, ".log");
-	if (write_all(s->fd, s->buf, s->buf_len, (off_t) s->pos, path, err, errlen) != 0)
+	if (sio_write_all(s->fd, s->buf, s->buf_len, (off_t) s->pos, path, err, errlen) != 0)
 		return -1;
 	if (fdatasync(s->fd) != 0)
-		return fail_errno(err, errlen, "fdatasync file", path);
+		return sio_fail_errno(err, errlen, "fdatasync file", path);
 	s->stats.syncs++;
 	s->stats.bytes += s->buf_len;
 	for (size_t off = 0; off < s->buf_len; off += r.span)

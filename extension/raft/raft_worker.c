@@ -54,6 +54,7 @@
 #include "utils/timestamp.h"
 
 #include "distsys.h"
+#include "paxosnode.h"
 #include "raftnode.h"
 #include "raft_kv.h"
 #include "raft_store.h"
@@ -479,7 +480,7 @@ handle_ready(void)
 
 /*
  * on_batch: the items of one batch a peer delivered: Raft messages go to
- * the core, requests to raft_requests.c.  A malformed item ends the batch
+ * the core, requests to raft_requests.c, Paxos's items to paxos_node.c.  A malformed item ends the batch
  * (what came before it stands: each item is whole in itself).
  */
 static void
@@ -496,7 +497,11 @@ on_batch(const RaftEnvelope *env, const uint8 *items, size_t len, void *arg)
 		n = raft_get_u32(items + 1);
 		if (n > len - RAFT_ITEM_HEADER_BYTES)
 			break;
-		if (kind == RAFT_ITEM_MESSAGE)
+		if (kind >= RAFT_ITEM_PAXOS && kind <= RAFT_ITEM_PAXOS_CHOSEN)
+			paxos_node_item(env->from, kind, items + RAFT_ITEM_HEADER_BYTES, n);
+		else if (!raft_members_in_conf(env->from))
+			;					/* a Paxos member Raft removed */
+		else if (kind == RAFT_ITEM_MESSAGE)
 			step_message(env->from, items + RAFT_ITEM_HEADER_BYTES, n);
 		else
 			raft_requests_item(env->from, kind, items + RAFT_ITEM_HEADER_BYTES, n);
@@ -525,6 +530,20 @@ step_message(uint64 from, const uint8 *buf, size_t len)
 		return;
 	}
 	(void) raft_step(node, &m);
+}
+
+/*
+ * paxos_run: Paxos's turn in the loop (a no-op where it does not run):
+ * its requests, its Readies, the learners' catch-up.
+ */
+static void
+paxos_run(void)
+{
+	if (!paxos_node_running())
+		return;
+	paxos_node_retry();
+	paxos_node_handle_ready();
+	paxos_learn_catchup();
 }
 
 /*
@@ -563,13 +582,17 @@ run(int max_ticks)
 
 		last = ticks > max_ticks ? now : last + ticks * tick_us;
 		for (int64 i = 0; i < Min(ticks, max_ticks); i++)
+		{
 			raft_tick(node);
+			paxos_node_tick();
+		}
 		(void) raft_inbox_drain(on_batch, NULL);
 		raft_requests_take();
 		raft_requests_retry();
 		handle_ready();
 		raft_members_sync(node);
 		handle_ready();
+		paxos_run();
 		maybe_compact();
 		raft_transport_flush();
 		publish(node, RAFT_WORKER_RUNNING);
@@ -746,6 +769,7 @@ raft_worker_main(Datum arg)
 	if (!pg_strong_random(&nonce, sizeof(nonce)))
 		nonce = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	open_doors(&peers, nonce);
+	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(LOG,
 			(errmsg("distsys raft: node %d runs Raft with %d voters, term " UINT64_FORMAT ", applied index " UINT64_FORMAT,

@@ -9,6 +9,9 @@
 #                                  VERBOSE=1 traces it)
 #   make paxos-sim-mutants         every known-wrong Paxos core variant
 #                                  must be caught within the same budget
+#   make paxos-store-test          build tests/paxos-sim/paxos_disk_test (the
+#                                  acceptor store, extension/paxos/paxos_disk.c,
+#                                  saved, reopened, cut and corrupted) and run it
 #
 # It shares tests/sim's PRNG, allocator and linearizability checker
 # (sim_util.c, lincheck.c) and its mutant runner (run-mutants.sh).
@@ -33,7 +36,10 @@ PSIM_MUTANTS := ACCEPT_BELOW_PROMISE IGNORE_PROMISED_VALUES FORGET_PROMISE \
 				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE ABSENT_IS_EMPTY
 PSIM_BIN     := $(PSIM_DIR)/paxos-sim
 PSIM_MUTANT_BINS := $(foreach m,$(PSIM_MUTANTS),$(PSIM_DIR)/paxos-sim-mutant-$(m))
-PSIM_CLEAN   := $(PSIM_DIR)/build $(PSIM_BIN) $(PSIM_MUTANT_BINS)
+PDISK_TEST   := $(PSIM_DIR)/paxos_disk_test
+PDISK_SRCS   := extension/paxos/paxos_disk.c extension/common/store_io.c
+PDISK_HDRS   := extension/paxos/paxos_disk.h extension/common/store_io.h $(PAXOS_HDRS)
+PSIM_CLEAN   := $(PSIM_DIR)/build $(PSIM_BIN) $(PSIM_MUTANT_BINS) $(PDISK_TEST)
 
 psim_objs = $(patsubst %.c,$(PSIM_DIR)/build/$(1)/%.o,$(notdir $(PAXOS_SRCS) $(PSIM_SRCS) $(PSIM_SHARED)))
 
@@ -55,10 +61,24 @@ endef
 $(eval $(call PSIM_VARIANT,normal,,$(PSIM_BIN)))
 $(foreach m,$(PSIM_MUTANTS),$(eval $(call PSIM_VARIANT,$(m),-DPAXOS_MUTANT_$(m),$(PSIM_DIR)/paxos-sim-mutant-$(m))))
 
+# the acceptor store's test: the store and its helpers, no core
+$(PSIM_DIR)/build/disk/%.o: extension/paxos/%.c $(PDISK_HDRS)
+	@mkdir -p $(@D)
+	$(PSIM_CC) $(PSIM_CFLAGS) -Iextension/common -c -o $@ $<
+$(PSIM_DIR)/build/disk/%.o: extension/common/%.c $(PDISK_HDRS)
+	@mkdir -p $(@D)
+	$(PSIM_CC) $(PSIM_CFLAGS) -c -o $@ $<
+$(PSIM_DIR)/build/disk/%.o: $(PSIM_DIR)/%.c $(PDISK_HDRS)
+	@mkdir -p $(@D)
+	$(PSIM_CC) $(PSIM_CFLAGS) -c -o $@ $<
+$(PDISK_TEST): $(PSIM_DIR)/build/disk/paxos_disk_test.o \
+			   $(patsubst %.c,$(PSIM_DIR)/build/disk/%.o,$(notdir $(PDISK_SRCS)))
+	$(PSIM_CC) -o $@ $^
+
 PSIM_SUBMAKE = $(MAKE) --no-print-directory -f $(PSIM_DIR)/paxos-sim.mk -j$(SIM_JOBS) \
 			   PSIM_CC="$(PSIM_CC)"
 
-.PHONY: paxos-sim paxos-sim-mutants paxos-sim-clean
+.PHONY: paxos-sim paxos-sim-mutants paxos-sim-clean paxos-store-test
 paxos-sim:
 	@$(PSIM_SUBMAKE) $(PSIM_BIN)
 ifdef SEED
@@ -71,6 +91,12 @@ paxos-sim-mutants:
 	@$(PSIM_SUBMAKE) $(PSIM_MUTANT_BINS)
 	MUTANT_PREFIX=$(PSIM_DIR)/paxos-sim-mutant- MUTANT_LABEL=paxos-sim-mutants \
 		tests/sim/run-mutants.sh $(PAXOS_SEEDS) $(SIM_JOBS) $(PSIM_MUTANTS)
+
+# paxos-store-test: exits 0 when every check passed (in a mkdtemp
+# directory under $TMPDIR, removed at the end)
+paxos-store-test:
+	@$(PSIM_SUBMAKE) $(PDISK_TEST)
+	$(PDISK_TEST)
 
 paxos-sim-clean:
 	rm -rf $(PSIM_CLEAN)

@@ -76,6 +76,7 @@ typedef struct PsOp
 typedef struct PsClient
 {
 	int			op;				/* pending op, -1 none */
+	int			node;			/* the node running it */
 	uint64_t	deadline;
 	int			done_after_heal;
 } PsClient;

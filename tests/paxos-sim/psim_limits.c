@@ -3,8 +3,9 @@
  * psim_limits.c
  *	  Directed scenarios for the byte-string interface of the Paxos core:
  *	  the limits it enforces on names and values, absent versus empty
- *	  register values under compare-and-set, and many instances (the
- *	  instance table growing through the allocator).
+ *	  register values under compare-and-set, many instances (the
+ *	  instance table growing through the allocator), and forgetting
+ *	  instances (paxos_forget: the table shrinking without losing others).
  *
  * One node that is its own only acceptor: every operation decides in one
  * pass of its Ready loop, so each expectation is about the interface, not
@@ -227,6 +228,45 @@ many(Lim *l)
 }
 
 /*
+ * forget: after many(), every third decree forgotten (in an order that
+ * leaves holes all over the table's probe runs): those are gone, every
+ * other one is still found with its value, and a forgotten name proposed
+ * again starts afresh (the caller's answer for it is its own, paxos.h).
+ */
+static void
+forget(Lim *l)
+{
+	char		n[32];
+	char		v[32];
+	PaxosValue	got;
+	int			i;
+	int			wrong = 0;
+
+	for (i = MANY - 1; i >= 0; i -= 3)
+	{
+		snprintf(n, sizeof(n), "decree %d", i);
+		wrong += paxos_forget(l->node, name(n)) != PAXOS_OK;
+	}
+	EXPECT(l, wrong == 0, "forgetting learned decrees succeeds");
+	EXPECT(l, paxos_forget(l->node, name("decree -1")) == PAXOS_ERR_INVALID,
+		   "forgetting an unknown instance is refused");
+	for (i = 0; i < MANY; i++)
+	{
+		bool		gone = (MANY - 1 - i) % 3 == 0;
+
+		snprintf(n, sizeof(n), "decree %d", i);
+		snprintf(v, sizeof(v), "value %d", i * 7);
+		wrong += paxos_knows(l->node, name(n)) == gone;
+		if (!gone)
+			wrong += !paxos_learned_value(l->node, name(n), &got) ||
+				!paxos_value_equal(got, val(v));
+	}
+	EXPECT(l, wrong == 0, "forgotten decrees gone, the others found with their values");
+	op(l, PAXOS_OP_DECREE, name("decree 4999"), val("again"), val(NULL));
+	EXPECT(l, IS(l, "again"), "a forgotten instance starts afresh in the core");
+}
+
+/*
  * ps_limits_scenario: the scenarios above; the number of failed
  * expectations.
  */
@@ -248,6 +288,7 @@ ps_limits_scenario(void)
 	limits(l);
 	absent_empty(l);
 	many(l);
+	forget(l);
 	paxos_free(l->node);
 	failures = l->failures;
 	if (failures == 0)

@@ -393,13 +393,16 @@ submit_op(PSim *S, int c)
 	S->ops = sim_xrealloc(S->ops, (S->n_ops + 1) * sizeof(PsOp));
 	S->ops[S->n_ops] = o;
 	S->clients[c].op = S->n_ops++;
+	S->clients[c].node = node;
 	S->clients[c].deadline = S->now + S->client_timeout;
 	ps_handle_ready(S, node);
 }
 
 /*
- * ps_clients: time out pending operations (outcome unknown), start new
- * ones (if submit).
+ * ps_clients: time out pending operations (outcome unknown; the node
+ * cancels the operation, as the worker does when a backend gives up, every
+ * other time, so that both a cancelled and a still-running abandoned
+ * operation are tried), start new ones (if submit).
  */
 void
 ps_clients(PSim *S, bool submit)
@@ -412,6 +415,8 @@ ps_clients(PSim *S, bool submit)
 
 		if (cl->op >= 0 && S->now >= cl->deadline)
 		{
+			if (S->nodes[cl->node].up && cl->op % 2 == 0)
+				(void) paxos_cancel(S->nodes[cl->node].px, (uint64_t) cl->op);
 			S->ops[cl->op].status = OP_UNKNOWN;
 			cl->op = -1;
 		}

@@ -46,6 +46,8 @@ RAFT_BENCH   := $(SIM_DIR)/raftbench
 HISTCHECK    := $(SIM_DIR)/histcheck
 STORE_TEST   := $(SIM_DIR)/store_test
 STORE_SRC    := extension/raft/raft_store.c
+# the stores' shared helpers (CRC-32C, whole writes and reads)
+STORE_IO_SRC := extension/common/store_io.c
 SIM_CLEAN    := $(SIM_DIR)/build $(SIM_BIN) $(SIM_MUTANT_BINS) $(RAFT_BENCH) $(HISTCHECK) \
 				$(STORE_TEST)
 
@@ -79,10 +81,14 @@ $(HISTCHECK): $(SIM_DIR)/histcheck.c $(SIM_DIR)/lincheck.c $(SIM_DIR)/sim_util.c
 $(SIM_DIR)/build/store/%.o: $(SIM_DIR)/%.c $(STORE_SRC:.c=.h) $(RAFT_HDRS)
 	@mkdir -p $(@D)
 	$(SIM_CC) $(SIM_CFLAGS) -c -o $@ $<
-$(SIM_DIR)/build/store/raft_store.o: $(STORE_SRC) $(STORE_SRC:.c=.h) $(RAFT_HDRS)
+$(SIM_DIR)/build/store/raft_store.o: $(STORE_SRC) $(STORE_SRC:.c=.h) $(STORE_IO_SRC:.c=.h) $(RAFT_HDRS)
+	@mkdir -p $(@D)
+	$(SIM_CC) $(SIM_CFLAGS) -I$(dir $(STORE_IO_SRC)) -c -o $@ $<
+$(SIM_DIR)/build/store/store_io.o: $(STORE_IO_SRC) $(STORE_IO_SRC:.c=.h)
 	@mkdir -p $(@D)
 	$(SIM_CC) $(SIM_CFLAGS) -c -o $@ $<
-$(STORE_TEST): $(SIM_DIR)/build/store/store_test.o $(SIM_DIR)/build/store/raft_store.o
+$(STORE_TEST): $(SIM_DIR)/build/store/store_test.o $(SIM_DIR)/build/store/raft_store.o \
+			   $(SIM_DIR)/build/store/store_io.o
 	$(SIM_CC) -o $@ $^
 
 # The binaries are built by a parallel sub-make of this file alone (the

@@ -338,3 +338,22 @@ paxos_pending(const PaxosNode *p)
 {
 	return (int) p->n_props;
 }
+
+/*
+ * paxos_cancel: stop this node's operation with tag (its client gave up);
+ * false if none runs.  Always safe: a proposer may abandon its ballot at
+ * any point, since acceptors hold everything a later round needs.  A
+ * register write cancelled after its accepts left may still take effect,
+ * which the client was told when it gave up (an unknown outcome).
+ */
+bool
+paxos_cancel(PaxosNode *p, uint64_t tag)
+{
+	for (size_t i = 0; i < p->n_props; i++)
+		if (p->props[i]->req.tag == tag)
+		{
+			px_proposal_free(p, p->props[i]);
+			return true;
+		}
+	return false;
+}

@@ -232,5 +232,18 @@ extern bool paxos_value_equal(PaxosValue a, PaxosValue b);
 extern bool paxos_learned_value(const PaxosNode *p, PaxosBytes instance,
 								PaxosValue *value);
 extern int	paxos_pending(const PaxosNode *p);
+extern bool paxos_cancel(PaxosNode *p, uint64_t tag);
+
+/*
+ * Garbage collection of finished decree instances (docs/design/paxos.md):
+ * once the caller has durably recorded the value chosen for an instance,
+ * it may forget the instance here and in its records, and must from then
+ * on answer every PREPARE and ACCEPT for it with the chosen value instead
+ * of stepping them: an acceptor that forgot what it accepted must never
+ * promise again.  paxos_knows tells the caller which instances it must
+ * look up first.
+ */
+extern int	paxos_forget(PaxosNode *p, PaxosBytes name);
+extern bool paxos_knows(const PaxosNode *p, PaxosBytes name);
 
 #endif							/* PAXOS_H */

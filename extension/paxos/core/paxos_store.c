@@ -283,3 +283,68 @@ px_store_free(PaxosNode *p)
 			free_instance(p, p->table[i]);
 	px_scratch_reset(p);
 }
+
+/*
+ * table_remove: empty slot i and move later entries of its probe run back
+ * (no tombstones: a lookup stops at the first empty slot, so an entry whose
+ * home slot is at or before the hole must not stay behind it).
+ */
+static void
+table_remove(PaxosNode *p, size_t i)
+{
+	size_t		mask = p->cap_table - 1;
+	size_t		j = i;
+
+	p->table[i] = NULL;
+	for (;;)
+	{
+		size_t		home;
+
+		j = (j + 1) & mask;
+		if (p->table[j] == NULL)
+			break;
+		home = (size_t) p->table[j]->hash & mask;
+		/* stays if its home lies cyclically in (i, j] */
+		if (i <= j ? (home > i && home <= j) : (home > i || home <= j))
+			continue;
+		p->table[i] = p->table[j];
+		p->table[j] = NULL;
+		i = j;
+	}
+	p->n_inst--;
+}
+
+/*
+ * paxos_forget: drop instance name from the node's memory (the caller
+ * drops its acceptor record from disk, and answers for the instance from
+ * then on: see paxos.h).  PAXOS_ERR_BUSY while this node runs an
+ * operation on it or its record waits in the current Ready;
+ * PAXOS_ERR_INVALID if the node does not know it.
+ */
+int
+paxos_forget(PaxosNode *p, PaxosBytes name)
+{
+	size_t		i;
+	Instance   *in;
+
+	if (p->cap_table == 0 || !px_name_ok(name))
+		return PAXOS_ERR_INVALID;
+	i = slot_of(p->table, p->cap_table, name, hash_name(name));
+	in = p->table[i];
+	if (in == NULL)
+		return PAXOS_ERR_INVALID;
+	if (in->prop != NULL || in->dirty)
+		return PAXOS_ERR_BUSY;
+	table_remove(p, i);
+	free_instance(p, in);
+	return PAXOS_OK;
+}
+
+/*
+ * paxos_knows: whether the node holds state for instance name.
+ */
+bool
+paxos_knows(const PaxosNode *p, PaxosBytes name)
+{
+	return px_name_ok(name) && px_instance_find(p, name) != NULL;
+}
