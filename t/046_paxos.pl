@@ -10,8 +10,8 @@
 # - paxos_cas and paxos_read: expected NULL means absent, a present key
 #   (even one holding JSON null) fails it; a stale expected value fails;
 #   jsonb equality; JSON null is not SQL NULL; every node reads the same.
-# - Bad arguments give their SQLSTATEs (NULL: 22004; empty or over 1000
-#   bytes: 22023, counted in bytes).
+# - Bad arguments give their SQLSTATEs (NULL: 22004; empty or over the
+#   documented 1022 bytes: 22023, counted in bytes).
 # - An ordinary role may read (paxos_read, paxos_learned, paxos_instances)
 #   but not call paxos_propose or paxos_cas, write distsys.paxos_learned
 #   or call raft_deliver; a member of distsys_raft_user may write.
@@ -84,8 +84,10 @@ is(run($n1, q{SELECT count(*) FROM distsys.paxos_instances WHERE instance = 'nev
 	'and has no row');
 is(run($n3, q{SELECT distsys.paxos_propose('i2', 'null')}), 'null', 'JSON null can be proposed and chosen');
 is(run($n1, q{SELECT distsys.paxos_propose('i2', '5')}), 'null', 'and stays chosen');
-is(run($n1, q{SELECT distsys.paxos_propose(repeat('x', 1000), '1000')}), '1000',
-	'an instance name of 1000 bytes is accepted');
+is(run($n1, q{SELECT distsys.paxos_propose(repeat('x', 1022), '1022')}), '1022',
+	'an instance name of 1022 bytes (the documented limit) is accepted');
+is(run($n1, q{SELECT distsys.paxos_cas(repeat('k', 1022), NULL, '1022')}), 't',
+	'and so is a key of 1022 bytes');
 is(run($n1, q{SELECT coalesce(distsys.paxos_read('i1')::text, 'NULL')}), 'NULL',
 	'a register of the same name as a decree instance is apart from it');
 
@@ -112,20 +114,20 @@ is(run($n2, q{SELECT distsys.paxos_read('k')}), '9', 'both took effect');
 for my $case (
 	[ q{SELECT distsys.paxos_propose(NULL, '1')}, '22004', 'NULL instance' ],
 	[ q{SELECT distsys.paxos_propose('', '1')}, '22023', 'empty instance' ],
-	[ q{SELECT distsys.paxos_propose(repeat('x', 1001), '1')}, '22023', 'instance of 1001 bytes' ],
-	[ q{SELECT distsys.paxos_propose(repeat('é', 501), '1')}, '22023', 'instance of 501 characters, 1002 bytes' ],
+	[ q{SELECT distsys.paxos_propose(repeat('x', 1023), '1')}, '22023', 'instance of 1023 bytes' ],
+	[ q{SELECT distsys.paxos_propose(repeat('é', 512), '1')}, '22023', 'instance of 512 characters, 1024 bytes' ],
 	[ q{SELECT distsys.paxos_propose('bad', NULL)}, '22004', 'NULL proposed value' ],
 	[ q{SELECT distsys.paxos_cas(NULL, NULL, '1')}, '22004', 'NULL key of a cas' ],
 	[ q{SELECT distsys.paxos_cas('', NULL, '1')}, '22023', 'empty key of a cas' ],
-	[ q{SELECT distsys.paxos_cas(repeat('k', 1001), NULL, '1')}, '22023', 'key of a cas of 1001 bytes' ],
+	[ q{SELECT distsys.paxos_cas(repeat('k', 1023), NULL, '1')}, '22023', 'key of a cas of 1023 bytes' ],
 	[ q{SELECT distsys.paxos_cas('k', '9', NULL)}, '22004', 'NULL new value' ],
 	[ q{SELECT distsys.paxos_read(NULL)}, '22004', 'NULL key of a read' ],
 	[ q{SELECT distsys.paxos_read('')}, '22023', 'empty key of a read' ],
-	[ q{SELECT distsys.paxos_read(repeat('k', 1001))}, '22023', 'key of a read of 1001 bytes' ])
+	[ q{SELECT distsys.paxos_read(repeat('k', 1023))}, '22023', 'key of a read of 1023 bytes' ])
 {
 	is(sqlstate($n1, $case->[0]), $case->[1], "bad input: $case->[2] is $case->[1]");
 }
-is(run($n1, q{SELECT coalesce(distsys.paxos_learned('bad')::text, 'NULL') || ' ' || distsys.paxos_read('k')}),
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('bad')::text, 'NULL') || ' ' || distsys.paxos_read('k')::text}),
 	'NULL 9', 'refused calls changed nothing');
 
 # ---- an ordinary role
@@ -147,10 +149,10 @@ for my $case (
 }
 ($o, $err) = raft_try($n1, q{SET ROLE mallory; SELECT distsys.raft_deliver('\x00')});
 like($err, qr/permission denied for function raft_deliver/, 'nor deliver a Raft or Paxos batch');
-is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_read('k') || ' ' || distsys.paxos_learned('i1')
+is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_read('k')::text || ' ' || distsys.paxos_learned('i1')::text
 	|| ' ' || (SELECT count(*) FROM distsys.paxos_instances WHERE instance = 'i1')}),
 	'9 {"a": 1} 1', 'but it may read a register, the learned values and paxos_instances');
-is(run($n1, q{SELECT coalesce(distsys.paxos_learned('m1')::text, 'NULL') || ' ' || distsys.paxos_read('k')}),
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('m1')::text, 'NULL') || ' ' || distsys.paxos_read('k')::text}),
 	'NULL 9', 'and its refused calls changed nothing');
 durable_psql($n1, 'GRANT distsys_raft_user TO mallory');
 is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_cas('k', '9', '10')}), 't',
