@@ -2,12 +2,14 @@
 # every node at synchronous_commit = off and wal_writer_delay = 2000ms
 # (acceptor state must be durable whatever those say).
 #
-# (a) Dueling proposers: one proposer process per node proposes every one
-#     of a list of instances, in the same order, with a value naming its
-#     node and pass, pass after pass, so that every instance is proposed
-#     concurrently from every node many times; meanwhile nodes are
-#     SIGKILLed and restarted and every message to one node is dropped
-#     for a while (distsys.raft_fault_drop_to on every other node).  Every
+# (a) Dueling proposers: one proposer process per node proposes, again
+#     and again for 12 s, the instance of the current quarter second
+#     ("duel-S", S counted from a start shared by all), each time with a
+#     value of its own (naming its node and attempt), so that every
+#     instance is proposed concurrently from every node, several times
+#     each; meanwhile nodes are SIGKILLed and restarted and every message
+#     to one node is dropped for a while (distsys.raft_fault_drop_to on
+#     every other node).  Every
 #     answer any node gave for an instance must be the same value, one of
 #     those proposed; once the faults are over every node proposes every
 #     instance once more and must get that value, and every node's
@@ -63,40 +65,43 @@ sub hold
 	select(undef, undef, undef, 0.05) while time < $end;
 }
 
-# proposer(NODE, NAMES, FILE, UNTIL): a process that proposes every
-# instance of NAMES through NODE, pass after pass until UNTIL, the value
-# "n<id>p<pass>", writing "INSTANCE ok VALUE" or "INSTANCE err MESSAGE"
-# per call to FILE; its pid.  One psql per call, so that a node killed
-# under it costs only that call.
+# The proposers' instances: "duel-S" for each time slot S of SLOT seconds
+# since the start, so that every node proposes the same instance at the
+# same time however far behind it fell.
+my $SLOT = 0.25;
+
+# proposer(NODE, START, UNTIL, FILE): a process that proposes, until
+# UNTIL, the instance of the current slot since START through NODE again
+# and again, each time with a value of its own, "n<id>a<attempt>",
+# writing "INSTANCE ok VALUE" or "INSTANCE err MESSAGE" per call to FILE;
+# its pid.  One psql per call, so that a node killed under it costs only
+# that call.
 sub proposer
 {
-	my ($node, $names, $file, $until) = @_;
+	my ($node, $start, $until, $file) = @_;
 	my $pid = fork;
 	die "fork: $!" if !defined $pid;
 	return $pid if $pid;
 	open my $fh, '>', $file or POSIX::_exit(1);
 	$fh->autoflush(1);
-	for (my $pass = 1; time < $until; $pass++)
+	for (my $attempt = 1; time < $until; $attempt++)
 	{
-		for my $name (@$names)
+		my $name = 'duel-' . int((time - $start) / $SLOT);
+		my ($out, $err) = ('', '');
+		IPC::Run::run(
+			[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
+			  '-c', 'SET distsys.raft_request_timeout = 2000',
+			  '-c', "SELECT distsys.paxos_propose('$name', '\"n$node->{raft_id}a$attempt\"')" ],
+			'<', \undef, '>', \$out, '2>', \$err);
+		chomp $out;
+		if ($? == 0 && $out ne '')
 		{
-			last if time >= $until;
-			my ($out, $err) = ('', '');
-			IPC::Run::run(
-				[ 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('postgres'),
-				  '-c', 'SET distsys.raft_request_timeout = 2000',
-				  '-c', "SELECT distsys.paxos_propose('$name', '\"n$node->{raft_id}p$pass\"')" ],
-				'<', \undef, '>', \$out, '2>', \$err);
-			chomp $out;
-			if ($? == 0 && $out ne '')
-			{
-				print $fh "$name ok $out\n";
-			}
-			else
-			{
-				$err =~ s/\s+/ /g;
-				print $fh "$name err $err\n";
-			}
+			print $fh "$name ok $out\n";
+		}
+		else
+		{
+			$err =~ s/\s+/ /g;
+			print $fh "$name err $err\n";
 		}
 	}
 	close $fh;
@@ -118,16 +123,20 @@ sub kill_some
 sub duel
 {
 	my ($nodes, $n) = @_;
-	my @names = map { "duel-$_" } 1 .. 30;
-	my $until = time + 12;
+	my $start = time;
+	my $until = $start + 12;
+	my @names = map { "duel-$_" } 0 .. int(($until - $start) / $SLOT);
 	my %files = map { $_->{raft_id} => "$log/047_duel$n-node$_->{raft_id}.answers" } @$nodes;
-	my @pids = map { proposer($_, \@names, $files{ $_->{raft_id} }, $until) } @$nodes;
+	my @pids = map { proposer($_, $start, $until, $files{ $_->{raft_id} }) } @$nodes;
 
-	# the fault schedule, from the seed
+	# the fault schedule, from the seed: kills and dropped messages by
+	# turns, the first chosen at random
 	my @events;
+	my $kill = rand() < 0.5;
 	while (time < $until - 1.5)
 	{
-		if (rand() < 0.6)
+		$kill = !$kill;
+		if ($kill)
 		{
 			my @down = kill_some($nodes, $n == 5 && rand() < 0.5 ? 2 : 1);
 			my $d = 1 + rand(1.5);
@@ -192,7 +201,7 @@ sub duel
 	for my $name (@names)
 	{
 		my @values = sort keys %{ $answers{$name} };
-		if (@values != 1 || $values[0] !~ /^"(n\d+p\d+|late)"$/)
+		if (@values != 1 || $values[0] !~ /^"(n\d+a\d+|late)"$/)
 		{
 			push @bad, "$name: " . join('; ', map { "$_ by " . join(', ', sort keys %{ $answers{$name}{$_} }) } @values);
 		}
@@ -200,6 +209,10 @@ sub duel
 	}
 	ok(!@bad, "$n nodes, duel: every answer for an instance, from every node, is the same proposed value")
 	  or diag("seed $seed, two values answered for one instance:\n" . join("\n", @bad));
+	my %winner;
+	$winner{ $chosen{$_} =~ /^"n(\d+)a/ ? "node $1" : 'late' }++ for @names;
+	note("$n nodes, duel: " . scalar(@names) . ' instances, chosen values proposed by '
+		  . join(', ', map { "$_: $winner{$_}" } sort keys %winner));
 	my $expected = join ',', map { "$_=$chosen{$_}" } sort @names;
 	my $query = 'SELECT string_agg(i || \'=\' || coalesce(distsys.paxos_learned(i)::text, \'NULL\'), \',\' ORDER BY i) '
 	  . 'FROM unnest(ARRAY[' . join(',', map { "'$_'" } @names) . ']) i';
