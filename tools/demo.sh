@@ -219,6 +219,15 @@ for i in 1 2 3; do
 done
 raft_port() { echo "${RAFT_PORTS[$(($1 - 1))]}"; }
 show_on() { PGPORT=$1 show "$2"; }
+# restart_raft_node I PID: start node I again once its killed postmaster PID is gone.
+restart_raft_node() {
+	for _ in $(seq 50); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq 50); do
+		rm -f "$DS_WORK/raft_$1/postmaster.pid" "$DS_WORK/.s.PGSQL.$(raft_port "$1").lock"
+		ds_runuser pg_ctl -D "$DS_WORK/raft_$1" -l "$DS_WORK/raft_$1.log" -w start >/dev/null 2>&1 && break
+		sleep 0.2
+	done
+}
 PEERS="1=postgresql://127.0.0.1:$(raft_port 1)/postgres 2=postgresql://127.0.0.1:$(raft_port 2)/postgres 3=postgresql://127.0.0.1:$(raft_port 3)/postgres"
 for i in 1 2 3; do
 	printf "distsys.node_id = %s\ndistsys.peers = '%s'\n" "$i" "$PEERS" >> "$DS_WORK/raft_$i/postgresql.conf"
@@ -266,17 +275,41 @@ for i in 1 2 3; do
 done
 show_on "$(raft_port "$FOLLOWER")" "SELECT distsys.raft_put('after-the-kill', '\"written by a majority of two\"') AS log_index"
 echo "  Node $LEADER restarts, rejoins as a follower and catches up from the log:"
-for _ in $(seq 50); do kill -0 "$LEADER_PID" 2>/dev/null || break; sleep 0.1; done
-for _ in $(seq 50); do
-	rm -f "$DS_WORK/raft_$LEADER/postmaster.pid" "$DS_WORK/.s.PGSQL.$(raft_port "$LEADER").lock"
-	ds_runuser pg_ctl -D "$DS_WORK/raft_$LEADER" -l "$DS_WORK/raft_$LEADER.log" -w start >/dev/null 2>&1 && break
-	sleep 0.2
-done
+restart_raft_node "$LEADER" "$LEADER_PID"
 for _ in $(seq 100); do
 	[ "$(psql -X -At -p "$(raft_port "$LEADER")" -c "SELECT count(*) FROM distsys.raft_kv" 2>/dev/null)" = 2 ] && break
 	sleep 0.1
 done
 show_on "$(raft_port "$LEADER")" "SELECT node, role, term, leader FROM distsys.raft_status"
 show_on "$(raft_port "$LEADER")" "SELECT key, value, index FROM distsys.raft_kv ORDER BY index"
+
+ds_say "11. Paxos among the same three nodes: no leader"
+echo "  Every member proposes, accepts and learns. Two nodes propose different values for one"
+echo "  instance; Paxos chooses one, and both get the same answer:"
+show_on "$(raft_port 1)" "SELECT distsys.paxos_propose('leader-of-shard-7', '\"node-1\"') AS chosen"
+show_on "$(raft_port 2)" "SELECT distsys.paxos_propose('leader-of-shard-7', '\"node-2\"') AS chosen"
+for _ in $(seq 50); do
+	[ -n "$(psql -X -At -p "$(raft_port 3)" -c "SELECT distsys.paxos_learned('leader-of-shard-7')" 2>/dev/null)" ] && break
+	sleep 0.1
+done
+show_on "$(raft_port 3)" "SELECT instance, value, proposal_round, proposal_node FROM distsys.paxos_instances"
+echo "  A CASPaxos register: a compare-and-set per key, linearizable, on any member:"
+show_on "$(raft_port 1)" "SELECT distsys.paxos_cas('quota/acme', NULL, '100') AS created"
+show_on "$(raft_port 2)" "SELECT distsys.paxos_cas('quota/acme', '100', '90') AS swapped"
+show_on "$(raft_port 3)" "SELECT distsys.paxos_cas('quota/acme', '100', '80') AS swapped_stale"
+echo "  Node 3 is killed (SIGKILL). With no leader to elect, the two others go on at once:"
+NODE3_PID=$(head -1 "$DS_WORK/raft_3/postmaster.pid")
+kill -KILL "$NODE3_PID"
+show_on "$(raft_port 1)" "SELECT distsys.paxos_cas('quota/acme', '90', '85') AS swapped"
+show_on "$(raft_port 2)" "SELECT distsys.paxos_propose('while-node-3-was-down', '42') AS chosen"
+echo "  Node 3 restarts; its acceptor state was synced to its files, and it learns from its"
+echo "  peers what was chosen while it was down:"
+restart_raft_node 3 "$NODE3_PID"
+for _ in $(seq 100); do
+	[ -n "$(psql -X -At -p "$(raft_port 3)" -c "SELECT distsys.paxos_learned('while-node-3-was-down')" 2>/dev/null)" ] && break
+	sleep 0.1
+done
+show_on "$(raft_port 3)" "SELECT distsys.paxos_learned('while-node-3-was-down')"
+show_on "$(raft_port 3)" "SELECT distsys.paxos_read('quota/acme')"
 
 ds_say "Done. Everything started here is stopped and removed now."

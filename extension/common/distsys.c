@@ -20,6 +20,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "distsys.h"
 #include "dlock.h"
@@ -147,4 +148,27 @@ Datum
 distsys_version(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_TEXT_P(cstring_to_text(DISTSYS_VERSION));
+}
+
+/*
+ * distsys_cxt_alloc, distsys_cxt_realloc, distsys_cxt_free: a consensus
+ * core's allocator over memory context ctx (distsys.h).
+ */
+void *
+distsys_cxt_alloc(void *ctx, size_t size)
+{
+	return MemoryContextAlloc((MemoryContext) ctx, size);
+}
+
+void *
+distsys_cxt_realloc(void *ctx, void *ptr, size_t size)
+{
+	return ptr ? repalloc(ptr, size) : MemoryContextAlloc((MemoryContext) ctx, size);
+}
+
+void
+distsys_cxt_free(void *ctx, void *ptr)
+{
+	if (ptr)
+		pfree(ptr);
 }

@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
@@ -111,4 +112,29 @@ distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	distsys_as_owner_end(&save);
 	return SPI_processed;
+}
+
+/*
+ * distsys_spi_lookup: the first column of the row a read-only statement
+ * with one text parameter returns (NULL datum and *isnull when none, or
+ * when that is NULL), copied out of SPI into the caller's context.  It
+ * connects to SPI itself, with the caller's snapshot.
+ */
+Datum
+distsys_spi_lookup(SPIPlanPtr *plan, const char *sql, Datum text_arg, bool *isnull)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		args[1] = {text_arg};
+	Datum		value = (Datum) 0;
+
+	*isnull = true;
+	SPI_connect();
+	if (distsys_spi_run(plan, sql, 1, types, args, NULL, true) == 1)
+	{
+		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+		if (!*isnull)
+			value = SPI_datumTransfer(value, false, -1);
+	}
+	SPI_finish();
+	return value;
 }

@@ -24,5 +24,7 @@ extern void distsys_as_owner_end(const DistsysAsOwner *save);
 extern uint64 distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs,
 							  Oid *types, Datum *values, const char *nulls,
 							  bool read_only);
+extern Datum distsys_spi_lookup(SPIPlanPtr *plan, const char *sql, Datum text_arg,
+								bool *isnull);
 
 #endif							/* DISTSYS_SPI_UTIL_H */

@@ -146,21 +146,9 @@ static Datum
 learned(text *instance, bool *isnull)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1] = {PointerGetDatum(instance)};
-	Datum		value = (Datum) 0;
 
-	*isnull = true;
-	SPI_connect();
-	if (distsys_spi_run(&plan, "SELECT value FROM distsys.paxos_learned WHERE instance = $1",
-						1, types, args, NULL, true) == 1)
-	{
-		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-		if (!*isnull)
-			value = SPI_datumTransfer(value, false, -1);
-	}
-	SPI_finish();
-	return value;
+	return distsys_spi_lookup(&plan, "SELECT value FROM distsys.paxos_learned WHERE instance = $1",
+							  PointerGetDatum(instance), isnull);
 }
 
 /*

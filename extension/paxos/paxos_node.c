@@ -23,6 +23,8 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "miscadmin.h"
 #include "utils/memutils.h"
 
@@ -76,26 +78,6 @@ paxos_node_running(void)
 	return core != NULL;
 }
 
-/* The core's allocator, over paxos_cxt (palloc never returns NULL). */
-static void *
-core_alloc(void *ctx, size_t size)
-{
-	return MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void *
-core_realloc(void *ctx, void *ptr, size_t size)
-{
-	return ptr ? repalloc(ptr, size) : MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void
-core_free(void *ctx, void *ptr)
-{
-	if (ptr)
-		pfree(ptr);
-}
-
 /*
  * core_options: every founder is a proposer, acceptor and learner; a
  * phase waits up to timeout_ms for a majority before it backs off by a
@@ -114,18 +96,44 @@ core_options(const RaftPeers *founders, int tick_ms, int timeout_ms, PaxosOption
 	opt->backoff = 2;
 	if (!pg_strong_random(&opt->seed, sizeof(opt->seed)))
 		opt->seed = (uint64) MyProcPid;
-	opt->alloc.alloc_fn = core_alloc;
-	opt->alloc.realloc_fn = core_realloc;
-	opt->alloc.free_fn = core_free;
+	opt->alloc.alloc_fn = distsys_cxt_alloc;
+	opt->alloc.realloc_fn = distsys_cxt_realloc;
+	opt->alloc.free_fn = distsys_cxt_free;
 	opt->alloc.ctx = AllocSetContextCreate(paxos_cxt, "PaxosCore", ALLOCSET_DEFAULT_SIZES);
 }
 
 /*
+ * acceptor_files_lost: whether this node's acceptor files are missing
+ * although it ran before (its Raft log is not new).  An acceptor that
+ * forgot its promises and acceptances could let a second value be chosen,
+ * so such a node takes no part in Paxos: its calls fail with 55000 and the
+ * log says why.  (A node whose Raft log predates Paxos has no directory
+ * either; create it empty, mode 0700, to let the node join, but only if no
+ * Paxos call can ever have run with it as an acceptor.)
+ */
+static bool
+acceptor_files_lost(bool raft_fresh)
+{
+	struct stat st;
+
+	if (raft_fresh || stat(PAXOS_DIR, &st) == 0)
+		return false;
+	ereport(LOG,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("distsys paxos: node %d does not run Paxos: its acceptor files (%s) are missing, but its Raft log is not new",
+					distsys_node_id, PAXOS_DIR),
+			 errdetail("An acceptor that forgot what it promised and accepted could let two values be chosen for one instance."),
+			 errhint("Restore %s from a backup of this node taken after its last Paxos call.", PAXOS_DIR)));
+	return true;
+}
+
+/*
  * paxos_node_start: the core, restarted from the acceptor files; nothing
- * (Paxos off here) if this node is not a founder.
+ * (Paxos off here) if this node is not a founder or lost its files.
+ * raft_fresh: the Raft log was started afresh now.
  */
 void
-paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms)
+paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms, bool raft_fresh)
 {
 	PaxosOptions opt;
 	PaxosAcceptorState *recs;
@@ -133,6 +141,11 @@ paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms)
 	uint64		round;
 	char		err[1024];
 
+	initStringInfo(&to_self);
+	cap_pending = 16;
+	n_pending = 0;
+	paxos_cxt = AllocSetContextCreate(TopMemoryContext, "Paxos", ALLOCSET_DEFAULT_SIZES);
+	pending = MemoryContextAlloc(paxos_cxt, cap_pending * sizeof(PaxosPending));
 	if (!paxos_is_member(founders, (uint64) distsys_node_id))
 	{
 		ereport(LOG,
@@ -140,7 +153,8 @@ paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms)
 						distsys_node_id)));
 		return;
 	}
-	paxos_cxt = AllocSetContextCreate(TopMemoryContext, "Paxos", ALLOCSET_DEFAULT_SIZES);
+	if (acceptor_files_lost(raft_fresh))
+		return;
 	distsys_make_dir_durably(PAXOS_DIR);
 	if (paxos_disk_open(PAXOS_DIR, &disk, &round, &recs, &n, err, sizeof(err)) != 0)
 		ereport(ERROR,
@@ -154,10 +168,6 @@ paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms)
 	for (size_t i = 0; i < n; i++)
 		paxos_gc_candidate(recs[i].instance);
 	paxos_disk_records_free(recs, n);
-	initStringInfo(&to_self);
-	cap_pending = 16;
-	pending = MemoryContextAlloc(paxos_cxt, cap_pending * sizeof(PaxosPending));
-	n_pending = 0;
 	paxos_learn_init(founders, (uint64) distsys_node_id);
 	ereport(LOG,
 			(errmsg("distsys paxos: node %d runs Paxos with %d members, %zu acceptor records, round " UINT64_FORMAT,
@@ -235,11 +245,15 @@ paxos_node_request(uint64 id, const uint8 *body, size_t len)
 	p->id = id;
 	p->body = MemoryContextAlloc(paxos_cxt, Max(len, 1));
 	memcpy(p->body, body, len);
-	if (core == NULL || !paxos_request_decode(p->body, len, &p->req))
+	if (core == NULL)
 	{
-		if (core != NULL)
-			elog(LOG, "distsys paxos: a malformed request from slot %d was refused",
-				 RAFT_REQUEST_SLOT(id));
+		answer(n_pending - 1, RAFT_ANSWER_REFUSED, absent, false);
+		return;
+	}
+	if (!paxos_request_decode(p->body, len, &p->req))
+	{
+		elog(LOG, "distsys paxos: a malformed request from slot %d was refused",
+			 RAFT_REQUEST_SLOT(id));
 		answer(n_pending - 1, RAFT_ANSWER_UNKNOWN, absent, false);
 		return;
 	}
@@ -278,7 +292,8 @@ paxos_node_retry(void)
 	if (core == NULL)
 	{
 		while (n_pending > 0)
-			answer(0, RAFT_ANSWER_UNKNOWN, absent, false);
+			answer(0, pending[0].started ? RAFT_ANSWER_UNKNOWN : RAFT_ANSWER_REFUSED,
+				   absent, false);
 		return;
 	}
 	for (int i = 0; i < n_pending; i++)

@@ -320,6 +320,11 @@ raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
 	}
 	if (out->answer == RAFT_ANSWER_UNKNOWN)
 		no_quorum_error(what, kind);
+	if (out->answer == RAFT_ANSWER_REFUSED && kind == RAFT_REQ_PAXOS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s: Paxos does not run on node %d", what, distsys_node_id),
+				 errhint("The server log says why: its acceptor files were lost, or could not be made durable.")));
 	if (out->answer == RAFT_ANSWER_REFUSED)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -471,22 +476,9 @@ static Datum
 read_kv(const char *key, bool *isnull)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[1] = {TEXTOID};
-	Datum		args[1];
-	Datum		value = (Datum) 0;
 
-	args[0] = CStringGetTextDatum(key);
-	*isnull = true;
-	SPI_connect();
-	if (distsys_spi_run(&plan, "SELECT value FROM distsys.raft_kv WHERE key = $1",
-						1, types, args, NULL, false) == 1)
-	{
-		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-		if (!*isnull)
-			value = SPI_datumTransfer(value, false, -1);
-	}
-	SPI_finish();
-	return value;
+	return distsys_spi_lookup(&plan, "SELECT value FROM distsys.raft_kv WHERE key = $1",
+							  CStringGetTextDatum(key), isnull);
 }
 
 /*

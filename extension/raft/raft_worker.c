@@ -85,30 +85,6 @@ raft_worker_register(void)
 }
 
 /*
- * core_alloc, core_realloc, core_free: the core's RaftAllocator over the
- * RaftCore memory context (ctx); palloc raises an ERROR instead of
- * returning NULL, as raft.h requires.
- */
-static void *
-core_alloc(void *ctx, size_t size)
-{
-	return MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void *
-core_realloc(void *ctx, void *ptr, size_t size)
-{
-	return ptr ? repalloc(ptr, size) : MemoryContextAlloc((MemoryContext) ctx, size);
-}
-
-static void
-core_free(void *ctx, void *ptr)
-{
-	if (ptr)
-		pfree(ptr);
-}
-
-/*
  * ms_to_ticks: a timeout in ticks, rounded up, at least 1.
  */
 static int
@@ -139,9 +115,9 @@ core_options(const RaftPeers *peers, RaftOptions *opt)
 	opt->lease_ticks = opt->election_min - Max(1, opt->election_min / 5);
 	if (!pg_strong_random(&opt->seed, sizeof(opt->seed)))
 		opt->seed = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
-	opt->alloc.alloc_fn = core_alloc;
-	opt->alloc.realloc_fn = core_realloc;
-	opt->alloc.free_fn = core_free;
+	opt->alloc.alloc_fn = distsys_cxt_alloc;
+	opt->alloc.realloc_fn = distsys_cxt_realloc;
+	opt->alloc.free_fn = distsys_cxt_free;
 	opt->alloc.ctx = AllocSetContextCreate(TopMemoryContext, "RaftCore",
 										   ALLOCSET_DEFAULT_SIZES);
 }
@@ -769,7 +745,7 @@ raft_worker_main(Datum arg)
 	if (!pg_strong_random(&nonce, sizeof(nonce)))
 		nonce = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	open_doors(&peers, nonce);
-	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms);
+	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms, fresh);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(LOG,
 			(errmsg("distsys raft: node %d runs Raft with %d voters, term " UINT64_FORMAT ", applied index " UINT64_FORMAT,
