@@ -28,7 +28,7 @@
 # DISTSYS_CHAOS_SEED=N reruns the fault schedule's choices and the
 # clients' of one seed (the interleaving does not replay); the seed is
 # printed.  The histories and the proposers' answers stay in the test's
-# log directory.
+# log directory, and are copied to $TMPDIR (or /tmp) when a check fails.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -36,6 +36,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use IPC::Run;
 use POSIX ();
+use File::Copy qw(copy);
+use File::Spec;
 use Time::HiRes qw(time clock_gettime CLOCK_MONOTONIC);
 use DistsysTest;
 use RaftTest;
@@ -54,6 +56,16 @@ sub set_drop
 	my ($node, $ids) = @_;
 	$node->safe_psql('postgres',
 		"ALTER SYSTEM SET distsys.raft_fault_drop_to = '$ids'; SELECT pg_reload_conf()");
+}
+
+# keep(FILE, NAME): copy FILE to $TMPDIR (or /tmp) as NAME, since make
+# test removes the log directory; the copy's path.
+sub keep
+{
+	my ($file, $name) = @_;
+	my $kept = File::Spec->tmpdir . "/$name";
+	copy($file, $kept);
+	return $kept;
 }
 
 # hold(SECONDS): let a fault last SECONDS (a span of the schedule, not a
@@ -208,7 +220,8 @@ sub duel
 		$chosen{$name} = $values[0];
 	}
 	ok(!@bad, "$n nodes, duel: every answer for an instance, from every node, is the same proposed value")
-	  or diag("seed $seed, two values answered for one instance:\n" . join("\n", @bad));
+	  or diag("seed $seed, two values answered for one instance:\n" . join("\n", @bad) . "\nanswers kept as "
+		  . join(', ', map { keep($files{$_}, "distsys-047-duel$n-node$_-$seed.answers") } sort keys %files));
 	my %winner;
 	$winner{ $chosen{$_} =~ /^"n(\d+)a/ ? "node $1" : 'late' }++ for @names;
 	note("$n nodes, duel: " . scalar(@names) . ' instances, chosen values proposed by '
@@ -262,7 +275,7 @@ sub counter
 	my ($rc, $out, $err) = run_histcheck($file);
 	note("$n nodes, counter: $out$err");
 	is($rc, 0, "$n nodes, counter: the history is linearizable (histcheck)")
-	  or diag("seed $seed, history $file:\n$out$err");
+	  or diag("seed $seed, history $file (kept as " . keep($file, "distsys-047-counter$n-$seed.hist") . "):\n$out$err");
 	unlike($err, qr/gave up/, "$n nodes, counter: histcheck searched the whole history");
 
 	my ($ack, $unknown) = $summary =~ /raft-history: counter acknowledged (\d+) unknown (\d+)/;
