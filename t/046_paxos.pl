@@ -11,7 +11,8 @@
 #   (even one holding JSON null) fails it; a stale expected value fails;
 #   jsonb equality; JSON null is not SQL NULL; every node reads the same.
 # - Bad arguments give their SQLSTATEs (NULL: 22004; empty or over the
-#   documented 1022 bytes: 22023, counted in bytes).
+#   documented 1022 bytes: 22023, counted in bytes); on a server where
+#   Raft is not configured the calls are 55000.
 # - An ordinary role may read (paxos_read, paxos_learned, paxos_instances)
 #   but not call paxos_propose or paxos_cas, write distsys.paxos_learned
 #   or call raft_deliver; a member of distsys_raft_user may write.
@@ -132,6 +133,17 @@ for my $case (
 }
 is(run($n1, q{SELECT coalesce(distsys.paxos_learned('bad')::text, 'NULL') || ' ' || distsys.paxos_read('k')::text}),
 	'NULL 9', 'refused calls changed nothing');
+
+# a server without Raft settings runs no Paxos
+my $plain = distsys_node('plain');
+for my $case (
+	[ q{SELECT distsys.paxos_propose('p', '1')}, 'paxos_propose' ],
+	[ q{SELECT distsys.paxos_cas('p', NULL, '1')}, 'paxos_cas' ],
+	[ q{SELECT distsys.paxos_read('p')}, 'paxos_read' ])
+{
+	is(sqlstate($plain, $case->[0]), '55000', "$case->[1] on a server where Raft is not configured is 55000");
+}
+$plain->stop;
 
 # ---- an ordinary role
 for my $n (@nodes)
