@@ -25,6 +25,9 @@
 #   chosen value, the node that was down first; an instance chosen long
 #   before (its learned rows flushed, its acceptor state maybe collected)
 #   too.
+# - With round trips (240 ms) longer than a phase's first wait (the
+#   150 ms election timeout), cas, read and propose still complete, and a
+#   cas swaps rather than answering "unknown" (the phase wait adapts).
 # - With two of three nodes down, propose, cas and read fail with YR001
 #   within distsys.raft_request_timeout.
 use strict;
@@ -239,6 +242,26 @@ is(run($n2, q{SELECT distsys.paxos_cas('durk', NULL, '1')}), 'f', 'and is still 
 for my $n (@nodes)
 {
 	ok(learned_within($n, 'dur-new', '"first"', 10), $n->name . ': paxos_learned gives the value');
+}
+
+# ---- round trips longer than a phase's first wait (150 ms here): every
+# link held 120 ms each way by the fault setting.  A fixed phase wait
+# shorter than a round trip never completes (each round times out before
+# its promises arrive, and a write answers "unknown"); the wait adapts.
+for my $i (0 .. 2)
+{
+	my $others = join ' ', map { "$_:120" } grep { $_ != $i + 1 } 1 .. 3;
+	run($nodes[$i], "ALTER SYSTEM SET distsys.raft_fault_delay_to = '$others'; SELECT pg_reload_conf()");
+}
+sleep 1;
+is(run($n1, q{SELECT distsys.paxos_cas('slow', NULL, '1')}), 't',
+	'with 240 ms round trips a paxos_cas completes, and swaps');
+is(run($n2, q{SELECT distsys.paxos_cas('slow', '1', '2')}), 't', 'so does one from another node');
+is(run($n3, q{SELECT distsys.paxos_read('slow')}), '2', 'and a paxos_read from a third');
+is(run($n3, q{SELECT distsys.paxos_propose('slow-decree', '"x"')}), '"x"', 'and a paxos_propose');
+for my $n (@nodes)
+{
+	run($n, "ALTER SYSTEM RESET distsys.raft_fault_delay_to; SELECT pg_reload_conf()");
 }
 
 # ---- a minority: two nodes down

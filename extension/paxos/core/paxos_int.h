@@ -71,6 +71,7 @@ typedef struct Proposal
 	PaxosValue	value;			/* what the accept phase proposes */
 	bool		swapped;
 	int			wait;			/* ticks left in this phase */
+	int			budget;			/* ticks this phase was given */
 	int			rounds;
 } Proposal;
 
@@ -82,6 +83,8 @@ struct PaxosNode
 	uint64_t	round;			/* highest round used (durable) */
 	uint64_t	seen_round;		/* highest round seen in any message */
 	bool		round_changed;
+	int			timeout_shift;	/* a phase waits opt.timeout << this
+								 * (paxos_proposer.c: phase_wait) */
 
 	/* instances: open addressing, linear probing, a power of two slots */
 	Instance  **table;
