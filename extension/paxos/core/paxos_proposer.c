@@ -37,7 +37,7 @@
  * Ready.  So when this node's learner sees a majority accept b, the ballot
  * of a register operation of its own, that majority has also promised b+
  * and reported b's value as its highest acceptance: phase 1 of b+ is done.
- * The node keeps (b+, value) for the instance and raises its durable round
+ * The node keeps (b+, value) for the instance and raises its round
  * to b+.round, so no full round of its own ever reuses b+.  Its next
  * operation on that instance then goes straight to accept(b+, f(value)).
  * It applies when all of these hold, and otherwise the operation runs the
@@ -144,8 +144,7 @@ start_round(PaxosNode *p, Proposal *pr)
 
 	pr->in->fast = false;
 
-	p->round = (p->round > p->seen_round ? p->round : p->seen_round) + 1;
-	p->round_changed = true;
+	px_use_round(p, (p->round > p->seen_round ? p->round : p->seen_round) + 1);
 	pr->ballot.round = p->round;
 	pr->ballot.node = p->opt.id;
 	pr->phase = PH_PREPARE;
@@ -309,10 +308,7 @@ remember_fast(PaxosNode *p, Instance *in, PaxosBallot b, PaxosValue value)
 	px_value_set(p, &in->fast_value, value);
 	/* durable before the fast accept leaves: no full round reuses it */
 	if (p->round < in->fast_ballot.round)
-	{
-		p->round = in->fast_ballot.round;
-		p->round_changed = true;
-	}
+		px_use_round(p, in->fast_ballot.round);
 }
 
 /*
