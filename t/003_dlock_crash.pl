@@ -66,7 +66,7 @@ my $max_token = $t_sess > $t_durable ? $t_sess : $t_durable;
 # 1. kill -9 of the backend holding the session lock: the postmaster
 # resets shared memory and restarts every backend.
 kill 'KILL', $hpid;
-$node->poll_query_until('postgres', 'SELECT true') or die 'node did not come back';
+wait_accepting($node) or die 'node did not come back';
 $holder->quit;
 my $t_after = sql("SELECT distsys.dlock_try('sess', '1 hour', 'new-owner')");
 ok(defined $t_after && $t_after ne '', 'the killed session no longer holds its lock');

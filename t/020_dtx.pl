@@ -225,7 +225,7 @@ sub fault_run
 	my ($fault, $id, @ledger) = @_;
 	my $ledger = @ledger ? $ledger[0] : 100 + $id;
 	$coord->psql('postgres', "SET distsys.dtx_fault = $fault; " . transfer_sql($id, $id, 1, $ledger));
-	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+	wait_accepting($coord) or die 'coordinator did not come back';
 }
 
 fault_run('crash_after_some_prepares', 6);
@@ -249,7 +249,7 @@ is(bal($p1, 7) . ' ' . bal($p2, 7) . ' ' . c('SELECT count(*) FROM ledger WHERE 
 c("ALTER SYSTEM SET wal_writer_delay = '10s'; SELECT pg_reload_conf();");
 $coord->psql('postgres', "SET synchronous_commit = off; SET distsys.dtx_fault = crash_after_decision; "
 	  . transfer_sql(5, 5, 1, 105));
-$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+wait_accepting($coord) or die 'coordinator did not come back';
 is(c('SELECT count(*) FROM ledger WHERE id = 105') . ' ' . c('SELECT distsys.dtx_recover()'), '1 2',
 	'with synchronous_commit off, the decision survives the crash and recovery commits it');
 is(bal($p1, 5) . ' ' . bal($p2, 5), '99 101', 'on both participants');

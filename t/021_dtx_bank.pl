@@ -83,7 +83,7 @@ sub reap_client
 	my @tries = $cl->{out} =~ /^try (\d+)$/mg;
 	$cl->{next} = $tries[-1] + 1 if @tries;
 	return 0 if $cl->{next} >= ($c + 1) * 10000 + $PER_CLIENT;
-	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+	wait_accepting($coord) or die 'coordinator is down';
 	start_client($c);
 	return 1;
 }
@@ -111,7 +111,7 @@ sub wait_coordinator_crash
 sub set_fault
 {
 	my ($fault) = @_;
-	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+	wait_accepting($coord) or die 'coordinator is down';
 	$coord->safe_psql('postgres', "ALTER SYSTEM SET distsys.dtx_fault = '$fault'; SELECT pg_reload_conf()");
 }
 
@@ -148,7 +148,7 @@ for my $ev (@events)
 		{
 			pump_all();
 			reap_client($_) for 0 .. $CLIENTS - 1;
-			$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator is down';
+			wait_accepting($coord) or die 'coordinator is down';
 			my @pids = split ' ', $coord->safe_psql('postgres',
 				"SELECT string_agg(pid::text, ' ') FROM pg_stat_activity"
 				  . " WHERE query LIKE '%distsys.dtx_exec(%' AND pid <> pg_backend_pid()");

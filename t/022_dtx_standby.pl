@@ -23,7 +23,7 @@ sub in_doubt_transfer
 		SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 10 WHERE id = $id');
 		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 10 WHERE id = $id');
 		COMMIT;");
-	$primary->poll_query_until('postgres', 'SELECT true') or die 'primary did not come back';
+	wait_accepting($primary) or die 'primary did not come back';
 }
 
 in_doubt_transfer('crash_after_decision', 1);

@@ -291,7 +291,7 @@ for my $id (4, 5)
 	$coord->psql('postgres', 'SET distsys.dtx_fault = crash_after_decision; BEGIN; ' . transfer($id) . ' COMMIT;');
 	# back once the crash restart is over, not before it began
 	$coord->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-	$coord->poll_query_until('postgres', 'SELECT true') or die 'the coordinator did not come back';
+	wait_accepting($coord) or die 'the coordinator did not come back';
 }
 is(c("SELECT string_agg(participant || ' ' || outcome || ' ' || decider, ',') FROM distsys.dtx_in_doubt"),
 	'p1 committed p2,p1 committed p2', 'two transactions decided by p2 are in doubt on p1');

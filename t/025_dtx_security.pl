@@ -112,7 +112,7 @@ $coord->psql('postgres', "SET distsys.dtx_fault = crash_after_decision;
 	BEGIN; INSERT INTO ledger VALUES (1);
 	SELECT distsys.dtx_exec('p1_alice', 'SET ROLE bob; UPDATE acct SET bal = bal + 1 WHERE id = 4');
 	SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 1 WHERE id = 4'); COMMIT;");
-$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+wait_accepting($coord) or die 'coordinator did not come back';
 is($p1->safe_psql('postgres', "SELECT string_agg(owner, ',') FROM pg_prepared_xacts"),
 	'alice', 'killed after its decision: the part run after SET ROLE bob is prepared as alice');
 is(c('SELECT distsys.dtx_recover()') . ' ' . bal(4) . ' '

@@ -53,7 +53,7 @@ sub in_doubt_transfer
 		SELECT distsys.dtx_exec('p1', 'UPDATE acct SET bal = bal - 7 WHERE id = $id');
 		SELECT distsys.dtx_exec('p2', 'UPDATE acct SET bal = bal + 7 WHERE id = $id');
 		COMMIT;");
-	$coord->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+	wait_accepting($coord) or die 'coordinator did not come back';
 	return $p1->safe_psql('postgres', 'SELECT gid FROM pg_prepared_xacts');
 }
 

@@ -51,7 +51,7 @@ sub fault_run
 {
 	my ($fault, $id) = @_;
 	$old->psql('postgres', "SET distsys.dtx_fault = $fault; " . transfer_sql($id));
-	$old->poll_query_until('postgres', 'SELECT true') or die 'coordinator did not come back';
+	wait_accepting($old) or die 'coordinator did not come back';
 	for my $p ($p1, $p2)
 	{
 		$p->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity"

@@ -23,7 +23,7 @@ use Test::More;
 use Exporter 'import';
 
 our @EXPORT_OK = qw(slurp children);
-our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session kill_postmaster crash_postmaster start_waiter finish_waiter wait_for_queue wait_for_error);
+our @EXPORT = qw(sync_commit durable_psql distsys_node bank_participant standby_pair bg_session kill_postmaster crash_postmaster wait_accepting start_waiter finish_waiter wait_for_queue wait_for_error);
 
 # sync_commit(): the synchronous_commit every node starts with ('on' unless
 # DISTSYS_TEST_SYNC_COMMIT says otherwise).
@@ -159,6 +159,25 @@ sub crash_postmaster
 	my ($node) = @_;
 	kill_postmaster($node);
 	$node->start;
+}
+
+# wait_accepting(NODE): wait until NODE answers a query (after a crash,
+# while it recovers); false if it does not within the test timeout.  Like
+# poll_query_until, but a psql that exits (the server refusing
+# connections) before it read its query from the pipe makes IPC::Run die
+# with "Broken pipe" in poll_query_until; that is one more try here.
+sub wait_accepting
+{
+	my ($node) = @_;
+	my $deadline = time + $PostgreSQL::Test::Utils::timeout_default;
+	while (time < $deadline)
+	{
+		my $up = eval { $node->poll_query_until('postgres', 'SELECT true') };
+		return 1 if $up;
+		die $@ if $@ && $@ !~ /Broken pipe/;
+		select(undef, undef, undef, 0.1);
+	}
+	return 0;
 }
 
 # slurp(FILE): its contents, or '' if it cannot be read (a /proc entry of

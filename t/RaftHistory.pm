@@ -1,7 +1,8 @@
 # RaftHistory: clients of the Raft key-value store that write a history
 # (tools/raft-history), and its verdict by the linearizability checker
 # (tests/sim/histcheck), for the TAP tests that put a Raft cluster under
-# faults (t/042) or membership changes (t/043) while clients run.
+# faults (t/042, and t/047 for Paxos) or membership changes (t/043) while
+# clients run.
 package RaftHistory;
 
 use strict;
@@ -16,7 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
 
-our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads check_history);
+our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads run_histcheck check_history);
 
 my $here = dirname(__FILE__);
 my $tool = $ENV{DISTSYS_RAFT_HISTORY} // "$here/../tools/raft-history";
@@ -29,17 +30,18 @@ sub history_tools
 	  if !-x $tool || !-x $histcheck;
 }
 
-# start_history(FILE, NODES, KEYS, SEED, CLIENTS): CLIENTS clients per
-# node (default 2) on KEYS keys, writing FILE, each session at a 2 s
-# request timeout; the handle for stop_history.
+# start_history(FILE, NODES, KEYS, SEED, CLIENTS, EXTRA): CLIENTS clients
+# per node (default 2) on KEYS keys, writing FILE, each session at a 2 s
+# request timeout, EXTRA (an array reference) more options of the tool
+# (t/047: --api paxos --counter); the handle for stop_history.
 sub start_history
 {
-	my ($file, $nodes, $keys, $seed, $clients) = @_;
+	my ($file, $nodes, $keys, $seed, $clients, $extra) = @_;
 	my $h = { out => '', err => '' };
 	$h->{run} = IPC::Run::start(
 		[ $tool, (map { ('--node', $_->connstr('postgres')) } @$nodes),
 		  '--clients', $clients // 2, '--seconds', 600, '--keys', $keys, '--seed', $seed,
-		  '--timeout-ms', 2000, '--out', $file ],
+		  '--timeout-ms', 2000, '--out', $file, @{ $extra // [] } ],
 		'>', \$h->{out}, '2>', \$h->{err});
 	return $h;
 }
@@ -95,6 +97,15 @@ sub final_reads
 		print $fh "k$k get " . ($v eq '' ? 'nil' : $v) . " $call $ret\n";
 	}
 	close $fh;
+}
+
+# run_histcheck(FILE): histcheck's exit status, stdout and stderr.
+sub run_histcheck
+{
+	my ($file) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ $histcheck, $file ], '>', \$out, '2>', \$err);
+	return ($? >> 8, $out, $err);
 }
 
 # check_history(FILE, SUMMARY, LABEL, SEED, MIN): histcheck's verdict, the

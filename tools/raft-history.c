@@ -1,19 +1,37 @@
 /*-------------------------------------------------------------------------
  *
  * raft-history.c
- *	  A load of concurrent clients on the Raft key-value store of every
- *	  node, each call written down with its call and return time, as the
- *	  history that tests/sim/histcheck judges for linearizability (the
- *	  chaos tests of issue 16, t/042_raft_chaos.pl).
+ *	  A load of concurrent clients on the Raft key-value store or the
+ *	  CASPaxos registers of every node, each call written down with its
+ *	  call and return time, as the history that tests/sim/histcheck judges
+ *	  for linearizability (the chaos tests of issues 16 and 17,
+ *	  t/042_raft_chaos.pl, t/047_paxos_chaos.pl).
  *
  *	  raft-history --node CONNINFO [--node CONNINFO...] --out FILE
- *	      [--clients N] [--seconds S] [--keys K] [--seed N] [--timeout-ms MS]
+ *	      [--api raft|paxos] [--counter] [--clients N] [--seconds S]
+ *	      [--keys K] [--seed N] [--timeout-ms MS]
  *
  * Each client is a thread with its own connection to one node (N clients
- * per node).  It loops until the time is up or SIGTERM/SIGINT arrives:
- * a random key of k0..k{K-1} and a random operation: a put of a value no
- * other call ever writes, a linearizable get, a cas from the value this
- * client last read of the key to a new value, now and then a delete.
+ * per node).  It loops until the time is up or SIGTERM/SIGINT arrives.
+ *
+ * --api raft (the default): a random key of k0..k{K-1} and a random
+ * operation: a put of a value no other call ever writes, a linearizable
+ * get (raft_get), a cas from the value this client last read of the key
+ * to a new value (raft_cas), now and then a delete.
+ *
+ * --api paxos: the same with only the calls a CASPaxos register has: a
+ * get is paxos_read (linearizable), a cas is paxos_cas; half of each.
+ *
+ * --counter (either API): every client increments the one key "counter":
+ * a get, then a cas from the value read to that value + 1 (absent counts
+ * as 0, so the first write is a cas from nil to 1), again and again; a
+ * cas that answered false or whose outcome is unknown is followed by a
+ * new get.  --keys is ignored.  Every get and cas goes into the history
+ * as in the other modes, and at the end one more line is printed:
+ *	  raft-history: counter acknowledged N unknown M
+ * N the increments answered true, M those of unknown outcome, so the
+ * counter's final value must lie in [N, N + M].
+ *
  * Values are jsonb integers; an absent key is "nil" in the history.
  *
  * What each outcome means in the history (format: histcheck.c's banner):
@@ -21,13 +39,18 @@
  *	- a write that failed in any way after it was sent (YR001, the
  *	  connection lost because the node died, any error not listed next):
  *	  RET "?", since it may have committed; a cas's answer is "?" too;
- *	- a write refused for a reason that holds before Raft sees it (no
- *	  Raft worker running, 55000: the backend withdrew the request before
- *	  any worker took it; a standby, bad input, no privilege): left out;
+ *	- a write refused for a reason that holds before Raft or Paxos sees it
+ *	  (no worker running or not a Paxos member, 55000: the backend
+ *	  withdrew the request before any worker took it; a standby, bad
+ *	  input, no privilege): left out;
  *	- a get that failed: left out (it constrains nothing).
  * A client whose connection is lost reconnects with a short backoff;
  * operations start only on an open connection, so a node that refuses
  * connections adds nothing to the history.
+ *
+ * The summary on stdout is one line per kind, "raft-history: KIND ok N
+ * unknown N failed N", then "raft-history: cas swapped N", then the
+ * counter line above with --counter.
  *
  * Threads share only the history file (under history_lock) and the stop
  * flag; each keeps its own counters, summed by main after the joins.
@@ -69,7 +92,32 @@ typedef enum Outcome
 	OUT_KINDS
 } Outcome;
 
+typedef enum Api
+{
+	API_RAFT,
+	API_PAXOS,
+	API_KINDS
+} Api;
+
 static const char *const kind_names[OP_KINDS] = {"put", "get", "cas", "del"};
+static const char *const api_names[API_KINDS] = {"raft", "paxos"};
+
+/*
+ * The SQL of each operation per API, $1 the key, $2 the new value, $3 the
+ * expected one; NULL where the API has no such call.
+ */
+static const char *const op_sql[API_KINDS][OP_KINDS] = {
+	[API_RAFT] = {
+		[OP_PUT] = "SELECT distsys.raft_put($1, $2::jsonb)",
+		[OP_GET] = "SELECT distsys.raft_get($1, 'linearizable')",
+		[OP_CAS] = "SELECT distsys.raft_cas($1, $3::jsonb, $2::jsonb)",
+		[OP_DEL] = "SELECT distsys.raft_delete($1)",
+	},
+	[API_PAXOS] = {
+		[OP_GET] = "SELECT distsys.paxos_read($1)",
+		[OP_CAS] = "SELECT distsys.paxos_cas($1, $3::jsonb, $2::jsonb)",
+	},
+};
 
 typedef struct Options
 {
@@ -80,6 +128,8 @@ typedef struct Options
 	int			keys;
 	uint64_t	seed;
 	int			timeout_ms;		/* distsys.raft_request_timeout */
+	Api			api;
+	bool		counter;		/* --counter: increment one key */
 	const char *out;
 } Options;
 
@@ -96,7 +146,8 @@ typedef struct Client
 	pthread_t	thread;
 } Client;
 
-static Options opt = {.clients = 2, .seconds = 30, .keys = 8, .seed = 1, .timeout_ms = 2000};
+static Options opt = {.clients = 2, .seconds = 30, .keys = 8, .seed = 1, .timeout_ms = 2000,
+.api = API_RAFT};
 static FILE *history;
 static pthread_mutex_t history_lock = PTHREAD_MUTEX_INITIALIZER;
 static volatile sig_atomic_t stop_requested;
@@ -203,10 +254,10 @@ value_field(int64_t v, char *buf, size_t size)
 
 /*
  * refused_before_raft: whether an error's SQLSTATE proves the call never
- * reached Raft: no worker took it (55000), a standby (25006), bad input
- * (class 22), no privilege (42501), too many connections or a node
- * starting (53300, 57P03).  Everything else about a write, YR001
- * included, may have committed.
+ * reached Raft or Paxos: no worker took it or this node is not a Paxos
+ * member (55000), a standby (25006), bad input (class 22), no privilege
+ * (42501), too many connections or a node starting (53300, 57P03).
+ * Everything else about a write, YR001 included, may have committed.
  */
 static bool
 refused_before_raft(const char *sqlstate)
@@ -317,7 +368,7 @@ do_get(Client *c, int k, const char *key)
 	PGresult   *res;
 	Outcome		out;
 
-	out = call(c, OP_GET, "SELECT distsys.raft_get($1, 'linearizable')", 1, params, &res, &t0, &t1);
+	out = call(c, OP_GET, op_sql[opt.api][OP_GET], 1, params, &res, &t0, &t1);
 	if (out == OUT_OK)
 	{
 		c->last_read[k] = parse_read(res, val, sizeof(val));
@@ -329,18 +380,12 @@ do_get(Client *c, int k, const char *key)
 }
 
 /*
- * do_write: a put, cas or delete of key number k; a put and a cas write a
- * new value, a cas expecting the value this client last read.
+ * do_write: a put, cas or delete of key number k; a put and a cas write
+ * value, a cas expecting the value this client last read.
  */
 static Outcome
-do_write(Client *c, OpKind kind, int k, const char *key)
+do_write(Client *c, OpKind kind, int k, const char *key, int64_t value)
 {
-	static const char *const sql[OP_KINDS] = {
-		[OP_PUT] = "SELECT distsys.raft_put($1, $2::jsonb)",
-		[OP_CAS] = "SELECT distsys.raft_cas($1, $3::jsonb, $2::jsonb)",
-		[OP_DEL] = "SELECT distsys.raft_delete($1)",
-	};
-	int64_t		value = (int64_t) (c->id + 1) * 1000000000 + ++c->seq;
 	int64_t		expected = c->last_read[k];
 	char		vbuf[32], ebuf[32], vf[32], ef[32], rbuf[32], line[256];
 	const char *params[3] = {key, value_text(value, vbuf, sizeof(vbuf)),
@@ -350,7 +395,8 @@ do_write(Client *c, OpKind kind, int k, const char *key)
 	PGresult   *res;
 	Outcome		out;
 
-	out = call(c, kind, sql[kind], kind == OP_DEL ? 1 : kind == OP_PUT ? 2 : 3, params, &res, &t0, &t1);
+	out = call(c, kind, op_sql[opt.api][kind], kind == OP_DEL ? 1 : kind == OP_PUT ? 2 : 3,
+			   params, &res, &t0, &t1);
 	if (out == OUT_OK && kind == OP_CAS)
 	{
 		answer = strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "true" : "false";
@@ -374,15 +420,62 @@ do_write(Client *c, OpKind kind, int k, const char *key)
 }
 
 /*
- * pick_kind: 40% get, 30% put, 25% cas, 5% delete (deletes now and then
- * only: each one hides what the register held).
+ * unique_value: a value no other call of this run writes.
+ */
+static int64_t
+unique_value(Client *c)
+{
+	return (int64_t) (c->id + 1) * 1000000000 + ++c->seq;
+}
+
+/*
+ * pick_kind: for Raft 40% get, 30% put, 25% cas, 5% delete (deletes now
+ * and then only: each one hides what the register held); for Paxos, whose
+ * registers have no put or delete, half get, half cas.
  */
 static OpKind
 pick_kind(Client *c)
 {
 	int			r = (int) (next_random(&c->rng) % 100);
 
+	if (opt.api == API_PAXOS)
+		return r < 50 ? OP_GET : OP_CAS;
 	return r < 40 ? OP_GET : r < 70 ? OP_PUT : r < 95 ? OP_CAS : OP_DEL;
+}
+
+/*
+ * random_step: one operation of the random load; its kind in *kind.
+ */
+static Outcome
+random_step(Client *c, OpKind *kind)
+{
+	int			k = (int) (next_random(&c->rng) % (uint64_t) opt.keys);
+	char		key[16];
+
+	snprintf(key, sizeof(key), "k%d", k);
+	*kind = pick_kind(c);
+	if (*kind == OP_GET)
+		return do_get(c, k, key);
+	return do_write(c, *kind, k, key, unique_value(c));
+}
+
+/*
+ * counter_step: one increment attempt of key "counter": a get, and if it
+ * answered, a cas from the value read to that value + 1.  Both are
+ * counted; the outcome is the last call's, its kind in *kind.
+ */
+static Outcome
+counter_step(Client *c, OpKind *kind)
+{
+	Outcome		out;
+
+	*kind = OP_GET;
+	out = do_get(c, 0, "counter");
+	if (out != OUT_OK || !running())
+		return out;
+	c->counts[OP_GET][out]++;
+	*kind = OP_CAS;
+	return do_write(c, OP_CAS, 0, "counter", c->last_read[0] + 1);
 }
 
 /*
@@ -396,8 +489,6 @@ client_main(void *arg)
 
 	while (running())
 	{
-		int			k;
-		char		key[16];
 		OpKind		kind;
 		Outcome		out;
 
@@ -408,10 +499,7 @@ client_main(void *arg)
 			continue;
 		}
 		backoff = 20;
-		k = (int) (next_random(&c->rng) % (uint64_t) opt.keys);
-		snprintf(key, sizeof(key), "k%d", k);
-		kind = pick_kind(c);
-		out = kind == OP_GET ? do_get(c, k, key) : do_write(c, kind, k, key);
+		out = opt.counter ? counter_step(c, &kind) : random_step(c, &kind);
 		c->counts[kind][out]++;
 		/* a node without a worker refuses at once: do not spin on it */
 		if (out != OUT_OK)
@@ -426,7 +514,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: raft-history --node CONNINFO [--node CONNINFO...] --out FILE "
-			"[--clients N] [--seconds S] [--keys K] [--seed N] [--timeout-ms MS]\n");
+			"[--api raft|paxos] [--counter] [--clients N] [--seconds S] [--keys K] [--seed N] "
+			"[--timeout-ms MS]\n");
 	exit(2);
 }
 
@@ -444,6 +533,19 @@ int_arg(const char *s)
 	return v;
 }
 
+/*
+ * api_arg: the API an --api value names, or the usage.
+ */
+static Api
+api_arg(const char *s)
+{
+	for (int a = 0; a < API_KINDS; a++)
+		if (strcmp(s, api_names[a]) == 0)
+			return (Api) a;
+	usage();
+	return API_RAFT;
+}
+
 static void
 parse_options(int argc, char **argv)
 {
@@ -452,6 +554,11 @@ parse_options(int argc, char **argv)
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
+		if (strcmp(a, "--counter") == 0)
+		{
+			opt.counter = true;
+			continue;
+		}
 		if (v == NULL)
 			usage();
 		i++;
@@ -469,6 +576,8 @@ parse_options(int argc, char **argv)
 			opt.seed = (uint64_t) int_arg(v);
 		else if (strcmp(a, "--timeout-ms") == 0)
 			opt.timeout_ms = (int) int_arg(v);
+		else if (strcmp(a, "--api") == 0)
+			opt.api = api_arg(v);
 		else
 			usage();
 	}
@@ -497,6 +606,9 @@ print_summary(Client *clients, int n)
 		printf("raft-history: %s ok %ld unknown %ld failed %ld\n", kind_names[k],
 			   total[k][OUT_OK], total[k][OUT_UNKNOWN], total[k][OUT_FAILED]);
 	printf("raft-history: cas swapped %ld\n", swapped);
+	if (opt.counter)
+		printf("raft-history: counter acknowledged %ld unknown %ld\n", swapped,
+			   total[OP_CAS][OUT_UNKNOWN]);
 }
 
 int

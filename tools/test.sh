@@ -36,8 +36,9 @@ FAILED=0
 # what failed, named for the summary at the end (a CI log may keep only its tail)
 FAILED_WHAT=()
 TAP_ENV=()
-# the client programs the TAP tests run (t/042: tools/raft-history writes a
-# history, tests/sim/histcheck judges it), copied by copy_test_tools
+# the client programs the TAP tests run (t/042, t/043, t/047:
+# tools/raft-history writes a history, tests/sim/histcheck judges it),
+# copied by copy_test_tools
 TOOL_ENV=()
 
 # The relay's TAP tests that run a second time against the sanitized
@@ -63,8 +64,10 @@ SANITIZED_TAP="relay/t/001_cli.pl relay/t/002_kafka_mock.pl t/010_outbox_relay.p
 # are clean (t/007, t/013: a shutdown flushes every commit), t/012 (its
 # crashes are t/011's and t/016's, 27 s), t/020 and t/023 (their slow
 # nodes are made by waits for a missing synchronous standby, which a
-# session at off never waits for; their crashes are t/021's).  Measured
-# on 2 cores: about 70 s.
+# session at off never waits for; their crashes are t/021's), and the
+# Raft and Paxos fault tests (t/042, t/047, and t/046's crash), which set
+# synchronous_commit = off on their nodes themselves.  Measured on 2
+# cores: about 70 s.
 SYNCOFF_TAP="t/003_dlock_crash.pl t/006_dlock_roles.pl t/011_outbox_faults.pl t/016_consume_durable.pl
 	t/021_dtx_bank.pl t/026_dtx_sole_writer.pl t/027_dtx_registry_durable.pl"
 

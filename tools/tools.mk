@@ -3,8 +3,9 @@
 # Included from the root Makefile.
 #
 #   make raft-history   tools/raft-history: concurrent clients of the Raft
-#                       key-value store on every node, writing the history
-#                       that tests/sim/histcheck judges (t/042_raft_chaos.pl;
+#                       key-value store or the CASPaxos registers on every
+#                       node, writing the history that tests/sim/histcheck
+#                       judges (t/042_raft_chaos.pl, t/047_paxos_chaos.pl;
 #                       tools/test.sh builds both and tells the TAP tests
 #                       where they are)
 

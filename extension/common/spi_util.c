@@ -115,10 +115,14 @@ distsys_spi_run(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 }
 
 /*
- * distsys_spi_lookup: the first column of the row a read-only statement
- * with one text parameter returns (NULL datum and *isnull when none, or
- * when that is NULL), copied out of SPI into the caller's context.  It
- * connects to SPI itself, with the caller's snapshot.
+ * distsys_spi_lookup: the first column of the row a statement with one
+ * text parameter returns (NULL datum and *isnull when none, or when that
+ * is NULL), copied out of SPI into the caller's context.  It connects to
+ * SPI itself.  Run as read-write on purpose: SPI then takes a new snapshot
+ * for the statement (in READ COMMITTED), where read-only would reuse the
+ * snapshot the caller's statement began with; raft_get waits for its read
+ * index and must then see what was applied meanwhile, or it is not
+ * linearizable (t/042 catches it).
  */
 Datum
 distsys_spi_lookup(SPIPlanPtr *plan, const char *sql, Datum text_arg, bool *isnull)
@@ -129,7 +133,7 @@ distsys_spi_lookup(SPIPlanPtr *plan, const char *sql, Datum text_arg, bool *isnu
 
 	*isnull = true;
 	SPI_connect();
-	if (distsys_spi_run(plan, sql, 1, types, args, NULL, true) == 1)
+	if (distsys_spi_run(plan, sql, 1, types, args, NULL, false) == 1)
 	{
 		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
 		if (!*isnull)

@@ -267,7 +267,8 @@ no_quorum_error(const char *what, RaftReqKind kind)
 				(errcode(ERRCODE_RAFT_NO_QUORUM),
 				 errmsg("%s: no majority of the Paxos members answered within %d ms", what,
 						distsys_raft_request_timeout_ms),
-				 errdetail("A write may still take effect: its accepts may have reached a majority before the time ran out."),
+				 strcmp(what, "paxos_read") != 0 ?
+				 errdetail("A write may still take effect: its accepts may have reached a majority before the time ran out.") : 0,
 				 errhint("A majority of the founding members of distsys.peers must be running and reachable.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_RAFT_NO_QUORUM),
@@ -275,6 +276,24 @@ no_quorum_error(const char *what, RaftReqKind kind)
 					distsys_raft_request_timeout_ms),
 			 kind == RAFT_REQ_WRITE ? errdetail("The write may still commit: it may have reached the leader's log before the time ran out.") : 0,
 			 errhint("Check raft_status on the members: a majority must be running and reachable.")));
+}
+
+/*
+ * unknown_outcome_error: the worker answered that the outcome of the
+ * request cannot be known.  For Paxos, a register write whose accept
+ * phase a competing proposal interrupted (or that saw no majority in the
+ * time a phase waits): not a timeout of the caller's, so not said as one.
+ */
+static void pg_attribute_noreturn()
+unknown_outcome_error(const char *what, RaftReqKind kind)
+{
+	if (kind != RAFT_REQ_PAXOS)
+		no_quorum_error(what, kind);
+	ereport(ERROR,
+			(errcode(ERRCODE_RAFT_NO_QUORUM),
+			 errmsg("%s: the outcome is unknown: the write's accept phase was interrupted", what),
+			 errdetail("A competing proposal for the same key, or a majority that did not answer in time, cut it short; it may or may not have taken effect."),
+			 errhint("Read the key (paxos_read) to find out, then retry if needed.")));
 }
 
 /*
@@ -319,7 +338,7 @@ raft_client_submit(const char *what, RaftReqKind kind, const StringInfo command,
 		no_quorum_error(what, kind);
 	}
 	if (out->answer == RAFT_ANSWER_UNKNOWN)
-		no_quorum_error(what, kind);
+		unknown_outcome_error(what, kind);
 	if (out->answer == RAFT_ANSWER_REFUSED && kind == RAFT_REQ_PAXOS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

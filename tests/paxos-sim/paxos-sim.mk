@@ -33,7 +33,8 @@ PSIM_SRCS    := $(addprefix $(PSIM_DIR)/,psim.c psim_world.c psim_check.c \
 PSIM_SHARED  := tests/sim/sim_util.c tests/sim/lincheck.c
 PSIM_HDRS    := $(wildcard $(PSIM_DIR)/*.h) tests/sim/sim.h
 PSIM_MUTANTS := ACCEPT_BELOW_PROMISE IGNORE_PROMISED_VALUES FORGET_PROMISE \
-				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE ABSENT_IS_EMPTY
+				LEARN_MIXED_BALLOTS FAST_WITHOUT_PROMISE ABSENT_IS_EMPTY \
+				FORGET_ROUND
 PSIM_BIN     := $(PSIM_DIR)/paxos-sim
 PSIM_MUTANT_BINS := $(foreach m,$(PSIM_MUTANTS),$(PSIM_DIR)/paxos-sim-mutant-$(m))
 PDISK_TEST   := $(PSIM_DIR)/paxos_disk_test

@@ -108,6 +108,30 @@ px_node_index(const PaxosNode *p, uint64_t id)
 }
 
 /*
+ * px_use_round: round is this node's highest used from now on.  What the
+ * caller stores is an upper bound of the rounds used, reserved
+ * PAXOS_ROUND_RESERVE ahead: raised (and so synced with the Ready that
+ * carries the first message with such a round) only when a round passes
+ * it.  Without the reserve every prepare, and every operation that takes
+ * the one-round-trip path, cost the proposer one more sync.  A restarted
+ * node continues above the stored bound, so it never reuses a round;
+ * ballots jump by up to the reserve at a restart.
+ */
+void
+px_use_round(PaxosNode *p, uint64_t round)
+{
+	p->round = round;
+#ifdef PAXOS_MUTANT_FORGET_ROUND
+	/* wrong: the rounds used are not made durable, so a restart reuses one */
+	return;
+#endif
+	if (round <= p->durable_round)
+		return;
+	p->durable_round = round + PAXOS_ROUND_RESERVE;
+	p->round_changed = true;
+}
+
+/*
  * px_send: queue m for the Ready (sent by the caller after persisting).
  * m->instance must be an instance's own name (valid for the node's life);
  * the value is copied, as the owned one may change before the send.
@@ -200,6 +224,7 @@ paxos_restore(PaxosNode *p, uint64_t round, const PaxosAcceptorState *recs,
 	size_t		i;
 
 	p->round = round;
+	p->durable_round = round;
 	p->seen_round = round;
 	for (i = 0; i < n; i++)
 	{
@@ -280,7 +305,7 @@ paxos_ready(PaxosNode *p, PaxosReady *rd)
 
 	memset(rd, 0, sizeof(*rd));
 	rd->round_changed = p->round_changed;
-	rd->round = p->round;
+	rd->round = p->durable_round;
 	p->persist = px_grow(p, p->persist, &p->cap_persist, p->n_dirty,
 						 sizeof(PaxosAcceptorState));
 	for (i = 0; i < p->n_dirty; i++)

@@ -41,7 +41,8 @@
  * the node before it is on disk can be forgotten by a crash, and a second
  * value can then be chosen.  The round must be durable before a prepare
  * carrying it leaves, or a restarted proposer could reuse a ballot with
- * another value.  After a restart the caller hands the stored round and
+ * another value; rd.round is an upper bound of the rounds used, reserved
+ * ahead, so it changes (and costs a sync) only now and then.  After a restart the caller hands the stored round and
  * records back with paxos_restore before anything else.  Everything rd
  * points to (records, messages, and the names and value bytes they point
  * to) belongs to the core and stays valid until paxos_advance; a caller

@@ -71,6 +71,7 @@ typedef struct Proposal
 	PaxosValue	value;			/* what the accept phase proposes */
 	bool		swapped;
 	int			wait;			/* ticks left in this phase */
+	int			budget;			/* ticks this phase was given */
 	int			rounds;
 } Proposal;
 
@@ -79,9 +80,13 @@ struct PaxosNode
 	PaxosOptions opt;
 	int			self;			/* index of opt.id in opt.nodes */
 	uint64_t	rng;
-	uint64_t	round;			/* highest round used (durable) */
+	uint64_t	round;			/* highest round used */
+	uint64_t	durable_round;	/* what the caller stored: no round above
+								 * it is used before it is raised */
 	uint64_t	seen_round;		/* highest round seen in any message */
 	bool		round_changed;
+	int			timeout_shift;	/* a phase waits opt.timeout << this
+								 * (paxos_proposer.c: phase_wait) */
 
 	/* instances: open addressing, linear probing, a power of two slots */
 	Instance  **table;
@@ -112,6 +117,9 @@ struct PaxosNode
 	size_t		cap_scratch;
 };
 
+/* A node reserves rounds this many at a time (px_use_round). */
+#define PAXOS_ROUND_RESERVE	1024
+
 /* paxos.c */
 extern void *px_grow(PaxosNode *p, void *arr, size_t *cap, size_t need,
 					 size_t elem);
@@ -122,6 +130,7 @@ extern void px_send(PaxosNode *p, const PaxosMessage *m);
 extern void px_broadcast(PaxosNode *p, PaxosMessage *m, int n);
 extern bool px_is_acceptor(const PaxosNode *p);
 extern uint64_t px_rand(PaxosNode *p);
+extern void px_use_round(PaxosNode *p, uint64_t round);
 
 /* paxos_store.c */
 extern bool px_name_ok(PaxosBytes name);

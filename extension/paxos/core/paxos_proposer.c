@@ -19,9 +19,17 @@
  *	   this ballot (a decree is also done when any ballot is learned: the
  *	   chosen value is then the answer, whoever proposed it).
  *
- * A NACK or a phase that sees no majority within opt.timeout ticks sends
- * the operation into backoff: a random wait, growing with the number of
- * rounds, so that duelling proposers stop pre-empting each other.
+ * A NACK or a phase that sees no majority in time sends the operation
+ * into backoff: a random wait, growing with the number of rounds, so that
+ * duelling proposers stop pre-empting each other.
+ *
+ * How long a phase waits adapts to the network: opt.timeout ticks at
+ * first, doubled (up to 8 times that) by every phase that times out, halved
+ * again by a phase that completes within a quarter of its wait.  A fixed
+ * wait shorter than a round trip would livelock: every round would time
+ * out before its promises arrive and start the next, whose promises
+ * arrive too late again (a register write would answer "unknown" every
+ * time).  Node-wide, since the network is.
  *
  * The one-round-trip path (CASPaxos's optimisation).  Every acceptor that
  * accepts ballot b also promises b+ = paxos_next_ballot(b), the same
@@ -29,7 +37,7 @@
  * Ready.  So when this node's learner sees a majority accept b, the ballot
  * of a register operation of its own, that majority has also promised b+
  * and reported b's value as its highest acceptance: phase 1 of b+ is done.
- * The node keeps (b+, value) for the instance and raises its durable round
+ * The node keeps (b+, value) for the instance and raises its round
  * to b+.round, so no full round of its own ever reuses b+.  Its next
  * operation on that instance then goes straight to accept(b+, f(value)).
  * It applies when all of these hold, and otherwise the operation runs the
@@ -103,6 +111,29 @@ finish(PaxosNode *p, Proposal *pr, PaxosValue value)
 	return r;
 }
 
+#define MAX_TIMEOUT_SHIFT	3
+
+/*
+ * phase_begin: pr's new phase waits the node's current phase wait.
+ */
+static void
+phase_begin(PaxosNode *p, Proposal *pr)
+{
+	pr->budget = p->opt.timeout << p->timeout_shift;
+	pr->wait = pr->budget;
+}
+
+/*
+ * phase_done: pr's phase reached its majority: a quick one shortens the
+ * node's phase wait again (see the banner).
+ */
+static void
+phase_done(PaxosNode *p, Proposal *pr)
+{
+	if (p->timeout_shift > 0 && 4 * (pr->budget - pr->wait) < pr->budget)
+		p->timeout_shift--;
+}
+
 /*
  * start_round: phase 1a with a ballot no one has used.
  */
@@ -113,15 +144,14 @@ start_round(PaxosNode *p, Proposal *pr)
 
 	pr->in->fast = false;
 
-	p->round = (p->round > p->seen_round ? p->round : p->seen_round) + 1;
-	p->round_changed = true;
+	px_use_round(p, (p->round > p->seen_round ? p->round : p->seen_round) + 1);
 	pr->ballot.round = p->round;
 	pr->ballot.node = p->opt.id;
 	pr->phase = PH_PREPARE;
 	pr->promises = 0;
 	memset(&pr->best, 0, sizeof(pr->best));
 	px_value_clear(p, &pr->best_value);
-	pr->wait = p->opt.timeout;
+	phase_begin(p, pr);
 	pr->rounds++;
 	memset(&m, 0, sizeof(m));
 	m.type = PAXOS_MSG_PREPARE;
@@ -237,7 +267,7 @@ send_accepts(PaxosNode *p, Proposal *pr)
 
 	choose_value(p, pr);
 	pr->phase = PH_ACCEPT;
-	pr->wait = p->opt.timeout;
+	phase_begin(p, pr);
 	memset(&a, 0, sizeof(a));
 	a.type = PAXOS_MSG_ACCEPT;
 	a.instance = pr->in->acc.instance;
@@ -278,10 +308,7 @@ remember_fast(PaxosNode *p, Instance *in, PaxosBallot b, PaxosValue value)
 	px_value_set(p, &in->fast_value, value);
 	/* durable before the fast accept leaves: no full round reuses it */
 	if (p->round < in->fast_ballot.round)
-	{
-		p->round = in->fast_ballot.round;
-		p->round_changed = true;
-	}
+		px_use_round(p, in->fast_ballot.round);
 }
 
 /*
@@ -322,6 +349,7 @@ px_on_promise(PaxosNode *p, Instance *in, const PaxosMessage *m)
 	}
 	if (px_popcount(pr->promises) < px_majority(p))
 		return;
+	phase_done(p, pr);
 	send_accepts(p, pr);
 }
 
@@ -368,6 +396,8 @@ px_on_learned(PaxosNode *p, Instance *in, PaxosBallot b, PaxosValue value)
 
 	if (pr == NULL)
 		return;
+	if (pr->phase == PH_ACCEPT && paxos_ballot_cmp(pr->ballot, b) == 0)
+		phase_done(p, pr);
 	if (pr->req.kind == PAXOS_OP_DECREE)
 		finish(p, pr, value);
 	else if (pr->phase == PH_ACCEPT && paxos_ballot_cmp(pr->ballot, b) == 0)
@@ -396,6 +426,10 @@ px_proposer_tick(PaxosNode *p)
 		if (pr->phase == PH_BACKOFF)
 			start_round(p, pr);
 		else
+		{
+			if (p->timeout_shift < MAX_TIMEOUT_SHIFT)
+				p->timeout_shift++;
 			fail_phase(p, pr);
+		}
 	}
 }
