@@ -182,6 +182,20 @@ paxos_node_tick(void)
 }
 
 /*
+ * drop_pending: forget pending request i, keeping the others in the order
+ * they arrived: paxos_node_retry starts the oldest waiting request of an
+ * instance first, so a busy key serves its clients in turn (with the last
+ * moved into the gap, a request could wait behind newer ones until its
+ * client timed out).
+ */
+static void
+drop_pending(int i)
+{
+	n_pending--;
+	memmove(&pending[i], &pending[i + 1], (n_pending - i) * sizeof(PaxosPending));
+}
+
+/*
  * answer: tell pending request i's backend, if it still waits for this
  * use of its slot (value: the answer's bytes), and forget the request.
  */
@@ -205,7 +219,7 @@ answer(int i, RaftAnswer a, PaxosValue value, bool swapped)
 	}
 	SpinLockRelease(&slot->mutex);
 	pfree(p->body);
-	pending[i] = pending[--n_pending];
+	drop_pending(i);
 }
 
 /*
@@ -305,7 +319,7 @@ paxos_node_retry(void)
 			if (p->started)
 				(void) paxos_cancel(core, p->id);
 			pfree(p->body);
-			pending[i--] = pending[--n_pending];
+			drop_pending(i--);
 			continue;
 		}
 		if (p->started)
