@@ -7,6 +7,18 @@
 
 BEGIN { HIST_BASE = 1.02 }
 
+# kv_val: the value of key k in a driver's "key=value key=value" line ("" if
+# none); us_ms: microseconds us as milliseconds ("n/a" if none)
+function kv_val(text, k,   m) {
+	if (match(text, "(^| )" k "=[^ ]*")) {
+		m = substr(text, RSTART, RLENGTH)
+		sub(/^ /, "", m)
+		return substr(m, length(k) + 2)
+	}
+	return ""
+}
+function us_ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.2f", us / 1000) }
+
 # hist_add: add "i:n,i:n" (or "-", none) to histogram k
 function hist_add(k, text,   n, i, parts, bn) {
 	if (text == "-")

@@ -11,15 +11,6 @@
 # costs divide by total_ops, every CAS of the cells' runs (warm-up
 # included), since the CPU and fsync counts cover the runs.
 
-function val(text, k,   m) {
-	if (match(text, "(^| )" k "=[^ ]*")) {
-		m = substr(text, RSTART, RLENGTH)
-		sub(/^ /, "", m)
-		return substr(m, length(k) + 2)
-	}
-	return ""
-}
-function ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.2f", us / 1000) }
 function has(c) { return sum[c, "secs"] > 0 }
 function rate(c, what) { return sum[c, what] / sum[c, "secs"] }
 function fmt_rate(c, what) { return has(c) ? sprintf("%.0f", rate(c, what)) : "n/a" }
@@ -60,26 +51,26 @@ FILENAME !~ /gaps/ {
 	own[k] = ($2 == "cas")
 	if (substr($6, 1, 3) == "na=") { failed[k] = substr($6, 4); next }
 	rounds[k]++
-	hz = val($5, "hz")
-	if (val($5, "syncs") == "na") nosyncs[k] = 1
-	sum[k, "cpu_ticks"] += val($5, "cpu_ticks"); sum[k, "syncs"] += val($5, "syncs")
+	hz = kv_val($5, "hz")
+	if (kv_val($5, "syncs") == "na") nosyncs[k] = 1
+	sum[k, "cpu_ticks"] += kv_val($5, "cpu_ticks"); sum[k, "syncs"] += kv_val($5, "syncs")
 	split("secs ops total_ops errors swapped missed", keys, " ")
-	for (i = 1; i <= 6; i++) sum[k, keys[i]] += val($6, keys[i])
-	hist_add(k, val($6, "hist"))
+	for (i = 1; i <= 6; i++) sum[k, keys[i]] += kv_val($6, keys[i])
+	hist_add(k, kv_val($6, "hist"))
 	next
 }
 {
 	s = $1
 	anygap = 1
-	g = val($5, "gap_ms")
+	g = kv_val($5, "gap_ms")
 	if (g == "") { gfailed[s]++; gfail_why[s] = substr($5, 4); next }
 	ng[s]++
 	gap[s, ng[s]] = g + 0
-	pre[s, ng[s]] = val($5, "pre_kill_gap_ms") + 0
+	pre[s, ng[s]] = kv_val($5, "pre_kill_gap_ms") + 0
 	rst[s, ng[s]] = ($4 == "na") ? 0 : $4 + 0
-	opens[s] += val($5, "open")
-	gerrors[s] += val($5, "errors")
-	per_kill[s] = per_kill[s] (per_kill[s] == "" ? "" : ", ") sprintf("%.0f", g) (val($5, "open") == 1 ? "+" : "") " (" $3 ")"
+	opens[s] += kv_val($5, "open")
+	gerrors[s] += kv_val($5, "errors")
+	per_kill[s] = per_kill[s] (per_kill[s] == "" ? "" : ", ") sprintf("%.0f", g) (kv_val($5, "open") == 1 ? "+" : "") " (" $3 ")"
 }
 
 # median/max of arr[s, 1..cnt], sorted in place into tmp
@@ -110,8 +101,8 @@ function own_key(   i, c, r, p, sc) {
 		if (sc[1] != "cas") continue
 		r = "raft" SUBSEP c; p = "paxos" SUBSEP c
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			sc[2], sc[3], fmt_rate(r, "ops"), ms(pctl(r, 50)), ms(pctl(r, 99)),
-			fmt_rate(p, "ops"), ms(pctl(p, 50)), ms(pctl(p, 99)),
+			sc[2], sc[3], fmt_rate(r, "ops"), us_ms(pctl(r, 50)), us_ms(pctl(r, 99)),
+			fmt_rate(p, "ops"), us_ms(pctl(p, 50)), us_ms(pctl(p, 99)),
 			ratio(p, r, "ops"), pratio(p, r, 50), per_op_cpu(r), per_op_cpu(p),
 			per_op_syncs(r), per_op_syncs(p), notes(r, p)
 	}
@@ -128,8 +119,8 @@ function one_key(   i, c, r, p, sc) {
 		if (sc[1] != "cas-one") continue
 		r = "raft" SUBSEP c; p = "paxos" SUBSEP c
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			sc[2], sc[3], fmt_rate(r, "ops"), fmt_rate(r, "swapped"), share(r), ms(pctl(r, 50)), ms(pctl(r, 99)),
-			fmt_rate(p, "ops"), fmt_rate(p, "swapped"), share(p), ms(pctl(p, 50)), ms(pctl(p, 99)),
+			sc[2], sc[3], fmt_rate(r, "ops"), fmt_rate(r, "swapped"), share(r), us_ms(pctl(r, 50)), us_ms(pctl(r, 99)),
+			fmt_rate(p, "ops"), fmt_rate(p, "swapped"), share(p), us_ms(pctl(p, 50)), us_ms(pctl(p, 99)),
 			ratio(p, r, "swapped"), notes(r, p)
 	}
 	print ""

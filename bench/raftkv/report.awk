@@ -9,15 +9,6 @@
 # Per-operation costs divide by total_ops, every operation of the cells'
 # runs (warm-up included), since the CPU and fsync counts cover the runs.
 
-function val(text, k,   m) {
-	if (match(text, "(^| )" k "=[^ ]*")) {
-		m = substr(text, RSTART, RLENGTH)
-		sub(/^ /, "", m)
-		return substr(m, length(k) + 2)
-	}
-	return ""
-}
-function ms(us) { return (us == "" || us < 0) ? "n/a" : sprintf("%.2f", us / 1000) }
 function has(c) { return sum[c, "secs"] > 0 }
 function ops_s(c) { return sum[c, "ops"] / sum[c, "secs"] }
 function pctl(c, q) { return hist_pct(c, q) }
@@ -46,17 +37,17 @@ FILENAME !~ /elections/ {
 	k = $1 SUBSEP c
 	if (substr($6, 1, 3) == "na=") { failed[k] = substr($6, 4); next }
 	rounds[k]++
-	hz = val($5, "hz")
-	if (val($5, "syncs") == "na") nosyncs[k] = 1
-	sum[k, "cpu_ticks"] += val($5, "cpu_ticks"); sum[k, "syncs"] += val($5, "syncs")
+	hz = kv_val($5, "hz")
+	if (kv_val($5, "syncs") == "na") nosyncs[k] = 1
+	sum[k, "cpu_ticks"] += kv_val($5, "cpu_ticks"); sum[k, "syncs"] += kv_val($5, "syncs")
 	split("secs ops total_ops errors", keys, " ")
-	for (i = 1; i <= 4; i++) sum[k, keys[i]] += val($6, keys[i])
-	hist_add(k, val($6, "hist"))
+	for (i = 1; i <= 4; i++) sum[k, keys[i]] += kv_val($6, keys[i])
+	hist_add(k, kv_val($6, "hist"))
 	next
 }
 {
-	t = val($0, "kill_to_first_write_ms")
-	if (t != "") { el[++nel] = t + 0; tries += val($0, "failed_tries") } else el_failed++
+	t = kv_val($0, "kill_to_first_write_ms")
+	if (t != "") { el[++nel] = t + 0; tries += kv_val($0, "failed_tries") } else el_failed++
 }
 
 function throughput(   i, c, d, e, split_c) {
@@ -71,7 +62,7 @@ function throughput(   i, c, d, e, split_c) {
 		d = "distsys" SUBSEP c; e = "etcd" SUBSEP c
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			split_c[1], split_c[2], split_c[3],
-			ops(d), ms(pctl(d, 50)), ms(pctl(d, 99)), ops(e), ms(pctl(e, 50)), ms(pctl(e, 99)),
+			ops(d), us_ms(pctl(d, 50)), us_ms(pctl(d, 99)), ops(e), us_ms(pctl(e, 50)), us_ms(pctl(e, 99)),
 			ratio(d, e), per_op_cpu(d), per_op_cpu(e), per_op_syncs(d), per_op_syncs(e),
 			(note(d) note(e) == "") ? "" : "distsys: " note(d) "; etcd: " note(e)
 	}
@@ -112,7 +103,7 @@ function targets(   r, a, b, x, dests) {
 	for (x = 1; x <= 2; x++) {
 		a = pctl("distsys" SUBSEP "put" SUBSEP "1" SUBSEP dests[x], 50)
 		b = pctl("etcd" SUBSEP "put" SUBSEP "1" SUBSEP dests[x], 50)
-		printf "| single-client put latency ≤ etcd's (p50), %s | %s ms vs %s ms | %s |\n", dests[x], ms(a), ms(b),
+		printf "| single-client put latency ≤ etcd's (p50), %s | %s ms vs %s ms | %s |\n", dests[x], us_ms(a), us_ms(b),
 			verdict(a <= b, a >= 0 && b >= 0)
 	}
 	printf "| median election-to-first-write < 1 s | %s ms | %s |\n", nel ? sprintf("%.0f", rank(50)) : "n/a",
