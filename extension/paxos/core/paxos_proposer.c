@@ -144,7 +144,13 @@ start_round(PaxosNode *p, Proposal *pr)
 
 	pr->in->fast = false;
 
-	px_use_round(p, (p->round > p->seen_round ? p->round : p->seen_round) + 1);
+	/*
+	 * A retry skips a round: a node on the one-round-trip path takes the
+	 * next round itself (b+), and would win every tie by node id against
+	 * a retry that took only the next one.
+	 */
+	px_use_round(p, (p->round > p->seen_round ? p->round : p->seen_round) +
+				 (pr->rounds > 0 ? 2 : 1));
 	pr->ballot.round = p->round;
 	pr->ballot.node = p->opt.id;
 	pr->phase = PH_PREPARE;
