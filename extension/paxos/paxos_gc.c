@@ -153,7 +153,7 @@ paxos_gc_intercept(const PaxosMessage *m)
 }
 
 /*
- * paxos_gc_chosen: a peer's answer that an instance we asked about is
+ * paxos_gc_decode_chosen: a peer's answer that an instance we asked about is
  * chosen (and collected there): decode it into *l (pointing into body).
  */
 bool

@@ -80,11 +80,12 @@ paxos_node_running(void)
 
 /*
  * core_options: every founder is a proposer, acceptor and learner; a
- * phase waits up to timeout_ms for a majority before it backs off by a
+ * phase waits up to timeout_ticks for a majority (at first: the core
+ * adapts it) before it backs off by a
  * random 1 .. 2 ticks, doubling with every round up to 16 times that.
  */
 static void
-core_options(const RaftPeers *founders, int tick_ms, int timeout_ms, PaxosOptions *opt)
+core_options(const RaftPeers *founders, int timeout_ticks, PaxosOptions *opt)
 {
 	memset(opt, 0, sizeof(*opt));
 	opt->id = (uint64) distsys_node_id;
@@ -92,7 +93,7 @@ core_options(const RaftPeers *founders, int tick_ms, int timeout_ms, PaxosOption
 	for (int i = 0; i < founders->n; i++)
 		opt->nodes[i] = founders->peer[i].id;
 	opt->n_acceptors = 0;
-	opt->timeout = Max(1, (timeout_ms + tick_ms - 1) / tick_ms);
+	opt->timeout = timeout_ticks;
 	opt->backoff = 2;
 	if (!pg_strong_random(&opt->seed, sizeof(opt->seed)))
 		opt->seed = (uint64) MyProcPid;
@@ -133,7 +134,7 @@ acceptor_files_lost(bool raft_fresh)
  * raft_fresh: the Raft log was started afresh now.
  */
 void
-paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms, bool raft_fresh)
+paxos_node_start(const RaftPeers *founders, int timeout_ticks, bool raft_fresh)
 {
 	PaxosOptions opt;
 	PaxosAcceptorState *recs;
@@ -161,7 +162,7 @@ paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms, bool ra
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("distsys paxos: cannot read the acceptor files: %s", err),
 				 errhint("Restore pg_distsys/paxos from a backup of this node; an acceptor that forgets its promises can let two values be chosen.")));
-	core_options(founders, tick_ms, timeout_ms, &opt);
+	core_options(founders, timeout_ticks, &opt);
 	core = paxos_new(&opt);
 	paxos_restore(core, round, recs, n);
 	/* decrees learned before a crash, not yet collected */
@@ -425,10 +426,11 @@ send(const PaxosReady *rd)
 }
 
 /*
- * paxos_node_handle_ready: every Ready, in paxos.h's order.
+ * handle_readies: every Ready, in paxos.h's order; false if the acceptor
+ * files failed (Paxos stopped here).
  */
-void
-paxos_node_handle_ready(void)
+static bool
+handle_readies(void)
 {
 	char		err[1024];
 
@@ -447,7 +449,7 @@ paxos_node_handle_ready(void)
 							err, sizeof(err)) != 0)
 		{
 			storage_failed(err);
-			return;
+			return false;
 		}
 		send(&rd);
 		if (rd.n_learned > 0)
@@ -463,13 +465,32 @@ paxos_node_handle_ready(void)
 		paxos_advance(core);
 		step_self();
 	}
-	if (core && !paxos_gc_run(core, disk, err, sizeof(err)))
+	return true;
+}
+
+/*
+ * paxos_node_handle_ready: the Readies, a collection pass if one is due,
+ * then the waiting requests; again while starting those made Readies, so
+ * a request that waited for its instance leaves in this loop of the
+ * worker, not a tick later.
+ */
+void
+paxos_node_handle_ready(void)
+{
+	char		err[1024];
+
+	do
 	{
-		storage_failed(err);
-		return;
-	}
-	/* an instance an answered request held may be free for a waiting one */
-	paxos_node_retry();
+		if (!handle_readies())
+			return;
+		if (core && !paxos_gc_run(core, disk, err, sizeof(err)))
+		{
+			storage_failed(err);
+			return;
+		}
+		/* an instance an answered request held may be free for a waiting one */
+		paxos_node_retry();
+	} while (core && paxos_has_ready(core));
 }
 
 /*

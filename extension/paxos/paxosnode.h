@@ -72,8 +72,7 @@ extern bool paxos_request_decode(const uint8 *buf, size_t len, PaxosRequest *req
 /* ---- paxos_node.c: the worker ---- */
 
 extern bool paxos_is_member(const RaftPeers *founders, uint64 self);
-extern void paxos_node_start(const RaftPeers *founders, int tick_ms, int timeout_ms,
-							 bool raft_fresh);
+extern void paxos_node_start(const RaftPeers *founders, int timeout_ticks, bool raft_fresh);
 extern bool paxos_node_running(void);
 extern void paxos_node_tick(void);
 extern void paxos_node_item(uint64 from, uint8 kind, const uint8 *body, size_t len);

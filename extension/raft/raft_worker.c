@@ -517,8 +517,7 @@ paxos_run(void)
 {
 	if (!paxos_node_running())
 		return;
-	paxos_node_retry();
-	paxos_node_handle_ready();
+	paxos_node_handle_ready();	/* ends with paxos_node_retry */
 	paxos_learn_catchup();
 }
 
@@ -745,7 +744,7 @@ raft_worker_main(Datum arg)
 	if (!pg_strong_random(&nonce, sizeof(nonce)))
 		nonce = (uint64) MyProcPid ^ (uint64) GetCurrentTimestamp();
 	open_doors(&peers, nonce);
-	paxos_node_start(&peers, RAFT_TICK_MS, distsys_raft_election_timeout_ms, fresh);
+	paxos_node_start(&peers, ms_to_ticks(distsys_raft_election_timeout_ms), fresh);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(LOG,
 			(errmsg("distsys raft: node %d runs Raft with %d voters, term " UINT64_FORMAT ", applied index " UINT64_FORMAT,
