@@ -16,6 +16,9 @@
 # - An ordinary role may read (paxos_read, paxos_learned, paxos_instances)
 #   but not call paxos_propose or paxos_cas, write distsys.paxos_learned
 #   or call raft_deliver; a member of distsys_raft_user may write.
+# - A member of distsys_raft_peer that sends malformed Paxos items (of each
+#   kind) or a forged catch-up row that is not JSON: they are dropped and
+#   logged, and Paxos goes on.
 # - A node stopped while instances are chosen learns them after its
 #   restart, with nobody proposing them again (catch-up).
 # - Acceptor state survives kill -9 at synchronous_commit = off: with one
@@ -177,6 +180,37 @@ is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_cas('k', '9', '10')}), 't',
 	'a member of distsys_raft_user may call paxos_cas');
 is(run($n1, q{SET ROLE mallory; SELECT distsys.paxos_propose('m1', '"mallory"')}), '"mallory"',
 	'and paxos_propose');
+
+# ---- a member of distsys_raft_peer (what another node's worker logs in
+# as) sending malformed Paxos items: each kind's decoder refuses its item,
+# logs it, and Paxos goes on; a forged catch-up answer whose value is not
+# JSON is dropped whole.
+durable_psql($n1, 'CREATE ROLE peer LOGIN IN ROLE distsys_raft_peer');
+my ($cluster) = slurp_file($n1->data_dir . '/pg_distsys/raft/identity') =~ /cluster_id=([0-9a-f]{32})/;
+sub envelope
+{
+	my ($c, $from, $to, $count) = @_;
+	return unpack('H*', 'DSRB') . $c . unpack('H*', pack('Q<Q<L<', $from, $to, $count));
+}
+sub item { my ($kind, $body) = @_; return sprintf('%02x', $kind) . unpack('H*', pack('L<', length $body)) . unpack('H*', $body); }
+my $junk = join '', map { item($_, "\xff\xff\xff") } 8 .. 11;
+my $off = -s $n1->logfile;
+run($n1, "SET ROLE peer; SELECT distsys.raft_deliver('\\x" . envelope($cluster, 2, 1, 4) . "$junk')");
+my $tell = pack('CL<Q<L<a*CL<a*Q<Q<', 0, 1, 1, 6, 'forged', 1, 4, '{bad', 1, 2);
+run($n1, "SET ROLE peer; SELECT distsys.raft_deliver('\\x" . envelope($cluster, 2, 1, 1) . item(10, $tell) . "')");
+is(run($n1, q{SELECT distsys.paxos_propose('after-junk', '1')}), '1',
+	'malformed Paxos items from a member are dropped and Paxos goes on');
+my $logged = 0;
+for (1 .. 100)
+{
+	my @m = slurp_file($n1->logfile, $off) =~
+	  /distsys paxos: a malformed (?:message|catch-up question|catch-up answer|chosen value) from node 2/g;
+	last if ($logged = @m) >= 4;
+	select(undef, undef, undef, 0.1);
+}
+is($logged, 4, 'each of the four is logged as malformed');
+is(run($n1, q{SELECT coalesce(distsys.paxos_learned('forged')::text, 'none')}), 'none',
+	'a forged catch-up row that is not JSON is not learned');
 
 # ---- catch-up: n3 is down while instances are chosen
 $n3->stop;

@@ -242,7 +242,10 @@ paxos_learn_ask(uint64 from, const uint8 *body, size_t len)
 	uint64		n;
 
 	if (len != 8)
+	{
+		elog(LOG, "distsys paxos: a malformed catch-up question from node " UINT64_FORMAT " was dropped", from);
 		return;
+	}
 	args[0] = Int64GetDatum((int64) raft_get_u64(body));
 	initStringInfo(&buf);
 	px_put_u8(&buf, 0);
@@ -322,7 +325,10 @@ paxos_learn_tell(uint64 from, const uint8 *body, size_t len)
 	more = px_take_u8(&r) == 1;
 	count = px_take_u32(&r);
 	if (!r.ok || count > len)
+	{
+		elog(LOG, "distsys paxos: a malformed catch-up answer from node " UINT64_FORMAT " was dropped", from);
 		return;
+	}
 	rows = palloc(sizeof(LearnedRow) * (count + 1));
 	for (uint32 i = 0; i < count; i++)
 	{
