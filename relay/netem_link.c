@@ -699,3 +699,20 @@ netem_reset(Netem *n, Link *l)
 	while (l->conns != NULL)
 		conn_close(l->conns, true);
 }
+
+/*
+ * netem_close_links: reset every connection, close every listener, free
+ * it all; at exit.
+ */
+void
+netem_close_links(Netem *n)
+{
+	for (int i = 0; i < n->nlinks; i++)
+	{
+		netem_reset(n, n->links[i]);
+		close(n->links[i]->listener.fd);
+		free(n->links[i]);
+	}
+	n->nlinks = 0;
+	netem_free_dead();
+}
