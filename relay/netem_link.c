@@ -532,12 +532,14 @@ flow_read(Netem *n, Link *l, Flow *f, int dir, int from_fd, int to_fd)
 static void
 conn_watch(Netem *n, Conn *c)
 {
+	int			held = c->link->held;
 	uint32_t	ce = 0,
 				te = 0;
 
+	/* a held direction writes nothing: watching its writability would spin */
 	if (!c->up.eof && c->up.queued < n->max_queue)
 		ce |= EPOLLIN;
-	if (c->down.blocked)
+	if (c->down.blocked && !(held & NETEM_DOWN))
 		ce |= EPOLLOUT;
 	if (!c->connected)
 		te = EPOLLOUT;
@@ -545,7 +547,7 @@ conn_watch(Netem *n, Conn *c)
 	{
 		if (!c->down.eof && c->down.queued < n->max_queue)
 			te |= EPOLLIN;
-		if (c->up.blocked)
+		if (c->up.blocked && !(held & NETEM_UP))
 			te |= EPOLLOUT;
 	}
 	netem_watch(n, &c->client, ce);

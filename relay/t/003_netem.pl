@@ -140,6 +140,14 @@ sub round_trip
 	return ($got, time - $t);
 }
 
+# cpu_seconds PID: user and system time the process has used
+sub cpu_seconds
+{
+	open my $fh, '<', "/proc/$_[0]/stat" or return 0;
+	my @f = split / /, (<$fh> =~ s/^.*\) //r);
+	return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+}
+
 my $echo = echo_server();
 
 # ---- options refused ----
@@ -194,6 +202,9 @@ is(read_bytes($s, 4, 0.5), '', 'nothing comes back while partitioned');
 my $late = connect_to($port);
 syswrite($late, 'waiting');
 is(read_bytes($late, 7, 0.3), '', 'a connection made during the partition gets no answer');
+my $cpu = cpu_seconds($m->{h}{KIDS}[0]{PID});
+sleep 1;
+cmp_ok(cpu_seconds($m->{h}{KIDS}[0]{PID}) - $cpu, '<', 0.5, 'holding bytes does not spin (CPU seconds in 1 s)');
 is(command($m, 'heal e'), 'ok heal e', 'healed');
 is(read_bytes($s, 4, $WAIT), 'held', 'the held bytes are delivered after the heal');
 is(read_bytes($late, 7, $WAIT), 'waiting', 'and the waiting connection is connected');
