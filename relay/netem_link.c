@@ -616,6 +616,14 @@ netem_conn_event(Netem *n, NetemFd *f, uint32_t events)
 
 	if (c->dead)
 		return;
+	if (events & EPOLLERR)
+	{
+		/* a reset or a failed connect: the other side sees a reset too */
+		if (f->kind == FD_TARGET && !c->connected)
+			target_connected(c);	/* logs why */
+		conn_close(c, true);
+		return;
+	}
 
 	if (f->kind == FD_TARGET && !c->connected)
 	{
