@@ -5,6 +5,8 @@
 # - Node 1 routes node 2 through "localhost" with an application_name:
 #   node 2 sees node 1's transport connect under that name (the route is
 #   what is dialed), and with node 1 leading, an entry reaches node 2.
+#   Its route for node 4, not a member then, is dialed once raft_add_node
+#   adds node 4.
 # - Node 1 routes node 2 to a port where nothing listens: with node 1
 #   leading, node 1 never reaches node 2 (raft_members on node 1: no
 #   contact and no match index for node 2, both for node 3; node 1's log
@@ -46,8 +48,11 @@ sub stale
 }
 
 # A route that works: node 2 by another name, and an application_name
-# that shows on node 2 which URI node 1 dialed.
-route($n1, '2=postgresql://localhost:' . $n2->port . '/postgres?application_name=route_1_to_2');
+# that shows on node 2 which URI node 1 dialed; likewise for node 4,
+# which joins later.
+my $n4 = PostgreSQL::Test::Cluster->new('routes_4');
+route($n1, '2=postgresql://localhost:' . $n2->port . '/postgres?application_name=route_1_to_2'
+	  . ' 4=postgresql://localhost:' . $n4->port . '/postgres?application_name=route_1_to_4');
 ok(lead(1, @n), 'with a route for node 2 on node 1, the cluster elects node 1');
 ok($n2->poll_query_until('postgres',
 	"SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'route_1_to_2'"),
@@ -55,6 +60,24 @@ ok($n2->poll_query_until('postgres',
 $n1->safe_psql('postgres', q{SELECT distsys.raft_put('a', '1')});
 ok($n2->poll_query_until('postgres', q{SELECT distsys.raft_get('a', 'stale') = '1'}),
 	'an entry node 1 leads reaches node 2 through the route');
+
+my $peers = $n1->safe_psql('postgres', 'SHOW distsys.peers');
+$n4->init;
+$n4->append_conf('postgresql.conf',
+	"listen_addresses = '127.0.0.1'\ndistsys.node_id = 4\n"
+	  . "distsys.peers = '$peers'\ndistsys.raft_join = on\n");
+$n4->start;
+durable_psql($n4, 'CREATE EXTENSION distsys');
+$n1->safe_psql('postgres', "SELECT distsys.raft_add_node(4, '" . raft_uri($n4) . "')");
+ok($n4->poll_query_until('postgres', q{SELECT distsys.raft_get('a', 'stale') = '1'}),
+	'node 4, added later, catches up');
+ok($n4->poll_query_until('postgres',
+	"SELECT count(*) > 0 FROM pg_stat_activity WHERE application_name = 'route_1_to_4'"),
+	'node 1 reaches node 4 at its route, listed before node 4 was a member');
+$n1->safe_psql('postgres', 'SELECT distsys.raft_remove_node(4)');
+ok($n1->poll_query_until('postgres', 'SELECT count(*) = 3 FROM distsys.raft_members'),
+	'node 4 is removed again');
+$n4->stop;
 
 # A route to a dead port: node 2 is stopped meanwhile, so that node 3
 # leads while node 1 restarts and can hand leadership to node 1.
