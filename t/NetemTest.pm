@@ -21,7 +21,7 @@ use DistsysTest qw(slurp durable_psql);
 use RaftTest qw(raft_uri);
 use RelayTest qw(mock_control wait_until);
 
-our @EXPORT = qw(netem_raft_cluster netem_command netem_stats netem_links_of netem_stop);
+our @EXPORT = qw(start_netem netem_raft_cluster netem_command netem_stats netem_links_of netem_stop);
 
 my $tmp = $ENV{TESTDIR} ? "$ENV{TESTDIR}/tmp_check" : '/tmp';
 

@@ -35,6 +35,7 @@ int			distsys_dtx_lock_timeout_ms = 10000;
 int			distsys_dtx_prepared_reserve = 2;
 int			distsys_dtx_fault = DTX_FAULT_NONE;
 bool		distsys_dtx_last_agent = true;
+bool		distsys_dtx_async_finish = false;
 int			distsys_dtx_recovery_interval_s = 5;
 char	   *distsys_dtx_recovery_database = NULL;
 int			distsys_node_id = 0;
@@ -122,6 +123,13 @@ distsys_define_dtx_gucs(void)
 							 "Saves the coordinator's decision record and its WAL flush; off: the coordinator always records the decision.",
 							 &distsys_dtx_last_agent,
 							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("distsys.dtx_async_finish",
+							 "Answer COMMIT once the distributed transaction's decision is durable, without waiting for the nodes' COMMIT PREPARED.",
+							 "The nodes' COMMIT PREPARED is sent and its answer read before the session next uses the node; until it arrives, other sessions may still see the old rows there.",
+							 &distsys_dtx_async_finish,
+							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("distsys.dtx_prepared_reserve",
