@@ -926,7 +926,9 @@ finish(DtxParticipant **ps, int n, bool committed)
 	for (i = 0; i < n; i++)
 	{
 		ps[i]->state = DTX_IDLE;
-		ps[i]->xid = 0;
+		/* dtx_finish_read may still ask the node about this xid */
+		if (!ps[i]->finishing)
+			ps[i]->xid = 0;
 		ps[i]->depth = ps[i]->release_from = 0;
 		ps[i]->broken = ps[i]->stalled = ps[i]->begin_unconfirmed = false;
 	}
