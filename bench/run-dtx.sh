@@ -634,30 +634,30 @@ cell() {
 	return 0
 }
 
-# summary MODE CLIENTS N RTT: "tps p50_ms p99_ms errors partial na notices"
-# over all rounds.
+# summary MODE CLIENTS N RTT: "tps p50_ms p99_ms errors partial na notices
+# mean_ms" over all rounds.
 summary() {
-	local k tps p50 p99 lat="$DS_WORK/lat-$1-$2-$3-$4"
+	local k tps p50 p99 mean lat="$DS_WORK/lat-$1-$2-$3-$4"
 	k=$(key "$@")
 	tps=$(awk -F'\t' -v k="$k" -v ms="$RUN_MS" '
 		$1 == k { if (match($2, /transfers=[0-9]+/)) n += substr($2, RSTART + 10, RLENGTH - 10) }
 		END { printf "%.0f", n / (ms / 1000) }' "$RESULTS")
 	if [ -s "$lat" ]; then
-		read -r p50 p99 < <(sort -n "$lat" | awk '
-			{ a[NR] = $1 }
+		read -r p50 p99 mean < <(sort -n "$lat" | awk '
+			{ a[NR] = $1; s += $1 }
 			END { i = int(0.50 * (NR - 1)) + 1; j = int(0.99 * (NR - 1)) + 1
-				  printf "%.2f %.2f\n", a[i] / 1000, a[j] / 1000 }')
+				  printf "%.2f %.2f %.2f\n", a[i] / 1000, a[j] / 1000, s / NR / 1000 }')
 	else
-		p50=n/a p99=n/a
+		p50=n/a p99=n/a mean=n/a
 	fi
-	awk -F'\t' -v k="$k" -v tps="$tps" -v p50="$p50" -v p99="$p99" '
+	awk -F'\t' -v k="$k" -v tps="$tps" -v p50="$p50" -v p99="$p99" -v mean="$mean" '
 		$1 == k {
 			if (match($2, /errors=[0-9]+/)) e += substr($2, RSTART + 7, RLENGTH - 7)
 			if (match($2, /partial=[0-9]+/)) p += substr($2, RSTART + 8, RLENGTH - 8)
 			if (match($2, /notices=[0-9]+/)) w += substr($2, RSTART + 8, RLENGTH - 8)
 			if ($2 ~ /na=/) na++
 		}
-		END { printf "%s %s %s %d %d %d %d\n", tps, p50, p99, e, p, na, w }' "$RESULTS"
+		END { printf "%s %s %s %d %d %d %d %s\n", tps, p50, p99, e, p, na, w, mean }' "$RESULTS"
 }
 
 # cpu_row MODE CLIENTS N RTT: "C participants netem driver total", CPU
@@ -719,21 +719,21 @@ calc() {
 
 # cell_table: one line per cell, as the report's first table.
 cell_table() {
-	local rtt n clients mode tps p50 p99 errs partial na notices na_tps naive_tps
-	echo "| RTT ms | N | mode | clients | transfers/s | p50 ms | p99 ms | × non-atomic | × naive | failed transfers |"
-	echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+	local rtt n clients mode tps p50 p99 errs partial na notices mean na_tps naive_tps
+	echo "| RTT ms | N | mode | clients | transfers/s | p50 ms | mean ms | p99 ms | × non-atomic | × naive | failed transfers |"
+	echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for rtt in $RTTS; do
 		for n in $PARTICIPANTS; do
 			for clients in $CLIENT_COUNTS; do
 				read -r na_tps _ < <(summary nonatomic "$clients" "$n" "$rtt")
 				read -r naive_tps _ < <(summary naive "$clients" "$n" "$rtt")
 				for mode in $MODES; do
-					read -r tps p50 p99 errs partial na notices < <(summary "$mode" "$clients" "$n" "$rtt")
+					read -r tps p50 p99 errs partial na notices mean < <(summary "$mode" "$clients" "$n" "$rtt")
 					[ "$na" -eq 0 ] || errs="$errs ($na failed cell(s))"
 					[ "$partial" -eq 0 ] || errs="$errs ($partial half-done)"
 					[ "$notices" -eq 0 ] || errs="$errs ($notices server warning(s))"
-					printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rtt" "$n" "$mode" "$clients" \
-						"$tps" "$p50" "$p99" "$(ratio "$tps" "$na_tps")" "$(ratio "$tps" "$naive_tps")" "$errs"
+					printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rtt" "$n" "$mode" "$clients" \
+						"$tps" "$p50" "$mean" "$p99" "$(ratio "$tps" "$na_tps")" "$(ratio "$tps" "$naive_tps")" "$errs"
 				done
 			done
 		done

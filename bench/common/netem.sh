@@ -10,8 +10,10 @@
 #       start distsys-netem with its control FIFO, ports file and log in DIR
 #       (made if missing), every link delayed ONE_WAY_MS in each direction
 #       (decimals allowed; the round trip through one link is twice that).
-#       ARGS go to distsys-netem as they are (--link NAME=PORT:HOST:PORT,
-#       --jitter-ms J, --seed N...).  Returns once its listeners are bound.
+#       ARGS go to distsys-netem as they are: at least one --link
+#       NAME=LISTEN_PORT:HOST:PORT (it starts with one or more; LISTEN_PORT 0:
+#       the kernel picks one), --jitter-ms J, --seed N...  Returns once its
+#       listeners are bound.
 #   netem_link NAME TARGET_PORT [TARGET_HOST]
 #       add a link to TARGET_HOST (127.0.0.1):TARGET_PORT at run time and
 #       print the port it listens on.
