@@ -54,9 +54,12 @@
 # at exit.  C's node registry names each participant by the address the
 # coordinator should use: its proxy when the RTT goes through distsys-netem
 # (re-pointed with distsys.node_add for each RTT), else its port.  Every
-# cell runs the driver for a warm-up and a recording window, in rounds,
-# every other round in reverse order, so that a change in the machine's
-# load falls on all rows alike; the report adds the rounds up.  At the end
+# cell runs the driver for a warm-up and a recording window, in rounds
+# (each round goes through every RTT, N, client count and row; every other
+# round in reverse order of RTT and of row), so that a change in the
+# machine's load falls on all cells alike; the report adds the rounds up.
+# Each RTT also gets a "ping" cell, SELECT 1 on P1 from 1 client: what one
+# round trip through the emulator costs there.  At the end
 # it checks that the money is all there (each participant lost or gained
 # exactly what the completed transfers moved) and that no prepared
 # transaction is left.  Not a test: it never fails on a figure, only on a
@@ -156,7 +159,7 @@ write_driver() {
 
 	#define MAXP 8					/* participants per transfer, at most */
 
-	enum { NONATOMIC, NAIVE, DISTSYS };
+	enum { NONATOMIC, NAIVE, DISTSYS, PING };
 	static int mode = -1, clients = 1, rows = 10000, coord_decides = 0, nparts = 0;
 	static long warmup_ms = 500, run_ms = 2000;
 	static const char *p_conninfo[MAXP], *c_conninfo, *lat_file, *prefix = "x";
@@ -315,6 +318,8 @@ write_driver() {
 		for (k = 0; k < nparts; k++)
 			ids[k] = next_id(w);
 		switch (mode) {
+		case PING:
+			return run(w->p[0], "SELECT 1 on P1", "SELECT 1", 0, -1);
 		case NONATOMIC:
 			for (k = 0; k < nparts; k++)
 				if (!run(w->p[k], label(what, sizeof what, "UPDATE", k), "upd", ids[k], 1)) {
@@ -487,7 +492,8 @@ write_driver() {
 			const char *o = argv[i], *v = argv[i + 1];
 			if (!strcmp(o, "--mode"))
 				mode = !strcmp(v, "nonatomic") ? NONATOMIC : !strcmp(v, "naive") ? NAIVE
-					: !strcmp(v, "distsys") || !strcmp(v, "distsys-coord") ? DISTSYS : -1,
+					: !strcmp(v, "distsys") || !strcmp(v, "distsys-coord") ? DISTSYS
+					: !strcmp(v, "ping") ? PING : -1,
 				coord_decides = !strcmp(v, "distsys-coord");
 			else if (!strcmp(o, "--clients")) clients = atoi(v);
 			else if (!strcmp(o, "--participants")) nparts = atoi(v);
@@ -504,7 +510,7 @@ write_driver() {
 		}
 		if (i != argc || mode < 0 || clients < 1 || rows < 1 || nparts < 2 || nparts > MAXP ||
 			(mode == DISTSYS ? !c_conninfo : np_conninfo != nparts)) {
-			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys|distsys-coord --clients N "
+			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys|distsys-coord|ping --clients N "
 					"--participants N (2-%d) --rows N --warmup-ms N --run-ms N "
 					"(--p CONNINFO, once per participant | --coordinator CONNINFO) "
 					"[--lat-file FILE] [--prefix TEXT] [--postmasters PID,...] [--netem-pid PID]\n", MAXP);
@@ -607,14 +613,18 @@ key() { echo "$1|$2|$3|$4"; }
 # cell MODE CLIENTS N RTT ROUND: one driver run; appends to the results
 # and to the latencies of the cell, or an n/a line with its first error.
 cell() {
-	local mode=$1 clients=$2 n=$3 rtt=$4 round=$5 line err k target=()
-	if [ "${mode%-coord}" = distsys ]; then
+	local mode=$1 clients=$2 n=$3 rtt=$4 round=$5 line err k target=() parts=$3
+	if [ "$mode" = ping ]; then
+		# one round trip: SELECT 1 on P1 (the driver wants two participants)
+		parts=2
+		target=(--p "$(conninfo "${P_USE[1]}")" --p "$(conninfo "${P_USE[2]}")")
+	elif [ "${mode%-coord}" = distsys ]; then
 		target=(--coordinator "$(conninfo "$C_USE")")
 	else
 		for k in $(seq "$n"); do target+=(--p "$(conninfo "${P_USE[k]}")"); done
 	fi
 	if line=$(timeout $(((WARMUP_MS + RUN_MS / ROUNDS) / 1000 + 120)) "$DS_WORK/dtxbench" \
-		--mode "$mode" --clients "$clients" --participants "$n" --rows "$ROWS" \
+		--mode "$mode" --clients "$clients" --participants "$parts" --rows "$ROWS" \
 		--warmup-ms "$WARMUP_MS" --run-ms $((RUN_MS / ROUNDS)) "${target[@]}" \
 		--lat-file "$DS_WORK/lat-$mode-$clients-$n-$rtt" --prefix "r$round-$n-$rtt" \
 		--postmasters "$POSTMASTERS" --netem-pid "${NETEM_PID:-0}" \
@@ -776,16 +786,39 @@ base_rtt() {
 	return 0
 }
 
+# rt_cost RTT: what one round trip through the emulator adds at RTT over
+# the base RTT, ms: the ping cells' medians (SELECT 1 on P1) apart.
+rt_cost() {
+	calc "$(p50_of ping 1 1 "$1") - $(p50_of ping 1 1 "$(base_rtt)")"
+}
+
+# naive_rt_cost RTT N CLIENTS: what one round trip of a real transaction
+# costs at RTT over the base RTT, ms: the naive row's medians apart,
+# divided by its 4N round trips (which the driver itself sends, so none
+# is hidden).
+naive_rt_cost() {
+	calc "($(p50_of naive "$3" "$2" "$1") - $(p50_of naive "$3" "$2" "$(base_rtt)")) / (4 * $2)"
+}
+
+# ping_line: the ping cells, one round trip each.
+ping_line() {
+	local r
+	for r in $RTTS; do
+		printf 'RTT %s: %s ms (%s over RTT %s); ' "$r" "$(p50_of ping 1 1 "$r")" "$(rt_cost "$r")" "$(base_rtt)"
+	done | sed 's/; $//'
+}
+
 # accounting_table CLIENTS: per row and N, the protocol's round trips and
 # flushes, the median at the base RTT, and at each other RTT the median
-# against base + round trips x RTT, with the difference in round trips.
+# against base + round trips x RTT, with the difference in round trips,
+# nominal and at the cost of one round trip measured by the ping cells.
 accounting_table() {
-	local clients=$1 base n mode rt p0 p r line hdr="" sep=""
+	local clients=$1 base n mode rt p0 p r e line hdr="" sep=""
 	base=$(base_rtt)
 	[ -n "$base" ] || { echo "(no RTT 0 cell: no accounting)"; return 0; }
 	for r in $RTTS; do
 		[ "$r" = "$base" ] && continue
-		hdr="$hdr RTT $r: p50 / predicted (extra RTs) |"
+		hdr="$hdr RTT $r: p50 / predicted (extra RTs; at naive's RT) |"
 		sep="$sep---:|"
 	done
 	echo "| row | N | round trips (client↔C + C↔P + client↔P) | WAL flushes | p50 at RTT $base, ms |$hdr"
@@ -798,7 +831,8 @@ accounting_table() {
 			for r in $RTTS; do
 				[ "$r" = "$base" ] && continue
 				p=$(p50_of "$mode" "$clients" "$n" "$r")
-				line="$line $p / $(calc "$p0 + $rt * $r") ($(calc "($p - $p0 - $rt * $r) / $r")) |"
+				e=$(naive_rt_cost "$r" "$n" "$clients")
+				line="$line $p / $(calc "$p0 + $rt * $r") ($(calc "($p - $p0 - $rt * $r) / $r"); $(calc "($p - $p0 - $rt * $e) / $e")) |"
 			done
 			echo "$line"
 		done
@@ -809,9 +843,9 @@ accounting_table() {
 # distsys-coord against naive, and the latency distsys adds over
 # nonatomic against what its protocol's extra round trips explain.
 apart_table() {
-	local rtt n clients d dc nv na pd pn base added0 extra
+	local rtt n clients d dc nv pd pn base added0 extra
 	base=$(base_rtt)
-	echo "| RTT ms | N | clients | distsys ÷ naive | distsys-coord ÷ naive | p50 distsys − nonatomic, ms | protocol's extra RTs × RTT, ms | unexplained, RTs |"
+	echo "| RTT ms | N | clients | distsys ÷ naive | distsys-coord ÷ naive | p50 distsys − nonatomic, ms | protocol's extra RTs × RTT, ms | unexplained, RTs (at naive's RT) |"
 	echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for rtt in $RTTS; do
 		for n in $PARTICIPANTS; do
@@ -819,7 +853,6 @@ apart_table() {
 				read -r d _ < <(summary distsys "$clients" "$n" "$rtt")
 				read -r dc _ < <(summary distsys-coord "$clients" "$n" "$rtt")
 				read -r nv _ < <(summary naive "$clients" "$n" "$rtt")
-				read -r na _ < <(summary nonatomic "$clients" "$n" "$rtt")
 				pd=$(p50_of distsys "$clients" "$n" "$rtt")
 				pn=$(p50_of nonatomic "$clients" "$n" "$rtt")
 				extra=$(( $(round_trips distsys "$n") - $(round_trips nonatomic "$n") ))
@@ -828,15 +861,21 @@ apart_table() {
 				printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rtt" "$n" "$clients" \
 					"$(ratio "$d" "$nv")" "$(ratio "$dc" "$nv")" "$(calc "$pd - $pn")" \
 					"$(calc "$extra * $rtt")" \
-					"$(awk -v r="$rtt" 'BEGIN { exit !(r > 0) }' && calc "($pd - $pn - $added0 - $extra * $rtt) / $rtt" || echo -)"
+					"$(awk -v r="$rtt" 'BEGIN { exit !(r > 0) }' && unexplained "$pd - $pn - $added0" "$extra" "$rtt" "$(naive_rt_cost "$rtt" "$n" "$clients")" || echo -)"
 			done
 		done
 	done
 }
 
+# unexplained ADDED EXTRA RTT E: "X (Y)": ADDED (ms, an expression) less
+# EXTRA round trips, in round trips of RTT and (Y) of E ms.
+unexplained() {
+	echo "$(calc "($1 - $2 * $3) / $3") ($(calc "($1 - $2 * $4) / $4"))"
+}
+
 # targets: issue 18's targets, each cell that misses named.
 targets() {
-	local rtt n clients d nv miss=0 cells=0 pd pn base added0 extra over worst=""
+	local rtt n clients d nv miss=0 cells=0 pd pn base added0 extra over e worst=""
 	base=$(base_rtt)
 	for rtt in $RTTS; do
 		awk -v r="$rtt" 'BEGIN { exit !(r >= 0.5) }' || continue
@@ -864,14 +903,17 @@ targets() {
 			pn=$(p50_of nonatomic 1 "$n" "$rtt")
 			added0=$(calc "$(p50_of distsys 1 "$n" "$base") - $(p50_of nonatomic 1 "$n" "$base")")
 			extra=$(( $(round_trips distsys "$n") - $(round_trips nonatomic "$n") ))
-			over=$(calc "($pd - $pn - $added0 - $extra * $rtt) / $rtt")
+			# in round trips of what one cost the naive row (the emulator's
+			# and the wake-ups' share of a round trip falls on every row)
+			e=$(naive_rt_cost "$rtt" "$n" 1)
+			over=$(calc "($pd - $pn - $added0 - $extra * $e) / $e")
 			cells=$((cells + 1))
 			awk -v o="$over" 'BEGIN { exit !(o != "n/a" && o <= 0.5) }' ||
 				{ miss=$((miss + 1)); worst="$worst RTT $rtt N $n: $over RTs;"; }
 		done
 	done
 	[ "$cells" -gt 0 ] || return 0
-	echo "- latency distsys adds over nonatomic (1 client, p50, less what it adds at RTT $base) within its protocol's N+5 extra round trips (+ 0.5 RTT): $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
+	echo "- latency distsys adds over nonatomic (1 client, p50, less what it adds at RTT $base) within its protocol's N+5 extra round trips (+ 0.5), in round trips as the naive row paid them: $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
 }
 
 # check_money: whether every participant lost or gained what the completed
@@ -970,9 +1012,11 @@ report() {
 		echo "Issue 18: distsys against naive, and the latency distsys adds over non-atomic against its protocol's N+5 extra round trips (unexplained: what is left after the protocol's round trips and what distsys adds at RTT $(base_rtt), in RTTs):"
 		echo
 		apart_table
+		echo
+		echo "One round trip through the emulator (SELECT 1 on P1, 1 client, p50): $(ping_line)"
 		for clients in $CLIENT_COUNTS; do
 			echo
-			echo "Round trips and WAL flushes on the critical path against the median, $clients client(s) (predicted = p50 at RTT $(base_rtt) + round trips × RTT; extra RTs = (p50 - predicted) / RTT):"
+			echo "Round trips and WAL flushes on the critical path against the median, $clients client(s) (predicted = p50 at RTT $(base_rtt) + round trips × RTT; extra RTs = (p50 - predicted) / RTT; at naive's RT: the same with what one round trip of the naive row cost at that RTT and N (its p50 over RTT $(base_rtt)'s, ÷ 4N) in place of RTT):"
 			echo
 			accounting_table "$clients"
 		done
@@ -1004,7 +1048,7 @@ report() {
 }
 
 main() {
-	local started=$SECONDS round clients mode list rtt n k
+	local started=$SECONDS round clients mode list rtt rtts n k
 	ds_say "set-up" >&2
 	ds_install_packages
 	PQ_CFLAGS="-I$(pg_config --includedir)"
@@ -1041,15 +1085,22 @@ main() {
 	start_netem
 
 	LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-	for rtt in $RTTS; do
-		point_at "$rtt"
-		for n in $PARTICIPANTS; do
-			for clients in $CLIENT_COUNTS; do
-				ds_say "RTT $rtt ms, $n participants, $clients client(s)" >&2
-				for round in $(seq "$ROUNDS"); do
-					list=$MODES
-					# shellcheck disable=SC2086
-					[ $((round % 2)) -eq 1 ] || list=$(printf '%s\n' $MODES | tac | tr '\n' ' ')
+	# rounds outermost, every other one in reverse order of RTT and of row,
+	# so that a change in the machine's load falls on every cell alike
+	for round in $(seq "$ROUNDS"); do
+		rtts=$RTTS list=$MODES
+		if [ $((round % 2)) -eq 0 ]; then
+			# shellcheck disable=SC2086
+			rtts=$(printf '%s\n' $RTTS | tac | tr '\n' ' ')
+			# shellcheck disable=SC2086
+			list=$(printf '%s\n' $MODES | tac | tr '\n' ' ')
+		fi
+		for rtt in $rtts; do
+			point_at "$rtt"
+			[ "$round" -gt 1 ] || cell ping 1 1 "$rtt" 1
+			for n in $PARTICIPANTS; do
+				for clients in $CLIENT_COUNTS; do
+					ds_say "round $round of $ROUNDS: RTT $rtt ms, $n participants, $clients client(s)" >&2
 					for mode in $list; do
 						cell "$mode" "$clients" "$n" "$rtt" "$round"
 					done
