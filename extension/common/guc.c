@@ -39,6 +39,7 @@ int			distsys_dtx_recovery_interval_s = 5;
 char	   *distsys_dtx_recovery_database = NULL;
 int			distsys_node_id = 0;
 char	   *distsys_peers = NULL;
+char	   *distsys_raft_routes = NULL;
 char	   *distsys_raft_database = NULL;
 bool		distsys_raft_join = false;
 int			distsys_raft_election_timeout_ms = 150;
@@ -288,6 +289,12 @@ distsys_define_raft_gucs(void)
 							   "The Raft cluster's initial members as space-separated id=URI pairs, this node included.",
 							   "Bootstraps a new cluster; the same list on every member.",
 							   &distsys_peers, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("distsys.raft_routes",
+							   "This node's own URIs for other Raft members, as space-separated id=URI pairs.",
+							   "Dialed instead of the member's URI in distsys.peers or raft_nodes; per node, not part of the cluster id.",
+							   &distsys_raft_routes, "",
 							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 	DefineCustomBoolVariable("distsys.raft_join",
