@@ -99,7 +99,7 @@ while [ $# -gt 0 ]; do
 	--netem-at-zero) NETEM_AT_ZERO=yes ;;
 	--no-fsync) FSYNC=off ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,42p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/--report FILE/p' "$0"; exit 0 ;;
 	*) echo "run-dtx.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
