@@ -190,6 +190,7 @@ extern void dtx_marks_end_pass(List *still_prepared, bool all_listed);
 extern Size dtx_shmem_size(void);
 extern void dtx_shmem_init(void);
 extern void dtx_committing_set(uint64 id);
+extern void dtx_committing_linger(TimestampTz until);
 extern bool dtx_committing_now(uint64 id);
 extern uint64 dtx_registry_version(void);
 extern void dtx_registry_changed(void);

@@ -13,7 +13,18 @@
  * says nothing about a transaction that died before its commit.
  *
  * One pg_atomic_uint64 per PGPROC, written only by its own backend
- * (exchange: a full barrier), read by anyone; 0 means none.  A backend
+ * (exchange: a full barrier), read by anyone; 0 means none.
+ *
+ * With distsys.dtx_async_finish a committed transaction's COMMIT PREPARED
+ * is still on its way when the backend leaves its commit callback, so the
+ * id lingers in a second slot of the backend, with a deadline (the
+ * backend's distsys.dtx_commit_timeout): recovery leaves the id alone until
+ * then, as it would leave a backend that waits for the answers, instead of
+ * racing the statements in flight (a COMMIT PREPARED that finds the GID
+ * busy must report an unknown outcome).  Past the deadline, what did not
+ * arrive is recovery's.  A later transaction of the backend replaces the
+ * lingering id.  The deadline is written before the id and read after it,
+ * so a reader that sees an id never pairs it with an older deadline.  A backend
  * that dies abnormally takes shared memory with it (crash restart), one
  * that exits normally clears its slot on the way out.
  *
@@ -33,11 +44,19 @@
 #include "storage/ipc.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "distsys.h"
 #include "dtx.h"
 
+/*
+ * committing[nprocs]: the committing ids; then the registry version; then
+ * lingering ids [nprocs] and their deadlines [nprocs] (TimestampTz).
+ */
 static pg_atomic_uint64 *committing = NULL;
+
+#define LINGERING(i)	(&committing[dtx_nprocs() + 1 + (i)])
+#define LINGER_UNTIL(i) (&committing[2 * dtx_nprocs() + 1 + (i)])
 
 /*
  * dtx_nprocs: how many committing slots there are (one per PGPROC).
@@ -54,8 +73,8 @@ dtx_nprocs(void)
 Size
 dtx_shmem_size(void)
 {
-	/* one slot per process, and one for the node registry's version */
-	return mul_size(dtx_nprocs() + 1, sizeof(pg_atomic_uint64));
+	/* three slots per process, and one for the node registry's version */
+	return mul_size(3 * dtx_nprocs() + 1, sizeof(pg_atomic_uint64));
 }
 
 /*
@@ -69,7 +88,7 @@ dtx_shmem_init(void)
 	committing = ShmemInitStruct("distsys dtx committing", dtx_shmem_size(), &found);
 	if (found)
 		return;
-	for (int i = 0; i <= dtx_nprocs(); i++)
+	for (int i = 0; i <= 3 * dtx_nprocs(); i++)
 		pg_atomic_init_u64(&committing[i], 0);
 }
 
@@ -77,6 +96,8 @@ static void
 clear_at_exit(int code, Datum arg)
 {
 	dtx_committing_set(0);
+	if (committing != NULL)
+		(void) pg_atomic_exchange_u64(LINGERING(MyProc->pgprocno), 0);
 }
 
 /*
@@ -99,16 +120,37 @@ dtx_committing_set(uint64 id)
 }
 
 /*
- * dtx_committing_now: whether some backend is committing transaction id.
+ * dtx_committing_linger: the committing id of this backend (if any) stays
+ * published until until, in the lingering slot (see the banner); called
+ * before dtx_committing_set(0), so that the id is never unpublished in
+ * between.
+ */
+void
+dtx_committing_linger(TimestampTz until)
+{
+	uint64		id;
+
+	if (committing == NULL || (id = pg_atomic_read_u64(&committing[MyProc->pgprocno])) == 0)
+		return;
+	(void) pg_atomic_exchange_u64(LINGER_UNTIL(MyProc->pgprocno), (uint64) until);
+	(void) pg_atomic_exchange_u64(LINGERING(MyProc->pgprocno), id);
+}
+
+/*
+ * dtx_committing_now: whether some backend is committing transaction id,
+ * or lets it linger with its deadline not passed.
  */
 bool
 dtx_committing_now(uint64 id)
 {
+	TimestampTz now = GetCurrentTimestamp();
 	bool		found = false;
 
 	pg_memory_barrier();
 	for (int i = 0; i < dtx_nprocs() && !found; i++)
-		found = pg_atomic_read_u64(&committing[i]) == id;
+		found = pg_atomic_read_u64(&committing[i]) == id ||
+			(pg_atomic_read_u64(LINGERING(i)) == id &&
+			 (TimestampTz) pg_atomic_read_u64(LINGER_UNTIL(i)) > now);
 	pg_memory_barrier();
 	return found;
 }

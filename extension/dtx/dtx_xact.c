@@ -826,10 +826,13 @@ settle_busy(DtxParticipant *p)
  * without its answer, which dtx_finish_read reads before the session next
  * uses the node.  The decision is durable already; a node that does not
  * get the statement is finished by recovery, as after a failed round.
+ * Returns whether anything is left in flight.
  */
-static void
+static bool
 send_finish(DtxParticipant **ps, char **sqls, int n)
 {
+	bool		sent = false;
+
 	for (int i = 0; i < n; i++)
 	{
 		DtxParticipant *p = ps[i];
@@ -838,10 +841,11 @@ send_finish(DtxParticipant **ps, char **sqls, int n)
 			continue;
 		p->finishing_prepared = p->state == DTX_PREPARED;
 		if (remote_send(p->conn, sqls[i]))
-			p->busy = p->finishing = true;
+			sent = p->busy = p->finishing = true;
 		else
 			round_failed(p, NULL, sqls[i], false, true);
 	}
+	return sent;
 }
 
 /*
@@ -875,14 +879,16 @@ dtx_finish_read(DtxParticipant *p)
  * finish: after the local commit or abort, end every participant's remote
  * transaction the way the transaction ended, and forget it.  With a last
  * agent, its outcome is the transaction's; while it is unknown, prepared
- * participants are left to recovery.
+ * participants are left to recovery.  Returns whether statements were left
+ * in flight (distsys.dtx_async_finish).
  */
-static void
+static bool
 finish(DtxParticipant **ps, int n, bool committed)
 {
 	char	  **sqls = palloc0(sizeof(char *) * n);
 	bool	   *ok = palloc(sizeof(bool) * n);
 	bool		unknown = false;
+	bool		in_flight = false;
 	int			i;
 
 	if (last_agent != NULL)
@@ -920,7 +926,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 	if (committed)
 		fault_point(DTX_FAULT_AFTER_DECISION);
 	if (committed && distsys_dtx_async_finish)
-		send_finish(ps, sqls, n);
+		in_flight = send_finish(ps, sqls, n);
 	else
 		run_round(ps, sqls, n, committed ? ROUND_COMMIT : ROUND_ROLLBACK, ok);
 	for (i = 0; i < n; i++)
@@ -933,6 +939,7 @@ finish(DtxParticipant **ps, int n, bool committed)
 		ps[i]->broken = ps[i]->stalled = ps[i]->begin_unconfirmed = false;
 	}
 	last_agent = NULL;
+	return in_flight;
 }
 
 /*
@@ -952,7 +959,10 @@ dtx_xact_callback(XactEvent event, void *arg)
 			dtx_pre_commit(ps, n);
 			break;
 		case XACT_EVENT_COMMIT:
-			finish(ps, n, true);
+			/* recovery leaves what is in flight alone for a while */
+			if (finish(ps, n, true))
+				dtx_committing_linger(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																  distsys_dtx_commit_timeout_ms));
 			dtx_committing_set(0);
 			break;
 		case XACT_EVENT_ABORT:
