@@ -24,6 +24,8 @@
 #                          no delay (what the proxy itself costs; the
 #                          baseline of the accounting; on with --matrix)
 #     --clients LIST       client counts (default 1,8)
+#     --modes LIST         the rows to run (default: all six below; the
+#                          ratios need naive and nonatomic)
 #     --seconds N          recording time per cell (default 8)
 #     --rounds N           split it into N rounds (default 4; 2 with
 #                          --matrix)
@@ -44,6 +46,10 @@
 #   distsys-coord  the same with distsys.dtx_last_agent = off (PREPARE on
 #              all N at once, the decision recorded on C, COMMIT PREPARED
 #              on all N at once)
+#   distsys-async, distsys-coord-async  the two above with
+#              distsys.dtx_async_finish = on: COMMIT answers once the
+#              decision is durable, the COMMIT PREPARED round is sent and
+#              read before the session's next use of each node
 #   nonatomic  the N UPDATEs as autocommit statements on P1, ..., PN (not
 #              atomic: the limit)
 #   naive      BEGIN/UPDATE on P1, ..., PN, PREPARE TRANSACTION on each in
@@ -97,6 +103,7 @@ while [ $# -gt 0 ]; do
 	--rtt-ms) RTTS=$(echo "$2" | tr ',' ' '); shift ;;
 	--clients) CLIENT_COUNTS=$(echo "$2" | tr ',' ' '); shift ;;
 	--netem-at-zero) NETEM_AT_ZERO=yes ;;
+	--modes) MODES=$(echo "$2" | tr ',' ' '); shift ;;
 	--no-fsync) FSYNC=off ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
 	-h|--help) sed -n '2,/--report FILE/p' "$0"; exit 0 ;;
@@ -115,7 +122,7 @@ elif [ "$MODE" = quick ]; then
 	: "${RUN_MS:=4000}" "${WARMUP_MS:=300}" "${ROUNDS:=1}"
 fi
 : "${RUN_MS:=8000}" "${WARMUP_MS:=500}" "${ROUNDS:=4}" "${RTTS:=0}" "${PARTICIPANTS:=2}" "${CLIENT_COUNTS:=1 8}"
-MODES="distsys distsys-coord nonatomic naive"
+: "${MODES:=distsys distsys-coord distsys-async distsys-coord-async nonatomic naive}"
 MAXP=0
 for n in $PARTICIPANTS; do
 	case "$n" in
@@ -160,7 +167,7 @@ write_driver() {
 	#define MAXP 8					/* participants per transfer, at most */
 
 	enum { NONATOMIC, NAIVE, DISTSYS, PING };
-	static int mode = -1, clients = 1, rows = 10000, coord_decides = 0, nparts = 0;
+	static int mode = -1, clients = 1, rows = 10000, coord_decides = 0, async_finish = 0, nparts = 0;
 	static long warmup_ms = 500, run_ms = 2000;
 	static const char *p_conninfo[MAXP], *c_conninfo, *lat_file, *prefix = "x";
 	static int np_conninfo;
@@ -461,6 +468,8 @@ write_driver() {
 			w->c = connect_to(c_conninfo);
 			if (coord_decides)
 				quiet(w->c, "SET distsys.dtx_last_agent = off");
+			if (async_finish)
+				quiet(w->c, "SET distsys.dtx_async_finish = on");
 			for (k = 0; k < nparts; k++) {
 				snprintf(name, sizeof name, "s%d", k);
 				snprintf(sql, sizeof sql, "SELECT distsys.dtx_exec('p%d', "
@@ -492,9 +501,10 @@ write_driver() {
 			const char *o = argv[i], *v = argv[i + 1];
 			if (!strcmp(o, "--mode"))
 				mode = !strcmp(v, "nonatomic") ? NONATOMIC : !strcmp(v, "naive") ? NAIVE
-					: !strcmp(v, "distsys") || !strcmp(v, "distsys-coord") ? DISTSYS
+					: !strncmp(v, "distsys", 7) ? DISTSYS
 					: !strcmp(v, "ping") ? PING : -1,
-				coord_decides = !strcmp(v, "distsys-coord");
+				coord_decides = strstr(v, "-coord") != NULL,
+				async_finish = strstr(v, "-async") != NULL;
 			else if (!strcmp(o, "--clients")) clients = atoi(v);
 			else if (!strcmp(o, "--participants")) nparts = atoi(v);
 			else if (!strcmp(o, "--rows")) rows = atoi(v);
@@ -510,7 +520,7 @@ write_driver() {
 		}
 		if (i != argc || mode < 0 || clients < 1 || rows < 1 || nparts < 2 || nparts > MAXP ||
 			(mode == DISTSYS ? !c_conninfo : np_conninfo != nparts)) {
-			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys|distsys-coord|ping --clients N "
+			fprintf(stderr, "usage: dtxbench --mode nonatomic|naive|distsys[-coord][-async]|ping --clients N "
 					"--participants N (2-%d) --rows N --warmup-ms N --run-ms N "
 					"(--p CONNINFO, once per participant | --coordinator CONNINFO) "
 					"[--lat-file FILE] [--prefix TEXT] [--postmasters PID,...] [--netem-pid PID]\n", MAXP);
@@ -618,7 +628,7 @@ cell() {
 		# one round trip: SELECT 1 on P1 (the driver wants two participants)
 		parts=2
 		target=(--p "$(conninfo "${P_USE[1]}")" --p "$(conninfo "${P_USE[2]}")")
-	elif [ "${mode%-coord}" = distsys ]; then
+	elif [ "${mode%%-*}" = distsys ]; then
 		target=(--coordinator "$(conninfo "$C_USE")")
 	else
 		for k in $(seq "$n"); do target+=(--p "$(conninfo "${P_USE[k]}")"); done
@@ -683,7 +693,7 @@ cpu_row() {
 			  printf "%.0f %.0f %.0f %.0f %.0f\n", cc / n, p / n, ne / n, d / n, (cc + p + ne + d) / n }' "$RESULTS"
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
 
 # The sequential network round trips and WAL flushes on the critical path
 # of one transfer of MODE over N participants (parallel ones counted once;
@@ -696,10 +706,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 #   nonatomic      client<->P N; flushes N, one after another
 #   naive          client<->P 4N (BEGIN, UPDATE, PREPARE, COMMIT PREPARED
 #                  on each in turn); flushes 2N, one after another
+#   *-async        the COMMIT PREPARED round (a round trip and a flush)
+#                  leaves the critical path
 round_trips() {
 	case "$1" in
 	distsys) echo $((2 * $2 + 5)) ;;
-	distsys-coord) echo $((2 * $2 + 4)) ;;
+	distsys-coord|distsys-async) echo $((2 * $2 + 4)) ;;
+	distsys-coord-async) echo $((2 * $2 + 3)) ;;
 	nonatomic) echo "$2" ;;
 	naive) echo $((4 * $2)) ;;
 	esac
@@ -707,7 +720,8 @@ round_trips() {
 round_trips_split() {
 	case "$1" in
 	distsys) echo "$(($2 + 2)) + $(($2 + 3)) + 0" ;;
-	distsys-coord) echo "$(($2 + 2)) + $(($2 + 2)) + 0" ;;
+	distsys-coord|distsys-async) echo "$(($2 + 2)) + $(($2 + 2)) + 0" ;;
+	distsys-coord-async) echo "$(($2 + 2)) + $(($2 + 1)) + 0" ;;
 	nonatomic) echo "0 + 0 + $2" ;;
 	naive) echo "0 + 0 + $((4 * $2))" ;;
 	esac
@@ -715,6 +729,7 @@ round_trips_split() {
 flushes() {
 	case "$1" in
 	distsys|distsys-coord) echo 3 ;;
+	distsys-async|distsys-coord-async) echo 2 ;;
 	nonatomic) echo "$2" ;;
 	naive) echo $((2 * $2)) ;;
 	esac
@@ -843,23 +858,26 @@ accounting_table() {
 # distsys-coord against naive, and the latency distsys adds over
 # nonatomic against what its protocol's extra round trips explain.
 apart_table() {
-	local rtt n clients d dc nv pd pn base added0 extra
+	local rtt n clients d dc da dca nv pd pn base added0 extra
 	base=$(base_rtt)
-	echo "| RTT ms | N | clients | distsys ÷ naive | distsys-coord ÷ naive | p50 distsys − nonatomic, ms | protocol's extra RTs × RTT, ms | unexplained, RTs (at naive's RT) |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| RTT ms | N | clients | distsys ÷ naive | distsys-coord ÷ naive | distsys-async ÷ naive | distsys-coord-async ÷ naive | p50 distsys − nonatomic, ms | protocol's extra RTs × RTT, ms | unexplained, RTs (at naive's RT) |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for rtt in $RTTS; do
 		for n in $PARTICIPANTS; do
 			for clients in $CLIENT_COUNTS; do
 				read -r d _ < <(summary distsys "$clients" "$n" "$rtt")
 				read -r dc _ < <(summary distsys-coord "$clients" "$n" "$rtt")
+				read -r da _ < <(summary distsys-async "$clients" "$n" "$rtt")
+				read -r dca _ < <(summary distsys-coord-async "$clients" "$n" "$rtt")
 				read -r nv _ < <(summary naive "$clients" "$n" "$rtt")
 				pd=$(p50_of distsys "$clients" "$n" "$rtt")
 				pn=$(p50_of nonatomic "$clients" "$n" "$rtt")
 				extra=$(( $(round_trips distsys "$n") - $(round_trips nonatomic "$n") ))
 				added0=n/a
 				[ -z "$base" ] || added0=$(calc "$(p50_of distsys "$clients" "$n" "$base") - $(p50_of nonatomic "$clients" "$n" "$base")")
-				printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rtt" "$n" "$clients" \
-					"$(ratio "$d" "$nv")" "$(ratio "$dc" "$nv")" "$(calc "$pd - $pn")" \
+				printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$rtt" "$n" "$clients" \
+					"$(ratio "$d" "$nv")" "$(ratio "$dc" "$nv")" "$(ratio "$da" "$nv")" "$(ratio "$dca" "$nv")" \
+					"$(calc "$pd - $pn")" \
 					"$(calc "$extra * $rtt")" \
 					"$(awk -v r="$rtt" 'BEGIN { exit !(r > 0) }' && unexplained "$pd - $pn - $added0" "$extra" "$rtt" "$(naive_rt_cost "$rtt" "$n" "$clients")" || echo -)"
 			done
@@ -885,15 +903,25 @@ unexplained() {
 	echo "$(calc "($1 - $2 * $3) / $3") ($(in_rts "$1 - $2 * $4" "$4" "$3"))"
 }
 
-# targets: issue 18's targets, each cell that misses named.
+# targets: issue 18's targets for each distsys row of the run, each cell
+# that misses named.
 targets() {
-	local rtt n clients d nv miss=0 cells=0 pd pn base added0 extra over e worst=""
+	local dmode
+	for dmode in $MODES; do
+		[ "${dmode%%-*}" = distsys ] && mode_targets "$dmode"
+	done
+	return 0
+}
+
+# mode_targets MODE: the targets for one distsys row.
+mode_targets() {
+	local dm=$1 rtt n clients d nv miss=0 cells=0 pd pn base added0 extra over e worst=""
 	base=$(base_rtt)
 	for rtt in $RTTS; do
 		awk -v r="$rtt" 'BEGIN { exit !(r >= 0.5) }' || continue
 		for n in $PARTICIPANTS; do
 			for clients in $CLIENT_COUNTS; do
-				read -r d _ < <(summary distsys "$clients" "$n" "$rtt")
+				read -r d _ < <(summary "$dm" "$clients" "$n" "$rtt")
 				read -r nv _ < <(summary naive "$clients" "$n" "$rtt")
 				cells=$((cells + 1))
 				awk -v a="$d" -v b="$nv" 'BEGIN { exit !(a > b) }' ||
@@ -902,19 +930,19 @@ targets() {
 		done
 	done
 	if [ "$cells" -eq 0 ]; then
-		echo "- distsys faster than naive at every RTT >= 0.5 ms: no such RTT in this run"
+		echo "- $dm faster than naive at every RTT >= 0.5 ms: no such RTT in this run"
 	else
-		echo "- distsys faster than naive at every RTT >= 0.5 ms, every N, 1 and 8 clients: $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
+		echo "- $dm faster than naive at every RTT >= 0.5 ms, every N, 1 and 8 clients: $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
 	fi
 	[ -n "$base" ] && echo " $CLIENT_COUNTS " | grep -q ' 1 ' || return 0
 	miss=0 cells=0 worst=""
 	for rtt in $RTTS; do
 		awk -v r="$rtt" 'BEGIN { exit !(r >= 0.5) }' || continue
 		for n in $PARTICIPANTS; do
-			pd=$(p50_of distsys 1 "$n" "$rtt")
+			pd=$(p50_of "$dm" 1 "$n" "$rtt")
 			pn=$(p50_of nonatomic 1 "$n" "$rtt")
-			added0=$(calc "$(p50_of distsys 1 "$n" "$base") - $(p50_of nonatomic 1 "$n" "$base")")
-			extra=$(( $(round_trips distsys "$n") - $(round_trips nonatomic "$n") ))
+			added0=$(calc "$(p50_of "$dm" 1 "$n" "$base") - $(p50_of nonatomic 1 "$n" "$base")")
+			extra=$(( $(round_trips "$dm" "$n") - $(round_trips nonatomic "$n") ))
 			# in round trips of what one cost the naive row (the emulator's
 			# and the wake-ups' share of a round trip falls on every row)
 			e=$(naive_rt_cost "$rtt" "$n" 1)
@@ -925,7 +953,7 @@ targets() {
 		done
 	done
 	[ "$cells" -gt 0 ] || return 0
-	echo "- latency distsys adds over nonatomic at every RTT >= 0.5 ms (1 client, p50, less what it adds at RTT $base) within its protocol's N+5 extra round trips (+ 0.5), in round trips as the naive row paid them: $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
+	echo "- latency $dm adds over nonatomic at every RTT >= 0.5 ms (1 client, p50, less what it adds at RTT $base) within its protocol's extra round trips (+ 0.5), in round trips as the naive row paid them: $([ "$miss" -eq 0 ] && echo "met ($cells cells)" || echo "not met in $miss of $cells cells:${worst%;}")"
 }
 
 # check_money: whether every participant lost or gained what the completed
@@ -1011,6 +1039,7 @@ report() {
 	echo "- One C driver (libpq, a thread and own connections per client, prepared statements); a transfer over N participants is -1 on a random account of each of P1..P(N-1) and +(N-1) on one of PN:"
 	echo "  distsys = BEGIN; dtx_exec('p1', UPDATE); ...; dtx_exec('pN', UPDATE); COMMIT on C (the last agent: PREPARE on P1..P(N-1) at once, one-phase COMMIT on PN decides, COMMIT PREPARED on P1..P(N-1) at once);"
 	echo "  distsys-coord = the same with distsys.dtx_last_agent = off (PREPARE on all at once, decision row committed on C, COMMIT PREPARED on all at once);"
+	echo "  distsys-async, distsys-coord-async = those two with distsys.dtx_async_finish = on (COMMIT answers at the durable decision; the COMMIT PREPARED round is sent, and read before the session's next use of each node);"
 	echo "  non-atomic = autocommit UPDATE on P1, ..., then on PN (the limit);"
 	echo "  naive = BEGIN + UPDATE on P1..PN in turn, PREPARE TRANSACTION on each in turn, COMMIT PREPARED on each in turn"
 	echo
