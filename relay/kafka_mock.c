@@ -35,6 +35,7 @@
 
 #include "kafka_mock.h"
 #include "log.h"
+#include "util.h"
 
 #ifndef DISTSYS_VERSION
 #define DISTSYS_VERSION "1.0"
@@ -387,37 +388,6 @@ mock_create_topics(const MockOptions *opts, MockCluster *mc)
 }
 
 /*
- * mock_write_bootstrap_file: write "bootstraps\n" to path so that a reader
- * sees either no file or the whole line: write a temporary file next to it,
- * sync it, rename it into place.  Exits 1 on failure.
- */
-static void
-mock_write_bootstrap_file(const char *path, const char *bootstraps)
-{
-	char		tmp[PATH_MAX];
-	FILE	   *f;
-	bool		ok;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid()) >= (int) sizeof(tmp))
-		mock_startup_failed("--bootstrap-file path \"%s\" is too long", path);
-	f = fopen(tmp, "w");
-	if (f == NULL)
-		mock_startup_failed("cannot create \"%s\": %s", tmp, strerror(errno));
-
-	ok = fprintf(f, "%s\n", bootstraps) > 0 && fflush(f) == 0 &&
-		fsync(fileno(f)) == 0;
-	ok = (fclose(f) == 0) && ok;
-	if (!ok || rename(tmp, path) != 0)
-	{
-		int			save_errno = errno;
-
-		unlink(tmp);
-		mock_startup_failed("cannot write bootstrap file \"%s\": %s",
-							path, strerror(save_errno));
-	}
-}
-
-/*
  * mock_on_control_line: control channel callback; runs one command.
  */
 static void
@@ -497,7 +467,15 @@ main(int argc, char **argv)
 
 	bootstraps = rd_kafka_mock_cluster_bootstraps(mc.mcluster);
 	if (opts.bootstrap_file != NULL)
-		mock_write_bootstrap_file(opts.bootstrap_file, bootstraps);
+	{
+		StrBuf		text = {0};
+
+		strbuf_printf(&text, "%s\n", bootstraps);
+		if (!write_file_atomically(opts.bootstrap_file, text.data,
+								   errbuf, sizeof(errbuf)))
+			mock_startup_failed("%s", errbuf);
+		strbuf_free(&text);
+	}
 	printf("%s\n", bootstraps);
 	fflush(stdout);
 	log_info("listening on %s with %d broker(s)", bootstraps, opts.brokers);

@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * kafka_mock.h
- *	  Shared declarations of distsys-kafka-mock: the cluster handle, the
- *	  control channel and the control commands.
+ *	  Shared declarations of distsys-kafka-mock: the cluster handle and the
+ *	  control commands (the control channel: control_channel.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -15,10 +15,11 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
+#include "control_channel.h"
+
 #define MOCK_PROGNAME		"distsys-kafka-mock"
 #define MOCK_MAX_BROKERS	9
 #define MOCK_ERRMSG_MAX		256
-#define CONTROL_LINE_MAX	1024
 
 /* The running mock cluster and the handle that owns it. */
 typedef struct MockCluster
@@ -27,29 +28,6 @@ typedef struct MockCluster
 	rd_kafka_mock_cluster_t *mcluster;
 	int			broker_cnt;
 } MockCluster;
-
-/*
- * The control channel: a FIFO that is reopened after each writer closes it,
- * or stdin, which is read until end of file.  buf holds the start of a line
- * whose newline has not arrived yet.
- */
-typedef struct ControlChannel
-{
-	const char *path;			/* FIFO path, or NULL for stdin */
-	bool		created;		/* we made the FIFO, so we remove it */
-	int			fd;				/* -1 once stdin has reached end of file */
-	char		buf[CONTROL_LINE_MAX];
-	size_t		len;
-	bool		overlong;		/* dropping the rest of a too-long line */
-} ControlChannel;
-
-typedef void (*ControlLineFn) (const char *line, void *arg);
-
-/* kafka_mock_channel.c */
-extern bool control_open(ControlChannel *ch, const char *path,
-						 char *errbuf, size_t errlen);
-extern bool control_read(ControlChannel *ch, ControlLineFn fn, void *arg);
-extern void control_close(ControlChannel *ch);
 
 /* kafka_mock_cmd.c */
 extern void mock_command_run(MockCluster *mc, const char *line);

@@ -1,4 +1,5 @@
-# relay/relay.mk: builds distsys-relay and distsys-kafka-mock.
+# relay/relay.mk: builds distsys-relay, distsys-kafka-mock and distsys-netem
+# (the network emulator of the tests and benchmarks among nodes).
 #
 # Included from the root Makefile.  These are ordinary client programs: they
 # link libpq and librdkafka and never include postgres.h.  extension/msg is
@@ -17,8 +18,11 @@ RELAY_OBJS    = relay/main.o relay/loop.o relay/db.o relay/relay.o relay/outbox.
 				relay/lanes.o relay/metrics.o relay/queue.o \
 				relay/consume.o relay/consume_db.o relay/consume_kafka.o \
 				$(RELAY_COMMON)
-MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/log.o relay/util.o
-RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock
+MOCK_OBJS     = $(patsubst %.c,%.o,$(wildcard relay/kafka_mock*.c)) relay/control_channel.o \
+				relay/log.o relay/util.o
+NETEM_OBJS    = relay/netem_main.o relay/netem_link.o relay/netem_cmd.o relay/control_channel.o \
+				relay/log.o relay/util.o relay/signals.o
+RELAY_BINS    = relay/distsys-relay relay/distsys-kafka-mock relay/distsys-netem
 
 relay/%.o: relay/%.c $(wildcard relay/*.h) extension/msg/distsys_protocol.h
 	$(RELAY_CC) $(RELAY_CFLAGS) -c -o $@ $<
@@ -28,6 +32,10 @@ relay/distsys-relay: $(RELAY_OBJS)
 
 relay/distsys-kafka-mock: $(MOCK_OBJS)
 	$(RELAY_CC) -o $@ $^ $(RELAY_LIBS)
+
+# distsys-netem needs neither libpq nor librdkafka
+relay/distsys-netem: $(NETEM_OBJS)
+	$(RELAY_CC) -o $@ $^ -lm
 
 .PHONY: relay install-relay
 relay: $(RELAY_BINS)

@@ -5,7 +5,8 @@
  *	  distsys-kafka-mock: a growable string (StrBuf), the one JSON string
  *	  escaper, the one escaper of untrusted bytes (log lines, dead
  *	  letters), a strict UTF-8 check, the one ISO 8601 timestamp formatter,
- *	  and one_line for libpq's multi-line messages.
+ *	  one_line for libpq's multi-line messages, and a file replaced whole
+ *	  (write_file_atomically).
  *
  * Nothing here keeps state: every function works on what it is given, so
  * any thread may call it (log.c does, from librdkafka's threads).  A
@@ -14,12 +15,15 @@
  *
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -272,4 +276,39 @@ one_line(char *msg)
 	}
 	*out = '\0';
 	return msg;
+}
+
+/*
+ * write_file_atomically: make path hold text, so that a reader sees either
+ * no file (or the old one) or the whole text: write a temporary file next to
+ * it, sync it, rename it into place.  Returns false with errbuf filled.
+ */
+bool
+write_file_atomically(const char *path, const char *text,
+					  char *errbuf, size_t errlen)
+{
+	char		tmp[PATH_MAX];
+	FILE	   *f;
+	bool		ok;
+	int			save_errno;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int) getpid()) >= (int) sizeof(tmp))
+	{
+		snprintf(errbuf, errlen, "path \"%s\" is too long", path);
+		return false;
+	}
+	f = fopen(tmp, "w");
+	if (f == NULL)
+	{
+		snprintf(errbuf, errlen, "cannot create \"%s\": %s", tmp, strerror(errno));
+		return false;
+	}
+	ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+	ok = (fclose(f) == 0) && ok;
+	if (ok && rename(tmp, path) == 0)
+		return true;
+	save_errno = errno;
+	unlink(tmp);
+	snprintf(errbuf, errlen, "cannot write \"%s\": %s", path, strerror(save_errno));
+	return false;
 }

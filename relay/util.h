@@ -4,7 +4,7 @@
  *	  Small helpers shared by distsys-relay's modules and
  *	  distsys-kafka-mock: a growable string, JSON string escaping, escaping
  *	  of untrusted bytes, a UTF-8 check, ISO 8601 timestamps, one-line
- *	  messages.
+ *	  messages, a file replaced whole.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,5 +36,7 @@ extern void strbuf_free(StrBuf *b);
 extern void format_timestamp(int64_t us, int digits, char *buf, size_t size);
 extern char *one_line(char *msg);
 extern bool utf8_is_text(const char *s, size_t n);
+extern bool write_file_atomically(const char *path, const char *text,
+								  char *errbuf, size_t errlen);
 
 #endif							/* RELAY_UTIL_H */

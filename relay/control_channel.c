@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * kafka_mock_channel.c
- *	  The control channel of distsys-kafka-mock: command lines read from a
- *	  FIFO or from stdin.
+ * control_channel.c
+ *	  The control channel of distsys-kafka-mock and distsys-netem: command
+ *	  lines read from a FIFO or from stdin.
  *
  * A FIFO is opened non-blocking for reading, so that start-up never waits
  * for a writer.  Each writer (say `echo broker-down 1 > FIFO`) ends with end
@@ -26,7 +26,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kafka_mock.h"
+#include "control_channel.h"
 #include "log.h"
 
 /*
@@ -135,7 +135,7 @@ control_take_bytes(ControlChannel *ch, const char *data, size_t n,
 static bool
 control_at_eof(ControlChannel *ch, ControlLineFn fn, void *arg)
 {
-	char		errbuf[MOCK_ERRMSG_MAX];
+	char		errbuf[256];
 
 	if (ch->len > 0 || ch->overlong)
 		control_take_bytes(ch, "\n", 1, fn, arg);
