@@ -52,8 +52,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH/../tools/common.sh"
 # shellcheck source-path=SCRIPTDIR source=common/distsys-nodes.sh
 . "$BENCH/common/distsys-nodes.sh"
-# shellcheck source-path=SCRIPTDIR source=common/netem-links.sh
-. "$BENCH/common/netem-links.sh"
+# shellcheck source-path=SCRIPTDIR source=common/netem.sh
+. "$BENCH/common/netem.sh"
 DS_PACKAGES="$DS_PACKAGES libcurl4-openssl-dev"
 
 ARGS=""
@@ -262,8 +262,7 @@ main() {
 	perf_works || PERF=no
 	if [ -n "$RTT_MS" ]; then
 		pick_distsys_ports
-		NETEM_DELAY=$(awk -v r="$RTT_MS" 'BEGIN { print r / 2 }')
-		netem_start "$NETEM_DELAY" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}"
+		start_netem "$RTT_MS" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}"
 	fi
 	start_distsys
 	PG_SETTINGS=$(ds_psql "${PG_PORTS[1]}" -At -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name)

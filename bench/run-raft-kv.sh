@@ -48,8 +48,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH/../tools/common.sh"
 # shellcheck source-path=SCRIPTDIR source=common/distsys-nodes.sh
 . "$BENCH/common/distsys-nodes.sh"
-# shellcheck source-path=SCRIPTDIR source=common/netem-links.sh
-. "$BENCH/common/netem-links.sh"
+# shellcheck source-path=SCRIPTDIR source=common/netem.sh
+. "$BENCH/common/netem.sh"
 DS_PACKAGES="$DS_PACKAGES etcd-server etcd-client libcurl4-openssl-dev curl"
 
 ARGS=""
@@ -95,8 +95,8 @@ start_etcd() {
 	local i
 	ETCD_CLUSTER=
 	for i in 1 2 3; do
-		ETCD_CLIENT_PORTS[i]=$(netem_port "ec$i" "${ETCD_PORTS[i]}")
-		ETCD_CLUSTER="$ETCD_CLUSTER,e$i=http://127.0.0.1:$(netem_port "ep$i" "${ETCD_PEER[i]}")"
+		ETCD_CLIENT_PORTS[i]=$(via_netem "ec$i" "${ETCD_PORTS[i]}")
+		ETCD_CLUSTER="$ETCD_CLUSTER,e$i=http://127.0.0.1:$(via_netem "ep$i" "${ETCD_PEER[i]}")"
 	done
 	ETCD_CLUSTER=${ETCD_CLUSTER#,}
 	for i in 1 2 3; do start_etcd_member "$i"; done
@@ -113,7 +113,7 @@ start_etcd_member() {
 		--listen-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
 		--advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \
 		--listen-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
-		--initial-advertise-peer-urls "http://127.0.0.1:$(netem_port "ep$i" "${ETCD_PEER[i]}")" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$(via_netem "ep$i" "${ETCD_PEER[i]}")" \
 		--initial-cluster "$ETCD_CLUSTER" --initial-cluster-token kvbench \
 		--initial-cluster-state new >> "$DS_WORK/etcd$i.log" 2>&1 &
 	ETCD_PIDS[i]=$!
@@ -324,8 +324,7 @@ main() {
 	pick_distsys_ports
 	pick_etcd_ports
 	if [ -n "$RTT_MS" ]; then
-		NETEM_DELAY=$(awk -v r="$RTT_MS" 'BEGIN { print r / 2 }')
-		netem_start "$NETEM_DELAY" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}" \
+		start_netem "$RTT_MS" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}" \
 			ec1="${ETCD_PORTS[1]}" ec2="${ETCD_PORTS[2]}" ec3="${ETCD_PORTS[3]}" \
 			ep1="${ETCD_PEER[1]}" ep2="${ETCD_PEER[2]}" ep3="${ETCD_PEER[3]}"
 	fi

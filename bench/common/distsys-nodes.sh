@@ -10,12 +10,12 @@
 # cluster: who leads, whether a node caught up, which processes are its
 # servers and how much CPU they used.
 #
-# Apart (issue 18): when the script started distsys-netem with a link
-# pgI to each node's port (netem_start) before start_distsys, distsys.peers
-# lists those links' ports, so every node reaches node I through link pgI,
-# and CLIENT_PORTS[I] is that port too, for the clients.  Otherwise
-# CLIENT_PORTS is PG_PORTS.  The scripts' own status queries go to
-# PG_PORTS directly: they are not measured.
+# Apart (issue 18): when the script started distsys-netem (netem.sh's
+# netem_start) with a link pgI to each node's port before start_distsys,
+# distsys.peers lists those links' ports, so every node reaches node I
+# through link pgI, and CLIENT_PORTS[I] is that port too, for the clients.
+# Otherwise CLIENT_PORTS is PG_PORTS.  The scripts' own status queries go
+# to PG_PORTS directly: they are not measured.
 
 # wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds.
 wait_until() {
@@ -44,7 +44,7 @@ start_distsys() {
 	local i peers=
 	[ -n "${PG_PORTS[1]:-}" ] || pick_distsys_ports
 	for i in 1 2 3; do
-		CLIENT_PORTS[i]=$(netem_port "pg$i" "${PG_PORTS[i]}")
+		CLIENT_PORTS[i]=$(via_netem "pg$i" "${PG_PORTS[i]}")
 		peers="$peers $i=postgresql://127.0.0.1:${CLIENT_PORTS[i]}/postgres"
 	done
 	for i in 1 2 3; do
@@ -57,6 +57,30 @@ start_distsys() {
 		ds_psql "${PG_PORTS[i]}" -c 'CREATE EXTENSION distsys' >/dev/null
 	done
 	wait_until 60 "a distsys leader" distsys_leader >/dev/null
+}
+
+# start_netem RTT_MS NAME=PORT...: distsys-netem in DS_WORK/netem with a
+# link NAME to 127.0.0.1:PORT each, RTT_MS / 2 of delay each way
+# (NETEM_DELAY).
+start_netem() {
+	local link args=()
+	NETEM_DELAY=$(awk -v r="$1" 'BEGIN { print r / 2 }')
+	shift
+	for link in "$@"; do args+=(--link "${link%%=*}=0:127.0.0.1:${link#*=}"); done
+	netem_start "$DS_WORK/netem" "$NETEM_DELAY" "${args[@]}"
+}
+
+# via_netem NAME PORT: the port that reaches server port PORT: link NAME's
+# when distsys-netem runs, PORT itself otherwise.
+via_netem() {
+	if [ -n "${NETEM_PID:-}" ]; then netem_port "$1"; else echo "$2"; fi
+}
+
+# netem_report LEGEND: distsys-netem's counters at the end of a run, for
+# the report (LEGEND says what the links are).
+netem_report() {
+	printf '\ndistsys-netem'"'"'s counters at the end (%s):\n\n' "$1"
+	netem_stats | sed 's/^stats /    /'
 }
 
 # start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
