@@ -3,11 +3,12 @@
 # PostgreSQL nodes against a three-member etcd cluster (issue 16), one
 # command.  (bench/run-raft.sh measures the Raft core in the simulator.)
 #
-#   bench/run-raft-kv.sh            full run, about 8 minutes
+#   bench/run-raft-kv.sh            full run, about 9 minutes
 #   bench/run-raft-kv.sh --quick    smoke run, about 1 minute
 #   options: --seconds N (recording time per cell and round, default 4),
 #   --rounds N (run every cell N times, default 3), --kills N
 #   (leader kills of the election experiment, default 100; 0 skips it),
+#   --etcd-kills N (etcd's, default the smaller of --kills and 20),
 #   --keys N (keys written and read, default 1000), --rtt-ms R (every
 #   link through distsys-netem at round-trip time R ms; see below),
 #   --report FILE (also write the report there)
@@ -58,6 +59,7 @@ RUN_MS=4000
 ROUNDS=3
 WARMUP_MS=1000
 KILLS=100
+ETCD_KILLS=
 KEYS=1000
 RTT_MS=
 REPORT_FILE=
@@ -68,14 +70,16 @@ while [ $# -gt 0 ]; do
 	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--kills) KILLS=$2; shift ;;
+	--etcd-kills) ETCD_KILLS=$2; shift ;;
 	--keys) KEYS=$2; shift ;;
 	--rtt-ms) RTT_MS=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "run-raft-kv.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
+[ -n "$ETCD_KILLS" ] || ETCD_KILLS=$((KILLS < 20 ? KILLS : 20))
 
 # --- the etcd cluster (the distsys one: bench/common/distsys-nodes.sh) ----
 
@@ -280,14 +284,14 @@ elections() {
 		kill_leader
 		[ $((k % 10)) -ne 0 ] || echo "  $k kills: $(tail -1 "$ELECTIONS")" >&2
 	done
-	for k in $(seq "$KILLS"); do
+	for k in $(seq "$ETCD_KILLS"); do
 		kill_etcd_leader
 		[ $((k % 10)) -ne 0 ] || echo "  etcd, $k kills: $(tail -1 "$ELECTIONS")" >&2
 	done
 }
 
 report() {
-	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS distsys and $ETCD_KILLS etcd leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- Versions: $(postgres --version), etcd $(etcd --version | head -1 | awk '{print $3}'), libcurl $(curl-config --version 2>/dev/null | awk '{print $2}')"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
 	echo "- CPU the three servers use per second with no client, before the cells: $IDLE"
@@ -338,8 +342,8 @@ main() {
 	IDLE="distsys $(idle_cpu distsys) ms, etcd $(idle_cpu etcd) ms"
 	ds_say "throughput and latency" >&2
 	throughput
-	if [ "$KILLS" -gt 0 ]; then
-		ds_say "election after leader loss, $KILLS kills" >&2
+	if [ "$KILLS" -gt 0 ] || [ "$ETCD_KILLS" -gt 0 ]; then
+		ds_say "election after leader loss, $KILLS + $ETCD_KILLS kills" >&2
 		elections
 	fi
 	ds_say "report" >&2
