@@ -142,6 +142,7 @@ extern void netem_accept(Netem *n, Link *l);
 extern void netem_conn_event(Netem *n, NetemFd *f, uint32_t events);
 extern uint64_t netem_pump_all(Netem *n, uint64_t now);
 extern void netem_free_dead(void);
+extern void netem_close_links(Netem *n);
 extern void netem_heal(Netem *n, Link *l);
 extern void netem_reset(Netem *n, Link *l);
 extern void netem_watch(Netem *n, NetemFd *f, uint32_t events);

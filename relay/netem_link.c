@@ -532,12 +532,14 @@ flow_read(Netem *n, Link *l, Flow *f, int dir, int from_fd, int to_fd)
 static void
 conn_watch(Netem *n, Conn *c)
 {
+	int			held = c->link->held;
 	uint32_t	ce = 0,
 				te = 0;
 
+	/* a held direction writes nothing: watching its writability would spin */
 	if (!c->up.eof && c->up.queued < n->max_queue)
 		ce |= EPOLLIN;
-	if (c->down.blocked)
+	if (c->down.blocked && !(held & NETEM_DOWN))
 		ce |= EPOLLOUT;
 	if (!c->connected)
 		te = EPOLLOUT;
@@ -545,7 +547,7 @@ conn_watch(Netem *n, Conn *c)
 	{
 		if (!c->down.eof && c->down.queued < n->max_queue)
 			te |= EPOLLIN;
-		if (c->up.blocked)
+		if (c->up.blocked && !(held & NETEM_UP))
 			te |= EPOLLOUT;
 	}
 	netem_watch(n, &c->client, ce);
@@ -614,6 +616,14 @@ netem_conn_event(Netem *n, NetemFd *f, uint32_t events)
 
 	if (c->dead)
 		return;
+	if (events & EPOLLERR)
+	{
+		/* a reset or a failed connect: the other side sees a reset too */
+		if (f->kind == FD_TARGET && !c->connected)
+			target_connected(c);	/* logs why */
+		conn_close(c, true);
+		return;
+	}
 
 	if (f->kind == FD_TARGET && !c->connected)
 	{
@@ -698,4 +708,21 @@ netem_reset(Netem *n, Link *l)
 {
 	while (l->conns != NULL)
 		conn_close(l->conns, true);
+}
+
+/*
+ * netem_close_links: reset every connection, close every listener, free
+ * it all; at exit.
+ */
+void
+netem_close_links(Netem *n)
+{
+	for (int i = 0; i < n->nlinks; i++)
+	{
+		netem_reset(n, n->links[i]);
+		close(n->links[i]->listener.fd);
+		free(n->links[i]);
+	}
+	n->nlinks = 0;
+	netem_free_dead();
 }

@@ -409,6 +409,7 @@ main(int argc, char **argv)
 		control_close(&ch);
 	if (o.ports_file != NULL)
 		unlink(o.ports_file);
+	netem_close_links(&n);
 	log_info("stopped");
 	return status;
 }

@@ -44,13 +44,13 @@ install-relay: $(RELAY_BINS)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(RELAY_BINS) '$(DESTDIR)$(bindir)/'
 
-# make relay-asan: the same two programs in relay/asan/, built with
+# make relay-asan: the same three programs in relay/asan/, built with
 # AddressSanitizer and UndefinedBehaviorSanitizer (-fno-sanitize-recover: the
 # first report ends the program), for the sanitized run of the relay's
 # tests in tools/test.sh.  librdkafka and libpq are not instrumented.
 RELAY_ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 				   -fno-omit-frame-pointer
-RELAY_ASAN_BINS  = relay/asan/distsys-relay relay/asan/distsys-kafka-mock
+RELAY_ASAN_BINS  = relay/asan/distsys-relay relay/asan/distsys-kafka-mock relay/asan/distsys-netem
 
 relay/asan/%.o: relay/%.c $(wildcard relay/*.h) extension/msg/distsys_protocol.h
 	@mkdir -p relay/asan
@@ -61,6 +61,9 @@ relay/asan/distsys-relay: $(RELAY_OBJS:relay/%=relay/asan/%)
 
 relay/asan/distsys-kafka-mock: $(MOCK_OBJS:relay/%=relay/asan/%)
 	$(RELAY_CC) $(RELAY_ASAN_FLAGS) -o $@ $^ $(RELAY_LIBS)
+
+relay/asan/distsys-netem: $(NETEM_OBJS:relay/%=relay/asan/%)
+	$(RELAY_CC) $(RELAY_ASAN_FLAGS) -o $@ $^ -lm
 
 .PHONY: relay-asan clean-relay-asan
 relay-asan: $(RELAY_ASAN_BINS)

@@ -108,11 +108,20 @@ sub wait_coordinator_crash
 	return 0;
 }
 
+# set_fault(FAULT): set distsys.dtx_fault.  The fault set before survives
+# the crash it caused (ALTER SYSTEM), so a client that reconnected may
+# crash the coordinator again before it is cleared: try until it is set.
 sub set_fault
 {
 	my ($fault) = @_;
-	wait_accepting($coord) or die 'coordinator is down';
-	$coord->safe_psql('postgres', "ALTER SYSTEM SET distsys.dtx_fault = '$fault'; SELECT pg_reload_conf()");
+	for (1 .. 20)
+	{
+		wait_accepting($coord) or die 'coordinator is down';
+		my ($rc) = $coord->psql('postgres',
+			"ALTER SYSTEM SET distsys.dtx_fault = '$fault'; SELECT pg_reload_conf()");
+		return if $rc == 0;
+	}
+	die "could not set distsys.dtx_fault = '$fault'";
 }
 
 for my $c (0 .. $CLIENTS - 1)

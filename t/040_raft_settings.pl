@@ -3,8 +3,10 @@
 #
 # - Bad settings (unknown own id, an id listed twice, id 0, a malformed or
 #   non-URI member, node_id > 0 without members, heartbeat not below the
-#   election timeout, a negative node id) each stop the server's start
-#   with one FATAL line naming the problem.
+#   election timeout, a negative node id; a distsys.raft_routes entry that
+#   is not a URI, one libpq refuses, an id routed twice, a route for the
+#   node itself) each stop the server's start with one FATAL line naming
+#   the problem.
 # - A one-node cluster elects itself (raft_status: leader, term >= 1), and
 #   after a restart leads again in a higher term: the stored term was read
 #   back (a node that forgot it would start again at term 1).
@@ -74,6 +76,15 @@ refuses_start($bad, 1, "1=$me", "distsys.raft_heartbeat_interval = 150ms\n",
 	'heartbeat not below the election timeout');
 refuses_start($bad, -1, "1=$me", '',
 	qr/invalid value for parameter "distsys.node_id": "-1"/, 'negative node id');
+refuses_start($bad, 1, "1=$me 2=$other", "distsys.raft_routes = '2=127.0.0.1:5432'\n",
+	qr/invalid value for parameter "distsys.raft_routes": the URI of node 2 is not a postgresql:\/\/ URI/,
+	'a route that is not a URI');
+refuses_start($bad, 1, "1=$me 2=$other", "distsys.raft_routes = '2=$other?no_such_option=1'\n",
+	qr/invalid URI for node 2 in distsys.raft_routes: .*no_such_option/, 'a route libpq refuses');
+refuses_start($bad, 1, "1=$me 2=$other", "distsys.raft_routes = '2=$other 2=$other'\n",
+	qr/invalid value for parameter "distsys.raft_routes": node id 2 is listed twice/, 'a node routed twice');
+refuses_start($bad, 1, "1=$me 2=$other", "distsys.raft_routes = '1=$me'\n",
+	qr/distsys.raft_routes has a route for this node's own id 1/, 'a route for the node itself');
 
 # A one-node cluster elects itself.
 my $solo = PostgreSQL::Test::Cluster->new('solo');

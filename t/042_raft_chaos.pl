@@ -61,16 +61,6 @@ sub set_faults
 # ids(NODES): their Raft ids, as a fault setting lists them.
 sub ids { return join ' ', map { $_->{raft_id} } @_; }
 
-# leader_node(NODES): the node the live ones agree leads.
-sub leader_node
-{
-	my @nodes = @_;
-	my $id = wait_raft_leader(@nodes);
-	die 'no Raft leader' if !defined $id;
-	my ($node) = grep { $_->{raft_id} == $id } @nodes;
-	return $node;
-}
-
 # processes(NODE): its postmaster and the postmaster's children.
 sub processes
 {
@@ -133,16 +123,6 @@ sub pause_leader
 	load($file, 2, 'after the paused leader resumed');
 }
 
-# kill_and_restart(NODE, FILE, WHAT): SIGKILL, load without it, restart.
-sub kill_and_restart
-{
-	my ($node, $file, $what) = @_;
-	kill_postmaster($node);
-	load($file, 3, "with the $what killed");
-	$node->start;
-	load($file, 2, "with the $what back");
-}
-
 # partition(NODES, FILE, CUT, ONE_WAY, WHAT): the nodes of CUT lose the
 # others: both ways, or only CUT's messages to them when ONE_WAY; load,
 # heal, load.
@@ -174,24 +154,6 @@ sub slow_links
 	}
 	load($file, 3, 'with delayed links');
 	set_faults($_) for @$nodes;
-}
-
-# final_reads(NODE, FILE): a linearizable read of every key, added to the
-# converge(NODES): every node applies the leader's last index and holds
-# the same raft_kv.
-sub converge
-{
-	my @nodes = @_;
-	my $index = leader_node(@nodes)->safe_psql('postgres', q{SELECT distsys.raft_put('final', '1')});
-	my $kv = q{SELECT string_agg(key || '=' || value::text, ',' ORDER BY key) FROM distsys.raft_kv};
-	my %contents;
-	for my $n (@nodes)
-	{
-		$n->poll_query_until('postgres', "SELECT index >= $index FROM distsys.raft_applied")
-		  or diag($n->name . " did not apply index $index");
-		$contents{ $n->safe_psql('postgres', $kv) }++;
-	}
-	is(scalar(keys %contents), 1, scalar(@nodes) . ' nodes: every node holds the same raft_kv');
 }
 
 # chaos(N): one cluster of N nodes through every fault under load.
@@ -229,14 +191,7 @@ sub chaos
 	check_history($file, $summary, "$n nodes", $seed, { put => 200, get => 200, cas => 100 });
 	converge(@nodes);
 	$_->stop for @nodes;
-	my $installed = 0;
-	for my $node (@nodes)
-	{
-		my $log = DistsysTest::slurp($node->logfile);
-		unlike($log, qr/PANIC|TRAP:|terminated by signal/,
-			$node->name . ': no process crashed on its own');
-		$installed += () = $log =~ /installed a snapshot/g;
-	}
+	my $installed = no_crashes(@nodes);
 	note("$n nodes: $installed snapshots installed from a leader or read back at a start");
 }
 

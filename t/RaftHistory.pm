@@ -1,8 +1,10 @@
 # RaftHistory: clients of the Raft key-value store that write a history
 # (tools/raft-history), and its verdict by the linearizability checker
 # (tests/sim/histcheck), for the TAP tests that put a Raft cluster under
-# faults (t/042, and t/047 for Paxos) or membership changes (t/043) while
-# clients run.
+# faults (t/042, and t/047 for Paxos; t/049 through the network emulator)
+# or membership changes (t/043) while clients run, and what those tests
+# share: find the leader, kill and restart a node under load, check that
+# every node converged and that no process crashed.
 package RaftHistory;
 
 use strict;
@@ -16,8 +18,10 @@ use File::Spec;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use DistsysTest;
+use RaftTest;
 
-our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads run_histcheck check_history);
+our @EXPORT = qw(history_tools start_history stop_history history_ops load final_reads run_histcheck check_history
+  leader_node kill_and_restart converge no_crashes);
 
 my $here = dirname(__FILE__);
 my $tool = $ENV{DISTSYS_RAFT_HISTORY} // "$here/../tools/raft-history";
@@ -33,13 +37,15 @@ sub history_tools
 # start_history(FILE, NODES, KEYS, SEED, CLIENTS, EXTRA): CLIENTS clients
 # per node (default 2) on KEYS keys, writing FILE, each session at a 2 s
 # request timeout, EXTRA (an array reference) more options of the tool
-# (t/047: --api paxos --counter); the handle for stop_history.
+# (t/047: --api paxos --counter); the handle for stop_history.  A node's
+# clients use its {client_connstr} if it has one (t/049: through the
+# network emulator).
 sub start_history
 {
 	my ($file, $nodes, $keys, $seed, $clients, $extra) = @_;
 	my $h = { out => '', err => '' };
 	$h->{run} = IPC::Run::start(
-		[ $tool, (map { ('--node', $_->connstr('postgres')) } @$nodes),
+		[ $tool, (map { ('--node', $_->{client_connstr} // $_->connstr('postgres')) } @$nodes),
 		  '--clients', $clients // 2, '--seconds', 600, '--keys', $keys, '--seed', $seed,
 		  '--timeout-ms', 2000, '--out', $file, @{ $extra // [] } ],
 		'>', \$h->{out}, '2>', \$h->{err});
@@ -136,6 +142,58 @@ sub check_history
 		cmp_ok($c{$kind}{ok} // 0, '>=', $min->{$kind},
 			"$label: at least $min->{$kind} ${kind}s answered");
 	}
+}
+
+# leader_node(NODES): the node the live ones agree leads.
+sub leader_node
+{
+	my @nodes = @_;
+	my $id = wait_raft_leader(@nodes);
+	die 'no Raft leader' if !defined $id;
+	my ($node) = grep { $_->{raft_id} == $id } @nodes;
+	return $node;
+}
+
+# kill_and_restart(NODE, FILE, WHAT): SIGKILL, load without it, restart.
+sub kill_and_restart
+{
+	my ($node, $file, $what) = @_;
+	kill_postmaster($node);
+	load($file, 3, "with the $what killed");
+	$node->start;
+	load($file, 2, "with the $what back");
+}
+
+# converge(NODES): every node applies the leader's last index and holds
+# the same raft_kv.
+sub converge
+{
+	my @nodes = @_;
+	my $index = leader_node(@nodes)->safe_psql('postgres', q{SELECT distsys.raft_put('final', '1')});
+	my $kv = q{SELECT string_agg(key || '=' || value::text, ',' ORDER BY key) FROM distsys.raft_kv};
+	my %contents;
+	for my $n (@nodes)
+	{
+		$n->poll_query_until('postgres', "SELECT index >= $index FROM distsys.raft_applied")
+		  or diag($n->name . " did not apply index $index");
+		$contents{ $n->safe_psql('postgres', $kv) }++;
+	}
+	is(scalar(keys %contents), 1, scalar(@nodes) . ' nodes: every node holds the same raft_kv');
+}
+
+# no_crashes(NODES): no process of the stopped NODES crashed on its own
+# (their logs say so); how many snapshots they installed.
+sub no_crashes
+{
+	my $installed = 0;
+	for my $node (@_)
+	{
+		my $log = DistsysTest::slurp($node->logfile);
+		unlike($log, qr/PANIC|TRAP:|terminated by signal/,
+			$node->name . ': no process crashed on its own');
+		$installed += () = $log =~ /installed a snapshot/g;
+	}
+	return $installed;
 }
 
 1;

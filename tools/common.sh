@@ -74,14 +74,15 @@ ds_setup() {
 	return 0
 }
 
-# ds_relay_asan: distsys-relay and distsys-kafka-mock built with the
+# ds_relay_asan: distsys-relay, distsys-kafka-mock and distsys-netem built with the
 # sanitizers (make relay-asan), copied to DS_WORK/asan/bin.  Built with the
 # PATH of before ds_setup: the private install's pg_config names an include
 # directory it did not copy.
 ds_relay_asan() {
 	PATH="${PATH#"$DS_BIN:"}" make -C "$DS_TOP" -s -j2 relay-asan >/dev/null || return 1
 	mkdir -p "$DS_WORK/asan/bin"
-	cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock "$DS_WORK/asan/bin/"
+	cp "$DS_TOP"/relay/asan/distsys-relay "$DS_TOP"/relay/asan/distsys-kafka-mock \
+		"$DS_TOP"/relay/asan/distsys-netem "$DS_WORK/asan/bin/"
 	if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$DS_WORK/asan"; fi
 }
 

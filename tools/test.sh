@@ -48,7 +48,7 @@ TOOL_ENV=()
 # left out: its faults (SIGKILL, a crashed database) are those of t/011 and
 # t/013, on a longer workload.  Measured on 2 cores: this run takes about
 # 65 s, the sanitized build a few seconds.
-SANITIZED_TAP="relay/t/001_cli.pl relay/t/002_kafka_mock.pl t/010_outbox_relay.pl
+SANITIZED_TAP="relay/t/001_cli.pl relay/t/002_kafka_mock.pl relay/t/003_netem.pl t/010_outbox_relay.pl
 	t/011_outbox_faults.pl t/013_consume.pl t/014_relay_hostile.pl t/015_relay_roles.pl"
 
 # The fault tests that run a second time with every node at

@@ -35,10 +35,12 @@ int			distsys_dtx_lock_timeout_ms = 10000;
 int			distsys_dtx_prepared_reserve = 2;
 int			distsys_dtx_fault = DTX_FAULT_NONE;
 bool		distsys_dtx_last_agent = true;
+bool		distsys_dtx_async_finish = false;
 int			distsys_dtx_recovery_interval_s = 5;
 char	   *distsys_dtx_recovery_database = NULL;
 int			distsys_node_id = 0;
 char	   *distsys_peers = NULL;
+char	   *distsys_raft_routes = NULL;
 char	   *distsys_raft_database = NULL;
 bool		distsys_raft_join = false;
 int			distsys_raft_election_timeout_ms = 150;
@@ -121,6 +123,13 @@ distsys_define_dtx_gucs(void)
 							 "Saves the coordinator's decision record and its WAL flush; off: the coordinator always records the decision.",
 							 &distsys_dtx_last_agent,
 							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("distsys.dtx_async_finish",
+							 "Answer COMMIT once the distributed transaction's decision is durable, without waiting for the nodes' COMMIT PREPARED.",
+							 "The nodes' COMMIT PREPARED is sent and its answer read before the session next uses the node; until it arrives, other sessions may still see the old rows there.",
+							 &distsys_dtx_async_finish,
+							 false,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("distsys.dtx_prepared_reserve",
@@ -288,6 +297,12 @@ distsys_define_raft_gucs(void)
 							   "The Raft cluster's initial members as space-separated id=URI pairs, this node included.",
 							   "Bootstraps a new cluster; the same list on every member.",
 							   &distsys_peers, "",
+							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("distsys.raft_routes",
+							   "This node's own URIs for other Raft members, as space-separated id=URI pairs.",
+							   "Dialed instead of the member's URI in distsys.peers or raft_nodes; per node, not part of the cluster id.",
+							   &distsys_raft_routes, "",
 							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 	DefineCustomBoolVariable("distsys.raft_join",

@@ -85,7 +85,7 @@ dtx_forget_participant(DtxParticipant *p)
 {
 	remote_disconnect(p->conn);
 	p->conn = NULL;
-	p->busy = p->stalled = false;
+	p->busy = p->stalled = p->finishing = false;
 	/* a new connection may reach another server: ask it afresh */
 	p->slots_checked_at = 0;
 	p->can_decide = false;
@@ -161,6 +161,8 @@ participant_connect(DtxParticipant *p)
 	 * is one the current user may no longer use (it lost superuser, and
 	 * the node never asked for a password): connecting again says why.
 	 */
+	if (p->conn != NULL && p->finishing)
+		dtx_finish_read(p);		/* an earlier transaction's, left unread */
 	if (p->conn != NULL && p->busy && PQtransactionStatus(p->conn) != PQTRANS_ACTIVE)
 		p->busy = false;		/* a remote error was read: nothing runs */
 	if (p->conn != NULL &&

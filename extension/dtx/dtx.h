@@ -104,6 +104,10 @@ typedef struct DtxParticipant
 								 * and its server is known */
 	DtxServerId server;			/* the server conn reaches (check_slots) */
 	bool		busy;			/* a statement was sent and not fully read */
+	bool		finishing;		/* that statement is the COMMIT (PREPARED) of
+								 * a committed transaction, sent by
+								 * distsys.dtx_async_finish: read before reuse */
+	bool		finishing_prepared; /* and it is a COMMIT PREPARED of gid */
 	bool		stalled;		/* it did not answer within the timeout */
 	bool		broken;			/* a savepoint rollback failed: must abort */
 	bool		begin_unconfirmed;	/* BEGIN sent with a statement not yet
@@ -154,6 +158,7 @@ typedef enum DtxOutcome
 extern HTAB *dtx_participants;
 extern void dtx_xact_init(void);
 extern void dtx_forget_participant(DtxParticipant *p);
+extern void dtx_finish_read(DtxParticipant *p);
 extern void dtx_hold_registry(DtxParticipant **ps, int n);
 extern bool dtx_node_in_transaction(const char *node);
 extern void dtx_check_broken(DtxParticipant *p);
@@ -203,6 +208,7 @@ extern int	distsys_dtx_lock_timeout_ms;
 extern int	distsys_dtx_prepared_reserve;
 extern int	distsys_dtx_fault;
 extern bool distsys_dtx_last_agent;
+extern bool distsys_dtx_async_finish;
 extern int	distsys_dtx_recovery_interval_s;
 extern char *distsys_dtx_recovery_database;
 

@@ -34,20 +34,24 @@
  *	   marks of what it committed), but without one the transaction is
  *	   left in doubt with a WARNING, never rolled back.  A streaming
  *	   standby of the node, promoted, keeps its system identifier.
- *	1. A decision row with the id is visible: the coordinator transaction
- *	   committed (the row was inserted in it), so COMMIT PREPARED.  Rows are
- *	   deleted only once no participant of theirs is still prepared (step
- *	   4), so a committed transaction with a prepared participant always
- *	   has its row.
- *	2. No row, but a backend publishes the id as committing (dtx_shmem.c):
- *	   it is between its first PREPARE and the end of its commit or abort;
- *	   leave it.
- *	3. Otherwise look for the row once more: the backend may have committed
- *	   and cleared its slot since step 1 (it clears it after its commit is
- *	   visible, so the second look sees the row).  No row: that transaction
- *	   ended without committing and no row can ever appear, so ROLLBACK
- *	   PREPARED.  This also holds on a promoted standby (no backend of the
- *	   old primary is committing there) and after a crash.
+ *	1. A backend publishes the id as committing (dtx_shmem.c): it is
+ *	   between its first PREPARE and the end of its commit or abort, and
+ *	   ends its participants itself; leave it, even once its decision row
+ *	   is visible.  A COMMIT PREPARED from here at the same time as the
+ *	   backend's own would make the backend's find the GID busy or gone,
+ *	   which it must then report to its client as an unknown outcome
+ *	   (dtx_xact.c, resolved_elsewhere).
+ *	2. Otherwise a decision row with the id is visible: the coordinator
+ *	   transaction committed (the row was inserted in it), so COMMIT
+ *	   PREPARED.  The backend clears its slot only after its commit is
+ *	   visible, so a look after step 1 sees the row of a transaction that
+ *	   committed.  Rows are deleted only once no participant of theirs is
+ *	   still prepared (step 4), so a committed transaction with a prepared
+ *	   participant always has its row.
+ *	3. No row: that transaction ended without committing and no row can
+ *	   ever appear, so ROLLBACK PREPARED.  This also holds on a promoted
+ *	   standby (no backend of the old primary is committing there) and
+ *	   after a crash.
  *	4. Rows read at the start of a pass whose participants were all listed
  *	   afterwards without any of their GIDs are deleted: a row visible then
  *	   means every PREPARE had finished before, so a GID not listed later
@@ -130,7 +134,7 @@ typedef struct NodePass
 
 /*
  * decision_exists: whether the decision row of transaction id is visible
- * now (steps 1 and 3); sets *xid (if not NULL) to the coordinator
+ * now (steps 2 and 3); sets *xid (if not NULL) to the coordinator
  * transaction it names.
  */
 static bool
@@ -515,8 +519,7 @@ dtx_outcome(const char *gid, FullTransactionId *fxid, DtxDecider *decider)
 		(void) run_guarded(decider_ask, &q, decider->node, WARNING);
 		return q.outcome;
 	}
-	if (decision_exists(id, NULL))
-		return DTX_OUTCOME_COMMIT;
+	/* step 1 before step 2: the backend's own commit round is not raced */
 	if (dtx_committing_now(id))
 		return DTX_OUTCOME_RUNNING;
 	return decision_exists(id, NULL) ? DTX_OUTCOME_COMMIT : DTX_OUTCOME_ABORT;

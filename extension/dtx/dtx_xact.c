@@ -36,6 +36,12 @@
  *	   read-only ones, all at once, under distsys.dtx_commit_timeout.  A
  *	   failure here is a WARNING: the transaction is committed, and the
  *	   recovery worker (dtx_recover.c) finishes what did not get through.
+ *	   With distsys.dtx_async_finish the statements are sent and not waited
+ *	   for (send_finish): the client's COMMIT returns a round trip sooner,
+ *	   and each answer is read (dtx_finish_read) before the session next
+ *	   uses that node, so the session's own later statements there come
+ *	   after it; other sessions may see the old rows there, or wait on
+ *	   their locks, until it arrives.
  * ABORT: ROLLBACK PREPARED or ROLLBACK everywhere, all at once; what cannot
  *	   be reached is rolled back by recovery, which finds no decision.  (A
  *	   last agent that committed all the same makes it a COMMIT round; one
@@ -815,6 +821,57 @@ settle_busy(DtxParticipant *p)
 }
 
 /*
+ * send_finish: distsys.dtx_async_finish: send each participant's sqls[i]
+ * (the COMMIT PREPARED or COMMIT of a committed transaction) and return
+ * without its answer, which dtx_finish_read reads before the session next
+ * uses the node.  The decision is durable already; a node that does not
+ * get the statement is finished by recovery, as after a failed round.
+ */
+static void
+send_finish(DtxParticipant **ps, char **sqls, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		DtxParticipant *p = ps[i];
+
+		if (sqls[i] == NULL || p->conn == NULL)
+			continue;
+		p->finishing_prepared = p->state == DTX_PREPARED;
+		if (remote_send(p->conn, sqls[i]))
+			p->busy = p->finishing = true;
+		else
+			round_failed(p, NULL, sqls[i], false, true);
+	}
+}
+
+/*
+ * dtx_finish_read: read the answer to what send_finish sent p; a failure
+ * is reported as in a round after commit (a WARNING; recovery finishes the
+ * work), in the session's next transaction that uses p.
+ */
+void
+dtx_finish_read(DtxParticipant *p)
+{
+	bool		timed_out;
+	PGresult   *res = remote_wait_result(p->conn, distsys_dtx_commit_timeout_ms,
+										 REMOTE_UNINTERRUPTIBLE, &timed_out);
+	DtxState	state = p->state;
+
+	p->busy = timed_out;
+	p->finishing = false;
+	if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK)
+	{
+		PQclear(res);
+		return;
+	}
+	/* round_failed asks a prepared participant what became of its GID */
+	p->state = p->finishing_prepared ? DTX_PREPARED : DTX_OPEN;
+	round_failed(p, res, p->finishing_prepared ? psprintf("COMMIT PREPARED '%s'", p->gid) : "COMMIT",
+				 timed_out, true);
+	p->state = state;
+}
+
+/*
  * finish: after the local commit or abort, end every participant's remote
  * transaction the way the transaction ended, and forget it.  With a last
  * agent, its outcome is the transaction's; while it is unknown, prepared
@@ -862,11 +919,16 @@ finish(DtxParticipant **ps, int n, bool committed)
 	}
 	if (committed)
 		fault_point(DTX_FAULT_AFTER_DECISION);
-	run_round(ps, sqls, n, committed ? ROUND_COMMIT : ROUND_ROLLBACK, ok);
+	if (committed && distsys_dtx_async_finish)
+		send_finish(ps, sqls, n);
+	else
+		run_round(ps, sqls, n, committed ? ROUND_COMMIT : ROUND_ROLLBACK, ok);
 	for (i = 0; i < n; i++)
 	{
 		ps[i]->state = DTX_IDLE;
-		ps[i]->xid = 0;
+		/* dtx_finish_read may still ask the node about this xid */
+		if (!ps[i]->finishing)
+			ps[i]->xid = 0;
 		ps[i]->depth = ps[i]->release_from = 0;
 		ps[i]->broken = ps[i]->stalled = ps[i]->begin_unconfirmed = false;
 	}

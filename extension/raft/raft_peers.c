@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * raft_peers.c
- *	  Parse distsys.peers: space-separated "id=URI" pairs.
+ *	  Parse distsys.peers: space-separated "id=URI" pairs (and
+ *	  distsys.raft_routes, which has the same syntax).
  *
  * Pure C (no PostgreSQL header), so that the simulator can test it
  * without a server.  It checks the shape only: each pair is a decimal id

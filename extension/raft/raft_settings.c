@@ -21,12 +21,15 @@
 
 #include "raftnode.h"
 
-static void check_uris(const RaftPeers *peers);
+static void parse_pairs(const char *name, const char *text, RaftPeers *out,
+						const char *detail, const char *hint);
+static void check_uris(const RaftPeers *peers, const char *name);
 static void check_membership(const RaftPeers *peers);
+static void check_routes(void);
 
 /*
- * raft_settings_check: FATAL unless distsys.node_id, distsys.peers and the
- * timing settings make a valid configuration.  Nothing is checked while
+ * raft_settings_check: FATAL unless distsys.node_id, distsys.peers,
+ * distsys.raft_routes and the timing settings make a valid configuration.  Nothing is checked while
  * Raft is off (node_id 0).
  */
 void
@@ -37,8 +40,9 @@ raft_settings_check(void)
 	if (distsys_node_id == 0)
 		return;
 	raft_settings_peers(&peers);
-	check_uris(&peers);
+	check_uris(&peers, "distsys.peers");
 	check_membership(&peers);
+	check_routes();
 	if (distsys_raft_heartbeat_interval_ms >= distsys_raft_election_timeout_ms)
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -55,14 +59,40 @@ raft_settings_check(void)
 void
 raft_settings_peers(RaftPeers *out)
 {
+	parse_pairs("distsys.peers", distsys_peers, out,
+				"distsys.peers lists the Raft cluster's members as space-separated id=URI pairs.",
+				"Write it as '1=postgresql://host1:5432/postgres 2=postgresql://host2:5432/postgres ...', this node included.");
+}
+
+/*
+ * raft_settings_routes: distsys.raft_routes as a sorted list, parsed as
+ * distsys.peers is; FATAL if it is malformed.  The transport dials a
+ * listed member at its route instead of at the URI the cluster knows.
+ */
+void
+raft_settings_routes(RaftPeers *out)
+{
+	parse_pairs("distsys.raft_routes", distsys_raft_routes, out,
+				"distsys.raft_routes lists, as space-separated id=URI pairs, the URIs this node dials for other members instead of those in distsys.peers or raft_nodes.",
+				"Write it as '2=postgresql://host2-as-reached-from-here:5432/postgres ...', or leave it empty.");
+}
+
+/*
+ * parse_pairs: setting name's value text into *out; FATAL with detail and
+ * hint if it is malformed.
+ */
+static void
+parse_pairs(const char *name, const char *text, RaftPeers *out,
+			const char *detail, const char *hint)
+{
 	char		err[256];
 
-	if (raft_peers_parse(distsys_peers, out, err, sizeof(err)) != 0)
+	if (raft_peers_parse(text, out, err, sizeof(err)) != 0)
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for parameter \"distsys.peers\": %s", err),
-				 errdetail("distsys.peers lists the Raft cluster's members as space-separated id=URI pairs."),
-				 errhint("Write it as '1=postgresql://host1:5432/postgres 2=postgresql://host2:5432/postgres ...', this node included.")));
+				 errmsg("invalid value for parameter \"%s\": %s", name, err),
+				 errdetail("%s", detail),
+				 errhint("%s", hint)));
 }
 
 /*
@@ -88,10 +118,10 @@ raft_uri_problem(const char *uri)
 }
 
 /*
- * check_uris: every member's URI is one libpq accepts.
+ * check_uris: every URI of setting name is one libpq accepts.
  */
 static void
-check_uris(const RaftPeers *peers)
+check_uris(const RaftPeers *peers, const char *name)
 {
 	for (int i = 0; i < peers->n; i++)
 	{
@@ -101,9 +131,9 @@ check_uris(const RaftPeers *peers)
 			continue;
 		ereport(FATAL,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid URI for node %llu in distsys.peers: %s",
-						(unsigned long long) peers->peer[i].id, problem),
-				 errhint("Each member is id=postgresql://host:port/database, as libpq accepts it.")));
+				 errmsg("invalid URI for node %llu in %s: %s",
+						(unsigned long long) peers->peer[i].id, name, problem),
+				 errhint("Each entry is id=postgresql://host:port/database, as libpq accepts it.")));
 	}
 }
 
@@ -135,5 +165,29 @@ check_membership(const RaftPeers *peers)
 				 errmsg("distsys.node_id %d is not among the members in distsys.peers", distsys_node_id),
 				 errdetail("distsys.peers lists every initial member, this node included."),
 				 errhint("Add %d=URI of this server to distsys.peers, correct distsys.node_id, or set distsys.raft_join to join a running cluster.",
+						 distsys_node_id)));
+}
+
+/*
+ * check_routes: distsys.raft_routes parses, libpq accepts its URIs, and it
+ * has no route for this node: a node never dials itself, and its own URI
+ * is the one in distsys.peers (raft_self.c checks that one), so such a
+ * route could only be a mistake, most likely a copy of another node's
+ * settings.  Routes for ids that are not members are kept: they are used
+ * if raft_add_node adds that id.
+ */
+static void
+check_routes(void)
+{
+	RaftPeers	routes;
+
+	raft_settings_routes(&routes);
+	check_uris(&routes, "distsys.raft_routes");
+	if (raft_peers_find(&routes, (uint64) distsys_node_id) != NULL)
+		ereport(FATAL,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("distsys.raft_routes has a route for this node's own id %d", distsys_node_id),
+				 errdetail("A node never dials itself; the other members reach it at its URI in distsys.peers or raft_nodes."),
+				 errhint("Remove the entry for %d from distsys.raft_routes; it belongs in the settings of the nodes that dial this one.",
 						 distsys_node_id)));
 }

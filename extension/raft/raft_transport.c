@@ -32,6 +32,12 @@
  *	  a member, another cluster): LOG'ed at most once a minute per peer and
  *	  distinct message; the connection stays.
  *
+ * The URI dialed for a peer is its route in distsys.raft_routes if this
+ * node has one, else the URI the cluster knows (distsys.peers or
+ * raft_nodes, as raft_transport_set_peer is given it): a route is this
+ * node's own way to the peer (NAT, a tunnel, a per-link proxy in tests)
+ * and never leaves this process.
+ *
  * Fault injection for the chaos tests (distsys.raft_fault_drop_to and
  * distsys.raft_fault_delay_to, PGC_SIGHUP): batches to a "drop" peer are
  * discarded at flush as if the network lost them; batches to a "delay"
@@ -114,6 +120,7 @@ static uint8 cluster_id[RAFT_CLUSTER_ID_BYTES];
 static MemoryContext transport_cxt = NULL;
 static WaitEventSet *wait_set = NULL;
 static bool wait_set_stale = true;
+static RaftPeers routes;		/* distsys.raft_routes, read at start */
 
 /* the fault settings, parsed (raft_transport_reload_faults) */
 static int	n_drop_to;
@@ -386,17 +393,24 @@ peer_reset_batch(Peer *p)
 }
 
 /*
- * raft_transport_set_peer: talk to id at uri from now on (a changed URI
- * reconnects).
+ * raft_transport_set_peer: talk to id at uri, or at its route if
+ * distsys.raft_routes has one, from now on (a changed URI reconnects).
  */
 void
 raft_transport_set_peer(uint64 id, const char *uri)
 {
 	Peer	   *p = find_peer(id);
+	const RaftPeer *route = raft_peers_find(&routes, id);
 	MemoryContext old;
 
+	if (route != NULL)
+		uri = route->uri;
 	if (p != NULL && strcmp(p->uri, uri) == 0)
 		return;
+	if (route != NULL)
+		ereport(LOG,
+				(errmsg("distsys raft: node %llu is dialed at its route in distsys.raft_routes",
+						(unsigned long long) id)));
 	if (p != NULL)
 		raft_transport_remove_peer(id);
 	for (p = peers; p < peers + RAFT_MAX_NODES && p->used; p++)
@@ -447,6 +461,7 @@ raft_transport_start(const RaftPeers *members, uint64 self,
 	self_id = self;
 	memcpy(cluster_id, cluster, RAFT_CLUSTER_ID_BYTES);
 	raft_transport_reload_faults();
+	raft_settings_routes(&routes);
 	for (int i = 0; i < members->n; i++)
 		if (members->peer[i].id != self)
 			raft_transport_set_peer(members->peer[i].id, members->peer[i].uri);

@@ -73,7 +73,10 @@ extern uint64 raft_inbox_dropped(void);
 extern void raft_transport_start(const RaftPeers *peers, uint64 self,
 								 const uint8 cluster[RAFT_CLUSTER_ID_BYTES]);
 
-/* Membership: start or stop talking to one peer. */
+/*
+ * Membership: start or stop talking to one peer; uri is the one the
+ * cluster knows, and a route in distsys.raft_routes replaces it.
+ */
 extern void raft_transport_set_peer(uint64 id, const char *uri);
 extern void raft_transport_remove_peer(uint64 id);
 

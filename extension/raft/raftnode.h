@@ -20,6 +20,7 @@
 /* guc.c: the settings (raft_settings.c validates them at preload) */
 extern int	distsys_node_id;
 extern char *distsys_peers;
+extern char *distsys_raft_routes;
 extern char *distsys_raft_database;
 extern bool distsys_raft_join;
 extern int	distsys_raft_election_timeout_ms;
@@ -30,6 +31,7 @@ extern int	distsys_raft_snapshot_entries;
 /* raft_settings.c */
 extern void raft_settings_check(void);
 extern void raft_settings_peers(RaftPeers *out);
+extern void raft_settings_routes(RaftPeers *out);
 extern char *raft_uri_problem(const char *uri);
 
 /*
