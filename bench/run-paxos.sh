@@ -8,8 +8,9 @@
 #   options: --seconds N (recording time per cell and round, default 4),
 #   --rounds N (run every cell N times, default 3), --kills N (kills per
 #   register in the gap experiment, default 50; 0 skips it),
-#   --gap-seconds N (writing after each kill, default 4), --report FILE
-#   (also write the report there)
+#   --gap-seconds N (writing after each kill, default 4), --rtt-ms R
+#   (every link through distsys-netem at round-trip time R ms: below),
+#   --report FILE (also write the report there)
 #
 # What it measures:
 # 1. Throughput and latency of CAS, raft_cas vs paxos_cas, back to back
@@ -37,6 +38,13 @@
 # with distsys preloaded (node ids 1-3, fsync on, the default timeouts),
 # all stopped by PID at exit (bench/common/distsys-nodes.sh), driven by
 # bench/raftkv/kvbench.  Not a test: it never fails on a figure.
+#
+# Apart (issue 18): with --rtt-ms R, every node-to-node and client-to-node
+# link goes through one distsys-netem at R/2 ms one way, a link per node
+# (distsys.peers and the clients name its port; bench/common/
+# distsys-nodes.sh), and the report ends with the emulator's byte counts
+# per link.  --rtt-ms 0 still goes through the emulator (its own cost, the
+# baseline for R); without the option nothing does.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -44,6 +52,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH/../tools/common.sh"
 # shellcheck source-path=SCRIPTDIR source=common/distsys-nodes.sh
 . "$BENCH/common/distsys-nodes.sh"
+# shellcheck source-path=SCRIPTDIR source=common/netem.sh
+. "$BENCH/common/netem.sh"
 DS_PACKAGES="$DS_PACKAGES libcurl4-openssl-dev"
 
 ARGS=""
@@ -55,6 +65,7 @@ KILLS=50
 GAP_MS=4000
 GAP_WARMUP_MS=1000
 TIMEOUT_MS=300
+RTT_MS=
 REPORT_FILE=
 MODE=full
 while [ $# -gt 0 ]; do
@@ -64,8 +75,9 @@ while [ $# -gt 0 ]; do
 	--rounds) ROUNDS=$2 MODE="$MODE, changed"; shift ;;
 	--kills) KILLS=$2 MODE="$MODE, changed"; shift ;;
 	--gap-seconds) GAP_MS=$(($2 * 1000)) MODE="$MODE, changed"; shift ;;
+	--rtt-ms) RTT_MS=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,43p' "$0"; exit 0 ;;
 	*) echo "run-paxos.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -86,9 +98,9 @@ cell_ports() {
 	local l
 	l=$(distsys_leader)
 	case "$1" in
-	leader) echo "${PG_PORTS[l]}" ;;
-	follower) echo "${PG_PORTS[l % 3 + 1]}" ;;
-	spread) echo "${PG_PORTS[1]},${PG_PORTS[2]},${PG_PORTS[3]}" ;;
+	leader) echo "${CLIENT_PORTS[l]}" ;;
+	follower) echo "${CLIENT_PORTS[l % 3 + 1]}" ;;
+	spread) echo "${CLIENT_PORTS[1]},${CLIENT_PORTS[2]},${CLIENT_PORTS[3]}" ;;
 	esac
 }
 
@@ -163,7 +175,7 @@ gap_trial() {
 	pm=$(postmaster_pid "$victim")
 	rm -f "$DS_WORK/killed"
 	"$DS_WORK/kvbench" --target "$(target "$sys")" \
-		--ports "${PG_PORTS[1]},${PG_PORTS[2]},${PG_PORTS[3]}" --gap --victim "$victim" \
+		--ports "${CLIENT_PORTS[1]},${CLIENT_PORTS[2]},${CLIENT_PORTS[3]}" --gap --victim "$victim" \
 		--kill "$pm" --killed-file "$DS_WORK/killed" --timeout-ms "$TIMEOUT_MS" \
 		--warmup-ms "$GAP_WARMUP_MS" --run-ms "$GAP_MS" --prefix "g$k-$sys" \
 		> "$DS_WORK/gap.out" 2>> "$DS_WORK/gaps.err" &
@@ -195,15 +207,6 @@ gap_trial() {
 	settle "$victim"
 }
 
-# forget_pid PID: take PID, which has ended, off the list ds_cleanup stops.
-forget_pid() {
-	local pid keep=()
-	for pid in "${DS_PIDS[@]}"; do
-		[ "$pid" = "$1" ] || keep+=("$pid")
-	done
-	DS_PIDS=("${keep[@]}")
-}
-
 gaps() {
 	local k sys order
 	for k in $(seq "$KILLS"); do
@@ -220,9 +223,11 @@ report() {
 	echo "- Versions: $(postgres --version)"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
 	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
+	echo "- Links: $([ -z "$NETEM_PID" ] && echo "loopback, direct" || echo "every node-to-node and client-to-node link through one distsys-netem, $NETEM_DELAY ms one way in each direction (RTT $RTT_MS ms)")"
 	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -p, syscalls:sys_enter_fsync + sys_enter_fdatasync of the three postmasters and the children they had when the cell started (not the clients' backends)")"
 	echo
 	awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/raftkv/report-paxos.awk" "$RESULTS" "$GAPS"
+	[ -z "$NETEM_PID" ] || netem_report "pgI: node I, node-to-node and clients"
 }
 
 # keep_logs: on failure, the servers' logs and what the driver wrote, copied
@@ -255,6 +260,10 @@ main() {
 	build_driver
 	PERF=yes
 	perf_works || PERF=no
+	if [ -n "$RTT_MS" ]; then
+		pick_distsys_ports
+		start_netem "$RTT_MS" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}"
+	fi
 	start_distsys
 	PG_SETTINGS=$(ds_psql "${PG_PORTS[1]}" -At -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name)
 		FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method',

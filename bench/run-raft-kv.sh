@@ -3,13 +3,15 @@
 # PostgreSQL nodes against a three-member etcd cluster (issue 16), one
 # command.  (bench/run-raft.sh measures the Raft core in the simulator.)
 #
-#   bench/run-raft-kv.sh            full run, about 8 minutes
+#   bench/run-raft-kv.sh            full run, about 9 minutes
 #   bench/run-raft-kv.sh --quick    smoke run, about 1 minute
 #   options: --seconds N (recording time per cell and round, default 4),
 #   --rounds N (run every cell N times, default 3), --kills N
 #   (leader kills of the election experiment, default 100; 0 skips it),
-#   --keys N (keys written and read, default 1000), --report FILE (also
-#   write the report there)
+#   --etcd-kills N (etcd's, default the smaller of --kills and 20),
+#   --keys N (keys written and read, default 1000), --rtt-ms R (every
+#   link through distsys-netem at round-trip time R ms; see below),
+#   --report FILE (also write the report there)
 #
 # On loopback only, in one temporary directory (tools/common.sh): three
 # PostgreSQL servers with distsys preloaded (node ids 1-3, fsync on, the
@@ -26,7 +28,20 @@
 # and every child at once, as a crash), time the first raft_put that
 # succeeds through another member (their sessions with
 # distsys.raft_request_timeout = 300 ms), restart the node, wait until it
-# has caught up, repeat.  Not a test: it never fails on a figure.
+# has caught up, repeat; then the same for etcd (SIGKILL of the leading
+# member, a client per other member with a 300 ms request timeout, the
+# member restarted and healthy again before the next kill).  Not a test:
+# it never fails on a figure.
+#
+# Apart (issue 18): with --rtt-ms R, one distsys-netem process carries
+# every link at R/2 ms one way: a link per distsys node (distsys.peers
+# and the clients name its port, so node-to-node and client-to-node
+# traffic both cross it), and per etcd member one for its clients and one
+# for its peers (advertised URLs and --initial-cluster name the links;
+# the members listen on their own ports).  The report ends with the
+# emulator's byte counts per link.  --rtt-ms 0 still goes through the
+# emulator (its own cost, the baseline for R); without the option
+# nothing does.
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,6 +49,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$BENCH/../tools/common.sh"
 # shellcheck source-path=SCRIPTDIR source=common/distsys-nodes.sh
 . "$BENCH/common/distsys-nodes.sh"
+# shellcheck source-path=SCRIPTDIR source=common/netem.sh
+. "$BENCH/common/netem.sh"
 DS_PACKAGES="$DS_PACKAGES etcd-server etcd-client libcurl4-openssl-dev curl"
 
 ARGS=""
@@ -42,7 +59,9 @@ RUN_MS=4000
 ROUNDS=3
 WARMUP_MS=1000
 KILLS=100
+ETCD_KILLS=
 KEYS=1000
+RTT_MS=
 REPORT_FILE=
 MODE=full
 while [ $# -gt 0 ]; do
@@ -51,37 +70,58 @@ while [ $# -gt 0 ]; do
 	--seconds) RUN_MS=$(($2 * 1000)); shift ;;
 	--rounds) ROUNDS=$2; shift ;;
 	--kills) KILLS=$2; shift ;;
+	--etcd-kills) ETCD_KILLS=$2; shift ;;
 	--keys) KEYS=$2; shift ;;
+	--rtt-ms) RTT_MS=$2; shift ;;
 	--report) REPORT_FILE=$(realpath -m "$2"); shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
 	*) echo "run-raft-kv.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 	shift
 done
+[ -n "$ETCD_KILLS" ] || ETCD_KILLS=$((KILLS < 20 ? KILLS : 20))
 
 # --- the etcd cluster (the distsys one: bench/common/distsys-nodes.sh) ----
 
-start_etcd() {
-	local i cluster=
+# pick_etcd_ports: the members' client ports (ETCD_PORTS) and peer ports
+# (ETCD_PEER), on which they listen.
+pick_etcd_ports() {
+	local i
 	for i in 1 2 3; do
 		ETCD_PORTS[i]=$(ds_free_port)
 		ETCD_PEER[i]=$(ds_free_port)
-		cluster="$cluster,e$i=http://127.0.0.1:${ETCD_PEER[i]}"
 	done
+}
+
+# start_etcd: the three members; the URLs they advertise, and the ports
+# the clients use (ETCD_CLIENT_PORTS), are the emulator's links when it runs.
+start_etcd() {
+	local i
+	ETCD_CLUSTER=
 	for i in 1 2 3; do
-		etcd --name "e$i" --data-dir "$DS_WORK/etcd$i" \
-			--listen-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
-			--advertise-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
-			--listen-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
-			--initial-advertise-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
-			--initial-cluster "${cluster#,}" --initial-cluster-token kvbench \
-			--initial-cluster-state new > "$DS_WORK/etcd$i.log" 2>&1 &
-		ETCD_PIDS[i]=$!
-		DS_PIDS+=($!)
+		ETCD_CLIENT_PORTS[i]=$(via_netem "ec$i" "${ETCD_PORTS[i]}")
+		ETCD_CLUSTER="$ETCD_CLUSTER,e$i=http://127.0.0.1:$(via_netem "ep$i" "${ETCD_PEER[i]}")"
 	done
+	ETCD_CLUSTER=${ETCD_CLUSTER#,}
+	for i in 1 2 3; do start_etcd_member "$i"; done
 	for i in 1 2 3; do
 		wait_until 60 "etcd member $i healthy" etcd_healthy "${ETCD_PORTS[i]}"
 	done
+}
+
+# start_etcd_member I: member I, first or again (a restart keeps its data
+# directory, and etcd then ignores the --initial-* flags).
+start_etcd_member() {
+	local i=$1
+	etcd --name "e$i" --data-dir "$DS_WORK/etcd$i" \
+		--listen-client-urls "http://127.0.0.1:${ETCD_PORTS[i]}" \
+		--advertise-client-urls "http://127.0.0.1:${ETCD_CLIENT_PORTS[i]}" \
+		--listen-peer-urls "http://127.0.0.1:${ETCD_PEER[i]}" \
+		--initial-advertise-peer-urls "http://127.0.0.1:$(via_netem "ep$i" "${ETCD_PEER[i]}")" \
+		--initial-cluster "$ETCD_CLUSTER" --initial-cluster-token kvbench \
+		--initial-cluster-state new >> "$DS_WORK/etcd$i.log" 2>&1 &
+	ETCD_PIDS[i]=$!
+	DS_PIDS+=($!)
 }
 
 etcd_healthy() { curl -fs "http://127.0.0.1:$1/health" | grep -q '"health":"true"'; }
@@ -139,10 +179,10 @@ idle_cpu() {
 cell_ports() {
 	local l
 	if [ "$1" = distsys ]; then
-		local -n ports_of=PG_PORTS
+		local -n ports_of=CLIENT_PORTS
 		l=$(distsys_leader)
 	else
-		local -n ports_of=ETCD_PORTS
+		local -n ports_of=ETCD_CLIENT_PORTS
 		l=$(etcd_leader)
 	fi
 	case "$2" in
@@ -199,7 +239,7 @@ kill_leader() {
 	l=$(distsys_leader)
 	pm=$(postmaster_pid "$l")
 	mapfile -t kids < <(pgrep -P "$pm")
-	for i in 1 2 3; do [ "$i" = "$l" ] || others+=("${PG_PORTS[i]}"); done
+	for i in 1 2 3; do [ "$i" = "$l" ] || others+=("${CLIENT_PORTS[i]}"); done
 	# the whole node at once, as a crash: a postmaster killed alone leaves
 	# its Raft worker leading until it notices, and a write sent meanwhile
 	# commits through it
@@ -218,23 +258,58 @@ kill_leader() {
 	wait_until 60 "node $l catching up" caught_up "$l" "$index"
 }
 
+# kill_etcd_leader: the same trial for etcd: SIGKILL of the leading
+# member, the first put through another; the member is restarted and
+# healthy (it has a leader and answers a linearizable read) before the next.
+kill_etcd_leader() {
+	local l others=() i line
+	l=$(etcd_leader)
+	for i in 1 2 3; do [ "$i" = "$l" ] || others+=("${ETCD_CLIENT_PORTS[i]}"); done
+	line=$("$DS_WORK/kvbench" --target etcd --ports "$(IFS=,; echo "${others[*]}")" \
+		--kill "${ETCD_PIDS[l]}" --timeout-ms 300 --prefix el \
+		2>> "$DS_WORK/election.err") ||
+		line="na=kvbench failed"
+	echo "$line" >> "$ELECTIONS"
+	# reaped here, quietly (bash would report the killed job)
+	wait "${ETCD_PIDS[l]}" 2>/dev/null || true
+	forget_pid "${ETCD_PIDS[l]}"
+	start_etcd_member "$l"
+	wait_until 60 "etcd member $l healthy" etcd_healthy "${ETCD_PORTS[l]}"
+	wait_until 60 "an etcd leader" etcd_leader >/dev/null
+}
+
 elections() {
 	local k
 	for k in $(seq "$KILLS"); do
 		kill_leader
 		[ $((k % 10)) -ne 0 ] || echo "  $k kills: $(tail -1 "$ELECTIONS")" >&2
 	done
+	for k in $(seq "$ETCD_KILLS"); do
+		kill_etcd_leader
+		[ $((k % 10)) -ne 0 ] || echo "  etcd, $k kills: $(tail -1 "$ELECTIONS")" >&2
+	done
 }
 
 report() {
-	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- Run: \`bench/run-raft-kv.sh$ARGS\` ($MODE: per cell $ROUNDS round(s) of ${WARMUP_MS} ms warm-up + ${RUN_MS} ms recorded, $KEYS keys; $KILLS distsys and $ETCD_KILLS etcd leader kills), $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$DS_TOP" rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, $(uname -sr); load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- Versions: $(postgres --version), etcd $(etcd --version | head -1 | awk '{print $3}'), libcurl $(curl-config --version 2>/dev/null | awk '{print $2}')"
 	echo "- PostgreSQL (each node): $PG_SETTINGS"
 	echo "- CPU the three servers use per second with no client, before the cells: $IDLE"
 	echo "- Disk: a 4 kB write with O_DSYNC takes $SYNC_BEFORE ms on average before the cells, $(sync_write_ms) ms after (dd, 200 writes)"
+	echo "- Links: $(links_line)"
 	echo "- fsync counts: $([ "$PERF" = no ] && echo "not measured (perf cannot count syscall tracepoints here)" || echo "perf stat -p, syscalls:sys_enter_fsync + sys_enter_fdatasync of the servers' processes (PostgreSQL: postmaster and the children it had when the cell started, so not the clients' backends; etcd: every thread) during the cell")"
 	echo
 	awk -F'\t' -f "$BENCH/common/hist.awk" -f "$BENCH/raftkv/report.awk" "$RESULTS" "$ELECTIONS"
+	[ -z "$NETEM_PID" ] || netem_report "pgI: distsys node I, node-to-node and clients; ecI / epI: etcd member I's clients / peers"
+}
+
+# links_line: how the clients and servers reach each other.
+links_line() {
+	if [ -z "$NETEM_PID" ]; then
+		echo "loopback, direct"
+	else
+		echo "every distsys node-to-node and client-to-node link, and every etcd peer and client link, through one distsys-netem, $NETEM_DELAY ms one way in each direction (RTT $RTT_MS ms)"
+	fi
 }
 
 main() {
@@ -250,6 +325,13 @@ main() {
 	build_driver
 	PERF=yes
 	perf_works || PERF=no
+	pick_distsys_ports
+	pick_etcd_ports
+	if [ -n "$RTT_MS" ]; then
+		start_netem "$RTT_MS" pg1="${PG_PORTS[1]}" pg2="${PG_PORTS[2]}" pg3="${PG_PORTS[3]}" \
+			ec1="${ETCD_PORTS[1]}" ec2="${ETCD_PORTS[2]}" ec3="${ETCD_PORTS[3]}" \
+			ep1="${ETCD_PEER[1]}" ep2="${ETCD_PEER[2]}" ep3="${ETCD_PEER[3]}"
+	fi
 	start_distsys
 	start_etcd
 	PG_SETTINGS=$(ds_psql "${PG_PORTS[1]}" -At -c "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name)
@@ -260,8 +342,8 @@ main() {
 	IDLE="distsys $(idle_cpu distsys) ms, etcd $(idle_cpu etcd) ms"
 	ds_say "throughput and latency" >&2
 	throughput
-	if [ "$KILLS" -gt 0 ]; then
-		ds_say "election after leader loss, $KILLS kills" >&2
+	if [ "$KILLS" -gt 0 ] || [ "$ETCD_KILLS" -gt 0 ]; then
+		ds_say "election after leader loss, $KILLS + $ETCD_KILLS kills" >&2
 		elections
 	fi
 	ds_say "report" >&2

@@ -2,12 +2,20 @@
 # bench/common/distsys-nodes.sh: the three-node distsys cluster the
 # benchmarks among nodes share (bench/run-raft-kv.sh, bench/run-paxos.sh).
 #
-# Sourced after tools/common.sh and ds_setup, not run.  start_distsys
-# starts nodes raft1..raft3 in DS_WORK on loopback (node ids 1-3, one
-# distsys.peers for all, ports in PG_PORTS[1..3]) as the unprivileged user,
-# creates the extension and waits for a leader; ds_cleanup stops them.  The
-# other functions look at that cluster: who leads, whether a node caught
-# up, which processes are its servers and how much CPU they used.
+# Sourced after tools/common.sh and ds_setup, not run.  pick_distsys_ports
+# chooses the nodes' ports (PG_PORTS[1..3]); start_distsys starts nodes
+# raft1..raft3 in DS_WORK on loopback (node ids 1-3, one distsys.peers for
+# all) as the unprivileged user, creates the extension and waits for a
+# leader; ds_cleanup stops them.  The other functions look at that
+# cluster: who leads, whether a node caught up, which processes are its
+# servers and how much CPU they used.
+#
+# Apart (issue 18): when the script started distsys-netem (netem.sh's
+# netem_start) with a link pgI to each node's port before start_distsys,
+# distsys.peers lists those links' ports, so every node reaches node I
+# through link pgI, and CLIENT_PORTS[I] is that port too, for the clients.
+# Otherwise CLIENT_PORTS is PG_PORTS.  The scripts' own status queries go
+# to PG_PORTS directly: they are not measured.
 
 # wait_until SECONDS WHAT CMD...: run CMD every 50 ms until it succeeds.
 wait_until() {
@@ -23,12 +31,21 @@ wait_until() {
 	done
 }
 
-# start_distsys: nodes raft1..raft3, one peers setting for all of them.
+# pick_distsys_ports: PG_PORTS[1..3], free ports for the three nodes.
+pick_distsys_ports() {
+	local i
+	for i in 1 2 3; do PG_PORTS[i]=$(ds_free_port); done
+}
+
+# start_distsys: nodes raft1..raft3, one peers setting for all of them (a
+# node's own URI, through the emulator or not, reaches itself: raft_self.c
+# checks that once at start).
 start_distsys() {
 	local i peers=
+	[ -n "${PG_PORTS[1]:-}" ] || pick_distsys_ports
 	for i in 1 2 3; do
-		PG_PORTS[i]=$(ds_free_port)
-		peers="$peers $i=postgresql://127.0.0.1:${PG_PORTS[i]}/postgres"
+		CLIENT_PORTS[i]=$(via_netem "pg$i" "${PG_PORTS[i]}")
+		peers="$peers $i=postgresql://127.0.0.1:${CLIENT_PORTS[i]}/postgres"
 	done
 	for i in 1 2 3; do
 		ds_init_node "raft$i" "${PG_PORTS[i]}"
@@ -42,11 +59,44 @@ start_distsys() {
 	wait_until 60 "a distsys leader" distsys_leader >/dev/null
 }
 
+# start_netem RTT_MS NAME=PORT...: distsys-netem in DS_WORK/netem with a
+# link NAME to 127.0.0.1:PORT each, RTT_MS / 2 of delay each way
+# (NETEM_DELAY).
+start_netem() {
+	local link args=()
+	NETEM_DELAY=$(awk -v r="$1" 'BEGIN { print r / 2 }')
+	shift
+	for link in "$@"; do args+=(--link "${link%%=*}=0:127.0.0.1:${link#*=}"); done
+	netem_start "$DS_WORK/netem" "$NETEM_DELAY" "${args[@]}"
+}
+
+# via_netem NAME PORT: the port that reaches server port PORT: link NAME's
+# when distsys-netem runs, PORT itself otherwise.
+via_netem() {
+	if [ -n "${NETEM_PID:-}" ]; then netem_port "$1"; else echo "$2"; fi
+}
+
+# netem_report LEGEND: distsys-netem's counters at the end of a run, for
+# the report (LEGEND says what the links are).
+netem_report() {
+	printf '\ndistsys-netem'"'"'s counters at the end (%s):\n\n' "$1"
+	netem_stats | sed 's/^stats /    /'
+}
+
 # start_node ID: start node ID; pg_ctl's note about the stale postmaster.pid
 # a killed node leaves is expected here, and filtered out.
 start_node() {
 	ds_runuser pg_ctl -D "$DS_WORK/raft$1" -l "$DS_WORK/raft$1.log" -w start 2>&1 >/dev/null |
 		grep -v 'another server might be running' >&2 || true
+}
+
+# forget_pid PID: take PID, which has ended, off the list ds_cleanup stops.
+forget_pid() {
+	local pid keep=()
+	for pid in "${DS_PIDS[@]}"; do
+		[ "$pid" = "$1" ] || keep+=("$pid")
+	done
+	DS_PIDS=("${keep[@]}")
 }
 
 postmaster_pid() { head -1 "$DS_WORK/raft$1/postmaster.pid"; }

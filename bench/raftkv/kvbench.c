@@ -13,7 +13,7 @@
  * Usage: kvbench --target distsys|paxos|etcd --ports P[,P...]
  *				  [--op put|get|cas|cas-one] [--clients N] [--keys K]
  *				  [--warmup-ms MS] [--run-ms MS] [--prefix S]
- *		  kvbench --target distsys --ports P[,P...] --kill PID[,PID...]
+ *		  kvbench --target distsys|etcd --ports P[,P...] --kill PID[,PID...]
  *				  [--timeout-ms MS]
  *		  kvbench --target distsys|paxos --ports P,P,P --kill PID --gap
  *				  --victim I [--warmup-ms MS] [--run-ms MS] [--timeout-ms MS]
@@ -341,7 +341,7 @@ usage(void)
 	fprintf(stderr,
 			"usage: kvbench --target distsys|paxos|etcd --ports P[,P...] [--op put|get|cas|cas-one]\n"
 			"               [--clients N] [--keys K] [--warmup-ms MS] [--run-ms MS] [--prefix S]\n"
-			"       kvbench --target distsys --ports P[,P...] --kill PID[,PID...] [--timeout-ms MS]\n"
+			"       kvbench --target distsys|etcd --ports P[,P...] --kill PID[,PID...] [--timeout-ms MS]\n"
 			"       kvbench --target distsys|paxos --ports P,P,P --kill PID --gap --victim I\n"
 			"               [--warmup-ms MS] [--run-ms MS] [--timeout-ms MS] [--prefix S]\n"
 			"               [--killed-file F]\n");

@@ -3,7 +3,8 @@
 # Input: results.tsv (tab-separated, one line per cell and round, written
 # by run-raft-kv.sh: system, op, clients, destination, "cpu_ticks=T hz=H
 # syncs=S leader=L", and kvbench's "key=value ..." line or "na=REASON"),
-# then elections.txt (kvbench --kill lines).  The rounds of a cell are added
+# then elections.txt (kvbench --kill lines, distsys' and etcd's told apart
+# by their target=).  The rounds of a cell are added
 # up: operations and seconds for the rate, histogram buckets for the
 # percentiles (../common/hist.awk, loaded first), counters for the rest.
 # Per-operation costs divide by total_ops, every operation of the cells'
@@ -47,7 +48,9 @@ FILENAME !~ /elections/ {
 }
 {
 	t = kv_val($0, "kill_to_first_write_ms")
-	if (t != "") { el[++nel] = t + 0; tries += kv_val($0, "failed_tries") } else el_failed++
+	s = kv_val($0, "target")
+	if (s == "") s = "na"
+	if (t != "") { el[s, ++nel[s]] = t + 0; tries[s] += kv_val($0, "failed_tries") } else el_failed[s]++
 }
 
 function throughput(   i, c, d, e, split_c) {
@@ -69,23 +72,31 @@ function throughput(   i, c, d, e, split_c) {
 	print ""
 }
 
-function sort_el(   i, j, t) {
-	for (i = 2; i <= nel; i++)
-		for (j = i; j > 1 && el[j - 1] > el[j]; j--) { t = el[j]; el[j] = el[j - 1]; el[j - 1] = t }
+function sort_el(s,   i, j, t) {
+	for (i = 2; i <= nel[s]; i++)
+		for (j = i; j > 1 && el[s, j - 1] > el[s, j]; j--) { t = el[s, j]; el[s, j] = el[s, j - 1]; el[s, j - 1] = t }
 }
-function rank(p,   r) { r = int(p / 100 * nel + 0.999999); return el[r < 1 ? 1 : r] }
+function rank(s, p,   r) { r = int(p / 100 * nel[s] + 0.999999); return el[s, r < 1 ? 1 : r] }
+
+function election_row(s) {
+	if (nel[s] == 0 && !el_failed[s]) return
+	if (nel[s] == 0) { printf "| %s | 0 (+%d failed) | | | | | |\n", s, el_failed[s]; return }
+	sort_el(s)
+	printf "| %s | %d%s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", s, nel[s], el_failed[s] ? " (+" el_failed[s] " failed)" : "",
+		rank(s, 50), rank(s, 99), el[s, nel[s]], el[s, 1], tries[s] / nel[s]
+}
 
 function elections() {
-	print "### Election after leader loss (distsys)"
+	print "### Election after leader loss"
 	print ""
-	if (nel == 0) { print "Not run."; print ""; return }
-	sort_el()
-	print "SIGKILL of the leader's node (its postmaster and all its processes at once, as a crash: the postmaster alone leaves the Raft worker leading for a few milliseconds until it notices, and a write can commit through it meanwhile), then the first `raft_put` that succeeds through one of the other two nodes (a client per node, `distsys.raft_request_timeout = 300ms`, a failed try sent again at once); default timeouts (election 150–300 ms, heartbeat 50 ms). The killed node is restarted and caught up before the next kill."
+	if (nel["distsys"] + nel["etcd"] + el_failed["distsys"] + el_failed["etcd"] + el_failed["na"] == 0) { print "Not run."; print ""; return }
+	print "distsys: SIGKILL of the leader's node (its postmaster and all its processes at once, as a crash: the postmaster alone leaves the Raft worker leading for a few milliseconds until it notices, and a write can commit through it meanwhile), then the first `raft_put` that succeeds through one of the other two nodes (a client per node, `distsys.raft_request_timeout = 300ms`, a failed try sent again at once); default timeouts (election 150–300 ms, heartbeat 50 ms). The killed node is restarted and caught up before the next kill. etcd, after the distsys kills: SIGKILL of the leading member, then the first put that succeeds through one of the other two (a client per member, each request given up after 300 ms and sent again); etcd's default timeouts (election 1000 ms, heartbeat 100 ms). The member is restarted and healthy before the next kill."
 	print ""
-	print "| kills | median ms | p99 ms | max ms | min ms | failed tries per kill |"
-	print "|---:|---:|---:|---:|---:|---:|"
-	printf "| %d%s | %.0f | %.0f | %.0f | %.0f | %.1f |\n", nel, el_failed ? " (+" el_failed " failed)" : "",
-		rank(50), rank(99), el[nel], el[1], tries / nel
+	print "| system | kills | median ms | p99 ms | max ms | min ms | failed tries per kill |"
+	print "|---|---:|---:|---:|---:|---:|---:|"
+	election_row("distsys")
+	election_row("etcd")
+	if (el_failed["na"]) printf "| (kvbench failed) | %d | | | | | |\n", el_failed["na"]
 	print ""
 }
 
@@ -106,8 +117,8 @@ function targets(   r, a, b, x, dests) {
 		printf "| single-client put latency ≤ etcd's (p50), %s | %s ms vs %s ms | %s |\n", dests[x], us_ms(a), us_ms(b),
 			verdict(a <= b, a >= 0 && b >= 0)
 	}
-	printf "| median election-to-first-write < 1 s | %s ms | %s |\n", nel ? sprintf("%.0f", rank(50)) : "n/a",
-		verdict(nel && rank(50) < 1000, nel > 0)
+	printf "| median election-to-first-write < 1 s | %s ms | %s |\n", nel["distsys"] ? sprintf("%.0f", rank("distsys", 50)) : "n/a",
+		verdict(nel["distsys"] && rank("distsys", 50) < 1000, nel["distsys"] > 0)
 	print ""
 }
 

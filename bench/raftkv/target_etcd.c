@@ -5,7 +5,8 @@
  *	  gateway (bench/common/etcd_http.c): put is POST /v3/kv/put, get is
  *	  POST /v3/kv/range with serializable false, etcd's linearizable read
  *	  (ReadIndex, as distsys' 'linearizable').  A member that is not the
- *	  leader forwards both to the leader.
+ *	  leader forwards both to the leader.  The election experiment gives
+ *	  each request a timeout (set_timeout), as it does distsys' sessions.
  *
  * Each connection belongs to one client thread; nothing here is shared.
  *
@@ -51,6 +52,19 @@ etcd_get(void *conn, const char *key)
 	return etcd_http_post(conn, "/v3/kv/range", body);
 }
 
+/*
+ * etcd_set_timeout: how long a request may take before the client gives up
+ * (a put to a member whose leader died waits for etcd's own request
+ * timeout, seconds, otherwise)
+ */
+static bool
+etcd_set_timeout(void *conn, int ms)
+{
+	EtcdHttp   *h = conn;
+
+	return curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS, (long) ms) == CURLE_OK;
+}
+
 static void
 etcd_close(void *conn)
 {
@@ -59,5 +73,5 @@ etcd_close(void *conn)
 }
 
 const KvTarget etcd_kv_target = {
-	"etcd", etcd_open, etcd_put, etcd_get, etcd_close, NULL, NULL, NULL
+	"etcd", etcd_open, etcd_put, etcd_get, etcd_close, etcd_set_timeout, NULL, NULL
 };
