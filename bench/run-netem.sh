@@ -20,6 +20,8 @@ set -euo pipefail
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tools/common.sh
 . "$BENCH/../tools/common.sh"
+# shellcheck source-path=SCRIPTDIR source=common/netem.sh
+. "$BENCH/common/netem.sh"
 
 ARGS=""
 [ $# -eq 0 ] || ARGS=$(printf ' %s' "$@" | sed 's/ --report [^ ]*//')
@@ -38,36 +40,12 @@ while [ $# -gt 0 ]; do
 done
 
 ds_setup
-NETEM_PID=
-cleanup() {
-	set +e
-	[ -z "$NETEM_PID" ] || { kill "$NETEM_PID"; wait "$NETEM_PID"; } 2>/dev/null
-	ds_cleanup
-}
-trap cleanup EXIT
+trap 'set +e; netem_stop; ds_cleanup' EXIT
 PORT=$(ds_start_node bench)
 export PGHOST=127.0.0.1 PGUSER=postgres PGDATABASE=postgres
 
-FIFO=$DS_WORK/netem.fifo
-distsys-netem --link "pg=0:127.0.0.1:$PORT" --control "$FIFO" \
-	--ports-file "$DS_WORK/netem.ports" > "$DS_WORK/netem.out" 2> "$DS_WORK/netem.log" &
-NETEM_PID=$!
-for _ in $(seq 100); do [ -s "$DS_WORK/netem.ports" ] && break; sleep 0.05; done
-PROXY=$(awk '$1 == "pg" { print $2 }' "$DS_WORK/netem.ports")
-[ -n "$PROXY" ] || { echo "run-netem.sh: distsys-netem did not start (see $DS_WORK/netem.log)" >&2; exit 1; }
-
-# netem_cmd LINE: send a command and wait for its "ok".
-netem_cmd() {
-	local n
-	n=$(grep -c "^ok $1\$" "$DS_WORK/netem.out" || true)
-	echo "$1" > "$FIFO"
-	for _ in $(seq 200); do
-		[ "$(grep -c "^ok $1\$" "$DS_WORK/netem.out" || true)" -gt "$n" ] && return 0
-		sleep 0.02
-	done
-	echo "run-netem.sh: distsys-netem did not apply '$1'" >&2
-	return 1
-}
+netem_start "$DS_WORK/netem" 0 --link "pg=0:127.0.0.1:$PORT"
+PROXY=$(netem_port pg)
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 

@@ -152,9 +152,8 @@ netem_delay() {
 netem_stats() {
 	local before
 	before=$(grep -c '^stats ' "$NETEM_LOG" || true)
+	# the stats lines come before the ok line, flushed with it
 	netem_cmd stats || return 1
-	# the stats lines follow the ok line; let them be written
-	sleep 0.05
 	grep '^stats ' "$NETEM_LOG" | tail -n +"$((before + 1))"
 }
 
